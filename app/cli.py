@@ -1,0 +1,293 @@
+"""`modeldeck search|info …`: the headless commands, over the same core as the window.
+
+Exit status: 0 success; 2 bad arguments; 3 repository not found; 4 gated or not permitted;
+5 hub unreachable (offline); 1 any other error. Failures print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import islice
+from typing import Any, TextIO
+
+from app import __version__
+from app.core import Core
+from app.errors import AppError, GatedRepoError, HubUnreachableError, RepoNotFoundError
+from app.hardware import FitEstimate, MachineMemory, estimate_gguf_fit, read_machine_memory
+from app.hub.models import AccessStatus, Gating, ModelDetails, ModelSummary, SearchQuery, SortOrder
+from app.hub.repo_files import diffusers_layout, group_gguf_models, parse_quantization
+from app.licenses import license_info
+from app.units import format_bytes
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_FORBIDDEN = 4
+EXIT_OFFLINE = 5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `modeldeck` (no command: open the window)."""
+    parser = argparse.ArgumentParser(
+        prog="modeldeck",
+        description="Find open models on a hub, read their card and license, and run them.",
+    )
+    parser.add_argument("--version", action="version", version=f"modeldeck {__version__}")
+    endpoint_help = "hub endpoint for this run (default: the setting, HF_ENDPOINT, huggingface.co)"
+    parser.add_argument("--endpoint", help=endpoint_help)
+    # Accepted after the command too; SUPPRESS keeps a missing one from hiding the global one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint", default=argparse.SUPPRESS, help=endpoint_help)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    search = commands.add_parser("search", parents=[common], help="search the hub for models")
+    search.add_argument("query", nargs="?", default="", help="text to look for in model ids")
+    search.add_argument("--task", help="pipeline tag, e.g. text-generation, text-to-image")
+    search.add_argument("--library", help="library or format, e.g. gguf, diffusers, transformers")
+    search.add_argument("--license", help="license id, e.g. apache-2.0")
+    search.add_argument("--author", help="user or organisation")
+    search.add_argument(
+        "--sort", choices=[order.value for order in SortOrder], default=SortOrder.DOWNLOADS.value
+    )
+    search.add_argument("--limit", type=_positive_int, default=20, help="results to show (20)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+
+    info = commands.add_parser(
+        "info", parents=[common], help="show a model's license, gating and files"
+    )
+    info.add_argument("repo_id", help="e.g. Qwen/Qwen2.5-0.5B-Instruct-GGUF")
+    info.add_argument("--revision", help="branch, tag or commit (default: main)")
+    info.add_argument(
+        "--context", type=_positive_int, default=None, help="context length for the fit estimate"
+    )
+    info.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a headless command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
+    """Run a parsed command (`search` or `info`) and return the exit status."""
+    try:
+        core = Core.open(endpoint_override=args.endpoint)
+    except AppError as exc:
+        return _fail(exc.message, EXIT_USAGE)
+    try:
+        if args.command == "search":
+            _search(core, args, out)
+        else:
+            _info(core, args, out)
+    except HubUnreachableError as exc:
+        return _fail(f"offline: {exc}", EXIT_OFFLINE)
+    except GatedRepoError as exc:
+        return _fail(str(exc), EXIT_FORBIDDEN)
+    except RepoNotFoundError as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND)
+    except AppError as exc:
+        return _fail(str(exc), EXIT_ERROR)
+    finally:
+        core.close()
+    return EXIT_OK
+
+
+def _search(core: Core, args: argparse.Namespace, out: TextIO) -> None:
+    query = SearchQuery(
+        text=args.query,
+        task=args.task,
+        library=args.library,
+        license=args.license,
+        author=args.author,
+        sort=SortOrder(args.sort),
+    )
+    results = list(islice(core.hub.search(query), args.limit))
+    if args.json:
+        json.dump([_summary_json(item) for item in results], out, indent=2)
+        out.write("\n")
+        return
+    if not results:
+        out.write("No models match.\n")
+        return
+    rows = [
+        (
+            item.repo_id,
+            item.task or "-",
+            f"{item.downloads:,}",
+            f"{item.likes:,}",
+            item.license_id or "-",
+            _date(item.last_modified),
+        )
+        for item in results
+    ]
+    _write_table(out, ("MODEL", "TASK", "DOWNLOADS", "LIKES", "LICENSE", "UPDATED"), rows)
+
+
+def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
+    details = core.hub.model_details(args.repo_id, revision=args.revision)
+    if details.gating is Gating.OPEN:
+        access = AccessStatus.GRANTED
+    elif details.saved_at is not None:  # offline: the hub cannot be asked
+        access = AccessStatus.UNKNOWN
+    else:
+        access = core.hub.check_access(details.repo_id)
+    memory = read_machine_memory()
+    context = args.context or core.settings.default_context_length
+    report = describe_model(details, access, memory, context_length=context)
+    if args.json:
+        json.dump(report, out, indent=2)
+        out.write("\n")
+        return
+    _write_info_text(out, report)
+
+
+def describe_model(
+    details: ModelDetails, access: AccessStatus, memory: MachineMemory, *, context_length: int
+) -> dict[str, Any]:
+    """The `info` report as plain data: license, gating, files with quantization and fit."""
+    license_ = license_info(
+        details.license_id, license_name=details.license_name, license_link=details.license_link
+    )
+    fits: dict[str, FitEstimate] = {}
+    for model in group_gguf_models(details.files):
+        if model.size is None or model.is_projector:
+            continue
+        estimate = estimate_gguf_fit(
+            model.size, model.quantization, memory, context_length=context_length
+        )
+        for part in model.parts:
+            fits[part.path] = estimate
+    layout = diffusers_layout(details.files)
+    return {
+        "id": details.repo_id,
+        "url": details.url,
+        "sha": details.sha,
+        "last_modified": details.last_modified.isoformat() if details.last_modified else None,
+        "offline_copy_from": details.saved_at.isoformat() if details.saved_at else None,
+        "task": details.task,
+        "library": details.library,
+        "tags": list(details.tags),
+        "base_models": list(details.base_models),
+        "downloads": details.downloads,
+        "likes": details.likes,
+        "gated": details.gating.value,
+        "access": access.value,
+        "license": {
+            "id": license_.id,
+            "name": license_.name,
+            "category": license_.category.value,
+            "commercial_use": license_.commercial_use.value,
+            "commercial_condition": license_.commercial_condition,
+            "summary": license_.summary,
+            "url": license_.url,
+            "license_file": details.license_file.path if details.license_file else None,
+        },
+        "diffusers": (
+            {
+                "variants": list(layout.variants),
+                "safetensors": layout.has_safetensors,
+                "pickle": layout.has_pickle,
+            }
+            if layout.is_pipeline
+            else None
+        ),
+        "context_length_for_fit": context_length,
+        "files": [
+            {
+                "path": file.path,
+                "size": file.size,
+                "sha256": file.sha256,
+                "quantization": parse_quantization(file.name)
+                if file.name.lower().endswith(".gguf")
+                else None,
+                "fit": fits[file.path].fit.value if file.path in fits else None,
+                "fit_detail": fits[file.path].explanation if file.path in fits else None,
+            }
+            for file in details.files
+        ],
+    }
+
+
+def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
+    license_ = report["license"]
+    lines = [f"{report['id']}  ({report['url']})"]
+    if report["offline_copy_from"]:
+        lines.append(f"offline: showing the copy saved {report['offline_copy_from'][:19]}")
+    lines += [
+        f"  task:        {report['task'] or '-'}    library: {report['library'] or '-'}",
+        f"  commit:      {report['sha'] or '-'}    updated: {report['last_modified'] or '-'}",
+        f"  downloads:   {report['downloads']:,}    likes: {report['likes']:,}",
+        f"  license:     {license_['name']} [{license_['category']}]",
+        f"  commercial:  {license_['commercial_use']}"
+        + (f" ({license_['commercial_condition']})" if license_["commercial_condition"] else ""),
+        f"  terms:       {license_['summary']}",
+        f"  gated:       {report['gated']}    access: {report['access']}",
+    ]
+    if report["base_models"]:
+        lines.append(f"  base model:  {', '.join(report['base_models'])}")
+    out.write("\n".join(lines) + "\n\n")
+    rows = [
+        (
+            file["path"],
+            format_bytes(file["size"]) if file["size"] is not None else "?",
+            file["quantization"] or "",
+            file["fit"] or "",
+            (file["sha256"] or "")[:12],
+        )
+        for file in report["files"]
+    ]
+    _write_table(out, ("FILE", "SIZE", "QUANT", "FIT", "SHA256"), rows)
+
+
+def _summary_json(item: ModelSummary) -> dict[str, Any]:
+    return {
+        "id": item.repo_id,
+        "task": item.task,
+        "library": item.library,
+        "downloads": item.downloads,
+        "likes": item.likes,
+        "license": item.license_id,
+        "gated": item.gating.value,
+        "last_modified": item.last_modified.isoformat() if item.last_modified else None,
+    }
+
+
+def _write_table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        out.write(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+        out.write("\n")
+
+
+def _date(value: datetime | None) -> str:
+    return value.date().isoformat() if value else "-"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"modeldeck: {' '.join(message.split())}\n")
+    return status

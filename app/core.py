@@ -1,0 +1,103 @@
+"""The core's composition: database, settings, token and hub, wired from the user's data dir.
+
+The GUI, the CLI and the tests all start here, so they see the same settings and the same
+offline copies. The hub client and the token are built on first use: importing
+huggingface_hub's API and the keyring costs ~0.35 s, which the window should not wait for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app import paths
+from app.hub.credentials import ResolvedToken, TokenSource, TokenStore
+from app.settings import Settings, load_settings, save_settings
+from app.store import Database
+
+if TYPE_CHECKING:
+    from app.hub.offline import OfflineAwareHub
+
+
+class Core:
+    """The services a front end needs, rebuilt consistently when settings or the token change.
+
+    Args:
+        database: the app database (settings and offline copies live there).
+        tokens: where the hub token is kept.
+        endpoint_override: an endpoint for this run only (the CLI's `--endpoint`).
+    """
+
+    def __init__(
+        self, database: Database, tokens: TokenStore, *, endpoint_override: str | None = None
+    ) -> None:
+        self.database = database
+        self.tokens = tokens
+        self._endpoint_override = endpoint_override
+        self.settings = load_settings(database)
+        self._lock = threading.Lock()
+        self._token: ResolvedToken | None = None
+        self._hub: OfflineAwareHub | None = None
+
+    @classmethod
+    def open(cls, *, data_dir: Path | None = None, endpoint_override: str | None = None) -> Core:
+        """Open the core on the user's data dir (or `data_dir`), creating it on first run."""
+        folder = data_dir or paths.data_dir()
+        database = Database(folder / paths.database_path().name)
+        tokens = TokenStore(folder / paths.token_fallback_path().name)
+        return cls(database, tokens, endpoint_override=endpoint_override)
+
+    @property
+    def endpoint(self) -> str:
+        """The hub endpoint in use."""
+        from app.hub.endpoint import resolve_endpoint
+
+        return resolve_endpoint(self._endpoint_override or self.settings.hub_endpoint)
+
+    @property
+    def token(self) -> ResolvedToken:
+        """The token in use and where it came from (may block on the OS keyring)."""
+        with self._lock:
+            if self._token is None:
+                self._token = self.tokens.resolve()
+            return self._token
+
+    @property
+    def hub(self) -> OfflineAwareHub:
+        """The hub for the current settings and token (built on first use; may block)."""
+        token = self.token
+        with self._lock:
+            if self._hub is None:
+                from app.hub.huggingface import HuggingFaceHub
+                from app.hub.offline import OfflineAwareHub
+
+                cache_dir = self.settings.hf_cache_dir
+                provider = HuggingFaceHub(
+                    endpoint=self.endpoint,
+                    token=token.value,
+                    cache_dir=self.settings.resolved_cache_dir() if cache_dir else None,
+                )
+                self._hub = OfflineAwareHub(provider, self.database)
+            return self._hub
+
+    def update_settings(self, **changes: object) -> Settings:
+        """Validate, store and apply changed settings; the hub is rebuilt to match."""
+        settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
+        save_settings(self.database, settings)
+        with self._lock:
+            self.settings = load_settings(self.database)
+            self._hub = None
+        return self.settings
+
+    def save_token(self, token: str) -> TokenSource:
+        """Keep a new token (empty clears it) and use it from now on. Returns where it is kept."""
+        location = self.tokens.save(token)
+        with self._lock:
+            self._token = None
+            self._hub = None
+        return location
+
+    def close(self) -> None:
+        self.database.close()

@@ -1,0 +1,368 @@
+"""The Hugging Face Hub (or any HF-compatible mirror or private hub), through `huggingface_hub`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx2
+from huggingface_hub import HfApi, get_session, hf_hub_download
+from huggingface_hub import errors as hf_errors
+from huggingface_hub.hf_api import ModelInfo, RepoSibling
+
+from app import __version__
+from app.errors import (
+    GatedRepoError,
+    HubError,
+    HubResponseError,
+    HubUnreachableError,
+    RateLimitedError,
+    RepoFileNotFoundError,
+    RepoNotFoundError,
+)
+from app.hub.card import parse_card
+from app.hub.credentials import redact
+from app.hub.endpoint import DEFAULT_ENDPOINT
+from app.hub.models import (
+    AccessStatus,
+    Gating,
+    ModelCard,
+    ModelDetails,
+    ModelSummary,
+    RepoFile,
+    SearchQuery,
+    SortOrder,
+)
+
+# The fields a search result shows; asking for these and no more keeps pages small.
+_SEARCH_FIELDS: list[Any] = [
+    "downloads",
+    "likes",
+    "pipeline_tag",
+    "library_name",
+    "lastModified",
+    "tags",
+    "gated",
+    "cardData",
+]
+_SORT_KEYS: dict[SortOrder, Literal["downloads", "likes", "last_modified"]] = {
+    SortOrder.DOWNLOADS: "downloads",
+    SortOrder.LIKES: "likes",
+    SortOrder.UPDATED: "last_modified",
+}
+# A reachability check result is trusted this long, so a burst of searches costs one check.
+_REACHABLE_FOR_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+class HuggingFaceHub:
+    """A `HubProvider` for the Hugging Face Hub protocol.
+
+    Args:
+        endpoint: base URL of the hub, a mirror or a private hub.
+        token: a user access token, or None for anonymous access.
+        cache_dir: the HF hub cache (None: `HF_HUB_CACHE` / the standard location).
+        probe_timeout: seconds to wait for the hub to answer the reachability check.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        token: str | None = None,
+        cache_dir: Path | None = None,
+        probe_timeout: float = 5.0,
+    ) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._token = token
+        self._cache_dir = cache_dir
+        self._probe_timeout = probe_timeout
+        self._reachable_until = 0.0
+        # token=False, not None: None would make huggingface_hub look for a token on its own.
+        self._api = HfApi(
+            endpoint=self._endpoint,
+            token=token or False,
+            library_name="modeldeck",
+            library_version=__version__,
+        )
+
+    @property
+    def name(self) -> str:
+        return "Hugging Face" if self._endpoint == DEFAULT_ENDPOINT else self._endpoint
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def has_token(self) -> bool:
+        """Whether requests are made with a token."""
+        return bool(self._token)
+
+    def repo_url(self, repo_id: str) -> str:
+        """The repository's page on the hub."""
+        return f"{self._endpoint}/{quote(repo_id, safe='/')}"
+
+    # -- search -------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> Iterator[ModelSummary]:
+        """Yield matching models; each page is requested only when the iterator reaches it."""
+        self._ensure_reachable()
+        filters = [tag for tag in (query.library, _license_filter(query.license)) if tag]
+        pages = self._api.list_models(
+            search=query.text.strip() or None,
+            author=(query.author or "").strip() or None,
+            filter=filters or None,
+            pipeline_tag=query.task or None,
+            sort=_SORT_KEYS[query.sort],
+            expand=_SEARCH_FIELDS,
+        )
+        return self._translated_iterator(pages, _summary_from_info)
+
+    def _translated_iterator(
+        self, infos: Iterator[ModelInfo] | Any, convert: Callable[[ModelInfo], T]
+    ) -> Iterator[T]:
+        iterator = iter(infos)
+        while True:
+            try:
+                info = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise self._translate(exc) from exc
+            yield convert(info)
+
+    # -- one repository -------------------------------------------------------------------
+
+    def model_details(self, repo_id: str, *, revision: str | None = None) -> ModelDetails:
+        """Metadata and files (with sizes and LFS sha256) of `repo_id`."""
+        try:
+            info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
+        except Exception as exc:
+            raise self._translate(exc, repo_id=repo_id) from exc
+        self._mark_reachable()
+        return self._details_from_info(info)
+
+    def model_card(self, repo_id: str, *, revision: str | None = None) -> ModelCard:
+        """The README of `repo_id`, from the HF cache when the hub is unreachable."""
+        try:
+            text = self._download_text(repo_id, "README.md", revision=revision, max_bytes=None)
+        except RepoFileNotFoundError:
+            return ModelCard(body="")
+        return parse_card(text)
+
+    def read_text_file(
+        self, repo_id: str, path: str, *, revision: str | None = None, max_bytes: int = 1 << 20
+    ) -> str:
+        """A small text file of `repo_id` (e.g. LICENSE), at most `max_bytes` of it."""
+        return self._download_text(repo_id, path, revision=revision, max_bytes=max_bytes)
+
+    def check_access(self, repo_id: str) -> AccessStatus:
+        """Whether the current token may download `repo_id`'s files."""
+        try:
+            self._api.auth_check(repo_id)
+        except hf_errors.GatedRepoError:
+            return AccessStatus.DENIED if self._token else AccessStatus.NO_TOKEN
+        except Exception:
+            return AccessStatus.UNKNOWN
+        return AccessStatus.GRANTED
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _download_text(
+        self, repo_id: str, path: str, *, revision: str | None, max_bytes: int | None
+    ) -> str:
+        try:
+            local = hf_hub_download(
+                repo_id,
+                path,
+                revision=revision,
+                endpoint=self._endpoint,
+                token=self._token or False,
+                cache_dir=self._cache_dir,
+                library_name="modeldeck",
+                library_version=__version__,
+            )
+        except hf_errors.RemoteEntryNotFoundError as exc:
+            raise RepoFileNotFoundError(
+                f"{repo_id} has no file {path}.", repo_id=repo_id, path=path
+            ) from exc
+        except hf_errors.LocalEntryNotFoundError as exc:
+            # Raised when the hub is unreachable and the file is not in the cache either.
+            raise HubUnreachableError(
+                f"Cannot reach {self._endpoint}, and {path} of {repo_id} is not cached."
+            ) from exc
+        except Exception as exc:
+            raise self._translate(exc, repo_id=repo_id) from exc
+        with open(local, "rb") as handle:
+            raw = handle.read() if max_bytes is None else handle.read(max_bytes)
+        return raw.decode("utf-8", errors="replace")
+
+    def _ensure_reachable(self) -> None:
+        """Fail fast when the hub is down.
+
+        huggingface_hub retries listings five times over ~23 s on a refused connection;
+        a person waiting on a search should hear "offline" in seconds, not half a minute.
+        """
+        if time.monotonic() < self._reachable_until:
+            return
+        try:
+            get_session().head(self._endpoint, timeout=self._probe_timeout)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        self._mark_reachable()
+
+    def _mark_reachable(self) -> None:
+        self._reachable_until = time.monotonic() + _REACHABLE_FOR_SECONDS
+
+    def _translate(self, exc: BaseException, *, repo_id: str | None = None) -> HubError:
+        """Turn any exception from huggingface_hub into a `HubError` a person can act on."""
+        self._reachable_until = 0.0
+        detail = redact(_first_line(exc), self._token)
+        if isinstance(exc, HubError):
+            return exc
+        if isinstance(exc, hf_errors.GatedRepoError) and repo_id:
+            url = self.repo_url(repo_id)
+            return GatedRepoError(
+                f"{repo_id} is gated: its terms must be accepted on the hub.",
+                repo_id=repo_id,
+                url=url,
+                hint=f"Accept them at {url}"
+                + ("" if self._token else ", then add your token in Settings."),
+            )
+        if (
+            isinstance(exc, hf_errors.RepositoryNotFoundError | hf_errors.RevisionNotFoundError)
+            and repo_id
+        ):
+            what = "revision" if isinstance(exc, hf_errors.RevisionNotFoundError) else "repository"
+            return RepoNotFoundError(
+                f"No {what} {repo_id} on {self._endpoint}.",
+                repo_id=repo_id,
+                hint=None if self._token else "If it is private, add a token in Settings.",
+            )
+        if isinstance(exc, hf_errors.HfHubHTTPError):
+            status = exc.response.status_code if exc.response is not None else None
+            if status == 429:
+                retry_after = _retry_after(exc.response.headers if exc.response else {})
+                wait = f" Try again in {retry_after:.0f} s." if retry_after else ""
+                return RateLimitedError(
+                    f"The hub is rate-limiting requests.{wait}", retry_after=retry_after
+                )
+            return HubResponseError(
+                f"The hub answered with an error ({status}): {detail}", status=status
+            )
+        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+            return HubResponseError(f"The hub sent a response that is not valid JSON ({detail}).")
+        if isinstance(exc, httpx2.TransportError | OSError):
+            return HubUnreachableError(
+                f"Cannot reach {self._endpoint} ({detail}).",
+                hint="Check the network, or the hub endpoint in Settings.",
+            )
+        if isinstance(exc, KeyError | TypeError | ValueError):
+            return HubResponseError(f"The hub sent a response ModelDeck cannot read ({detail}).")
+        return HubError(f"Unexpected error talking to the hub: {detail}")
+
+    def _details_from_info(self, info: ModelInfo) -> ModelDetails:
+        card_data = _card_data(info)
+        license_id = _license_id(info, card_data)
+        return ModelDetails(
+            repo_id=info.id,
+            sha=info.sha,
+            last_modified=_as_datetime(info.last_modified),
+            gating=Gating.from_hub(info.gated),
+            tags=tuple(info.tags or ()),
+            task=info.pipeline_tag,
+            library=info.library_name,
+            base_models=_base_models(card_data),
+            downloads=info.downloads or 0,
+            likes=info.likes or 0,
+            license_id=license_id,
+            license_name=_optional_str(card_data.get("license_name")),
+            license_link=_optional_str(card_data.get("license_link")),
+            files=tuple(_repo_file(sibling) for sibling in info.siblings or ()),
+            card_data=card_data,
+            url=self.repo_url(info.id),
+        )
+
+
+def _summary_from_info(info: ModelInfo) -> ModelSummary:
+    return ModelSummary(
+        repo_id=info.id,
+        task=info.pipeline_tag,
+        library=info.library_name,
+        downloads=info.downloads or 0,
+        likes=info.likes or 0,
+        license_id=_license_id(info, _card_data(info)),
+        last_modified=_as_datetime(info.last_modified),
+        gating=Gating.from_hub(info.gated),
+    )
+
+
+def _repo_file(sibling: RepoSibling) -> RepoFile:
+    lfs = sibling.lfs
+    return RepoFile(
+        path=sibling.rfilename,
+        size=sibling.size if sibling.size is not None else (lfs.size if lfs else None),
+        sha256=lfs.sha256 if lfs else None,
+        blob_id=sibling.blob_id,
+    )
+
+
+def _card_data(info: ModelInfo) -> dict[str, Any]:
+    data = info.card_data
+    if data is None:
+        return {}
+    if isinstance(data, Mapping):
+        return dict(data)
+    return dict(data.to_dict())  # type: ignore[no-untyped-call]
+
+
+def _license_id(info: ModelInfo, card_data: Mapping[str, Any]) -> str | None:
+    value = card_data.get("license")
+    if isinstance(value, list):  # some cards list several licenses; the first is the main one
+        value = value[0] if value else None
+    if isinstance(value, str) and value.strip():
+        return value.strip().lower()
+    for tag in info.tags or ():
+        if tag.startswith("license:"):
+            return tag.removeprefix("license:").lower()
+    return None
+
+
+def _license_filter(license_id: str | None) -> str | None:
+    return f"license:{license_id.strip().lower()}" if license_id and license_id.strip() else None
+
+
+def _base_models(card_data: Mapping[str, Any]) -> tuple[str, ...]:
+    value = card_data.get("base_model")
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(str(item) for item in value if item)
+    return ()
+
+
+def _optional_str(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _as_datetime(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        return float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,66 @@
+"""The user's settings: typed, validated, stored as JSON values in the app database."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from app.errors import SettingsError
+from app.paths import hf_cache_dir
+from app.store import Database
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What the user can change. None means "use the standard default"."""
+
+    hub_endpoint: str | None = (
+        None  # a mirror or private hub; None: HF_ENDPOINT, else huggingface.co
+    )
+    hf_cache_dir: str | None = None  # None: HF_HUB_CACHE / HF_HOME, the folder other tools share
+    default_context_length: int = 4096  # for fit estimates before a model is chosen
+
+    def resolved_cache_dir(self) -> Path:
+        """The HF cache in use: the setting, else the standard one shared with other tools."""
+        return Path(self.hf_cache_dir).expanduser() if self.hf_cache_dir else hf_cache_dir()
+
+
+def validate_endpoint(value: str | None) -> str | None:
+    """A cleaned endpoint URL, or None for "default". Raises `SettingsError` if not http(s)."""
+    if value is None or not value.strip():
+        return None
+    cleaned = value.strip().rstrip("/")
+    parts = urlsplit(cleaned)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"The hub endpoint must be an http:// or https:// address, not {cleaned!r}."
+        )
+    return cleaned
+
+
+def load_settings(database: Database) -> Settings:
+    """The stored settings; unknown or invalid stored values fall back to their defaults."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        stored = database.get_setting(field.name)
+        if stored is not None:
+            values[field.name] = stored
+    try:
+        settings = Settings(**values)
+        validate_endpoint(settings.hub_endpoint)
+    except (TypeError, SettingsError):
+        return Settings()
+    return settings
+
+
+def save_settings(database: Database, settings: Settings) -> None:
+    """Store every field of `settings` (after validating the endpoint)."""
+    settings = dataclasses.replace(settings, hub_endpoint=validate_endpoint(settings.hub_endpoint))
+    if settings.default_context_length < 256:
+        raise SettingsError("The default context length must be at least 256 tokens.")
+    with database.transaction():
+        for field in dataclasses.fields(Settings):
+            database.set_setting(field.name, getattr(settings, field.name))

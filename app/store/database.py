@@ -1,0 +1,107 @@
+"""The app's one SQLite file: a thread-safe connection and its schema migrations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL            -- JSON
+    );
+    CREATE TABLE hub_snapshots (
+        endpoint   TEXT NOT NULL,
+        repo_id    TEXT NOT NULL,
+        kind       TEXT NOT NULL,      -- 'details' | 'card'
+        payload    TEXT NOT NULL,      -- JSON
+        fetched_at TEXT NOT NULL,      -- ISO 8601, UTC
+        PRIMARY KEY (endpoint, repo_id, kind)
+    );
+    """,
+)
+
+
+class Database:
+    """A SQLite database in WAL mode, shared by all threads of the app.
+
+    One connection guarded by a lock: the app's writes are small and rare, and this keeps
+    ordering simple. Long reads belong off the GUI thread like any other I/O.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @classmethod
+    def in_memory(cls) -> Database:
+        """A throwaway database (for tools that must not touch the user's file)."""
+        return cls(Path(":memory:"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run several statements atomically."""
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        with self._lock:
+            self._connection.execute(sql, parameters)
+
+    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchall()
+
+    def fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._connection.execute(sql, parameters).fetchone()
+            return row
+
+    # -- settings, as JSON values -----------------------------------------------------
+
+    def get_setting(self, key: str) -> Any:
+        """The stored value of `key`, or None."""
+        row = self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(row[0]) if row else None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store `value` (JSON-serialisable) under `key`; None deletes it."""
+        if value is None:
+            self.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            self.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def _migrate(self) -> None:
+        with self._lock:
+            (version,) = self._connection.execute("PRAGMA user_version").fetchone()
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                self._connection.executescript(
+                    f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+                )

@@ -1,0 +1,1269 @@
+"""A fake Hugging Face Hub on 127.0.0.1 that the real `huggingface_hub` client can talk to.
+
+Tests and benchmarks cannot reach the real Hub, so `HubServer` speaks the part of its HTTP
+protocol that ModelDeck uses (see `/work/shared/guide/TESTING.md`): model search with `Link`
+paging, model info with file hashes, file trees, `auth-check`, and `/resolve` downloads where
+LFS files are redirected to a second origin, like the real CDN (the client drops the token there).
+
+Two things make it more than a fixture: faults (`inject`) so tests can prove that the app
+survives refused connections, 5xx, rate limits, truncated bodies, stalls and corrupted bytes;
+and a request log (`requests`, `requests_to`) so tests can assert what was actually sent.
+
+Only the standard library is used for serving; PyYAML parses the card's front matter, as the
+Hub does server-side.
+
+Example::
+
+    with HubServer(tmp_path) as hub:
+        hub.add_repo("org/tiny", {"model.gguf": b"GGUF"}, card="---\\nlicense: mit\\n---\\n")
+        path = hf_hub_download("org/tiny", "model.gguf", endpoint=hub.url)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal, Self, TypeAlias
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import yaml
+
+__all__ = [
+    "LFS_MIN_SIZE",
+    "LFS_SUFFIXES",
+    "DropAfter",
+    "Fault",
+    "FaultKind",
+    "FlipByte",
+    "Gated",
+    "HubServer",
+    "MalformedJson",
+    "RecordedRequest",
+    "Refuse",
+    "Stall",
+    "Status",
+    "StoredFile",
+    "format_hub_datetime",
+    "git_blob_sha1",
+    "is_lfs_file",
+    "lfs_pointer",
+    "parse_card_metadata",
+]
+
+LFS_SUFFIXES: tuple[str, ...] = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx")
+"""Files with these suffixes are stored in LFS, whatever their size (like the Hub's default
+`.gitattributes`)."""
+
+LFS_MIN_SIZE = 1 << 20
+"""Files at least this large are stored in LFS, whatever their name."""
+
+MAX_STALL_SECONDS = 30.0
+"""A stall fault never holds a request longer than this, so a wrong test cannot hang forever."""
+
+_CHUNK_SIZE = 1 << 16
+_MAX_PAGE_SIZE = 1000  # the Hub caps `limit` at 1000 per page
+_DEFAULT_TIME = datetime(
+    2024, 1, 1, tzinfo=UTC
+)  # first default `lastModified`; later adds are newer
+_HANDLER_IDLE_TIMEOUT_S = 60.0  # an idle keep-alive connection is closed after this long
+_POLL_INTERVAL_S = 0.05  # how quickly `stop()` returns
+
+Gated: TypeAlias = Literal[False, "auto", "manual"]
+Origin: TypeAlias = Literal["hub", "cdn"]
+FileData: TypeAlias = bytes | Path
+"""A file's content: bytes are written under the server's root; a `Path` is served in place
+(handy for large benchmark files that should not be copied or held in memory)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Hashes and formats the Hub uses
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git blob id of `data`: sha1 of `b"blob {len}\\0" + data` (the ETag of a git file)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The git-lfs pointer file that git stores in place of an LFS file."""
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    )
+
+
+def is_lfs_file(path: str, size: int) -> bool:
+    """Whether the Hub would store this file in LFS (by suffix, or because it is large)."""
+    return path.lower().endswith(LFS_SUFFIXES) or size >= LFS_MIN_SIZE
+
+
+def format_hub_datetime(when: datetime) -> str:
+    """Format like the Hub: `2024-05-01T12:00:00.000Z` (UTC, milliseconds). Naive means UTC."""
+    utc = _as_utc(when)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+_FRONT_MATTER = re.compile(r"\A\s*---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def parse_card_metadata(card: str) -> dict[str, Any] | None:
+    """The YAML front matter of a model card as JSON-ready data, or None.
+
+    None when there is no front matter, when it is not valid YAML, or when it is not a mapping:
+    the Hub then simply omits `cardData`, it does not fail.
+    """
+    match = _FRONT_MATTER.match(card)
+    return _parse_yaml_mapping(match.group(1)) if match else None
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_yaml_mapping(text: str) -> dict[str, Any] | None:
+    # Cached because bulk-seeded repos often share a card; libyaml keeps a cold parse fast.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # a safe loader, as yaml.safe_load
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    # Dates and other YAML-only types become strings, as they would in the Hub's JSON.
+    normalized: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    return normalized
+
+
+def _as_utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Repositories
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One file of one commit: where its bytes are, and the hashes the Hub reports for it."""
+
+    path: str
+    size: int
+    sha256: str
+    git_oid: str  # blob id of the content, or of the LFS pointer for LFS files (as git stores)
+    is_lfs: bool
+    blob: Path
+
+    @property
+    def etag(self) -> str:
+        """The ETag `/resolve` sends: the sha256 for LFS files, the git blob id otherwise."""
+        return self.sha256 if self.is_lfs else self.git_oid
+
+    @property
+    def pointer_size(self) -> int:
+        """Size of the LFS pointer file, as the Hub's `pointerSize`."""
+        return len(lfs_pointer(self.sha256, self.size))
+
+    def lfs_json(self, *, sha_key: Literal["sha256", "oid"]) -> dict[str, Any]:
+        """The `lfs` object: `sha256` in model info siblings, `oid` in tree entries."""
+        return {sha_key: self.sha256, "size": self.size, "pointerSize": self.pointer_size}
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    sha: str
+    files: Mapping[str, StoredFile]  # by path, sorted
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Repo:
+    repo_id: str
+    head: _Commit
+    commits: Mapping[str, _Commit]  # every commit added so far, by sha
+    created_at: datetime
+    card_data: Mapping[str, Any] | None
+    gated: Gated
+    pipeline_tag: str | None
+    library_name: str | None
+    tags: tuple[str, ...]
+    downloads: int
+    likes: int
+
+    @property
+    def author(self) -> str | None:
+        namespace, _, name = self.repo_id.rpartition("/")
+        return namespace if name and namespace else None
+
+    def commit(self, revision: str) -> _Commit | None:
+        """The commit for `main` or for a full commit sha; None for anything else."""
+        return self.head if revision == "main" else self.commits.get(revision)
+
+    def tag_set(self) -> frozenset[str]:
+        return frozenset(self.tags)
+
+
+def _derive_tags(
+    explicit: Iterable[str],
+    card_data: Mapping[str, Any] | None,
+    library_name: str | None,
+    pipeline_tag: str | None,
+    paths: Iterable[str],
+) -> tuple[str, ...]:
+    """Tags the way the Hub computes them: the card's tags and the explicit ones, the library,
+    the pipeline, file formats found in the repo, `license:<id>`, `base_model:<id>`."""
+    card = card_data or {}
+    found: list[str] = [*_str_list(card.get("tags")), *explicit]
+    found += [t for t in (library_name, pipeline_tag) if t]
+    suffixes = {Path(p).suffix.lower() for p in paths}
+    found += [fmt for fmt in ("gguf", "safetensors", "onnx") if f".{fmt}" in suffixes]
+    found += [f"base_model:{m}" for m in _str_list(card.get("base_model"))]
+    found += [f"license:{lic}" for lic in _str_list(card.get("license"))]
+    return tuple(dict.fromkeys(found))  # de-duplicated, first occurrence wins
+
+
+def _str_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value if isinstance(v, str | int | float)]
+    return []
+
+
+def _card_str(card_data: Mapping[str, Any] | None, key: str) -> str | None:
+    value = (card_data or {}).get(key)
+    return value if isinstance(value, str) else None
+
+
+def _commit_sha(repo_id: str, parent: str | None, files: Mapping[str, StoredFile]) -> str:
+    """A deterministic commit id: the same repo, parent and files always give the same sha."""
+    digest = hashlib.sha1(f"{repo_id}\0{parent or ''}\0".encode(), usedforsecurity=False)
+    for path, stored in files.items():
+        digest.update(f"{path}\0{stored.git_oid}\n".encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Faults
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Close the connection without sending any response."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Answer with this status instead (e.g. 500, or 429 with `Retry-After`)."""
+
+    code: int
+    retry_after: int | None = None
+    body: str = "Injected failure"
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedJson:
+    """Answer 200 with a JSON content type and a body that is not JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class DropAfter:
+    """Send the headers with the full Content-Length, then `n_bytes` of the body, then close."""
+
+    n_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Wait before answering normally (at most `MAX_STALL_SECONDS`; `stop()` cuts it short)."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seconds <= MAX_STALL_SECONDS:
+            raise ValueError(f"a stall lasts 0 to {MAX_STALL_SECONDS} s, not {self.seconds}")
+
+
+@dataclass(frozen=True, slots=True)
+class FlipByte:
+    """Serve the content with the byte at `offset` inverted (offset within the whole file, so a
+    Range response is corrupted only if it covers that byte)."""
+
+    offset: int
+
+
+FaultKind: TypeAlias = Refuse | Status | MalformedJson | DropAfter | Stall | FlipByte
+_BODY_FAULTS = (MalformedJson, DropAfter, FlipByte)  # a HEAD has no body: these skip HEADs
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A fault for requests whose decoded path matches `path` (`re.search`).
+
+    `method` limits it to one method; `times` is how many requests it hits (None: all).
+    Paths on the CDN origin look like `/lfs/<sha256>/<path in repo>`. Body faults
+    (`MalformedJson`, `DropAfter`, `FlipByte`) never match a HEAD request.
+    """
+
+    kind: FaultKind
+    path: str = ""
+    method: str | None = None
+    times: int | None = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether a request with this method and decoded path is hit by the fault."""
+        if self.method is not None and self.method.upper() != method:
+            return False
+        if method == "HEAD" and isinstance(self.kind, _BODY_FAULTS):
+            return False
+        return re.search(self.path, path) is not None
+
+
+@dataclass(slots=True)
+class _ArmedFault:
+    fault: Fault
+    remaining: int | None
+
+
+# --------------------------------------------------------------------------------------------
+# Requests and responses
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the server saw it, and how it was answered."""
+
+    origin: Origin
+    method: str
+    path: str  # percent-decoded, without the query
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]  # names in lower case
+    status: int | None  # None when the connection was refused
+    fault: FaultKind | None
+
+    @property
+    def authorization(self) -> str | None:
+        """The `Authorization` header, e.g. `Bearer hf_xxx`."""
+        return self.headers.get("authorization")
+
+    @property
+    def range(self) -> str | None:
+        """The `Range` header, e.g. `bytes=100-`."""
+        return self.headers.get("range")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    origin: Origin
+    method: str
+    raw_path: str  # as sent, still percent-encoded
+    segments: tuple[str, ...]  # split on "/" before decoding, so "%2F" stays inside a segment
+    query: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+
+    @property
+    def path(self) -> str:
+        return unquote(self.raw_path)
+
+    def param(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k == name), None)
+
+    def params(self, name: str) -> list[str]:
+        return [v for k, v in self.query if k == name]
+
+    def flag(self, name: str) -> bool:
+        return (self.param(name) or "").lower() in ("1", "true", "yes")
+
+    def bearer_token(self) -> str | None:
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
+
+
+@dataclass(frozen=True, slots=True)
+class _FileSlice:
+    path: Path
+    start: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | _FileSlice = b""
+
+    @property
+    def length(self) -> int:
+        return self.body.length if isinstance(self.body, _FileSlice) else len(self.body)
+
+
+def _json_response(
+    obj: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> _Response:
+    body = json.dumps(obj, ensure_ascii=False).encode()
+    content_type = {"Content-Type": "application/json; charset=utf-8"}
+    return _Response(status, {**content_type, **(headers or {})}, body)
+
+
+def _error(status: int, code: str | None, message: str, **headers: str) -> _Response:
+    """An error the way the Hub sends it: typed by `X-Error-Code`, text in `X-Error-Message`."""
+    extra = {"X-Error-Message": message, **({"X-Error-Code": code} if code else {}), **headers}
+    return _json_response({"error": message}, status, extra)
+
+
+class _Unsatisfiable(Exception):
+    """The Range header asks for bytes the file does not have."""
+
+
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single `bytes=` range; None to ignore the header (send all)."""
+    match = _RANGE.fullmatch(header or "")
+    if match is None:
+        return None  # absent, multi-range or another unit: a full 200 answer is allowed
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        if int(last) == 0 or size == 0:
+            raise _Unsatisfiable
+        return max(0, size - int(last)), size - 1
+    start = int(first)
+    end = size - 1 if not last else min(int(last), size - 1)
+    if last and int(last) < start:
+        return None  # syntactically invalid: ignore
+    if start >= size:
+        raise _Unsatisfiable
+    return start, end
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+
+
+class HubServer:
+    """A fake Hugging Face Hub (plus its CDN) for tests and benchmarks.
+
+    Args:
+        root: folder for file contents (e.g. pytest's `tmp_path`); created if missing.
+        page_size: models per `/api/models` page when the request has no `limit`.
+        tree_page_size: entries per `/tree` page.
+        port: port of the Hub origin (0: a free one). The CDN always takes a free port.
+    """
+
+    def __init__(
+        self, root: Path, *, page_size: int = 50, tree_page_size: int = 1000, port: int = 0
+    ) -> None:
+        self.root = Path(root)
+        self.page_size = page_size
+        self.tree_page_size = tree_page_size
+        self._port = port
+        self._lock = threading.RLock()
+        self._repos: dict[str, _Repo] = {}
+        self._blobs: dict[str, Path] = {}  # sha256 -> content, for the CDN
+        self._grants: set[tuple[str, str]] = set()
+        self._faults: list[_ArmedFault] = []
+        self._log: list[RecordedRequest] = []
+        self._errors: list[BaseException] = []
+        self._adds = 0
+        self._stopping = threading.Event()
+        self._servers: dict[Origin, _HttpServer] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start listening on 127.0.0.1 (Hub and CDN origins), each served by daemon threads."""
+        if self._servers:
+            raise RuntimeError("HubServer is already started")
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
+        origins: tuple[tuple[Origin, int], ...] = (("hub", self._port), ("cdn", 0))
+        for origin, port in origins:
+            server = _HttpServer(("127.0.0.1", port), self, origin)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL_S},
+                name=f"HubServer-{origin}",
+                daemon=True,
+            )
+            self._servers[origin] = server
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop both origins and close open connections. Safe to call twice."""
+        self._stopping.set()  # cuts stalls short
+        servers, self._servers = self._servers, {}
+        for server in servers.values():
+            server.shutdown()
+            server.close_all_connections()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The Hub endpoint, e.g. `http://127.0.0.1:41234` (pass it as `endpoint=`)."""
+        return self._origin_url("hub")
+
+    @property
+    def cdn_url(self) -> str:
+        """The CDN origin that LFS downloads are redirected to."""
+        return self._origin_url("cdn")
+
+    def _origin_url(self, origin: Origin) -> str:
+        server = self._servers.get(origin)
+        if server is None:
+            raise RuntimeError("HubServer is not started")
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    # -- content -----------------------------------------------------------------------------
+
+    def add_repo(
+        self,
+        repo_id: str,
+        files: Mapping[str, FileData] = MappingProxyType({}),
+        *,
+        card: str | None = None,
+        gated: Gated = False,
+        pipeline_tag: str | None = None,
+        library_name: str | None = None,
+        tags: Iterable[str] = (),
+        downloads: int = 0,
+        likes: int = 0,
+        last_modified: datetime | None = None,
+    ) -> str:
+        """Add a model repo, or a new commit on top of an existing one (older shas stay valid).
+
+        Args:
+            repo_id: `namespace/name` (or a bare name); any unicode.
+            files: path in repo -> content (bytes, or a `Path` served in place).
+            card: README.md text. Its YAML front matter becomes `cardData`; `pipeline_tag`,
+                `library_name`, `license`, `tags` and `base_model` there feed the fields
+                and tags like on the Hub (explicit arguments win).
+            gated: False, "auto" or "manual": `/resolve` then needs a `grant`ed token.
+            last_modified: commit time (default: a fixed clock that advances per add).
+
+        Returns:
+            The commit sha (40 hex digits, deterministic).
+
+        Raises:
+            ValueError: for an empty repo id or file path, or a card given twice.
+        """
+        _check_repo_id(repo_id)
+        contents: dict[str, FileData] = dict(files)
+        if card is not None:
+            if "README.md" in contents:
+                raise ValueError("give the card either as `card` or as files['README.md']")
+            contents["README.md"] = card.encode()
+        with self._lock:
+            stored = {path: self._store(path, contents[path]) for path in sorted(contents)}
+            card_data = _card_data(contents.get("README.md"))
+            library = library_name or _card_str(card_data, "library_name")
+            pipeline = pipeline_tag or _card_str(card_data, "pipeline_tag")
+            previous = self._repos.get(repo_id)
+            sha = _commit_sha(repo_id, previous.head.sha if previous else None, stored)
+            commit = _Commit(sha, MappingProxyType(stored), self._commit_time(last_modified))
+            self._repos[repo_id] = _Repo(
+                repo_id=repo_id,
+                head=commit,
+                commits=MappingProxyType({**(previous.commits if previous else {}), sha: commit}),
+                created_at=previous.created_at if previous else commit.last_modified,
+                card_data=MappingProxyType(card_data) if card_data is not None else None,
+                gated=gated,
+                pipeline_tag=pipeline,
+                library_name=library,
+                tags=_derive_tags(tags, card_data, library, pipeline, stored),
+                downloads=downloads,
+                likes=likes,
+            )
+        return sha
+
+    def grant(self, repo_id: str, token: str) -> None:
+        """Let `token` download the files of a gated repo (its owner accepted the terms)."""
+        with self._lock:
+            self._grants.add((repo_id, token))
+
+    def repo_ids(self) -> list[str]:
+        """Ids of all repos, in the order they were first added."""
+        with self._lock:
+            return list(self._repos)
+
+    def _store(self, path: str, data: FileData) -> StoredFile:
+        if not path or "" in path.split("/"):
+            raise ValueError(f"not a valid path in a repo: {path!r}")
+        if isinstance(data, Path):
+            size, sha256, content_oid = _hash_file(data)
+            blob = data
+        else:
+            size, sha256 = len(data), hashlib.sha256(data).hexdigest()
+            content_oid = git_blob_sha1(data)
+            blob = self._write_blob(sha256, data)
+        lfs = is_lfs_file(path, size)
+        git_oid = git_blob_sha1(lfs_pointer(sha256, size)) if lfs else content_oid
+        self._blobs.setdefault(sha256, blob)
+        return StoredFile(path, size, sha256, git_oid, lfs, blob)
+
+    def _write_blob(self, sha256: str, data: bytes) -> Path:
+        """Content-addressed: identical files are written once."""
+        known = self._blobs.get(sha256)
+        if known is not None:
+            return known
+        blob = self.root / "blobs" / sha256
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        return blob
+
+    def _commit_time(self, explicit: datetime | None) -> datetime:
+        self._adds += 1
+        if explicit is not None:
+            return _as_utc(explicit)
+        return _DEFAULT_TIME + timedelta(minutes=self._adds)
+
+    # -- faults and the request log -----------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        """Arm a fault; requests are checked against armed faults in the order they were added."""
+        if fault.times is not None and fault.times < 1:
+            raise ValueError("times must be at least 1 (or None for every request)")
+        re.compile(fault.path)  # fail here, not inside a request thread
+        with self._lock:
+            self._faults.append(_ArmedFault(fault, fault.times))
+        return fault
+
+    def clear_faults(self) -> None:
+        """Disarm all faults."""
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request answered so far (both origins), oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def requests_to(self, path_regex: str, method: str | None = None) -> list[RecordedRequest]:
+        """Recorded requests whose decoded path matches `path_regex` (`re.search`)."""
+        pattern = re.compile(path_regex)
+        return [
+            r
+            for r in self.requests
+            if pattern.search(r.path) and (method is None or r.method == method.upper())
+        ]
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        with self._lock:
+            self._log.clear()
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised inside the server while answering (each answered with a 500).
+        Empty unless the server has a bug: fixtures assert it stays empty."""
+        with self._lock:
+            return list(self._errors)
+
+    def _take_fault(self, request: _Request) -> FaultKind | None:
+        path = request.path
+        with self._lock:
+            for armed in self._faults:
+                if armed.fault.matches(request.method, path):
+                    if armed.remaining is not None:
+                        armed.remaining -= 1
+                        if armed.remaining == 0:
+                            self._faults.remove(armed)
+                    return armed.fault.kind
+        return None
+
+    def _record(self, request: _Request, status: int | None, fault: FaultKind | None) -> None:
+        query: dict[str, list[str]] = {}
+        for key, value in request.query:
+            query.setdefault(key, []).append(value)
+        entry = RecordedRequest(
+            request.origin, request.method, request.path, query, request.headers, status, fault
+        )
+        with self._lock:
+            self._log.append(entry)
+
+    def _stall(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def _respond(self, request: _Request) -> _Response:
+        """Route a request; a bug in here becomes a 500 and is kept in `errors`."""
+        try:
+            if request.method not in ("GET", "HEAD"):
+                return _error(405, None, f"{request.method} is not supported by this fake Hub")
+            if request.origin == "cdn":
+                return self._cdn(request)
+            return self._hub(request)
+        except Exception as exc:
+            with self._lock:
+                self._errors.append(exc)
+            return _error(500, None, f"HubServer bug: {exc!r}")
+
+    def _hub(self, request: _Request) -> _Response:
+        segments = request.segments
+        if segments[:2] == ("api", "models"):
+            rest = segments[2:]
+            return self._list_models(request) if not rest else self._model_api(request, rest)
+        # "ns/name/resolve/rev/path" or "name/resolve/rev/path"; a known repo wins.
+        splits = [i for i in (2, 1) if len(segments) > i + 2 and segments[i] == "resolve"]
+        if not splits:
+            return _error(404, None, f"Not found: {request.path}")
+        index = next((i for i in splits if self._find_repo(segments[:i])), splits[0])
+        repo_id, revision = "/".join(segments[:index]), segments[index + 1]
+        path = "/".join(segments[index + 2 :])
+        return self._resolve(request, self._find_repo(segments[:index]), repo_id, revision, path)
+
+    def _find_repo(self, segments: tuple[str, ...]) -> _Repo | None:
+        with self._lock:
+            return self._repos.get("/".join(segments))
+
+    def _split_repo(self, rest: tuple[str, ...]) -> tuple[str, _Repo | None, tuple[str, ...]]:
+        """Split `ns/name/...` or `name/...` into (repo id, repo or None, what follows)."""
+        for count in (2, 1):
+            repo = self._find_repo(rest[:count]) if len(rest) >= count else None
+            if repo is not None:
+                return repo.repo_id, repo, rest[count:]
+        endpoints = ("revision", "tree", "auth-check", "resolve")
+        count = 2 if len(rest) >= 2 and rest[1] not in endpoints else 1
+        return "/".join(rest[:count]), None, rest[count:]
+
+    def _model_api(self, request: _Request, rest: tuple[str, ...]) -> _Response:
+        repo_id, repo, tail = self._split_repo(rest)
+        if repo is None:
+            return _repo_not_found(repo_id)
+        match tail:
+            case ():
+                return self._model_info(request, repo, "main")
+            case ("revision", revision):
+                return self._model_info(request, repo, revision)
+            case ("tree", revision, *path):
+                return self._tree(request, repo, revision, "/".join(path))
+            case ("auth-check",):
+                denied = self._gate(request, repo)
+                return denied or _json_response({})
+        return _error(404, None, f"Not found: {request.path}")
+
+    # -- /api/models ---------------------------------------------------------------------------
+
+    def _list_models(self, request: _Request) -> _Response:
+        with self._lock:
+            repos = list(self._repos.values())
+        try:
+            matching = _sort_repos(_filter_repos(repos, request), request.param("sort"))
+            offset = int(request.param("cursor") or 0)
+        except ValueError as exc:
+            return _error(400, None, str(exc))
+        limit = request.param("limit")
+        size = int(limit) if limit and limit.isdigit() else self.page_size
+        size = min(max(size, 1), _MAX_PAGE_SIZE)
+        page = matching[offset : offset + size]
+        expand = bool(request.params("expand"))
+        items = [
+            _model_json(
+                repo,
+                repo.head,
+                card=expand or request.flag("cardData"),
+                siblings="names" if expand or request.flag("full") else None,
+            )
+            for repo in page
+        ]
+        return _json_response(items, headers=self._next_link(request, offset + size, matching))
+
+    def _next_link(self, request: _Request, offset: int, items: list[Any]) -> dict[str, str]:
+        """The `Link: <url>; rel="next"` header while items remain (absolute URL, like the Hub)."""
+        if offset >= len(items):
+            return {}
+        params = [(k, v) for k, v in request.query if k != "cursor"] + [("cursor", str(offset))]
+        return {"Link": f'<{self.url}{request.raw_path}?{urlencode(params)}>; rel="next"'}
+
+    def _model_info(self, request: _Request, repo: _Repo, revision: str) -> _Response:
+        commit = repo.commit(revision)
+        if commit is None:
+            return _revision_not_found(repo.repo_id, revision)
+        siblings: Literal["names", "blobs"] = "blobs" if request.flag("blobs") else "names"
+        return _json_response(_model_json(repo, commit, card=True, siblings=siblings, full=True))
+
+    # -- tree ------------------------------------------------------------------------------------
+
+    def _tree(self, request: _Request, repo: _Repo, revision: str, path: str) -> _Response:
+        commit = repo.commit(revision)
+        if commit is None:
+            return _revision_not_found(repo.repo_id, revision)
+        entries = _tree_entries(commit, path.strip("/"), recursive=request.flag("recursive"))
+        if entries is None:
+            return _error(404, "EntryNotFound", f"{path} does not exist on {revision!r}")
+        offset_text = request.param("cursor") or "0"
+        if not offset_text.isdigit():
+            return _error(400, None, f"invalid cursor {offset_text!r}")
+        offset = int(offset_text)
+        page = entries[offset : offset + self.tree_page_size]
+        link = self._next_link(request, offset + self.tree_page_size, entries)
+        return _json_response(page, headers=link)
+
+    # -- gating ------------------------------------------------------------------------------
+
+    def _gate(self, request: _Request, repo: _Repo) -> _Response | None:
+        """None if the request may read the repo's files, else the Hub's GatedRepo error."""
+        if not repo.gated:
+            return None
+        token = request.bearer_token()
+        with self._lock:
+            granted = token is not None and (repo.repo_id, token) in self._grants
+        if granted:
+            return None
+        if token is None:
+            message = (
+                f"Access to model {repo.repo_id} is restricted. You must have access to it "
+                "and be authenticated to access it. Please log in."
+            )
+            return _error(401, "GatedRepo", message)
+        message = (
+            f"Access to model {repo.repo_id} is restricted and you are not in the authorized "
+            "list. Visit the model page to ask for access."
+        )
+        return _error(403, "GatedRepo", message)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def _resolve(
+        self, request: _Request, repo: _Repo | None, repo_id: str, revision: str, path: str
+    ) -> _Response:
+        if repo is None:
+            return _repo_not_found(repo_id)
+        denied = self._gate(request, repo)
+        if denied is not None:
+            return denied
+        commit = repo.commit(revision)
+        if commit is None:
+            return _revision_not_found(repo.repo_id, revision)
+        stored = commit.files.get(path)
+        if stored is None:
+            return _error(404, "EntryNotFound", f"{path} does not exist on {revision!r}")
+        headers = {"X-Repo-Commit": commit.sha, "ETag": f'"{stored.etag}"'}
+        if stored.is_lfs:
+            location = f"{self.cdn_url}/lfs/{stored.sha256}/{quote(path)}"
+            redirect = {
+                **headers,
+                "Location": location,
+                "X-Linked-Etag": f'"{stored.sha256}"',
+                "X-Linked-Size": str(stored.size),
+            }
+            return _Response(302, redirect)
+        return _file_response(request, stored.blob, stored.size, headers, _content_type(path))
+
+    def _cdn(self, request: _Request) -> _Response:
+        """`/lfs/<sha256>/<path>`: like a signed CDN URL, it needs no token."""
+        if len(request.segments) < 3 or request.segments[0] != "lfs":
+            return _error(404, None, f"Not found: {request.path}")
+        sha256, name = request.segments[1], unquote(request.segments[-1])
+        with self._lock:
+            blob = self._blobs.get(sha256)
+        if blob is None:
+            return _error(404, None, f"No such object: {sha256}")
+        headers = {
+            "ETag": f'"{sha256}"',
+            "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
+        }
+        size = blob.stat().st_size
+        return _file_response(request, blob, size, headers, "application/octet-stream")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers for the routes
+
+
+def _check_repo_id(repo_id: str) -> None:
+    parts = repo_id.split("/")
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(f"a repo id is 'name' or 'namespace/name', not {repo_id!r}")
+
+
+def _card_data(readme: FileData | None) -> dict[str, Any] | None:
+    if readme is None:
+        return None
+    raw = readme.read_bytes() if isinstance(readme, Path) else readme
+    return parse_card_metadata(raw.decode("utf-8", errors="replace"))
+
+
+def _hash_file(path: Path) -> tuple[int, str, str]:
+    """(size, sha256, git blob sha1) of a file, read in chunks."""
+    size = path.stat().st_size
+    sha256 = hashlib.sha256()
+    sha1 = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha256.update(chunk)
+            sha1.update(chunk)
+    return size, sha256.hexdigest(), sha1.hexdigest()
+
+
+def _repo_not_found(repo_id: str) -> _Response:
+    return _error(404, "RepoNotFound", f"Repository not found: {repo_id}")
+
+
+def _revision_not_found(repo_id: str, revision: str) -> _Response:
+    return _error(404, "RevisionNotFound", f"Invalid rev id: {revision} in {repo_id}")
+
+
+_SORT_KEYS: dict[str, Callable[[_Repo], Any]] = {
+    "downloads": lambda r: r.downloads,
+    "likes": lambda r: r.likes,
+    "lastModified": lambda r: r.head.last_modified,
+    "createdAt": lambda r: r.created_at,
+    "trendingScore": lambda r: r.downloads,  # no trend data here: downloads stand in
+}
+
+
+def _sort_repos(repos: list[_Repo], sort: str | None) -> list[_Repo]:
+    """Descending like the Hub's default direction; ties keep insertion order."""
+    if not sort:
+        return repos
+    key = _SORT_KEYS.get(sort)
+    if key is None:
+        raise ValueError(f"invalid sort {sort!r}; expected one of {sorted(_SORT_KEYS)}")
+    return sorted(repos, key=key, reverse=True)
+
+
+def _filter_repos(repos: list[_Repo], request: _Request) -> list[_Repo]:
+    """Apply `search`, `author`, `filter` (all must match), `pipeline_tag` and `gated`."""
+    search = (request.param("search") or "").lower()
+    author = (request.param("author") or "").lower()
+    wanted = {tag for value in request.params("filter") for tag in value.split(",") if tag}
+    pipeline = request.param("pipeline_tag")
+    gated = request.param("gated")
+
+    def keep(repo: _Repo) -> bool:
+        if search and search not in repo.repo_id.lower():
+            return False
+        if author and (repo.author or "").lower() != author:
+            return False
+        if wanted and not wanted <= repo.tag_set():
+            return False
+        if pipeline and repo.pipeline_tag != pipeline:
+            return False
+        return gated is None or bool(repo.gated) == (gated.lower() == "true")
+
+    return [repo for repo in repos if keep(repo)]
+
+
+def _model_json(
+    repo: _Repo,
+    commit: _Commit,
+    *,
+    card: bool,
+    siblings: Literal["names", "blobs"] | None,
+    full: bool = False,
+) -> dict[str, Any]:
+    """A model as `/api/models` (full=False) or `/api/models/{id}` (full=True) return it."""
+    item: dict[str, Any] = {
+        "_id": commit.sha[:24],
+        "id": repo.repo_id,
+        "modelId": repo.repo_id,
+        "author": repo.author,
+        "sha": commit.sha,
+        "lastModified": format_hub_datetime(commit.last_modified),
+        "createdAt": format_hub_datetime(repo.created_at),
+        "private": False,
+        "gated": repo.gated,
+        "disabled": False,
+        "downloads": repo.downloads,
+        "likes": repo.likes,
+        "tags": list(repo.tags),
+    }
+    if repo.pipeline_tag:
+        item["pipeline_tag"] = repo.pipeline_tag
+    if repo.library_name:
+        item["library_name"] = repo.library_name
+    if card and repo.card_data is not None:
+        item["cardData"] = dict(repo.card_data)
+    if siblings is not None:
+        item["siblings"] = [
+            _sibling_json(f, blobs=siblings == "blobs") for f in commit.files.values()
+        ]
+    if full:
+        item["spaces"] = []
+        item["usedStorage"] = sum(f.size for f in commit.files.values())
+    return item
+
+
+def _sibling_json(stored: StoredFile, *, blobs: bool) -> dict[str, Any]:
+    sibling: dict[str, Any] = {"rfilename": stored.path}
+    if blobs:
+        sibling["blobId"] = stored.git_oid
+        sibling["size"] = stored.size
+        if stored.is_lfs:
+            sibling["lfs"] = stored.lfs_json(sha_key="sha256")
+    return sibling
+
+
+def _tree_entries(commit: _Commit, base: str, *, recursive: bool) -> list[dict[str, Any]] | None:
+    """Entries under `base` (the root when empty), sorted by path; None if it is no folder."""
+    prefix = f"{base}/" if base else ""
+    folders: set[str] = set()
+    files: list[StoredFile] = []
+    for path, stored in commit.files.items():
+        if not path.startswith(prefix):
+            continue
+        parts = path[len(prefix) :].split("/")
+        if recursive:
+            folders.update(prefix + "/".join(parts[:i]) for i in range(1, len(parts)))
+            files.append(stored)
+        elif len(parts) == 1:
+            files.append(stored)
+        else:
+            folders.add(prefix + parts[0])
+    if base and not folders and not files:
+        return None
+    entries = [_folder_json(commit, folder) for folder in folders]
+    entries += [_file_json(stored) for stored in files]
+    return sorted(entries, key=lambda entry: str(entry["path"]))
+
+
+def _folder_json(commit: _Commit, folder: str) -> dict[str, Any]:
+    # A stand-in for git's tree id: stable, and changes whenever a file below changes.
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path, stored in commit.files.items():
+        if path.startswith(f"{folder}/"):
+            digest.update(f"{path}\0{stored.git_oid}\n".encode())
+    return {"type": "directory", "oid": digest.hexdigest(), "size": 0, "path": folder}
+
+
+def _file_json(stored: StoredFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "type": "file",
+        "oid": stored.git_oid,
+        "size": stored.size,
+        "path": stored.path,
+    }
+    if stored.is_lfs:
+        entry["lfs"] = stored.lfs_json(sha_key="oid")
+    return entry
+
+
+def _content_type(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return "application/json; charset=utf-8"
+    if suffix in (".md", ".txt", ".py", ".yaml", ".yml", "") or path.endswith(".gitattributes"):
+        return "text/plain; charset=utf-8"
+    return "application/octet-stream"
+
+
+def _file_response(
+    request: _Request, blob: Path, size: int, headers: Mapping[str, str], content_type: str
+) -> _Response:
+    """200 with the whole file, 206 for a satisfiable `Range`, 416 otherwise."""
+    base = {**headers, "Content-Type": content_type, "Accept-Ranges": "bytes"}
+    try:
+        byte_range = _parse_range(request.headers.get("range"), size)
+    except _Unsatisfiable:
+        return _Response(416, {**base, "Content-Range": f"bytes */{size}"})
+    if byte_range is None:
+        return _Response(200, base, _FileSlice(blob, 0, size))
+    first, last = byte_range
+    partial = {**base, "Content-Range": f"bytes {first}-{last}/{size}"}
+    return _Response(206, partial, _FileSlice(blob, first, last - first + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """One origin (Hub or CDN) of a `HubServer`; remembers open connections to close on stop."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], hub: HubServer, origin: Origin) -> None:
+        self.hub = hub
+        self.origin: Origin = origin
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, connection: socket.socket, *, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_all_connections(self) -> None:
+        """Wake handler threads blocked on idle keep-alive connections so they end."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-response is normal here (faults, cancelled downloads).
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Parses a request, applies a fault if one is armed, and writes the routed response."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
+    timeout = _HANDLER_IDLE_TIMEOUT_S
+    server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every keep-alive response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open_=False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request log replaces stderr noise
+
+    def _handle(self) -> None:
+        request = self._parse()
+        hub = self.server.hub
+        fault = hub._take_fault(request)
+        if isinstance(fault, Refuse):
+            hub._record(request, None, fault)
+            self.close_connection = True
+            return
+        if isinstance(fault, Stall):
+            hub._stall(fault.seconds)
+        response = _injected_response(fault) or hub._respond(request)
+        # Recorded before answering: once the client has the answer, the log already shows it.
+        hub._record(request, response.status, fault)
+        try:
+            self._write(request, response, fault)
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _parse(self) -> _Request:
+        self._discard_request_body()
+        split = urlsplit(self.path)
+        segments = tuple(unquote(s) for s in split.path.split("/")[1:])
+        if segments and segments[-1] == "":
+            segments = segments[:-1]
+        return _Request(
+            origin=self.server.origin,
+            method=self.command,
+            raw_path=split.path,
+            segments=segments,
+            query=tuple(parse_qsl(split.query, keep_blank_values=True)),
+            headers={name.lower(): value for name, value in self.headers.items()},
+        )
+
+    def _discard_request_body(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+
+    def _write(self, request: _Request, response: _Response, fault: FaultKind | None) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, _latin1(value))
+        self.send_header("Content-Length", str(response.length))
+        self.end_headers()
+        if request.method == "HEAD":
+            return
+        limit = fault.n_bytes if isinstance(fault, DropAfter) else None
+        flip = fault.offset if isinstance(fault, FlipByte) else None
+        sent = 0
+        for start, chunk in _body_chunks(response.body):
+            data = _flip(chunk, flip - start) if flip is not None else chunk
+            if limit is not None:
+                data = data[: max(0, limit - sent)]
+            self.wfile.write(data)
+            sent += len(data)
+            if limit is not None and sent >= limit:
+                break
+        self.wfile.flush()
+        if limit is not None:
+            self.close_connection = True  # the body is short: the connection cannot be reused
+
+
+def _injected_response(fault: FaultKind | None) -> _Response | None:
+    if isinstance(fault, Status):
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        return _error(fault.code, None, fault.body, **headers)
+    if isinstance(fault, MalformedJson):
+        return _Response(200, {"Content-Type": "application/json"}, b'{"id": "truncated, <html>')
+    return None
+
+
+def _body_chunks(body: bytes | _FileSlice) -> Iterator[tuple[int, bytes]]:
+    """(offset of the chunk in the whole resource, chunk) pairs."""
+    if isinstance(body, bytes):
+        yield 0, body
+        return
+    with body.path.open("rb") as handle:
+        handle.seek(body.start)
+        position, remaining = body.start, body.length
+        while remaining > 0:
+            chunk = handle.read(min(_CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            yield position, chunk
+            position += len(chunk)
+            remaining -= len(chunk)
+
+
+def _flip(chunk: bytes, index: int) -> bytes:
+    if not 0 <= index < len(chunk):
+        return chunk
+    return chunk[:index] + bytes([chunk[index] ^ 0xFF]) + chunk[index + 1 :]
+
+
+def _latin1(value: str) -> str:
+    """http.server writes headers as latin-1; send UTF-8 bytes instead, as the Hub does."""
+    return value.encode("utf-8").decode("latin-1")

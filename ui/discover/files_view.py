@@ -1,0 +1,128 @@
+"""The files of a repository: GGUF models grouped (split parts under one row) with their fit."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QHeaderView, QLabel, QTreeView, QVBoxLayout, QWidget
+
+from app.hardware import Fit, FitEstimate, MachineMemory, estimate_gguf_fit
+from app.hub.models import ModelDetails, RepoFile
+from app.hub.repo_files import GgufModel, diffusers_layout, group_gguf_models
+from app.units import format_bytes
+
+HEADERS = ("File", "Size", "Quantization", "Fit", "SHA256")
+FIT_COLOURS = {Fit.FITS: "#2e7d32", Fit.TIGHT: "#ef6c00", Fit.WONT_FIT: "#c62828"}
+
+
+def _row(
+    name: str, size: int | None, quantization: str, fit: FitEstimate | None, sha256: str
+) -> list[QStandardItem]:
+    cells = [
+        QStandardItem(name),
+        QStandardItem(format_bytes(size) if size is not None else "?"),
+        QStandardItem(quantization),
+        QStandardItem(fit.fit.value if fit else ""),
+        QStandardItem(sha256[:16] + "…" if sha256 else ""),
+    ]
+    for cell in cells:
+        cell.setEditable(False)
+    cells[1].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    if sha256:
+        cells[4].setToolTip(sha256)
+    if fit:
+        cells[3].setForeground(QColor(FIT_COLOURS[fit.fit]))
+        cells[3].setToolTip(fit.explanation)
+        cells[0].setToolTip(fit.explanation)
+    return cells
+
+
+def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QStandardItem]:
+    fit = (
+        estimate_gguf_fit(model.size, model.quantization, memory, context_length=context)
+        if model.size is not None and not model.is_projector
+        else None
+    )
+    if len(model.parts) == 1:
+        part = model.parts[0]
+        return _row(part.path, part.size, model.quantization or "", fit, part.sha256 or "")
+    label = f"{model.name}  ({len(model.parts)} parts{'' if model.is_complete else ', incomplete'})"
+    row = _row(label, model.size, model.quantization or "", fit, "")
+    for part in model.parts:
+        row[0].appendRow(_row(part.path, part.size, "", None, part.sha256 or ""))
+    return row
+
+
+def build_files_model(
+    files: tuple[RepoFile, ...], memory: MachineMemory, *, context_length: int
+) -> QStandardItemModel:
+    """A tree model: GGUF models first (best quality first), then every other file."""
+    model = QStandardItemModel(0, len(HEADERS))
+    model.setHorizontalHeaderLabels(list(HEADERS))
+    ggufs = group_gguf_models(files)
+    in_gguf = {part.path for gguf in ggufs for part in gguf.parts}
+    for gguf in ggufs:
+        model.appendRow(_gguf_rows(gguf, memory, context_length))
+    for file in files:
+        if file.path not in in_gguf:
+            model.appendRow(_row(file.path, file.size, "", None, file.sha256 or ""))
+    return model
+
+
+def describe_layout(details: ModelDetails) -> str:
+    """One line about the repository's format: GGUF quantizations or diffusers variants."""
+    ggufs = [model for model in group_gguf_models(details.files) if not model.is_projector]
+    if ggufs:
+        quants = sorted({model.quantization for model in ggufs if model.quantization})
+        return f"GGUF: {len(ggufs)} model file(s)" + (f" — {', '.join(quants)}" if quants else "")
+    layout = diffusers_layout(details.files)
+    if layout.is_pipeline:
+        variants = ", ".join(layout.variants) if layout.variants else "default only"
+        formats = [
+            name
+            for name, present in (
+                ("safetensors", layout.has_safetensors),
+                ("pickle .bin/.ckpt", layout.has_pickle),
+            )
+            if present
+        ]
+        return f"Diffusers pipeline — variants: {variants}; weights: {', '.join(formats) or '—'}"
+    return f"{len(details.files)} file(s)"
+
+
+class FilesView(QWidget):
+    """A summary line over the file tree."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.tree = QTreeView()
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionBehavior(QTreeView.SelectionBehavior.SelectRows)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tree)
+        self._model: QStandardItemModel | None = None
+
+    def show_files(self, details: ModelDetails, memory: MachineMemory, context_length: int) -> None:
+        """Fill the tree for `details`, with fit estimates against `memory`."""
+        self._model = build_files_model(details.files, memory, context_length=context_length)
+        self.tree.setModel(self._model)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(HEADERS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.expandAll()
+        self.summary.setText(
+            f"{describe_layout(details)}. Fit assumes a {context_length:,}-token context "
+            f"and {format_bytes(memory.ram_available)} of free RAM"
+            + (f" plus {len(memory.gpus)} GPU(s)" if memory.gpus else "")
+            + "."
+        )
+
+    @property
+    def model(self) -> QStandardItemModel | None:
+        return self._model

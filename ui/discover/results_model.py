@@ -1,0 +1,228 @@
+"""Search results as a Qt table model that pages lazily from the hub as the view scrolls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import islice
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor
+
+from app.errors import AppError, HubUnreachableError
+from app.hub.models import ModelSummary, SearchQuery
+from app.hub.offline import OfflineAwareHub
+from app.licenses import LicenseCategory, license_info
+from ui.tasks import run_blocking, spawn
+
+PAGE_SIZE = 50
+_Index = QModelIndex | QPersistentModelIndex
+
+SummaryRole = Qt.ItemDataRole.UserRole + 1
+
+# Badge colours per license category, readable on light and dark themes.
+CATEGORY_COLOURS: dict[LicenseCategory, str] = {
+    LicenseCategory.PERMISSIVE: "#2e7d32",
+    LicenseCategory.COPYLEFT: "#1565c0",
+    LicenseCategory.NON_COMMERCIAL: "#c62828",
+    LicenseCategory.USE_RESTRICTED: "#ef6c00",
+    LicenseCategory.CUSTOM: "#6a1b9a",
+    LicenseCategory.UNKNOWN: "#616161",
+}
+
+
+class SearchState(StrEnum):
+    """What the results list is showing; the page turns each into a visible message."""
+
+    IDLE = "idle"
+    LOADING = "loading"
+    RESULTS = "results"
+    EMPTY = "empty"
+    OFFLINE = "offline"  # hub unreachable; rows (if any) are models seen before
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class _Column:
+    title: str
+    text: Callable[[ModelSummary], str]
+    align_right: bool = False
+
+
+def _date(item: ModelSummary) -> str:
+    return item.last_modified.date().isoformat() if item.last_modified else ""
+
+
+COLUMNS: tuple[_Column, ...] = (
+    _Column("Model", lambda item: item.repo_id),
+    _Column("Task", lambda item: item.task or ""),
+    _Column("Downloads", lambda item: f"{item.downloads:,}", align_right=True),
+    _Column("Likes", lambda item: f"{item.likes:,}", align_right=True),
+    _Column("License", lambda item: item.license_id or "—"),
+    _Column("Updated", _date),
+)
+LICENSE_COLUMN = 4
+
+
+class SearchResultsModel(QAbstractTableModel):
+    """Rows of `ModelSummary`, fetched PAGE_SIZE at a time through `canFetchMore`/`fetchMore`.
+
+    `search` starts a new query; results of an older query that arrive late are dropped.
+    `stateChanged(state, message)` tells the page what to show around the rows.
+
+    Args:
+        hub: a getter for the current hub (it changes with the settings; may block).
+    """
+
+    stateChanged = Signal(str, str)  # SearchState value, a message for a person
+
+    def __init__(
+        self,
+        hub: Callable[[], OfflineAwareHub],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._hub = hub
+        self._items: list[ModelSummary] = []
+        self._results: Iterator[ModelSummary] | None = None
+        self._fetching: asyncio.Task[None] | None = None
+        self._generation = 0
+        self.state = SearchState.IDLE
+        self.message = ""
+
+    # -- Qt model interface ---------------------------------------------------------------
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+        return 0 if parent.isValid() else len(self._items)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or not 0 <= index.row() < len(self._items):
+            return None
+        item = self._items[index.row()]
+        column = COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.text(item)
+        if role == SummaryRole:
+            return item
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == LICENSE_COLUMN:
+            return QColor(CATEGORY_COLOURS[license_info(item.license_id).category])
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == LICENSE_COLUMN:
+            info = license_info(item.license_id)
+            return f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if (
+            role == Qt.ItemDataRole.DisplayRole
+            and orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(COLUMNS)
+        ):
+            return COLUMNS[section].title
+        return None
+
+    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and self._results is not None and self._fetching is None
+
+    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
+        if self.canFetchMore(parent):
+            self._fetching = spawn(self._fetch_page(self._generation))
+
+    # -- searching --------------------------------------------------------------------------
+
+    def summary(self, row: int) -> ModelSummary | None:
+        """The result at `row`, if any."""
+        return self._items[row] if 0 <= row < len(self._items) else None
+
+    def search(self, query: SearchQuery) -> asyncio.Task[None]:
+        """Forget the current results and start `query`; returns the task fetching page one."""
+        self._generation += 1
+        if self._fetching is not None:
+            self._fetching.cancel()
+        self.beginResetModel()
+        self._items = []
+        self._results = None
+        self.endResetModel()
+        self._set_state(SearchState.LOADING, "Searching…")
+        self._fetching = spawn(self._start(query, self._generation))
+        return self._fetching
+
+    async def _start(self, query: SearchQuery, generation: int) -> None:
+        try:
+            results = await run_blocking(lambda: self._hub().search(query))
+        except HubUnreachableError as exc:
+            await self._show_seen_models(query, generation, exc)
+            return
+        except AppError as exc:
+            self._fail(generation, exc)
+            return
+        if generation != self._generation:
+            return
+        self._results = results
+        self._fetching = None
+        await self._fetch_page(generation)
+
+    async def _fetch_page(self, generation: int) -> None:
+        results = self._results
+        assert results is not None
+        try:
+            page = await run_blocking(lambda: list(islice(results, PAGE_SIZE)))
+        except AppError as exc:
+            self._fail(generation, exc)
+            return
+        if generation != self._generation:
+            return
+        self._fetching = None
+        if len(page) < PAGE_SIZE:
+            self._results = None  # the hub has nothing more
+        if page:
+            first = len(self._items)
+            self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
+            self._items.extend(page)
+            self.endInsertRows()
+        if self._items:
+            more = "" if self._results is None else "+"
+            self._set_state(SearchState.RESULTS, f"{len(self._items):,}{more} models")
+        else:
+            self._set_state(SearchState.EMPTY, "No models match this search.")
+
+    async def _show_seen_models(
+        self, query: SearchQuery, generation: int, error: HubUnreachableError
+    ) -> None:
+        seen = await run_blocking(lambda: self._hub().seen_models(query))
+        if generation != self._generation:
+            return
+        self._fetching = None
+        if seen:
+            self.beginInsertRows(QModelIndex(), 0, len(seen) - 1)
+            self._items = list(seen)
+            self.endInsertRows()
+        count = f"Showing {len(seen)} model(s) you looked at before." if seen else ""
+        self._set_state(SearchState.OFFLINE, f"Offline — {error.message} {count}".strip())
+
+    def _fail(self, generation: int, error: AppError) -> None:
+        if generation != self._generation:
+            return
+        self._fetching = None
+        self._results = None
+        self._set_state(SearchState.ERROR, str(error))
+
+    def _set_state(self, state: SearchState, message: str) -> None:
+        self.state = state
+        self.message = message
+        self.stateChanged.emit(state.value, message)

@@ -1,0 +1,75 @@
+"""The main window: a sidebar of pages (Discover, Settings) beside the current page."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
+)
+
+from app.core import Core
+from ui.discover.page import DiscoverPage
+from ui.settings_page import SettingsPage
+
+
+class MainWindow(QMainWindow):
+    """Owns the pages and the window-wide shortcuts."""
+
+    def __init__(self, core: Core) -> None:
+        super().__init__()
+        self._core = core
+        self.setWindowTitle("ModelDeck")
+        self.resize(1280, 800)
+
+        self.discover = DiscoverPage(core)
+        self.settings = SettingsPage(core)
+        self.pages = QStackedWidget()
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(150)
+        self.sidebar.setIconSize(QSize(20, 20))
+        for title, page in (("Discover", self.discover), ("Settings", self.settings)):
+            self.pages.addWidget(page)
+            QListWidgetItem(title, self.sidebar)
+        self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+        self.endpoint_label = QLabel()
+        self.statusBar().addPermanentWidget(self.endpoint_label)
+        self._show_endpoint()
+
+        for keys in (QKeySequence("Ctrl+K"), QKeySequence(QKeySequence.StandardKey.Find)):
+            shortcut = QShortcut(keys, self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(self.focus_search)
+        self.settings.hubChanged.connect(self._hub_changed)
+
+    def show_page(self, page: QWidget) -> None:
+        self.sidebar.setCurrentRow(self.pages.indexOf(page))
+
+    def focus_search(self) -> None:
+        """Ctrl+K / Ctrl+F: go to Discover and put the cursor in the search field."""
+        self.show_page(self.discover)
+        self.discover.focus_search()
+
+    def _hub_changed(self) -> None:
+        self._show_endpoint()
+        self.discover.details.show_placeholder()
+        self.discover.search_now()
+
+    def _show_endpoint(self) -> None:
+        self.endpoint_label.setText(f"Hub: {self._core.endpoint}")

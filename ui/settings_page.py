@@ -1,0 +1,156 @@
+"""Settings: the hub endpoint, the access token, data folders and the default context length."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import paths
+from app.core import Core
+from app.errors import AppError
+from app.hub.credentials import TokenSource
+from app.hub.endpoint import DEFAULT_ENDPOINT
+from ui.tasks import run_blocking, spawn
+
+
+def _open_folder_button(path_text: QLineEdit | QLabel) -> QPushButton:
+    button = QPushButton("Open")
+    button.clicked.connect(
+        lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(path_text.text() or str(paths.data_dir()))
+        )
+    )
+    return button
+
+
+class SettingsPage(QWidget):
+    """Edits `Core` settings; emits `hubChanged` when what Discover talks to has changed."""
+
+    hubChanged = Signal()
+
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._core = core
+
+        self.endpoint = QLineEdit(core.settings.hub_endpoint or "")
+        self.endpoint.setPlaceholderText(f"default: HF_ENDPOINT, else {DEFAULT_ENDPOINT}")
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("hf_…  (a read token is enough)")
+        self.save_token_button = QPushButton("Save token")
+        self.clear_token_button = QPushButton("Forget token")
+        self.token_status = QLabel()
+        self.token_status.setWordWrap(True)
+        self.cache_dir = QLineEdit(core.settings.hf_cache_dir or "")
+        self.cache_dir.setPlaceholderText(
+            f"default: {paths.hf_cache_dir()} (shared with other tools)"
+        )
+        browse = QPushButton("Choose…")
+        self.data_dir = QLabel(str(core.database.path.parent))
+        self.context_length = QSpinBox()
+        self.context_length.setRange(256, 1_048_576)
+        self.context_length.setSingleStep(1024)
+        self.context_length.setValue(core.settings.default_context_length)
+        self.apply_button = QPushButton("Apply")
+        self.feedback = QLabel()
+        self.feedback.setObjectName("settingsFeedback")
+        self.feedback.setWordWrap(True)
+
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token, 1)
+        token_row.addWidget(self.save_token_button)
+        token_row.addWidget(self.clear_token_button)
+        cache_row = QHBoxLayout()
+        cache_row.addWidget(self.cache_dir, 1)
+        cache_row.addWidget(browse)
+        cache_row.addWidget(_open_folder_button(self.cache_dir))
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.data_dir, 1)
+        data_row.addWidget(_open_folder_button(self.data_dir))
+
+        form = QFormLayout()
+        form.addRow("Hub endpoint", self.endpoint)
+        form.addRow("Access token", token_row)
+        form.addRow("", self.token_status)
+        form.addRow("Model cache (HF cache)", cache_row)
+        form.addRow("App data", data_row)
+        form.addRow("Context length for fit estimates", self.context_length)
+        layout = QVBoxLayout(self)
+        title = QLabel("<h2>Settings</h2>")
+        layout.addWidget(title)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.feedback, 1)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        self.apply_button.clicked.connect(self.apply)
+        self.endpoint.returnPressed.connect(self.apply)
+        self.save_token_button.clicked.connect(lambda: spawn(self._save_token(self.token.text())))
+        self.clear_token_button.clicked.connect(lambda: spawn(self._save_token("")))
+        browse.clicked.connect(self._choose_cache_dir)
+        spawn(self._show_token_status())
+
+    def apply(self) -> None:
+        """Validate and store the endpoint, cache folder and context length."""
+        try:
+            settings = self._core.update_settings(
+                hub_endpoint=self.endpoint.text().strip() or None,
+                hf_cache_dir=self.cache_dir.text().strip() or None,
+                default_context_length=self.context_length.value(),
+            )
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            return
+        self.endpoint.setText(settings.hub_endpoint or "")
+        self._say(f"Saved. Using {self._core.endpoint}.")
+        self.hubChanged.emit()
+
+    async def _save_token(self, token: str) -> None:
+        try:
+            where = await run_blocking(self._core.save_token, token)
+        except Exception as exc:  # the keyring backends raise their own error types
+            self._say(f"The token could not be saved: {type(exc).__name__}", error=True)
+            return
+        self.token.clear()
+        self._say("Token saved." if token.strip() else "Token forgotten.")
+        if where is TokenSource.APP_FILE and token.strip():
+            self._say(
+                "No system keyring was found, so the token is kept in a file only you can "
+                f"read: {self._core.tokens.fallback_file}"
+            )
+        await self._show_token_status()
+        self.hubChanged.emit()
+
+    async def _show_token_status(self) -> None:
+        resolved = await run_blocking(lambda: self._core.token)
+        if resolved.value:
+            self.token_status.setText(f"A token is in use, from {resolved.source.value}.")
+        else:
+            self.token_status.setText(
+                "No token: public models only. Gated and private models need one "
+                "(HF_TOKEN and `hf auth login` are honoured too)."
+            )
+
+    def _choose_cache_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model cache folder", self.cache_dir.text())
+        if folder:
+            self.cache_dir.setText(folder)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.feedback.setText(text)
+        self.feedback.setProperty("error", error)
+        self.feedback.style().unpolish(self.feedback)
+        self.feedback.style().polish(self.feedback)

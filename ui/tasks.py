@@ -1,0 +1,43 @@
+"""The one way the UI runs slow work: a blocking call on a worker thread, awaited on the Qt loop.
+
+`run_blocking` hands a function to the asyncio loop's executor (qasync runs asyncio on the
+Qt main thread), so the result comes back on the GUI thread by construction. `spawn` starts a
+coroutine from plain Qt code (a virtual method, a timer) and keeps a strong reference to it,
+the way `qasync.asyncSlot` does; failures go to `sys.excepthook`, cancellation is quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_running: set[asyncio.Task[Any]] = set()
+
+
+async def run_blocking(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `function(*args, **kwargs)` on a worker thread and await its result."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
+
+
+def spawn(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Start `coroutine` on the running loop; errors reach `sys.excepthook`."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _running.discard(task)
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        sys.excepthook(type(error), error, error.__traceback__)
