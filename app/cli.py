@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -81,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     """Run a parsed command (`search` or `info`) and return the exit status."""
+    # huggingface_hub logs each retry as a warning; a failure here is reported in one line.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         core = Core.open(endpoint_override=args.endpoint)
     except AppError as exc:

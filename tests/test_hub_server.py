@@ -24,6 +24,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from tests.support.demo_hub import seed_demo_hub
 from tests.support.hub_server import (
     DropAfter,
     Fault,
@@ -122,7 +123,7 @@ def test_list_models_searches_filters_and_sorts(hub_server: HubServer, api: HfAp
         "acme/sd-tiny",
         "Meta/Llama-Chat",
     ]
-    assert [m.id for m in api.list_models(sort="likes")][0] == "Meta/Llama-Chat"
+    assert next(m.id for m in api.list_models(sort="likes")) == "Meta/Llama-Chat"
     assert [m.id for m in api.list_models(sort="last_modified")][-1] == "acme/sd-tiny"
 
     (llama,) = api.list_models(search="Llama-Chat", cardData=True, full=True)
@@ -307,12 +308,19 @@ def test_range_requests_get_206_with_content_range(hub_server: HubServer) -> Non
     assert (git.status, body) == (206, CONFIG[:1])
 
 
-def test_snapshot_download_and_model_card(hub_server: HubServer) -> None:
-    sha = hub_server.add_repo("org/tiny", {"model.gguf": GGUF, "config.json": CONFIG}, card=CARD)
+def test_snapshot_download_in_parallel_and_model_card(hub_server: HubServer) -> None:
+    shards = {f"shard-{i}.safetensors": bytes([i]) * 5000 for i in range(6)}
+    files = {**shards, "config.json": CONFIG, "model.gguf": GGUF}
+    sha = hub_server.add_repo("org/tiny", files, card=CARD)
 
-    folder = Path(snapshot_download("org/tiny", allow_patterns=["*.json"], endpoint=hub_server.url))
+    folder = Path(
+        snapshot_download(
+            "org/tiny", allow_patterns=["*.json", "*.safetensors"], endpoint=hub_server.url
+        )
+    )
     assert folder.name == sha
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*shards, "config.json"])
+    assert all((folder / name).read_bytes() == data for name, data in shards.items())
 
     readme = hf_hub_download("org/tiny", "README.md", endpoint=hub_server.url)
     card = ModelCard.load(Path(readme))  # ModelCard.load(repo_id) has no `endpoint`
@@ -339,9 +347,7 @@ def test_unicode_repo_ids_and_file_names(hub_server: HubServer, api: HfApi) -> N
 # --- gated repos -------------------------------------------------------------------------------
 
 
-def test_gated_repo_needs_a_granted_token_for_files_only(
-    hub_server: HubServer, api: HfApi
-) -> None:
+def test_gated_repo_needs_a_granted_token_for_files_only(hub_server: HubServer, api: HfApi) -> None:
     hub_server.add_repo("meta/gated", {"config.json": CONFIG}, gated="manual")
     hub_server.grant("meta/gated", "hf_granted")
 
@@ -411,7 +417,7 @@ def test_malformed_json_fails_the_call(hub_server: HubServer, api: HfApi) -> Non
     hub_server.add_repo("org/tiny")
     hub_server.inject(Fault(MalformedJson(), path=r"^/api/models"))
 
-    with pytest.raises(ValueError, match="Expecting|Unterminated|JSON"):
+    with pytest.raises(ValueError, match=r"Expecting|Unterminated|JSON"):
         list(api.list_models())
     assert [m.id for m in api.list_models()] == ["org/tiny"]  # only once
 
@@ -466,3 +472,28 @@ def test_fault_validation_and_stop_are_safe(tmp_path: Path) -> None:
         response, _ = raw_request(server.url, "GET", "/api/models")
         assert response.status == 200
     server.stop()  # a second stop is harmless
+
+
+# --- the demo hub --------------------------------------------------------------------------------
+
+
+def test_demo_hub_serves_the_real_client(hub_server: HubServer, api: HfApi) -> None:
+    demo = seed_demo_hub(hub_server, filler_repos=30)
+
+    assert len(list(api.list_models())) == len(demo.all()) == 36
+    assert {demo.gguf, demo.gated} <= {m.id for m in api.list_models(search="llama")}
+    assert demo.diffusers in {m.id for m in api.list_models(filter="diffusers")}
+    gguf_files = [s.rfilename for s in api.model_info(demo.gguf).siblings or []]
+    assert "Pocket-Llama-3B-Instruct-Q8_0-00002-of-00002.gguf" in gguf_files
+    q4 = hf_hub_download(demo.gguf, "Pocket-Llama-3B-Instruct-Q4_K_M.gguf", endpoint=hub_server.url)
+    assert Path(q4).read_bytes()[:4] == b"GGUF"
+    with pytest.raises(GatedRepoError):
+        hf_hub_download(demo.gated, "config.json", endpoint=hub_server.url, token=False)
+    hf_hub_download(demo.gated, "LICENSE", endpoint=hub_server.url, token=demo.granted_token)
+    other = api.model_info(demo.other_license).card_data
+    assert other is not None and other.license_name == "demo-research-license"
+    assert api.model_info(demo.broken_card).card_data is None
+    siblings = api.model_info(demo.diffusers, files_metadata=True).siblings or []
+    sizes = {s.rfilename: s.size or 0 for s in siblings}
+    unet = "unet/diffusion_pytorch_model"
+    assert 0 < sizes[f"{unet}.fp16.safetensors"] < sizes[f"{unet}.safetensors"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -101,6 +101,10 @@ class SettingsPage(QWidget):
         self.save_token_button.clicked.connect(lambda: spawn(self._save_token(self.token.text())))
         self.clear_token_button.clicked.connect(lambda: spawn(self._save_token("")))
         browse.clicked.connect(self._choose_cache_dir)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # Reading the keyring may block: do it when the page is first looked at, off-thread.
+        super().showEvent(event)
         spawn(self._show_token_status())
 
     def apply(self) -> None:

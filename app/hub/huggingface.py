@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -55,8 +54,6 @@ _SORT_KEYS: dict[SortOrder, Literal["downloads", "likes", "last_modified"]] = {
     SortOrder.LIKES: "likes",
     SortOrder.UPDATED: "last_modified",
 }
-# A reachability check result is trusted this long, so a burst of searches costs one check.
-_REACHABLE_FOR_SECONDS = 30.0
 
 T = TypeVar("T")
 
@@ -83,7 +80,6 @@ class HuggingFaceHub:
         self._token = token
         self._cache_dir = cache_dir
         self._probe_timeout = probe_timeout
-        self._reachable_until = 0.0
         # token=False, not None: None would make huggingface_hub look for a token on its own.
         self._api = HfApi(
             endpoint=self._endpoint,
@@ -146,7 +142,6 @@ class HuggingFaceHub:
             info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
         except Exception as exc:
             raise self._translate(exc, repo_id=repo_id) from exc
-        self._mark_reachable()
         return self._details_from_info(info)
 
     def model_card(self, repo_id: str, *, revision: str | None = None) -> ModelCard:
@@ -209,21 +204,15 @@ class HuggingFaceHub:
 
         huggingface_hub retries listings five times over ~23 s on a refused connection;
         a person waiting on a search should hear "offline" in seconds, not half a minute.
+        One HEAD per search (not per page) is cheap next to the listing itself.
         """
-        if time.monotonic() < self._reachable_until:
-            return
         try:
             get_session().head(self._endpoint, timeout=self._probe_timeout)
         except Exception as exc:
             raise self._translate(exc) from exc
-        self._mark_reachable()
-
-    def _mark_reachable(self) -> None:
-        self._reachable_until = time.monotonic() + _REACHABLE_FOR_SECONDS
 
     def _translate(self, exc: BaseException, *, repo_id: str | None = None) -> HubError:
         """Turn any exception from huggingface_hub into a `HubError` a person can act on."""
-        self._reachable_until = 0.0
         detail = redact(_first_line(exc), self._token)
         if isinstance(exc, HubError):
             return exc

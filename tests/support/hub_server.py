@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -217,12 +218,15 @@ def _derive_tags(
     paths: Iterable[str],
 ) -> tuple[str, ...]:
     """Tags the way the Hub computes them: the card's tags and the explicit ones, the library,
-    the pipeline, file formats found in the repo, `license:<id>`, `base_model:<id>`."""
+    the pipeline, file formats found in the repo, languages, `dataset:<id>`, `base_model:<id>`
+    and `license:<id>`."""
     card = card_data or {}
     found: list[str] = [*_str_list(card.get("tags")), *explicit]
     found += [t for t in (library_name, pipeline_tag) if t]
     suffixes = {Path(p).suffix.lower() for p in paths}
     found += [fmt for fmt in ("gguf", "safetensors", "onnx") if f".{fmt}" in suffixes]
+    found += _str_list(card.get("language"))
+    found += [f"dataset:{d}" for d in _str_list(card.get("datasets"))]
     found += [f"base_model:{m}" for m in _str_list(card.get("base_model"))]
     found += [f"license:{lic}" for lic in _str_list(card.get("license"))]
     return tuple(dict.fromkeys(found))  # de-duplicated, first occurrence wins
@@ -459,6 +463,9 @@ class HubServer:
         page_size: models per `/api/models` page when the request has no `limit`.
         tree_page_size: entries per `/tree` page.
         port: port of the Hub origin (0: a free one). The CDN always takes a free port.
+
+    `page_size` and `tree_page_size` are plain attributes: a test may change them at any time.
+    Repos, grants and faults may be added while the server runs.
     """
 
     def __init__(
@@ -562,9 +569,10 @@ class HubServer:
         Args:
             repo_id: `namespace/name` (or a bare name); any unicode.
             files: path in repo -> content (bytes, or a `Path` served in place).
-            card: README.md text. Its YAML front matter becomes `cardData`; `pipeline_tag`,
-                `library_name`, `license`, `tags` and `base_model` there feed the fields
-                and tags like on the Hub (explicit arguments win).
+            card: README.md text (or pass files["README.md"]). Its YAML front matter becomes
+                `cardData`; its `pipeline_tag`, `library_name`, `license`, `tags`, `language`,
+                `datasets` and `base_model` feed the fields and tags like on the Hub
+                (explicit arguments win). Broken YAML just leaves `cardData` out.
             gated: False, "auto" or "manual": `/resolve` then needs a `grant`ed token.
             last_modified: commit time (default: a fixed clock that advances per add).
 
@@ -723,9 +731,12 @@ class HubServer:
                 return self._cdn(request)
             return self._hub(request)
         except Exception as exc:
-            with self._lock:
-                self._errors.append(exc)
+            self._note_error(exc)
             return _error(500, None, f"HubServer bug: {exc!r}")
+
+    def _note_error(self, error: BaseException) -> None:
+        with self._lock:
+            self._errors.append(error)
 
     def _hub(self, request: _Request) -> _Response:
         segments = request.segments
@@ -778,7 +789,7 @@ class HubServer:
             repos = list(self._repos.values())
         try:
             matching = _sort_repos(_filter_repos(repos, request), request.param("sort"))
-            offset = int(request.param("cursor") or 0)
+            offset = _cursor(request)
         except ValueError as exc:
             return _error(400, None, str(exc))
         limit = request.param("limit")
@@ -820,10 +831,10 @@ class HubServer:
         entries = _tree_entries(commit, path.strip("/"), recursive=request.flag("recursive"))
         if entries is None:
             return _error(404, "EntryNotFound", f"{path} does not exist on {revision!r}")
-        offset_text = request.param("cursor") or "0"
-        if not offset_text.isdigit():
-            return _error(400, None, f"invalid cursor {offset_text!r}")
-        offset = int(offset_text)
+        try:
+            offset = _cursor(request)
+        except ValueError as exc:
+            return _error(400, None, str(exc))
         page = entries[offset : offset + self.tree_page_size]
         link = self._next_link(request, offset + self.tree_page_size, entries)
         return _json_response(page, headers=link)
@@ -883,7 +894,7 @@ class HubServer:
         """`/lfs/<sha256>/<path>`: like a signed CDN URL, it needs no token."""
         if len(request.segments) < 3 or request.segments[0] != "lfs":
             return _error(404, None, f"Not found: {request.path}")
-        sha256, name = request.segments[1], unquote(request.segments[-1])
+        sha256, name = request.segments[1], request.segments[-1]
         with self._lock:
             blob = self._blobs.get(sha256)
         if blob is None:
@@ -923,6 +934,14 @@ def _hash_file(path: Path) -> tuple[int, str, str]:
             sha256.update(chunk)
             sha1.update(chunk)
     return size, sha256.hexdigest(), sha1.hexdigest()
+
+
+def _cursor(request: _Request) -> int:
+    """The offset that a `Link` URL carries (opaque to clients, a plain number here)."""
+    text = request.param("cursor") or "0"
+    if not text.isdigit():
+        raise ValueError(f"invalid cursor {text!r}")
+    return int(text)
 
 
 def _repo_not_found(repo_id: str) -> _Response:
@@ -1126,8 +1145,11 @@ class _HttpServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away mid-response is normal here (faults, cancelled downloads).
-        pass
+        # A client that goes away mid-response is normal here (faults, cancelled downloads);
+        # anything else is a bug in the fake Hub and must fail the test that hit it.
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, OSError):
+            self.hub._note_error(error)
 
 
 class _Handler(BaseHTTPRequestHandler):

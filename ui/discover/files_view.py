@@ -23,7 +23,7 @@ def _row(
         QStandardItem(format_bytes(size) if size is not None else "?"),
         QStandardItem(quantization),
         QStandardItem(fit.fit.value if fit else ""),
-        QStandardItem(sha256[:16] + "…" if sha256 else ""),
+        QStandardItem(sha256[:12] if sha256 else ""),
     ]
     for cell in cells:
         cell.setEditable(False)

@@ -51,6 +51,9 @@ LICENSES = (
     "cc-by-nc-4.0",
     "other",
 )
+# Fixed starting widths (the model id column takes the rest): measuring contents would change
+# as pages arrive and make the columns jump while the user reads.
+COLUMN_WIDTHS = {1: 115, 2: 80, 3: 50, 4: 105, 5: 82}
 SORTS = (
     (SortOrder.DOWNLOADS, "Most downloads"),
     (SortOrder.LIKES, "Most likes"),
@@ -102,8 +105,10 @@ class DiscoverPage(QWidget):
         self.results_view.verticalHeader().setDefaultSectionSize(26)
         header = self.results_view.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, self.results.columnCount()):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for column, width in COLUMN_WIDTHS.items():
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
+        self.results_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.status = QLabel()
         self.status.setObjectName("searchStatus")
         self.status.setWordWrap(True)
@@ -130,8 +135,9 @@ class DiscoverPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(self.details)
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([700, 540])
         layout = QVBoxLayout(self)
         layout.addWidget(self.search_field)
         layout.addLayout(filters)

@@ -196,8 +196,10 @@ class SearchResultsModel(QAbstractTableModel):
             self._items.extend(page)
             self.endInsertRows()
         if self._items:
+            count = len(self._items)
             more = "" if self._results is None else "+"
-            self._set_state(SearchState.RESULTS, f"{len(self._items):,}{more} models")
+            noun = "model" if count == 1 and not more else "models"
+            self._set_state(SearchState.RESULTS, f"{count:,}{more} {noun}")
         else:
             self._set_state(SearchState.EMPTY, "No models match this search.")
 

@@ -1,0 +1,79 @@
+"""The main window as a whole, and the app started for real on a (virtual) display."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from tests.support.hub_server import HubServer
+from ui.main_window import MainWindow
+
+
+def test_window_has_title_sidebar_and_pages(window: MainWindow, hub_server: HubServer) -> None:
+    assert window.windowTitle() == "ModelDeck"
+    titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
+    assert titles == ["Discover", "Settings"]
+    assert window.pages.currentWidget() is window.discover
+    assert hub_server.url in window.endpoint_label.text()
+
+
+def test_sidebar_switches_pages(qtbot: QtBot, window: MainWindow) -> None:
+    window.sidebar.setCurrentRow(1)
+    assert window.pages.currentWidget() is window.settings
+
+
+def _app_env(tmp_path: Path, hub_server: HubServer) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QT_")}
+    env.update(
+        MODELDECK_DATA_DIR=str(tmp_path / "data"),
+        MODELDECK_STARTUP_PROBE="1",
+        HF_ENDPOINT=hub_server.url,
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+    )
+    return env
+
+
+@pytest.mark.skipif(
+    shutil.which("xvfb-run") is None, reason="needs Xvfb (scripts/test installs it)"
+)
+def test_the_app_starts_and_paints_on_a_real_x_display(
+    tmp_path: Path, hub_server: HubServer
+) -> None:
+    """`modeldeck` as a user starts it: xcb platform, first paint, no heavy runtimes loaded."""
+    result = subprocess.run(
+        ["xvfb-run", "-a", sys.executable, "-m", "ui.launcher"],
+        env=_app_env(tmp_path, hub_server),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "first-paint" in result.stdout
+    assert "heavy-modules -" in result.stdout
+    assert (tmp_path / "data" / "modeldeck.sqlite3").exists()
+
+
+def test_without_a_display_the_app_says_so_in_one_line(
+    tmp_path: Path, hub_server: HubServer
+) -> None:
+    env = _app_env(tmp_path, hub_server)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "ui.launcher"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("modeldeck: no display found")
+    assert "Traceback" not in result.stderr
