@@ -1,8 +1,5 @@
 """ModelDeck's core: hub access, licenses, hardware fit, storage. Plain Python, never Qt."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("modeldeck")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The single source of the version: pyproject.toml reads it from here (setuptools "dynamic"),
+# and reading it here costs nothing at startup (importlib.metadata costs ~20 ms).
+__version__ = "0.1.0"

@@ -13,16 +13,13 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app import __version__
-from app.core import Core
-from app.errors import AppError, GatedRepoError, HubUnreachableError, RepoNotFoundError
-from app.hardware import FitEstimate, MachineMemory, estimate_gguf_fit, read_machine_memory
-from app.hub.models import AccessStatus, Gating, ModelDetails, ModelSummary, SearchQuery, SortOrder
-from app.hub.repo_files import diffusers_layout, group_gguf_models, parse_quantization
-from app.licenses import license_info
-from app.units import format_bytes
+from app.hub.models import SortOrder
+
+if TYPE_CHECKING:
+    from app.core import Core
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -40,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"modeldeck {__version__}")
     endpoint_help = "hub endpoint for this run (default: the setting, HF_ENDPOINT, huggingface.co)"
-    parser.add_argument("--endpoint", help=endpoint_help)
+    parser.add_argument("--endpoint", type=_endpoint_url, help=endpoint_help)
     # Accepted after the command too; SUPPRESS keeps a missing one from hiding the global one.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--endpoint", default=argparse.SUPPRESS, help=endpoint_help)
+    common.add_argument(
+        "--endpoint", type=_endpoint_url, default=argparse.SUPPRESS, help=endpoint_help
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     search = commands.add_parser("search", parents=[common], help="search the hub for models")
@@ -84,6 +83,10 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     """Run a parsed command (`search` or `info`) and return the exit status."""
     # huggingface_hub logs each retry as a warning; a failure here is reported in one line.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    # Imported here, not at the top: the window's launcher parses arguments with this module.
+    from app.core import Core
+    from app.errors import AppError, GatedRepoError, HubUnreachableError, RepoNotFoundError
+
     try:
         core = Core.open(endpoint_override=args.endpoint)
     except AppError as exc:
@@ -107,6 +110,9 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
 
 
 def _search(core: Core, args: argparse.Namespace, out: TextIO) -> None:
+    from app.hub.models import SearchQuery
+    from app.model_report import summary_json
+
     query = SearchQuery(
         text=args.query,
         task=args.task,
@@ -117,7 +123,7 @@ def _search(core: Core, args: argparse.Namespace, out: TextIO) -> None:
     )
     results = list(islice(core.hub.search(query), args.limit))
     if args.json:
-        json.dump([_summary_json(item) for item in results], out, indent=2)
+        json.dump([summary_json(item) for item in results], out, indent=2)
         out.write("\n")
         return
     if not results:
@@ -138,6 +144,10 @@ def _search(core: Core, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
+    from app.hardware import read_machine_memory
+    from app.hub.models import AccessStatus, Gating
+    from app.model_report import describe_model
+
     details = core.hub.model_details(args.repo_id, revision=args.revision)
     if details.gating is Gating.OPEN:
         access = AccessStatus.GRANTED
@@ -155,74 +165,9 @@ def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
     _write_info_text(out, report)
 
 
-def describe_model(
-    details: ModelDetails, access: AccessStatus, memory: MachineMemory, *, context_length: int
-) -> dict[str, Any]:
-    """The `info` report as plain data: license, gating, files with quantization and fit."""
-    license_ = license_info(
-        details.license_id, license_name=details.license_name, license_link=details.license_link
-    )
-    fits: dict[str, FitEstimate] = {}
-    for model in group_gguf_models(details.files):
-        if model.size is None or model.is_projector:
-            continue
-        estimate = estimate_gguf_fit(
-            model.size, model.quantization, memory, context_length=context_length
-        )
-        for part in model.parts:
-            fits[part.path] = estimate
-    layout = diffusers_layout(details.files)
-    return {
-        "id": details.repo_id,
-        "url": details.url,
-        "sha": details.sha,
-        "last_modified": details.last_modified.isoformat() if details.last_modified else None,
-        "offline_copy_from": details.saved_at.isoformat() if details.saved_at else None,
-        "task": details.task,
-        "library": details.library,
-        "tags": list(details.tags),
-        "base_models": list(details.base_models),
-        "downloads": details.downloads,
-        "likes": details.likes,
-        "gated": details.gating.value,
-        "access": access.value,
-        "license": {
-            "id": license_.id,
-            "name": license_.name,
-            "category": license_.category.value,
-            "commercial_use": license_.commercial_use.value,
-            "commercial_condition": license_.commercial_condition,
-            "summary": license_.summary,
-            "url": license_.url,
-            "license_file": details.license_file.path if details.license_file else None,
-        },
-        "diffusers": (
-            {
-                "variants": list(layout.variants),
-                "safetensors": layout.has_safetensors,
-                "pickle": layout.has_pickle,
-            }
-            if layout.is_pipeline
-            else None
-        ),
-        "context_length_for_fit": context_length,
-        "files": [
-            {
-                "path": file.path,
-                "size": file.size,
-                "sha256": file.sha256,
-                "quantization": parse_quantization(file.name)
-                if file.name.lower().endswith(".gguf")
-                else None,
-                "fit": fits[file.path].fit.value if file.path in fits else None,
-                "fit_detail": fits[file.path].explanation if file.path in fits else None,
-            }
-            for file in details.files
-        ],
-    }
-
-
 def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
+    from app.units import format_bytes
+
     license_ = report["license"]
     lines = [f"{report['id']}  ({report['url']})"]
     if report["offline_copy_from"]:
@@ -253,19 +198,6 @@ def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
     _write_table(out, ("FILE", "SIZE", "QUANT", "FIT", "SHA256"), rows)
 
 
-def _summary_json(item: ModelSummary) -> dict[str, Any]:
-    return {
-        "id": item.repo_id,
-        "task": item.task,
-        "library": item.library,
-        "downloads": item.downloads,
-        "likes": item.likes,
-        "license": item.license_id,
-        "gated": item.gating.value,
-        "last_modified": item.last_modified.isoformat() if item.last_modified else None,
-    }
-
-
 def _write_table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -279,6 +211,17 @@ def _write_table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str
 
 def _date(value: datetime | None) -> str:
     return value.date().isoformat() if value else "-"
+
+
+def _endpoint_url(text: str) -> str | None:
+    """An http(s) URL for `--endpoint` (cleaned), so a typo is a usage error, not "offline"."""
+    from app.errors import SettingsError
+    from app.settings import validate_endpoint
+
+    try:
+        return validate_endpoint(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _positive_int(text: str) -> int:

@@ -46,14 +46,23 @@ def load_settings(database: Database) -> Settings:
     values: dict[str, Any] = {}
     for field in dataclasses.fields(Settings):
         stored = database.get_setting(field.name)
-        if stored is not None:
+        if stored is not None and _is_valid(field.name, stored):
             values[field.name] = stored
-    try:
-        settings = Settings(**values)
-        validate_endpoint(settings.hub_endpoint)
-    except (TypeError, SettingsError):
-        return Settings()
-    return settings
+    return Settings(**values)
+
+
+def _is_valid(name: str, value: object) -> bool:
+    """Whether a stored value can be used for the setting `name` (each falls back alone)."""
+    if name == "default_context_length":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 256
+    if not isinstance(value, str):
+        return False
+    if name == "hub_endpoint":
+        try:
+            validate_endpoint(value)
+        except SettingsError:
+            return False
+    return True
 
 
 def save_settings(database: Database, settings: Settings) -> None:

@@ -15,18 +15,19 @@ import html
 from collections.abc import Sequence
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+from app.hub.links import safe_link
+
 # Elements whose text is code or styling, never prose a person should read.
 _HIDDEN_ELEMENTS = frozenset({"script", "style", "iframe", "noscript", "template", "object"})
-# ~20 kB of HTML lays out in well under 50 ms in a QTextDocument on a slow machine.
-DEFAULT_CHUNK_CHARS = 20_000
+# ~5 kB of HTML lays out in well under 50 ms in a QTextDocument on a slow machine.
+DEFAULT_CHUNK_CHARS = 5_000
+DEFAULT_SEGMENT_CHARS = 20_000
 
 
 class _TextOnly(HTMLParser):
@@ -58,16 +59,6 @@ def html_to_text(fragment: str) -> str:
     parser.feed(fragment)
     parser.close()
     return " ".join("".join(parser.parts).split())
-
-
-def safe_link(url: str, base_url: str | None) -> str | None:
-    """`url` made absolute against `base_url`, or None if its scheme is not safe to open."""
-    url = url.strip()
-    if not url:
-        return None
-    if base_url and not urlsplit(url).scheme:
-        url = urljoin(base_url, url)
-    return url if urlsplit(url).scheme.lower() in SAFE_SCHEMES else None
 
 
 class _SafeRenderer(RendererHTML):
@@ -112,6 +103,36 @@ def _markdown() -> MarkdownIt:
     return parser.enable(["table", "strikethrough"])
 
 
+def split_markdown(markdown: str, *, segment_chars: int = DEFAULT_SEGMENT_CHARS) -> list[str]:
+    """Cut Markdown into segments of about `segment_chars` that parse the same apart as together.
+
+    Cuts are made only before an ATX heading ("# …") that follows a blank line outside a fenced
+    code block: a heading always starts a new top-level block, so nothing spans the cut (link
+    reference definitions used across a cut are the one known loss, and rare in cards).
+    Parsing a 1 MB card in one call holds the GIL in long C regex passes and stalls the
+    window; segment by segment, every pass is short.
+    """
+    segments: list[str] = []
+    current: list[str] = []
+    size = 0
+    fence: str | None = None
+    previous_blank = True
+    for line in markdown.splitlines(keepends=True):
+        stripped = line.lstrip()
+        if fence is None and previous_blank and stripped.startswith("#") and size >= segment_chars:
+            segments.append("".join(current))
+            current, size = [], 0
+        if stripped.startswith(("```", "~~~")):
+            marker = stripped[:3]
+            fence = marker if fence is None else (None if marker == fence else fence)
+        current.append(line)
+        size += len(line)
+        previous_blank = not stripped
+    if current:
+        segments.append("".join(current))
+    return segments
+
+
 def render_card_chunks(
     markdown: str, *, base_url: str | None = None, chunk_chars: int = DEFAULT_CHUNK_CHARS
 ) -> list[str]:
@@ -122,21 +143,22 @@ def render_card_chunks(
     """
     parser = _markdown()
     env: dict[str, Any] = {"base_url": base_url}
-    tokens = parser.parse(markdown, env)
     chunks: list[str] = []
     pending: list[str] = []
     pending_size = 0
-    block_start = 0
-    for index, token in enumerate(tokens):
-        if token.level != 0 or token.nesting == 1:
-            continue  # still inside a top-level block
-        piece = parser.renderer.render(tokens[block_start : index + 1], parser.options, env)
-        block_start = index + 1
-        pending.append(piece)
-        pending_size += len(piece)
-        if pending_size >= chunk_chars:
-            chunks.append("".join(pending))
-            pending, pending_size = [], 0
+    for segment in split_markdown(markdown):
+        tokens = parser.parse(segment, env)
+        block_start = 0
+        for index, token in enumerate(tokens):
+            if token.level != 0 or token.nesting == 1:
+                continue  # still inside a top-level block
+            piece = parser.renderer.render(tokens[block_start : index + 1], parser.options, env)
+            block_start = index + 1
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size >= chunk_chars:
+                chunks.append("".join(pending))
+                pending, pending_size = [], 0
     if pending:
         chunks.append("".join(pending))
     return chunks

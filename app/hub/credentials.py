@@ -98,6 +98,8 @@ class TokenStore:
         self._fallback_file.parent.mkdir(parents=True, exist_ok=True)
         # Create with owner-only permissions from the start, so the token is never world-readable.
         descriptor = os.open(self._fallback_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if hasattr(os, "fchmod"):  # the mode above applies only to a new file: tighten an old one
+            os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(token)
         return TokenSource.APP_FILE

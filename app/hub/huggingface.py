@@ -141,7 +141,7 @@ class HuggingFaceHub:
         try:
             info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
         except Exception as exc:
-            raise self._translate(exc, repo_id=repo_id) from exc
+            raise self._translate(exc, repo_id=repo_id, revision=revision) from exc
         return self._details_from_info(info)
 
     def model_card(self, repo_id: str, *, revision: str | None = None) -> ModelCard:
@@ -173,6 +173,14 @@ class HuggingFaceHub:
     def _download_text(
         self, repo_id: str, path: str, *, revision: str | None, max_bytes: int | None
     ) -> str:
+        # hf_hub_download retries a refused connection for ~23 s when the file is not cached;
+        # probe first so that offline means the cached copy (or an error) in seconds.
+        try:
+            self._ensure_reachable()
+        except HubUnreachableError:
+            offline = True
+        else:
+            offline = False
         try:
             local = hf_hub_download(
                 repo_id,
@@ -181,6 +189,7 @@ class HuggingFaceHub:
                 endpoint=self._endpoint,
                 token=self._token or False,
                 cache_dir=self._cache_dir,
+                local_files_only=offline,
                 library_name="modeldeck",
                 library_version=__version__,
             )
@@ -194,7 +203,7 @@ class HuggingFaceHub:
                 f"Cannot reach {self._endpoint}, and {path} of {repo_id} is not cached."
             ) from exc
         except Exception as exc:
-            raise self._translate(exc, repo_id=repo_id) from exc
+            raise self._translate(exc, repo_id=repo_id, revision=revision) from exc
         with open(local, "rb") as handle:
             raw = handle.read() if max_bytes is None else handle.read(max_bytes)
         return raw.decode("utf-8", errors="replace")
@@ -211,7 +220,9 @@ class HuggingFaceHub:
         except Exception as exc:
             raise self._translate(exc) from exc
 
-    def _translate(self, exc: BaseException, *, repo_id: str | None = None) -> HubError:
+    def _translate(
+        self, exc: BaseException, *, repo_id: str | None = None, revision: str | None = None
+    ) -> HubError:
         """Turn any exception from huggingface_hub into a `HubError` a person can act on."""
         detail = redact(_first_line(exc), self._token)
         if isinstance(exc, HubError):
@@ -229,11 +240,20 @@ class HuggingFaceHub:
             isinstance(exc, hf_errors.RepositoryNotFoundError | hf_errors.RevisionNotFoundError)
             and repo_id
         ):
-            what = "revision" if isinstance(exc, hf_errors.RevisionNotFoundError) else "repository"
+            what = (
+                f"revision {revision or 'main'} of {repo_id}"
+                if isinstance(exc, hf_errors.RevisionNotFoundError)
+                else f"repository {repo_id}"
+            )
             return RepoNotFoundError(
-                f"No {what} {repo_id} on {self._endpoint}.",
+                f"No {what} on {self._endpoint}.",
                 repo_id=repo_id,
                 hint=None if self._token else "If it is private, add a token in Settings.",
+            )
+        if isinstance(exc, hf_errors.HFValidationError) and repo_id:
+            # Raised before any request: the id itself is malformed (e.g. spaces, "..").
+            return RepoNotFoundError(
+                f"{repo_id!r} is not a valid repository id ({detail}).", repo_id=repo_id
             )
         if isinstance(exc, hf_errors.HfHubHTTPError):
             status = exc.response.status_code if exc.response is not None else None

@@ -137,17 +137,24 @@ class OfflineAwareHub:
 
     def seen_models(self, query: SearchQuery, *, limit: int = 500) -> list[ModelSummary]:
         """Models seen before on this endpoint whose id contains the query text, newest first."""
+        # Matched here, not in SQL: SQLite's lower() folds ASCII only, and the limit must count
+        # models that pass every filter.
         rows = self._database.fetch_all(
-            "SELECT payload, fetched_at FROM hub_snapshots "
-            "WHERE endpoint = ? AND kind = 'details' AND instr(lower(repo_id), lower(?)) > 0 "
-            "ORDER BY fetched_at DESC LIMIT ?",
-            (self.endpoint, query.text.strip(), limit),
+            "SELECT repo_id, payload, fetched_at FROM hub_snapshots "
+            "WHERE endpoint = ? AND kind = 'details' ORDER BY fetched_at DESC",
+            (self.endpoint,),
         )
-        summaries = [
-            _summary_of(_details_from_json(payload, datetime.fromisoformat(fetched_at)))
-            for payload, fetched_at in rows
-        ]
-        return [summary for summary in summaries if _matches_filters(summary, query)]
+        text = query.text.strip().casefold()
+        found: list[ModelSummary] = []
+        for repo_id, payload, fetched_at in rows:
+            if len(found) >= limit:
+                break
+            if text not in str(repo_id).casefold():
+                continue
+            details = _details_from_json(payload, datetime.fromisoformat(fetched_at))
+            if _matches_filters(details, query):
+                found.append(_summary_of(details))
+        return found
 
     def _save(self, repo_id: str, kind: str, payload: str) -> None:
         self._database.execute(
@@ -166,11 +173,12 @@ class OfflineAwareHub:
         return (row[0], datetime.fromisoformat(row[1])) if row else None
 
 
-def _matches_filters(summary: ModelSummary, query: SearchQuery) -> bool:
-    if query.task and summary.task != query.task:
+def _matches_filters(details: ModelDetails, query: SearchQuery) -> bool:
+    if query.task and details.task != query.task:
         return False
-    if query.library and summary.library != query.library:
+    # Like the hub's filter: a library or format matches the library name or any tag ("gguf").
+    if query.library and query.library not in (details.library, *details.tags):
         return False
-    if query.license and summary.license_id != query.license.lower():
+    if query.license and details.license_id != query.license.strip().lower():
         return False
-    return not (query.author and not summary.repo_id.startswith(f"{query.author}/"))
+    return not (query.author and not details.repo_id.startswith(f"{query.author.strip()}/"))

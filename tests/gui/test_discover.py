@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from tests.support.hub_server import Fault, HubServer, Status
+from ui.discover.card_view import MORE_LINK
 from ui.discover.results_model import PAGE_SIZE, SearchState
 from ui.main_window import MainWindow
 
@@ -185,7 +186,7 @@ The end.
     assert hub_server.requests_to(r"/evil") == []
 
 
-def test_a_one_megabyte_card_renders_completely(
+def test_a_one_megabyte_card_shows_its_start_then_all_of_it_on_request(
     qtbot: QtBot, window: MainWindow, hub_server: HubServer
 ) -> None:
     section = "## Section\n\nSome **bold** text and `code`.\n\n- one\n- two\n\n"
@@ -194,9 +195,16 @@ def test_a_one_megabyte_card_renders_completely(
     search(qtbot, window, "big")
     select_repo(qtbot, window, "big/card")
 
-    text = window.discover.details.card.toPlainText()
+    card_view = window.discover.details.card
+    assert card_view.has_more
+    assert "LAST LINE" not in card_view.toPlainText()
+    assert "show the rest" in card_view.toPlainText()
+    with qtbot.waitSignal(card_view.restShown, timeout=60_000):
+        card_view.anchorClicked.emit(QUrl(MORE_LINK))
+    text = card_view.toPlainText()
     assert text.count("Section") == body.count("## Section")
     assert "LAST LINE" in text
+    assert "show the rest" not in text
 
 
 def test_hub_down_shows_offline_state_and_models_seen_before(

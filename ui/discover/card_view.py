@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QTextCursor
+from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from app.hub.card_html import SAFE_SCHEMES
+from app.hub.links import SAFE_SCHEMES
+from ui.tasks import spawn
 
 # A few lines of CSS that Qt's rich-text engine understands, for readable cards.
 _CARD_CSS = """
@@ -18,6 +20,15 @@ code { font-family: monospace; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid palette(mid); padding: 3px 6px; }
 """
+# Documents bigger than this are taken apart in steps: destroying a 1 MB document at once
+# blocks the GUI thread for ~100 ms.
+_BIG_DOCUMENT_CHARS = 100_000
+# Inserting into a QTextDocument gets slower as it grows (~8 ms per 5 kB chunk at 1 MB on this
+# machine, plus layout), so a huge card shows its first part and a link to the rest.
+INITIAL_HTML_CHARS = 256_000
+MORE_LINK = "modeldeck:card-rest"
+_TURN_SECONDS = 0.015  # GUI-thread work between two yields to the event loop
+_BLOCKS_PER_STEP = 150  # ~10 ms of work per step on a slow machine
 
 
 class CardView(QTextBrowser):
@@ -25,37 +36,120 @@ class CardView(QTextBrowser):
 
     Resources (images, style sheets) are never loaded, whatever the HTML says: `loadResource`
     answers nothing. Large cards are appended chunk by chunk with a yield to the event loop
-    between chunks, so painting and input continue while a big card fills in.
+    between chunks, so painting and input continue while a big card fills in; a large
+    previous card is dismantled the same way, in the background.
     """
 
     linkActivated = Signal(str)  # a safe URL the user clicked (after it was opened)
+    restShown = Signal()  # the rest of a long card has been appended
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setOpenLinks(False)
         self.setOpenExternalLinks(False)
-        self.document().setDefaultStyleSheet(_CARD_CSS)
+        self.setDocument(self._new_document())
         self.anchorClicked.connect(self._open_link)
         self.resource_requests: list[str] = []  # what the HTML asked for (nothing is loaded)
+        self._rest: list[str] = []  # chunks of a long card not shown yet
+        self._rest_starts = 0  # where the "show the rest" paragraph begins
 
     def loadResource(self, type: int, name: QUrl | str) -> object:
         self.resource_requests.append(name.toString() if isinstance(name, QUrl) else name)
         return None
 
-    async def show_chunks(self, chunks: list[str]) -> None:
-        """Replace the content with `chunks`, yielding to the event loop between them."""
+    def clear(self) -> None:
+        """Empty the view at once; a big old document is taken apart in the background."""
+        old = self.document()
+        if old.characterCount() < _BIG_DOCUMENT_CHARS:
+            super().clear()
+            return
+        old.setParent(None)  # so that setDocument does not delete it here and now
+        self.setDocument(self._new_document())
+        spawn(_dismantle(old))
+
+    @property
+    def has_more(self) -> bool:
+        """Whether a long card has a part not shown yet (behind the "show the rest" link)."""
+        return bool(self._rest)
+
+    async def show_chunks(self, chunks: list[str], *, limit: int = INITIAL_HTML_CHARS) -> None:
+        """Replace the content with `chunks`, yielding to the event loop every ~15 ms.
+
+        After about `limit` characters of HTML the rest waits behind a link at the end.
+        """
         self.clear()
-        cursor = QTextCursor(self.document())
-        for number, chunk in enumerate(chunks):
-            if number == 0:
-                self.setHtml(chunk)
-            else:
-                cursor.movePosition(QTextCursor.MoveOperation.End)
-                cursor.insertHtml(chunk)
-            await asyncio.sleep(0)
+        self._rest = []
+        if chunks:
+            self.setHtml(chunks[0])
+        shown = await self._append(chunks[1:], budget=limit - len(chunks[0] if chunks else ""))
+        if shown < len(chunks) - 1:
+            self._rest = chunks[1 + shown :]
+            self._append_more_link()
         self.moveCursor(QTextCursor.MoveOperation.Start)
 
+    async def show_rest(self) -> None:
+        """Append the part of a long card that was held back."""
+        rest, self._rest = self._rest, []
+        if not rest:
+            return
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(self._rest_starts)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        await self._append(rest, budget=None)
+        self.restShown.emit()
+
+    async def _append(self, chunks: list[str], *, budget: int | None) -> int:
+        """Append chunks until `budget` characters (None: all); returns how many went in."""
+        cursor = QTextCursor(self.document())
+        turn_started = time.perf_counter()
+        for number, chunk in enumerate(chunks):
+            if budget is not None and budget <= 0:
+                return number
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertHtml(chunk)
+            if budget is not None:
+                budget -= len(chunk)
+            if time.perf_counter() - turn_started > _TURN_SECONDS:
+                await asyncio.sleep(0)
+                turn_started = time.perf_counter()
+        return len(chunks)
+
+    def _append_more_link(self) -> None:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        self._rest_starts = cursor.position()
+        remaining = sum(len(chunk) for chunk in self._rest)
+        cursor.insertHtml(
+            f'<p><a href="{MORE_LINK}"><b>This card is long: show the rest '
+            f"(about {remaining // 1000:,} kB more)</b></a></p>"
+        )
+
+    def _new_document(self) -> QTextDocument:
+        document = QTextDocument(self)
+        document.setDefaultStyleSheet(_CARD_CSS)
+        return document
+
     def _open_link(self, url: QUrl) -> None:
-        if url.scheme().lower() in SAFE_SCHEMES:
+        if url.toString() == MORE_LINK:
+            spawn(self.show_rest())
+        elif url.scheme().lower() in SAFE_SCHEMES:
             QDesktopServices.openUrl(url)
             self.linkActivated.emit(url.toString())
+
+
+async def _dismantle(document: QTextDocument) -> None:
+    """Remove a detached document's blocks from the end in small steps, then let it go."""
+    while document.blockCount() > 1:
+        cursor = QTextCursor(document)
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.movePosition(
+            QTextCursor.MoveOperation.PreviousBlock,
+            QTextCursor.MoveMode.KeepAnchor,
+            _BLOCKS_PER_STEP,
+        )
+        if not cursor.hasSelection():
+            break
+        cursor.removeSelectedText()
+        await asyncio.sleep(0)
+    document.deleteLater()

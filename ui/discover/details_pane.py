@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -18,16 +18,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import AppError, GatedRepoError, HubUnreachableError
-from app.hardware import read_machine_memory
-from app.hub.card_html import render_card_chunks
 from app.hub.models import Gating, ModelCard, ModelDetails
 from app.hub.offline import OfflineAwareHub
 from app.units import format_bytes
 from ui.discover.card_view import CardView
 from ui.discover.files_view import FilesView
 from ui.discover.license_panel import LicensePanel
-from ui.tasks import run_blocking, spawn
+from ui.tasks import cyclic_gc_paused, run_blocking, spawn
 from ui.widgets import MessageView
+
+if TYPE_CHECKING:
+    from app.hardware import MachineMemory
 
 # Card metadata keys worth a chip, in display order.
 _CHIP_KEYS = ("pipeline_tag", "library_name", "license", "base_model", "language", "datasets")
@@ -43,6 +44,21 @@ def metadata_chips(metadata: Mapping[str, Any], tags: Iterable[str] = ()) -> lis
         chips += [f"{key.replace('_', ' ')}: {item}" for item in values[:4] if item]
     chips += [tag for tag in tags if ":" not in tag and tag not in chips]
     return chips[:_MAX_CHIPS]
+
+
+def _read_machine_memory() -> MachineMemory:
+    # Imported on first use, on a worker thread: psutil and friends stay out of startup.
+    from app.hardware import read_machine_memory
+
+    return read_machine_memory()
+
+
+def _render_card_chunks(markdown: str, base_url: str) -> list[str]:
+    # Imported on first use, on a worker thread: markdown-it costs ~25 ms at startup.
+    from app.hub.card_html import render_card_chunks
+
+    with cyclic_gc_paused():
+        return render_card_chunks(markdown, base_url=base_url)
 
 
 def chips_html(chips: Iterable[str]) -> str:
@@ -136,7 +152,7 @@ class DetailsPane(QWidget):
         try:
             hub = await run_blocking(self._hub)
             details = await run_blocking(hub.model_details, repo_id)
-            memory = await run_blocking(read_machine_memory)
+            memory = await run_blocking(_read_machine_memory)
         except AppError as exc:
             self._show_error(repo_id, exc)
             return
@@ -166,7 +182,7 @@ class DetailsPane(QWidget):
             self.card.setPlainText("This repository has no model card.")
         else:
             base = f"{details.url}/blob/{details.sha or 'main'}/"
-            chunks = await run_blocking(render_card_chunks, card.body, base_url=base)
+            chunks = await run_blocking(_render_card_chunks, card.body, base)
             await self.card.show_chunks(chunks)
         self.chips.setText(chips_html(metadata_chips(card.metadata, details.tags)))
         self.cardShown.emit(details.repo_id)

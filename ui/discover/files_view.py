@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QHeaderView, QLabel, QTreeView, QVBoxLayout, QWidget
 
-from app.hardware import Fit, FitEstimate, MachineMemory, estimate_gguf_fit
 from app.hub.models import ModelDetails, RepoFile
-from app.hub.repo_files import GgufModel, diffusers_layout, group_gguf_models
 from app.units import format_bytes
 
+if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of startup
+    from app.hardware import FitEstimate, MachineMemory
+    from app.hub.repo_files import GgufModel
+
 HEADERS = ("File", "Size", "Quantization", "Fit", "SHA256")
-FIT_COLOURS = {Fit.FITS: "#2e7d32", Fit.TIGHT: "#ef6c00", Fit.WONT_FIT: "#c62828"}
+FIT_COLOURS = {"fits": "#2e7d32", "tight": "#ef6c00", "won't fit": "#c62828"}
 
 
 def _row(
@@ -31,13 +35,15 @@ def _row(
     if sha256:
         cells[4].setToolTip(sha256)
     if fit:
-        cells[3].setForeground(QColor(FIT_COLOURS[fit.fit]))
+        cells[3].setForeground(QColor(FIT_COLOURS[fit.fit.value]))
         cells[3].setToolTip(fit.explanation)
         cells[0].setToolTip(fit.explanation)
     return cells
 
 
 def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QStandardItem]:
+    from app.hardware import estimate_gguf_fit
+
     fit = (
         estimate_gguf_fit(model.size, model.quantization, memory, context_length=context)
         if model.size is not None and not model.is_projector
@@ -57,6 +63,8 @@ def build_files_model(
     files: tuple[RepoFile, ...], memory: MachineMemory, *, context_length: int
 ) -> QStandardItemModel:
     """A tree model: GGUF models first (best quality first), then every other file."""
+    from app.hub.repo_files import group_gguf_models
+
     model = QStandardItemModel(0, len(HEADERS))
     model.setHorizontalHeaderLabels(list(HEADERS))
     ggufs = group_gguf_models(files)
@@ -71,6 +79,8 @@ def build_files_model(
 
 def describe_layout(details: ModelDetails) -> str:
     """One line about the repository's format: GGUF quantizations or diffusers variants."""
+    from app.hub.repo_files import diffusers_layout, group_gguf_models
+
     ggufs = [model for model in group_gguf_models(details.files) if not model.is_projector]
     if ggufs:
         quants = sorted({model.quantization for model in ggufs if model.quantization})

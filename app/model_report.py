@@ -1,0 +1,95 @@
+"""A model's facts as plain data: what `modeldeck info --json` prints and the window shows.
+
+Kept apart from the CLI so that starting the window or parsing arguments does not import
+file analysis, the license table or psutil.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.hardware import FitEstimate, MachineMemory, estimate_gguf_fit
+from app.hub.models import AccessStatus, ModelDetails, ModelSummary
+from app.hub.repo_files import diffusers_layout, group_gguf_models, parse_quantization
+from app.licenses import license_info
+
+
+def describe_model(
+    details: ModelDetails, access: AccessStatus, memory: MachineMemory, *, context_length: int
+) -> dict[str, Any]:
+    """The `info` report as plain data: license, gating, files with quantization and fit."""
+    license_ = license_info(
+        details.license_id, license_name=details.license_name, license_link=details.license_link
+    )
+    fits: dict[str, FitEstimate] = {}
+    for model in group_gguf_models(details.files):
+        if model.size is None or model.is_projector:
+            continue
+        estimate = estimate_gguf_fit(
+            model.size, model.quantization, memory, context_length=context_length
+        )
+        for part in model.parts:
+            fits[part.path] = estimate
+    layout = diffusers_layout(details.files)
+    return {
+        "id": details.repo_id,
+        "url": details.url,
+        "sha": details.sha,
+        "last_modified": details.last_modified.isoformat() if details.last_modified else None,
+        "offline_copy_from": details.saved_at.isoformat() if details.saved_at else None,
+        "task": details.task,
+        "library": details.library,
+        "tags": list(details.tags),
+        "base_models": list(details.base_models),
+        "downloads": details.downloads,
+        "likes": details.likes,
+        "gated": details.gating.value,
+        "access": access.value,
+        "license": {
+            "id": license_.id,
+            "name": license_.name,
+            "category": license_.category.value,
+            "commercial_use": license_.commercial_use.value,
+            "commercial_condition": license_.commercial_condition,
+            "summary": license_.summary,
+            "url": license_.url,
+            "license_file": details.license_file.path if details.license_file else None,
+        },
+        "diffusers": (
+            {
+                "variants": list(layout.variants),
+                "safetensors": layout.has_safetensors,
+                "pickle": layout.has_pickle,
+            }
+            if layout.is_pipeline
+            else None
+        ),
+        "context_length_for_fit": context_length,
+        "files": [
+            {
+                "path": file.path,
+                "size": file.size,
+                "sha256": file.sha256,
+                "quantization": parse_quantization(file.name)
+                if file.name.lower().endswith(".gguf")
+                else None,
+                "fit": fits[file.path].fit.value if file.path in fits else None,
+                "fit_detail": fits[file.path].explanation if file.path in fits else None,
+            }
+            for file in details.files
+        ],
+    }
+
+
+def summary_json(item: ModelSummary) -> dict[str, Any]:
+    """One search result as JSON-ready data."""
+    return {
+        "id": item.repo_id,
+        "task": item.task,
+        "library": item.library,
+        "downloads": item.downloads,
+        "likes": item.likes,
+        "license": item.license_id,
+        "gated": item.gating.value,
+        "last_modified": item.last_modified.isoformat() if item.last_modified else None,
+    }

@@ -1,0 +1,146 @@
+"""Core: opening the data folder, endpoint precedence, settings and token changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core import Core
+from app.errors import SettingsError
+from app.hub.credentials import TokenSource
+from app.hub.endpoint import DEFAULT_ENDPOINT
+from app.hub.models import AccessStatus, SearchQuery
+from app.settings import Settings
+from tests.core.conftest import SECRET_TOKEN
+from tests.support.hub_server import HubServer
+
+
+@pytest.fixture
+def core(data_dir: Path) -> Iterator[Core]:
+    opened = Core.open(data_dir=data_dir)
+    yield opened
+    opened.close()
+
+
+def test_open_creates_the_data_folder_and_database(tmp_path: Path) -> None:
+    folder = tmp_path / "fresh" / "data"
+
+    core = Core.open(data_dir=folder)
+    core.close()
+
+    assert (folder / "modeldeck.sqlite3").is_file()
+
+
+def test_open_without_a_folder_uses_modeldeck_data_dir(data_dir: Path) -> None:
+    core = Core.open()
+    core.close()
+
+    assert core.database.path == data_dir / "modeldeck.sqlite3"
+    assert core.tokens.fallback_file.parent == data_dir
+
+
+def test_endpoint_default(core: Core) -> None:
+    assert core.endpoint == DEFAULT_ENDPOINT
+
+
+def test_endpoint_precedence(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "https://from-env.example/")
+    first = Core.open(data_dir=data_dir)
+    assert first.endpoint == "https://from-env.example"
+
+    first.update_settings(hub_endpoint="https://from-setting.example")
+    assert first.endpoint == "https://from-setting.example"
+    first.close()
+
+    overridden = Core.open(data_dir=data_dir, endpoint_override="https://override.example/")
+    assert overridden.endpoint == "https://override.example"
+    assert overridden.settings.hub_endpoint == "https://from-setting.example"  # untouched
+    overridden.close()
+
+    plain = Core.open(data_dir=data_dir)
+    assert plain.endpoint == "https://from-setting.example"
+    plain.update_settings(hub_endpoint=None)
+    assert plain.endpoint == "https://from-env.example"
+    monkeypatch.delenv("HF_ENDPOINT")
+    assert plain.endpoint == DEFAULT_ENDPOINT
+    plain.close()
+
+
+def test_update_settings_persists_and_rebuilds_the_hub(
+    core: Core, data_dir: Path, hub_server: HubServer, tmp_path: Path
+) -> None:
+    hub_server.add_repo("org/model", card="# Card\n")
+    before = core.hub
+    assert before.endpoint == DEFAULT_ENDPOINT
+    assert core.hub is before  # built once
+
+    cache = tmp_path / "my-cache"
+    settings = core.update_settings(
+        hub_endpoint=hub_server.url, hf_cache_dir=str(cache), default_context_length=1024
+    )
+
+    assert settings == core.settings
+    assert core.hub is not before
+    assert core.hub.endpoint == hub_server.url
+    assert [m.repo_id for m in core.hub.search(SearchQuery())] == ["org/model"]
+    assert core.hub.model_card("org/model").body == "# Card\n"
+    assert any(cache.rglob("README.md"))  # the cache setting reached hf_hub_download
+    reopened = Core.open(data_dir=data_dir)
+    assert reopened.settings == Settings(
+        hub_endpoint=hub_server.url, hf_cache_dir=str(cache), default_context_length=1024
+    )
+    reopened.close()
+
+
+def test_invalid_settings_change_nothing(core: Core) -> None:
+    hub = core.hub
+
+    with pytest.raises(SettingsError):
+        core.update_settings(hub_endpoint="not a url")
+    with pytest.raises(SettingsError):
+        core.update_settings(default_context_length=1)
+
+    assert core.settings == Settings()
+    assert core.hub is hub
+
+
+def test_token_from_the_environment(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_fromEnv1234567890")
+
+    assert core.token.value == "hf_fromEnv1234567890"
+    assert core.token.source is TokenSource.ENVIRONMENT
+
+
+def token_source(core: Core) -> TokenSource:
+    return core.token.source
+
+
+def test_save_token_is_used_from_now_on(core: Core, hub_server: HubServer) -> None:
+    hub_server.add_repo("meta/gated", {"LICENSE": b"terms"}, gated="manual")
+    hub_server.grant("meta/gated", SECRET_TOKEN)
+    core.update_settings(hub_endpoint=hub_server.url)
+    assert token_source(core) is TokenSource.NONE
+    assert core.hub.check_access("meta/gated") is AccessStatus.NO_TOKEN
+
+    assert core.save_token(SECRET_TOKEN) is TokenSource.APP_FILE
+
+    assert core.token.value == SECRET_TOKEN
+    assert token_source(core) is TokenSource.APP_FILE
+    assert core.hub.check_access("meta/gated") is AccessStatus.GRANTED
+    assert core.hub.read_text_file("meta/gated", "LICENSE") == "terms"
+
+    core.save_token("")
+    assert token_source(core) is TokenSource.NONE
+    assert core.hub.check_access("meta/gated") is AccessStatus.NO_TOKEN
+
+
+def test_saved_token_survives_reopening(data_dir: Path) -> None:
+    first = Core.open(data_dir=data_dir)
+    first.save_token(SECRET_TOKEN)
+    first.close()
+
+    second = Core.open(data_dir=data_dir)
+    assert second.token.value == SECRET_TOKEN
+    second.close()
