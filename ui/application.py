@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -37,7 +36,7 @@ def display_problem() -> str | None:
 
 
 def create_application(argv: list[str]) -> QApplication:
-    """The QApplication with ModelDeck's name, icon and style sheet."""
+    """The QApplication with ModelDeck's name and icon."""
     app = QApplication.instance() or QApplication(argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("ModelDeck")
@@ -48,9 +47,6 @@ def create_application(argv: list[str]) -> QApplication:
     icon = RESOURCES / "icons" / "modeldeck.svg"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    style = RESOURCES / "style.qss"
-    if style.exists():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
     return app
 
 
@@ -67,7 +63,8 @@ class _FirstPaintProbe(QObject):
             ]
             print(f"heavy-modules {','.join(heavy) or '-'}", flush=True)
             watched.removeEventFilter(self)
-            QApplication.quit()
+            # Quit once the event loop runs (the first paint may come before it starts).
+            QTimer.singleShot(0, QApplication.quit)
         return False
 
 
@@ -88,8 +85,6 @@ def open_main_window(core: Core) -> MainWindow:
 
 def run_gui(*, endpoint_override: str | None = None) -> int:
     """Open the main window and run until it closes; returns the exit status."""
-    import qasync
-
     problem = display_problem()
     if problem:
         sys.stderr.write(f"modeldeck: {problem}\n")
@@ -97,6 +92,11 @@ def run_gui(*, endpoint_override: str | None = None) -> int:
     app = create_application(sys.argv)
     core = Core.open(endpoint_override=endpoint_override)
     window = open_main_window(core)
+    app.processEvents()  # paint the window now; the asyncio loop is not needed for that
+    import asyncio
+
+    import qasync
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     loop.call_soon(window.discover.search_now)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 from app.core import Core
 from ui.discover.page import DiscoverPage
 from ui.settings_page import SettingsPage
+from ui.style import set_font
 
 
 class MainWindow(QMainWindow):
@@ -32,12 +33,14 @@ class MainWindow(QMainWindow):
         self.settings = SettingsPage(core)
         self.pages = QStackedWidget()
         self.sidebar = QListWidget()
-        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
+        set_font(self.sidebar, points_delta=1.5)
         self.sidebar.setFixedWidth(150)
         self.sidebar.setIconSize(QSize(20, 20))
         for title, page in (("Discover", self.discover), ("Settings", self.settings)):
             self.pages.addWidget(page)
-            QListWidgetItem(title, self.sidebar)
+            item = QListWidgetItem(title, self.sidebar)
+            item.setSizeHint(QSize(0, 36))
         self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.sidebar.setCurrentRow(0)
 

@@ -21,17 +21,8 @@ from app.core import Core
 from app.errors import AppError
 from app.hub.credentials import TokenSource
 from app.hub.endpoint import DEFAULT_ENDPOINT
+from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
-
-
-def _open_folder_button(path_text: QLineEdit | QLabel) -> QPushButton:
-    button = QPushButton("Open")
-    button.clicked.connect(
-        lambda: QDesktopServices.openUrl(
-            QUrl.fromLocalFile(path_text.text() or str(paths.data_dir()))
-        )
-    )
-    return button
 
 
 class SettingsPage(QWidget):
@@ -44,7 +35,9 @@ class SettingsPage(QWidget):
         self._core = core
 
         self.endpoint = QLineEdit(core.settings.hub_endpoint or "")
-        self.endpoint.setPlaceholderText(f"default: HF_ENDPOINT, else {DEFAULT_ENDPOINT}")
+        self.endpoint.setPlaceholderText(
+            f"empty: HF_ENDPOINT, else {DEFAULT_ENDPOINT}  (now: {core.endpoint})"
+        )
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_…  (a read token is enough)")
@@ -62,9 +55,9 @@ class SettingsPage(QWidget):
         self.context_length.setRange(256, 1_048_576)
         self.context_length.setSingleStep(1024)
         self.context_length.setValue(core.settings.default_context_length)
+        self.context_length.setMaximumWidth(160)
         self.apply_button = QPushButton("Apply")
         self.feedback = QLabel()
-        self.feedback.setObjectName("settingsFeedback")
         self.feedback.setWordWrap(True)
 
         token_row = QHBoxLayout()
@@ -74,10 +67,12 @@ class SettingsPage(QWidget):
         cache_row = QHBoxLayout()
         cache_row.addWidget(self.cache_dir, 1)
         cache_row.addWidget(browse)
-        cache_row.addWidget(_open_folder_button(self.cache_dir))
+        open_cache = QPushButton("Open")
+        cache_row.addWidget(open_cache)
         data_row = QHBoxLayout()
         data_row.addWidget(self.data_dir, 1)
-        data_row.addWidget(_open_folder_button(self.data_dir))
+        open_data = QPushButton("Open")
+        data_row.addWidget(open_data)
 
         form = QFormLayout()
         form.addRow("Hub endpoint", self.endpoint)
@@ -98,9 +93,12 @@ class SettingsPage(QWidget):
 
         self.apply_button.clicked.connect(self.apply)
         self.endpoint.returnPressed.connect(self.apply)
-        self.save_token_button.clicked.connect(lambda: spawn(self._save_token(self.token.text())))
-        self.clear_token_button.clicked.connect(lambda: spawn(self._save_token("")))
+        # Bound methods, not lambdas: PySide tracks them weakly, so the page can be torn down.
+        self.save_token_button.clicked.connect(self._save_token_clicked)
+        self.clear_token_button.clicked.connect(self._forget_token_clicked)
         browse.clicked.connect(self._choose_cache_dir)
+        open_cache.clicked.connect(self._open_cache_dir)
+        open_data.clicked.connect(self._open_data_dir)
 
     def showEvent(self, event: QShowEvent) -> None:
         # Reading the keyring may block: do it when the page is first looked at, off-thread.
@@ -121,6 +119,19 @@ class SettingsPage(QWidget):
         self.endpoint.setText(settings.hub_endpoint or "")
         self._say(f"Saved. Using {self._core.endpoint}.")
         self.hubChanged.emit()
+
+    def _save_token_clicked(self) -> None:
+        spawn(self._save_token(self.token.text()))
+
+    def _forget_token_clicked(self) -> None:
+        spawn(self._save_token(""))
+
+    def _open_cache_dir(self) -> None:
+        folder = self.cache_dir.text().strip() or str(paths.hf_cache_dir())
+        QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
+    def _open_data_dir(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.data_dir.text()))
 
     async def _save_token(self, token: str) -> None:
         try:
@@ -155,6 +166,4 @@ class SettingsPage(QWidget):
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.feedback.setText(text)
-        self.feedback.setProperty("error", error)
-        self.feedback.style().unpolish(self.feedback)
-        self.feedback.style().polish(self.feedback)
+        mark_error(self.feedback, error)

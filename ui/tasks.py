@@ -4,18 +4,24 @@
 Qt main thread), so the result comes back on the GUI thread by construction. `spawn` starts a
 coroutine from plain Qt code (a virtual method, a timer) and keeps a strong reference to it,
 the way `qasync.asyncSlot` does; failures go to `sys.excepthook`, cancellation is quiet.
+
+asyncio is imported inside these functions, not at the top: the window paints before the
+asyncio loop exists (importing asyncio and qasync costs ~25 ms of startup), and every
+coroutine of the UI runs only once the loop does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import gc
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -25,6 +31,8 @@ _running: set[asyncio.Task[Any]] = set()
 
 async def run_blocking(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `function(*args, **kwargs)` on a worker thread and await its result."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
 
@@ -61,6 +69,8 @@ enough (20-50 ms) to stall the window.
 
 def spawn(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     """Start `coroutine` on the running loop; errors reach `sys.excepthook`."""
+    import asyncio
+
     task = asyncio.get_running_loop().create_task(coroutine)
     _running.add(task)
     task.add_done_callback(_finished)
@@ -74,3 +84,17 @@ def _finished(task: asyncio.Task[Any]) -> None:
     error = task.exception()
     if error is not None:
         sys.excepthook(type(error), error, error.__traceback__)
+
+
+async def yield_to_loop() -> None:
+    """Let the event loop paint and handle input before the caller goes on."""
+    import asyncio
+
+    await asyncio.sleep(0)
+
+
+async def gather(*coroutines: Coroutine[Any, Any, Any]) -> None:
+    """Run coroutines concurrently and wait for all of them."""
+    import asyncio
+
+    await asyncio.gather(*coroutines)

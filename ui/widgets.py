@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from ui.style import mark_error, set_font
+
 
 class MessageView(QWidget):
     """A centred title and explanation: the loading, empty, error and offline states."""
@@ -12,7 +14,7 @@ class MessageView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel()
-        self.title.setObjectName("messageTitle")
+        set_font(self.title, points_delta=3, bold=True)
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -34,7 +36,5 @@ class MessageView(QWidget):
     ) -> None:
         self.title.setText(title)
         self.text.setText(text)
-        self.text.setProperty("error", error)
-        self.text.style().unpolish(self.text)
-        self.text.style().polish(self.text)
+        mark_error(self.text, error)
         self.busy.setVisible(busy)

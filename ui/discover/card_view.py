@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from PySide6.QtCore import QUrl, Signal
@@ -10,7 +9,7 @@ from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.hub.links import SAFE_SCHEMES
-from ui.tasks import spawn
+from ui.tasks import spawn, yield_to_loop
 
 # A few lines of CSS that Qt's rich-text engine understands, for readable cards.
 _CARD_CSS = """
@@ -111,7 +110,7 @@ class CardView(QTextBrowser):
             if budget is not None:
                 budget -= len(chunk)
             if time.perf_counter() - turn_started > _TURN_SECONDS:
-                await asyncio.sleep(0)
+                await yield_to_loop()
                 turn_started = time.perf_counter()
         return len(chunks)
 
@@ -151,5 +150,5 @@ async def _dismantle(document: QTextDocument) -> None:
         if not cursor.hasSelection():
             break
         cursor.removeSelectedText()
-        await asyncio.sleep(0)
+        await yield_to_loop()
     document.deleteLater()

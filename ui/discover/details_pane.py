@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -19,16 +18,19 @@ from PySide6.QtWidgets import (
 
 from app.errors import AppError, GatedRepoError, HubUnreachableError
 from app.hub.models import Gating, ModelCard, ModelDetails
-from app.hub.offline import OfflineAwareHub
 from app.units import format_bytes
 from ui.discover.card_view import CardView
 from ui.discover.files_view import FilesView
 from ui.discover.license_panel import LicensePanel
-from ui.tasks import cyclic_gc_paused, run_blocking, spawn
+from ui.style import make_notice
+from ui.tasks import cyclic_gc_paused, gather, run_blocking, spawn
 from ui.widgets import MessageView
 
 if TYPE_CHECKING:
+    import asyncio
+
     from app.hardware import MachineMemory
+    from app.hub.offline import OfflineAwareHub
 
 # Card metadata keys worth a chip, in display order.
 _CHIP_KEYS = ("pipeline_tag", "library_name", "license", "base_model", "language", "datasets")
@@ -59,6 +61,10 @@ def _render_card_chunks(markdown: str, base_url: str) -> list[str]:
 
     with cyclic_gc_paused():
         return render_card_chunks(markdown, base_url=base_url)
+
+
+def _open_url(url: str) -> None:
+    QDesktopServices.openUrl(QUrl(url))
 
 
 def chips_html(chips: Iterable[str]) -> str:
@@ -94,16 +100,15 @@ class DetailsPane(QWidget):
         self.requested: str | None = None  # the repo shown or loading; None after a failure
 
         self.title = QLabel()
-        self.title.setObjectName("detailsTitle")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.title.setOpenExternalLinks(False)
-        self.title.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
+        self.title.linkActivated.connect(_open_url)
         self.facts = QLabel()
         self.facts.setWordWrap(True)
         self.chips = QLabel()
         self.chips.setWordWrap(True)
         self.notice = QLabel()  # offline copy, broken metadata, …
-        self.notice.setObjectName("notice")
+        make_notice(self.notice)
         self.notice.setWordWrap(True)
         self.notice.hide()
 
@@ -164,7 +169,7 @@ class DetailsPane(QWidget):
         self.tabs.setCurrentIndex(0)
         self.stack.setCurrentIndex(1)
         self.detailsShown.emit(repo_id)
-        await asyncio.gather(
+        await gather(
             self._load_card(hub, details),
             self._load_access(hub, details),
             self._load_license_text(hub, details),

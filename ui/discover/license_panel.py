@@ -6,6 +6,7 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
+from app.hub.links import safe_link
 from app.hub.models import AccessStatus, Gating, ModelDetails
 from app.licenses import CommercialUse, LicenseInfo, license_info
 from ui.discover.card_view import CardView
@@ -42,8 +43,10 @@ def license_html(
     if info.obligations:
         items = "".join(f"<li>{escape(duty)}</li>" for duty in info.obligations)
         parts.append(f"<p><b>What you must do</b></p><ul>{items}</ul>")
-    if info.url:
-        parts.append(f'<p>Full text: <a href="{escape(info.url)}">{escape(info.url)}</a></p>')
+    # A card's license_link is often relative ("LICENSE"): it points into the repository.
+    url = safe_link(info.url, f"{details.url}/blob/{details.sha or 'main'}/") if info.url else None
+    if url:
+        parts.append(f'<p>Full text: <a href="{escape(url)}">{escape(url)}</a></p>')
     if details.gating is not Gating.OPEN:
         how = "reviewed by the authors" if details.gating is Gating.MANUAL else "granted at once"
         parts.append(

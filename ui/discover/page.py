@@ -21,6 +21,7 @@ from app.core import Core
 from app.hub.models import SearchQuery, SortOrder
 from ui.discover.details_pane import DetailsPane
 from ui.discover.results_model import SearchResultsModel, SearchState
+from ui.style import mark_error, set_font
 
 SEARCH_DEBOUNCE_MS = 300  # typing never waits on the network; a search starts after a pause
 DETAILS_DEBOUNCE_MS = 200  # arrowing through results loads only the row the user stops on
@@ -78,7 +79,7 @@ class DiscoverPage(QWidget):
         self._core = core
 
         self.search_field = QLineEdit()
-        self.search_field.setObjectName("searchField")
+        set_font(self.search_field, points_delta=2)
         self.search_field.setPlaceholderText("Search models  (Ctrl+K)")
         self.search_field.setClearButtonEnabled(True)
         self.task_filter = _filter_combo("task", TASKS)
@@ -93,7 +94,6 @@ class DiscoverPage(QWidget):
 
         self.results = SearchResultsModel(lambda: self._core.hub, self)
         self.results_view = QTableView()
-        self.results_view.setObjectName("results")
         self.results_view.setModel(self.results)
         self.results_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.results_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -110,7 +110,6 @@ class DiscoverPage(QWidget):
             header.resizeSection(column, width)
         self.results_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.status = QLabel()
-        self.status.setObjectName("searchStatus")
         self.status.setWordWrap(True)
 
         self.details = DetailsPane(
@@ -203,8 +202,7 @@ class DiscoverPage(QWidget):
     def _show_state(self, state: str, message: str) -> None:
         self.status.setText(message)
         self.status.setProperty("state", state)
-        self.status.style().unpolish(self.status)
-        self.status.style().polish(self.status)
+        mark_error(self.status, state in (SearchState.OFFLINE, SearchState.ERROR))
         if state in (SearchState.EMPTY, SearchState.ERROR) or (
             state == SearchState.OFFLINE and self.results.rowCount() == 0
         ):

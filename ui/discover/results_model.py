@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -20,9 +20,12 @@ from PySide6.QtGui import QColor
 
 from app.errors import AppError, HubUnreachableError
 from app.hub.models import ModelSummary, SearchQuery
-from app.hub.offline import OfflineAwareHub
-from app.licenses import LicenseCategory, license_info
 from ui.tasks import run_blocking, spawn
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from app.hub.offline import OfflineAwareHub
 
 PAGE_SIZE = 50
 _Index = QModelIndex | QPersistentModelIndex
@@ -30,13 +33,14 @@ _Index = QModelIndex | QPersistentModelIndex
 SummaryRole = Qt.ItemDataRole.UserRole + 1
 
 # Badge colours per license category, readable on light and dark themes.
-CATEGORY_COLOURS: dict[LicenseCategory, str] = {
-    LicenseCategory.PERMISSIVE: "#2e7d32",
-    LicenseCategory.COPYLEFT: "#1565c0",
-    LicenseCategory.NON_COMMERCIAL: "#c62828",
-    LicenseCategory.USE_RESTRICTED: "#ef6c00",
-    LicenseCategory.CUSTOM: "#6a1b9a",
-    LicenseCategory.UNKNOWN: "#616161",
+# Keyed by `LicenseCategory` value; the license table is imported when the first row shows.
+CATEGORY_COLOURS: dict[str, str] = {
+    "permissive": "#2e7d32",
+    "copyleft": "#1565c0",
+    "non-commercial": "#c62828",
+    "use-restricted": "#ef6c00",
+    "custom": "#6a1b9a",
+    "unknown": "#616161",
 }
 
 
@@ -119,8 +123,12 @@ class SearchResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == LICENSE_COLUMN:
+            from app.licenses import license_info
+
             return QColor(CATEGORY_COLOURS[license_info(item.license_id).category])
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == LICENSE_COLUMN:
+            from app.licenses import license_info
+
             info = license_info(item.license_id)
             return f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"
         return None
