@@ -100,7 +100,7 @@ async def one_run(window: MainWindow) -> tuple[float, float, float]:
     await asyncio.wait_for(shown, 120)
     card_stall = heartbeat.stop()
     page.details.cardShown.disconnect(card_shown)
-    card_view = page.details.card
+    card_view = page.details.view.card
     assert card_view.has_more, "the big card should wait behind 'show the rest'"
 
     rest_shown: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -16,8 +18,12 @@ from PySide6.QtWidgets import (
 
 from app.core import Core
 from ui.discover.page import DiscoverPage
-from ui.settings_page import SettingsPage
 from ui.style import set_font
+
+if TYPE_CHECKING:
+    from ui.settings_page import SettingsPage
+
+_SETTINGS_ROW = 1
 
 
 class MainWindow(QMainWindow):
@@ -30,18 +36,19 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
 
         self.discover = DiscoverPage(core)
-        self.settings = SettingsPage(core)
+        self._settings: SettingsPage | None = None
         self.pages = QStackedWidget()
         self.sidebar = QListWidget()
         self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
         set_font(self.sidebar, points_delta=1.5)
         self.sidebar.setFixedWidth(150)
         self.sidebar.setIconSize(QSize(20, 20))
-        for title, page in (("Discover", self.discover), ("Settings", self.settings)):
+        # Settings is built when first shown: the first paint waits only for Discover.
+        for title, page in (("Discover", self.discover), ("Settings", QWidget())):
             self.pages.addWidget(page)
             item = QListWidgetItem(title, self.sidebar)
             item.setSizeHint(QSize(0, 36))
-        self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.sidebar.currentRowChanged.connect(self._show_row)
         self.sidebar.setCurrentRow(0)
 
         central = QWidget()
@@ -59,7 +66,27 @@ class MainWindow(QMainWindow):
             shortcut = QShortcut(keys, self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(self.focus_search)
-        self.settings.hubChanged.connect(self._hub_changed)
+
+    @property
+    def settings(self) -> SettingsPage:
+        """The Settings page (built on first use)."""
+        if self._settings is None:
+            from ui import settings_page
+
+            page = settings_page.SettingsPage(self._core)
+            page.hubChanged.connect(self._hub_changed)
+            stand_in = self.pages.widget(_SETTINGS_ROW)
+            self.pages.insertWidget(_SETTINGS_ROW, page)
+            if stand_in is not None:
+                self.pages.removeWidget(stand_in)
+                stand_in.deleteLater()
+            self._settings = page
+        return self._settings
+
+    def _show_row(self, row: int) -> None:
+        if row == _SETTINGS_ROW:
+            self.settings  # noqa: B018 (builds the page on first use)
+        self.pages.setCurrentIndex(row)
 
     def show_page(self, page: QWidget) -> None:
         self.sidebar.setCurrentRow(self.pages.indexOf(page))

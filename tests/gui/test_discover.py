@@ -132,7 +132,7 @@ def test_selecting_a_model_shows_card_license_and_files_with_fit(
     repo_id = add_gguf_repo(hub_server)
     search(qtbot, window, "tiny")
     select_repo(qtbot, window, repo_id)
-    details = window.discover.details
+    details = window.discover.details.view
 
     assert repo_id in details.title.text()
     assert "Tiny Llama GGUF" in details.card.toPlainText()
@@ -176,7 +176,7 @@ The end.
     select_repo(qtbot, window, "mallory/friendly")
     qtbot.wait(200)  # give any stray resource load a chance to happen
 
-    card_view = window.discover.details.card
+    card_view = window.discover.details.view.card
     text = card_view.toPlainText()
     assert "Friendly model" in text
     assert "The end." in text
@@ -195,7 +195,7 @@ def test_a_one_megabyte_card_shows_its_start_then_all_of_it_on_request(
     search(qtbot, window, "big")
     select_repo(qtbot, window, "big/card")
 
-    card_view = window.discover.details.card
+    card_view = window.discover.details.view.card
     assert card_view.has_more
     assert "LAST LINE" not in card_view.toPlainText()
     assert "show the rest" in card_view.toPlainText()
@@ -224,7 +224,7 @@ def test_hub_down_shows_offline_state_and_models_seen_before(
     assert page.results.summary(0).repo_id == repo_id  # type: ignore[union-attr]
 
     select_repo(qtbot, window, repo_id)
-    details = window.discover.details
+    details = window.discover.details.view
     assert details.notice.isVisible()
     assert "Offline" in details.notice.text()
     assert "Tiny Llama GGUF" in details.card.toPlainText()
@@ -254,7 +254,7 @@ def test_gated_model_explains_how_to_get_access(
     )
     search(qtbot, window, "gated")
     select_repo(qtbot, window, "meta/gated")
-    panel = window.discover.details.license
+    panel = window.discover.details.view.license
     qtbot.waitUntil(lambda: "No token is set" in panel.toPlainText(), timeout=10_000)
     assert f"{hub_server.url}/meta/gated" in panel.toPlainText()
     assert "reviewed by the authors" in panel.toPlainText()
