@@ -96,11 +96,6 @@ class HuggingFaceHub:
     def endpoint(self) -> str:
         return self._endpoint
 
-    @property
-    def has_token(self) -> bool:
-        """Whether requests are made with a token."""
-        return bool(self._token)
-
     def repo_url(self, repo_id: str) -> str:
         """The repository's page on the hub."""
         return f"{self._endpoint}/{quote(repo_id, safe='/')}"

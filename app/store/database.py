@@ -46,11 +46,6 @@ class Database:
         self._connection.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
-    @classmethod
-    def in_memory(cls) -> Database:
-        """A throwaway database (for tools that must not touch the user's file)."""
-        return cls(Path(":memory:"))
-
     def close(self) -> None:
         with self._lock:
             self._connection.close()

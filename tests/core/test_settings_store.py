@@ -159,15 +159,6 @@ def test_database_uses_wal(tmp_path: Path) -> None:
         database.close()
 
 
-def test_in_memory_database_is_migrated() -> None:
-    database = Database.in_memory()
-    try:
-        database.set_setting("k", [1, "two"])
-        assert database.get_setting("k") == [1, "two"]
-    finally:
-        database.close()
-
-
 def test_setting_values_are_json(database: Database) -> None:
     database.set_setting("k", {"nested": [1, 2.5, None, "ü"]})
     assert database.get_setting("k") == {"nested": [1, 2.5, None, "ü"]}
