@@ -72,3 +72,23 @@ class GatedRepoError(HubError, PermissionError):
 
 class SettingsError(AppError, ValueError):
     """A setting has a value that cannot be used (e.g. an endpoint that is not a URL)."""
+
+
+class DownloadError(AppError):
+    """A download could not finish; the partial file is kept unless said otherwise."""
+
+
+class DiskFullError(DownloadError, OSError):
+    """Not enough free space for a download (checked before, or hit while writing)."""
+
+
+class IntegrityError(DownloadError, ValueError):
+    """A downloaded file does not match the sha256 the hub published for it."""
+
+
+class CheckpointError(AppError, ValueError):
+    """A file or folder is not a checkpoint ModelDeck can read (wrong magic, truncated, …)."""
+
+    def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path

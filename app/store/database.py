@@ -26,6 +26,48 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (endpoint, repo_id, kind)
     );
     """,
+    # 2: the download queue. A job is one repo revision and a set of its files.
+    """
+    CREATE TABLE download_jobs (
+        id          INTEGER PRIMARY KEY,
+        endpoint    TEXT NOT NULL,
+        repo_id     TEXT NOT NULL,
+        revision    TEXT NOT NULL,     -- the commit sha the files come from
+        label       TEXT NOT NULL,     -- what the user picked, e.g. "Q4_K_M" or "fp16"
+        state       TEXT NOT NULL,     -- queued | running | paused | completed | failed | cancelled
+        error       TEXT,              -- one line for a person, when failed
+        created_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE download_files (
+        job_id      INTEGER NOT NULL REFERENCES download_jobs(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,     -- path in the repository
+        size        INTEGER,
+        sha256      TEXT,              -- LFS sha256 from the hub, when the file is in LFS
+        etag        TEXT NOT NULL,     -- blob name in the HF cache (sha256, or git blob id)
+        state       TEXT NOT NULL,     -- pending | done | failed
+        PRIMARY KEY (job_id, path)
+    );
+    """,
+    # 3: the library's own records: imported checkpoints and extra folders to scan.
+    """
+    CREATE TABLE library_imports (
+        path        TEXT PRIMARY KEY,  -- absolute, used in place
+        sha256      TEXT,              -- when known (computed off the GUI thread)
+        kind        TEXT,
+        imported_at TEXT NOT NULL
+    );
+    CREATE TABLE library_folders (
+        path        TEXT PRIMARY KEY,  -- an extra folder the user asked to scan
+        added_at    TEXT NOT NULL
+    );
+    CREATE TABLE file_hashes (
+        path        TEXT PRIMARY KEY,  -- sha256 memo: recomputed only when size or mtime change
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        sha256      TEXT NOT NULL
+    );
+    """,
 )
 
 
