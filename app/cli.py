@@ -1,4 +1,5 @@
-"""`modeldeck search|info …`: the headless commands, over the same core as the window.
+"""`modeldeck search|info|pull|list|import|rm …`: the headless commands, over the same core
+as the window.
 
 Exit status: 0 success; 2 bad arguments; 3 repository not found; 4 gated or not permitted;
 5 hub unreachable (offline); 1 any other error. Failures print one line on stderr.
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--context", type=_positive_int, default=None, help="context length for the fit estimate"
     )
     info.add_argument("--json", action="store_true", help="print JSON")
+
+    # Both modules keep their heavy imports inside `run`: this parser is built at every start.
+    from app.commands import library, pull
+
+    pull.register(commands, parents=[common])
+    library.register(commands)
     return parser
 
 
@@ -80,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
-    """Run a parsed command (`search` or `info`) and return the exit status."""
+    """Run a parsed command and return the exit status."""
     # huggingface_hub logs each retry as a warning; a failure here is reported in one line.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     # Imported here, not at the top: the window's launcher parses arguments with this module.
@@ -92,6 +99,14 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     except AppError as exc:
         return _fail(exc.message, EXIT_USAGE)
     try:
+        if args.command == "pull":
+            from app.commands import pull
+
+            return pull.run(core, args, out)
+        if args.command in ("list", "import", "rm"):
+            from app.commands import library
+
+            return library.run(core, args, out, library=core.library)
         if args.command == "search":
             _search(core, args, out)
         else:

@@ -18,7 +18,9 @@ from app.settings import Settings, load_settings, save_settings
 from app.store import Database
 
 if TYPE_CHECKING:
+    from app.downloads import DownloadManager
     from app.hub.offline import OfflineAwareHub
+    from app.library import Library
 
 
 class Core:
@@ -40,6 +42,8 @@ class Core:
         self._lock = threading.Lock()
         self._token: ResolvedToken | None = None
         self._hub: OfflineAwareHub | None = None
+        self._library: Library | None = None
+        self._downloads: DownloadManager | None = None
 
     @classmethod
     def open(cls, *, data_dir: Path | None = None, endpoint_override: str | None = None) -> Core:
@@ -82,22 +86,69 @@ class Core:
                 self._hub = OfflineAwareHub(provider, self.database)
             return self._hub
 
+    @property
+    def library(self) -> Library:
+        """Every model on this machine (built on first use; scanning blocks: use a worker)."""
+        with self._lock:
+            if self._library is None:
+                from app.library import Library
+
+                self._library = Library(
+                    self.database, hf_cache_dir=self.settings.resolved_cache_dir()
+                )
+            return self._library
+
+    @property
+    def downloads(self) -> DownloadManager:
+        """The download queue, started on first use: jobs a previous run left unfinished
+        resume from the bytes on disk (blocking briefly: use a worker)."""
+        token = self.token
+        with self._lock:
+            if self._downloads is None:
+                from app.downloads import DownloadManager
+
+                self._downloads = DownloadManager(
+                    self.database,
+                    endpoint=self.endpoint,
+                    token=token.value,
+                    cache_dir=self.settings.resolved_cache_dir(),
+                )
+                self._downloads.start()
+            return self._downloads
+
+    def _stop_downloads(self) -> None:
+        """Stop the queue's workers (partial files and queued jobs stay for the next start)."""
+        with self._lock:
+            manager, self._downloads = self._downloads, None
+        if manager is not None:
+            manager.shutdown(wait=True, timeout=10)
+
     def update_settings(self, **changes: object) -> Settings:
         """Validate, store and apply changed settings; the hub is rebuilt to match."""
         settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
         save_settings(self.database, settings)
+        moved = (settings.hub_endpoint, settings.hf_cache_dir) != (
+            self.settings.hub_endpoint,
+            self.settings.hf_cache_dir,
+        )
+        if moved:
+            self._stop_downloads()  # rebuilt on next use, for the new endpoint and cache
         with self._lock:
             self.settings = load_settings(self.database)
             self._hub = None
+            self._library = None  # the cache folder may have moved
         return self.settings
 
     def save_token(self, token: str) -> TokenSource:
         """Keep a new token (empty clears it) and use it from now on. Returns where it is kept."""
         location = self.tokens.save(token)
+        self._stop_downloads()  # rebuilt on next use, with the new token
         with self._lock:
             self._token = None
             self._hub = None
         return location
 
     def close(self) -> None:
+        """Stop background work and close the database."""
+        self._stop_downloads()
         self.database.close()

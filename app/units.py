@@ -45,3 +45,13 @@ def _decimals(value: float) -> int:
     if round(value, 1) < 100:
         return 1
     return 0
+
+
+def format_count(n: int) -> str:
+    """A parameter count the way model names write it: "770M", "1.2B", "70B"."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            value = n / scale
+            text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
+            return f"{text.removesuffix('.0')}{suffix}"
+    return str(n)

@@ -99,7 +99,7 @@ def run_gui(*, endpoint_override: str | None = None) -> int:
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    loop.call_soon(window.discover.search_now)
+    loop.call_soon(window.start_background_work)
     app.aboutToQuit.connect(core.close)
     with loop:
         loop.run_forever()

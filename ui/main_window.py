@@ -1,11 +1,13 @@
-"""The main window: a sidebar of pages (Discover, Settings) beside the current page."""
+"""The main window: a sidebar of pages beside the current page; files dropped here import."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -19,37 +21,54 @@ from PySide6.QtWidgets import (
 from app.core import Core
 from ui.discover.page import DiscoverPage
 from ui.style import set_font
+from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:
+    from app.downloads import DownloadPlan
+    from ui.downloads_page import DownloadsPage
+    from ui.library_page import LibraryPage
     from ui.settings_page import SettingsPage
 
-_SETTINGS_ROW = 1
+PageT = TypeVar("PageT", bound=QWidget)
+DISCOVER, LIBRARY, DOWNLOADS, SETTINGS = 0, 1, 2, 3
+TITLES = ("Discover", "Library", "Downloads", "Settings")
+
+
+def dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+    """The local files and folders a drag carries (empty if it carries anything else)."""
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    urls = mime.urls()
+    if not all(url.isLocalFile() for url in urls):
+        return []
+    return [Path(url.toLocalFile()) for url in urls]
 
 
 class MainWindow(QMainWindow):
-    """Owns the pages and the window-wide shortcuts."""
+    """Owns the pages and the window-wide shortcuts; pages other than Discover are built when
+    first shown, so the first paint waits only for Discover."""
 
     def __init__(self, core: Core) -> None:
         super().__init__()
         self._core = core
         self.setWindowTitle("ModelDeck")
         self.resize(1280, 800)
+        self.setAcceptDrops(True)
 
         self.discover = DiscoverPage(core)
-        self._settings: SettingsPage | None = None
+        self._built: dict[int, QWidget] = {DISCOVER: self.discover}
         self.pages = QStackedWidget()
         self.sidebar = QListWidget()
         self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
         set_font(self.sidebar, points_delta=1.5)
         self.sidebar.setFixedWidth(150)
-        self.sidebar.setIconSize(QSize(20, 20))
-        # Settings is built when first shown: the first paint waits only for Discover.
-        for title, page in (("Discover", self.discover), ("Settings", QWidget())):
-            self.pages.addWidget(page)
+        for row, title in enumerate(TITLES):
+            self.pages.addWidget(self.discover if row == DISCOVER else QWidget())
             item = QListWidgetItem(title, self.sidebar)
             item.setSizeHint(QSize(0, 36))
         self.sidebar.currentRowChanged.connect(self._show_row)
-        self.sidebar.setCurrentRow(0)
+        self.sidebar.setCurrentRow(DISCOVER)
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -62,31 +81,35 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.endpoint_label)
         self._show_endpoint()
 
+        self.discover.details.downloadRequested.connect(self.download)
         for keys in (QKeySequence("Ctrl+K"), QKeySequence(QKeySequence.StandardKey.Find)):
             shortcut = QShortcut(keys, self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(self.focus_search)
 
+    # -- pages --------------------------------------------------------------------------
+
+    @property
+    def library(self) -> LibraryPage:
+        """The Library page (built on first use; it scans when built)."""
+        from ui import library_page
+
+        page = self._page(LIBRARY, library_page.LibraryPage)
+        return page
+
+    @property
+    def downloads(self) -> DownloadsPage:
+        """The Downloads page (built on first use)."""
+        from ui import downloads_page
+
+        return self._page(DOWNLOADS, downloads_page.DownloadsPage)
+
     @property
     def settings(self) -> SettingsPage:
         """The Settings page (built on first use)."""
-        if self._settings is None:
-            from ui import settings_page
+        from ui import settings_page
 
-            page = settings_page.SettingsPage(self._core)
-            page.hubChanged.connect(self._hub_changed)
-            stand_in = self.pages.widget(_SETTINGS_ROW)
-            self.pages.insertWidget(_SETTINGS_ROW, page)
-            if stand_in is not None:
-                self.pages.removeWidget(stand_in)
-                stand_in.deleteLater()
-            self._settings = page
-        return self._settings
-
-    def _show_row(self, row: int) -> None:
-        if row == _SETTINGS_ROW:
-            self.settings  # noqa: B018 (builds the page on first use)
-        self.pages.setCurrentIndex(row)
+        return self._page(SETTINGS, settings_page.SettingsPage)
 
     def show_page(self, page: QWidget) -> None:
         self.sidebar.setCurrentRow(self.pages.indexOf(page))
@@ -95,6 +118,69 @@ class MainWindow(QMainWindow):
         """Ctrl+K / Ctrl+F: go to Discover and put the cursor in the search field."""
         self.show_page(self.discover)
         self.discover.focus_search()
+
+    def _page(self, row: int, build: Callable[[Core], PageT]) -> PageT:
+        page = self._built.get(row)
+        if page is None:
+            page = build(self._core)
+            self._connect(row, page)
+            stand_in = self.pages.widget(row)
+            self.pages.insertWidget(row, page)
+            if stand_in is not None:
+                self.pages.removeWidget(stand_in)
+                stand_in.deleteLater()
+            self._built[row] = page
+        return page  # type: ignore[return-value]  # built by `build`, so of its type
+
+    def _connect(self, row: int, page: QWidget) -> None:
+        if row == SETTINGS:
+            page.hubChanged.connect(self._hub_changed)  # type: ignore[attr-defined]
+        elif row == LIBRARY:
+            page.refresh()  # type: ignore[attr-defined]
+
+    def _show_row(self, row: int) -> None:
+        # The page properties build a page on first use.
+        if row == LIBRARY:
+            self.library  # noqa: B018
+        elif row == DOWNLOADS:
+            self.downloads  # noqa: B018
+        elif row == SETTINGS:
+            self.settings  # noqa: B018
+        self.pages.setCurrentIndex(row)
+
+    def start_background_work(self) -> None:
+        """After the first paint: the first search, and downloads left unfinished last time."""
+        self.discover.search_now()
+        spawn(self._resume_downloads())
+
+    async def _resume_downloads(self) -> None:
+        manager = await run_blocking(lambda: self._core.downloads)
+        if manager.jobs():
+            self.downloads.attach(manager)
+
+    def download(self, plan: DownloadPlan) -> None:
+        """Queue a download asked for in Discover, and say so in the status bar."""
+        self.downloads.enqueue(plan)
+        self.statusBar().showMessage(f"Queued {plan.repo_id} · {plan.label} — see Downloads", 8000)
+
+    # -- drag and drop ------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = dropped_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.show_page(self.library)
+        self.library.import_paths(paths)
+
+    # -- reactions ----------------------------------------------------------------------
 
     def _hub_changed(self) -> None:
         self._show_endpoint()

@@ -68,6 +68,12 @@ _MIGRATIONS: tuple[str, ...] = (
         sha256      TEXT NOT NULL
     );
     """,
+    # 4: the download queue remembers which branch or tag to point at the commit (refs/<ref>),
+    # and what kind of error a failed job hit (so a restarted app still offers the right fix).
+    """
+    ALTER TABLE download_jobs ADD COLUMN ref TEXT;         -- e.g. 'main'; NULL: a sha was asked
+    ALTER TABLE download_jobs ADD COLUMN error_kind TEXT;  -- offline | gated | not-found | …
+    """,
 )
 
 

@@ -46,6 +46,9 @@ def qt_loop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
 def core(tmp_path: Path, hub_server: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Core]:
     """A core with its own data dir, talking to the fake hub; no real keychain is touched."""
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    # The library looks into other apps' folders under HOME: give it an empty one.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("OLLAMA_MODELS", raising=False)
     opened = Core.open(data_dir=tmp_path / "data", endpoint_override=hub_server.url)
     yield opened
     opened.close()

@@ -18,14 +18,21 @@ from ui.main_window import MainWindow
 def test_window_has_title_sidebar_and_pages(window: MainWindow, hub_server: HubServer) -> None:
     assert window.windowTitle() == "ModelDeck"
     titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
-    assert titles == ["Discover", "Settings"]
+    assert titles == ["Discover", "Library", "Downloads", "Settings"]
     assert window.pages.currentWidget() is window.discover
     assert hub_server.url in window.endpoint_label.text()
 
 
-def test_sidebar_switches_pages(qtbot: QtBot, window: MainWindow) -> None:
-    window.sidebar.setCurrentRow(1)
+def test_sidebar_switches_pages_and_builds_them_on_first_use(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    assert window.pages.widget(3).__class__.__name__ == "QWidget"  # not built yet
+    window.sidebar.setCurrentRow(3)
     assert window.pages.currentWidget() is window.settings
+    window.sidebar.setCurrentRow(2)
+    assert window.pages.currentWidget() is window.downloads
+    window.sidebar.setCurrentRow(1)
+    assert window.pages.currentWidget() is window.library
 
 
 def _app_env(tmp_path: Path, hub_server: HubServer) -> dict[str, str]:

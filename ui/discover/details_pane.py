@@ -51,6 +51,7 @@ class DetailsPane(QWidget):
     detailsShown = Signal(str)  # repo id, once header, license and files are filled
     cardShown = Signal(str)  # repo id, once the whole card is in the viewer
     failed = Signal(str)  # the message shown
+    downloadRequested = Signal(object)  # a DownloadPlan, from the Files tab
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class DetailsPane(QWidget):
             from ui.discover.model_view import ModelView
 
             self._view = ModelView()
+            self._view.files.downloadRequested.connect(self.downloadRequested)
             self.stack.addWidget(self._view)
         return self._view
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QHeaderView, QLabel, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.errors import AppError
 from app.hub.models import ModelDetails, RepoFile
 from app.units import format_bytes
+from ui.style import mark_error
 
 if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of startup
     from app.hardware import FitEstimate, MachineMemory
@@ -41,6 +52,9 @@ def _row(
     return cells
 
 
+TargetRole = Qt.ItemDataRole.UserRole + 1  # on column 0: the GgufModel or RepoFile of the row
+
+
 def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QStandardItem]:
     from app.hardware import estimate_gguf_fit
 
@@ -51,11 +65,16 @@ def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QS
     )
     if len(model.parts) == 1:
         part = model.parts[0]
-        return _row(part.path, part.size, model.quantization or "", fit, part.sha256 or "")
-    label = f"{model.name}  ({len(model.parts)} parts{'' if model.is_complete else ', incomplete'})"
-    row = _row(label, model.size, model.quantization or "", fit, "")
-    for part in model.parts:
-        row[0].appendRow(_row(part.path, part.size, "", None, part.sha256 or ""))
+        row = _row(part.path, part.size, model.quantization or "", fit, part.sha256 or "")
+    else:
+        complete = "" if model.is_complete else ", incomplete"
+        label = f"{model.name}  ({len(model.parts)} parts{complete})"
+        row = _row(label, model.size, model.quantization or "", fit, "")
+        for part in model.parts:
+            part_row = _row(part.path, part.size, "", None, part.sha256 or "")
+            part_row[0].setData(model, TargetRole)  # a part downloads with its whole model
+            row[0].appendRow(part_row)
+    row[0].setData(model, TargetRole)
     return row
 
 
@@ -73,7 +92,9 @@ def build_files_model(
         model.appendRow(_gguf_rows(gguf, memory, context_length))
     for file in files:
         if file.path not in in_gguf:
-            model.appendRow(_row(file.path, file.size, "", None, file.sha256 or ""))
+            row = _row(file.path, file.size, "", None, file.sha256 or "")
+            row[0].setData(file, TargetRole)
+            model.appendRow(row)
     return model
 
 
@@ -101,12 +122,32 @@ def describe_layout(details: ModelDetails) -> str:
 
 
 class FilesView(QWidget):
-    """A summary line over the file tree."""
+    """A summary line, download buttons, and the file tree.
+
+    "Download" fetches the selected GGUF model (every part of a split one) or file; for a
+    diffusers pipeline, "Download pipeline" fetches what it needs in the chosen variant.
+    """
+
+    downloadRequested = Signal(object)  # a DownloadPlan
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.download_button = QPushButton("Download")
+        self.download_button.setEnabled(False)
+        self.variant = QComboBox()
+        self.pipeline_button = QPushButton("Download pipeline")
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.pipeline_button)
+        buttons.addWidget(self.variant)
+        buttons.addWidget(self.problem, 1)
+        self.download_button.clicked.connect(self._download_selected)
+        self.pipeline_button.clicked.connect(self._download_pipeline)
+        self._details: ModelDetails | None = None
         self.tree = QTreeView()
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
@@ -114,13 +155,28 @@ class FilesView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.summary)
+        layout.addLayout(buttons)
         layout.addWidget(self.tree)
         self._model: QStandardItemModel | None = None
 
     def show_files(self, details: ModelDetails, memory: MachineMemory, context_length: int) -> None:
         """Fill the tree for `details`, with fit estimates against `memory`."""
+        from app.hub.repo_files import diffusers_layout
+
+        self._details = details
         self._model = build_files_model(details.files, memory, context_length=context_length)
         self.tree.setModel(self._model)
+        self.tree.selectionModel().currentChanged.connect(self._selection_changed)
+        self.download_button.setEnabled(False)
+        self.problem.clear()
+        layout = diffusers_layout(details.files)
+        self.variant.clear()
+        if layout.is_pipeline:
+            self.variant.addItem("default weights", None)
+            for variant in layout.variants:
+                self.variant.addItem(variant, variant)
+        self.variant.setVisible(layout.is_pipeline)
+        self.pipeline_button.setVisible(layout.is_pipeline)
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in range(1, len(HEADERS)):
@@ -136,3 +192,44 @@ class FilesView(QWidget):
     @property
     def model(self) -> QStandardItemModel | None:
         return self._model
+
+    def selected_target(self) -> object:
+        """The GgufModel or RepoFile of the selected row, if any."""
+        index = self.tree.currentIndex()
+        return index.siblingAtColumn(0).data(TargetRole) if index.isValid() else None
+
+    def _selection_changed(self) -> None:
+        self.download_button.setEnabled(self.selected_target() is not None)
+
+    def _download_selected(self) -> None:
+        from app.downloads import plan_files, plan_gguf
+        from app.hub.repo_files import GgufModel
+
+        target = self.selected_target()
+        if self._details is None or target is None:
+            return
+        try:
+            if isinstance(target, GgufModel):
+                plan = plan_gguf(self._details, target)
+            else:
+                plan = plan_files(self._details, [getattr(target, "path", "")])
+        except (AppError, ValueError) as exc:
+            self._say(str(exc))
+            return
+        self.downloadRequested.emit(plan)
+
+    def _download_pipeline(self) -> None:
+        from app.downloads import plan_diffusers
+
+        if self._details is None:
+            return
+        try:
+            plan = plan_diffusers(self._details, self.variant.currentData())
+        except (AppError, ValueError) as exc:
+            self._say(str(exc))
+            return
+        self.downloadRequested.emit(plan)
+
+    def _say(self, text: str) -> None:
+        self.problem.setText(text)
+        mark_error(self.problem, True)

@@ -1,0 +1,276 @@
+"""`modeldeck pull REPO_ID [FILE_OR_GLOB...]`: download into the HF cache, in the foreground.
+
+    modeldeck pull org/model-GGUF Q4_K_M          one GGUF quantization (all parts of a split)
+    modeldeck pull org/model '*.json' unet/*       paths or globs
+    modeldeck pull org/model --revision v1.0       the whole repository at a branch, tag or sha
+
+The files land in the standard HF cache, where transformers, diffusers, llama.cpp tools and
+ModelDeck's window find them. Dropped connections, stalls, 5xx and rate limits are retried;
+an interrupted pull (Ctrl+C, a crash, a kill) continues from the bytes on disk when the same
+command runs again, and the window's download list shows it too.
+
+Progress: a bar on one line when stdout is a terminal; with `--json`, one JSON object a line:
+{"event": "progress" | "done" | "error" | "paused", ...}.
+
+Exit status: 0 done; 1 error; 3 not found; 4 gated (no access); 5 hub unreachable;
+130 interrupted (the job is paused and its partial files kept). Failures print one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from app.units import format_bytes
+
+if TYPE_CHECKING:  # the rest is imported when a pull runs: `register` runs at every start
+    from app.core import Core
+    from app.downloads.status import ErrorKind, JobStatus
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_NOT_FOUND = 3
+EXIT_FORBIDDEN = 4
+EXIT_OFFLINE = 5
+EXIT_INTERRUPTED = 130
+
+_REFRESH_S = 0.1  # how often the bar is redrawn
+_INTERRUPT_GRACE_S = 2.0
+_JSON_PROGRESS_EVERY_S = 0.5
+_BAR_WIDTH = 24
+_EXIT_BY_KIND = {  # keyed by `ErrorKind` value
+    "offline": EXIT_OFFLINE,
+    "gated": EXIT_FORBIDDEN,
+    "not-found": EXIT_NOT_FOUND,
+}
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> None:
+    """Add `pull` to a parser's subcommands (`parents`: options shared by all commands)."""
+    pull = subparsers.add_parser(
+        "pull",
+        parents=list(parents),
+        help="download a model's files into the Hugging Face cache",
+        description="Download files of a model into the Hugging Face cache. An interrupted "
+        "pull continues from where it stopped when run again.",
+    )
+    pull.add_argument("repo_id", help="e.g. Qwen/Qwen2.5-0.5B-Instruct-GGUF")
+    pull.add_argument(
+        "patterns",
+        nargs="*",
+        metavar="FILE_OR_GLOB",
+        help="paths, globs ('*.json') or a GGUF quantization (Q4_K_M); none: every file",
+    )
+    pull.add_argument("--revision", help="branch, tag or commit (default: main)")
+    pull.add_argument("--json", action="store_true", help="print JSON lines")
+
+
+def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Download what `args` asks for, showing progress on `out`; returns the exit status."""
+    from app.downloads.manager import DownloadManager
+    from app.downloads.plan import plan_files
+    from app.downloads.status import ErrorKind, JobState
+    from app.downloads.transfer import RetryPolicy
+    from app.errors import AppError
+
+    report = _JsonReport(out) if args.json else _TextReport(out)
+    try:
+        details = core.hub.model_details(args.repo_id, revision=args.revision)
+        if details.saved_at is not None:  # the hub did not answer; this is a saved copy
+            return report.failed(f"cannot reach {core.endpoint}.", ErrorKind.OFFLINE)
+        plan = plan_files(details, args.patterns, ref=args.revision or "main")
+    except AppError as exc:
+        return report.failed(str(exc), ErrorKind.of(exc))
+    except ValueError as exc:
+        return report.failed(str(exc), ErrorKind.OTHER)
+
+    manager = DownloadManager(
+        core.database,
+        endpoint=core.endpoint,
+        token=core.token.value,
+        cache_dir=core.settings.resolved_cache_dir(),
+        concurrency=1,
+        retry=RetryPolicy(),
+        offline_wait=None,  # fail with exit 5 rather than wait for the network
+        resume_unfinished=False,  # the window's queue is the window's business
+    )
+    job_id: int | None = None
+    interrupted = False
+    try:
+        manager.start()
+        job_id = manager.enqueue(plan)
+        while True:
+            status = manager.wait(job_id, timeout=_REFRESH_S)
+            report.progress(status)
+            if status.state.is_final or status.state is JobState.PAUSED:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        if job_id is not None:
+            manager.pause(job_id)  # written to the database at once: the next run adopts it
+    finally:
+        # After Ctrl+C, do not wait out a stalled connection: what arrived is on disk already.
+        manager.shutdown(timeout=_INTERRUPT_GRACE_S if interrupted else None)
+    if interrupted:
+        return report.paused(manager.job(job_id) if job_id is not None else None)
+
+    if status.state is JobState.COMPLETED:
+        from app.downloads.cache import snapshot_folder
+
+        folder = snapshot_folder(core.settings.resolved_cache_dir(), plan.repo_id, plan.revision)
+        return report.done(status, str(folder))
+    if status.state is JobState.PAUSED:  # paused from elsewhere (the window)
+        return report.paused(status)
+    kind = status.error_kind or ErrorKind.OTHER
+    message = status.error or f"the download ended {status.state}"
+    return report.failed(message, kind)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m app.commands.pull [--endpoint URL] REPO_ID ...`, without app.cli."""
+    from app.core import Core
+
+    parser = argparse.ArgumentParser(prog="modeldeck")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint", help="hub endpoint for this run")
+    register(parser.add_subparsers(dest="command", required=True), parents=[common])
+    args = parser.parse_args(["pull", *(argv if argv is not None else sys.argv[1:])])
+    core = Core.open(endpoint_override=args.endpoint)
+    try:
+        return run(core, args)
+    finally:
+        core.close()
+
+
+class _TextReport:
+    """A bar redrawn in place on a terminal; elsewhere only the outcome."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._drawn = 0  # width of the line on screen
+
+    def progress(self, status: JobStatus) -> None:
+        if not self._tty:
+            return
+        filled = round(status.fraction * _BAR_WIDTH)
+        speed = f"{format_bytes(status.speed)}/s" if status.speed else "-"
+        eta = _duration(status.eta) if status.eta is not None else "-"
+        line = (
+            f"{status.repo_id} [{status.label}] "
+            f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {status.fraction:4.0%}  "
+            f"{format_bytes(status.bytes_done)} / {format_bytes(status.total)}  "
+            f"{speed}  ETA {eta}"
+        )
+        self._out.write("\r" + line.ljust(self._drawn))
+        self._out.flush()
+        self._drawn = len(line)
+
+    def done(self, status: JobStatus, folder: str) -> int:
+        self._end_line()
+        count = len(status.files)
+        self._out.write(
+            f"Downloaded {count} file{'s' if count != 1 else ''} "
+            f"({format_bytes(status.total)}) of {status.repo_id} to {folder}\n"
+        )
+        return EXIT_OK
+
+    def paused(self, status: JobStatus | None) -> int:
+        self._end_line()
+        _fail("interrupted: the download is paused; run the same command again to continue.")
+        return EXIT_INTERRUPTED
+
+    def failed(self, message: str, kind: ErrorKind) -> int:
+        self._end_line()
+        _fail(_headline(message, kind))
+        return _EXIT_BY_KIND.get(kind, EXIT_ERROR)
+
+    def _end_line(self) -> None:
+        if self._drawn:
+            self._out.write("\n")
+            self._out.flush()
+            self._drawn = 0
+
+
+class _JsonReport:
+    """One JSON object a line, progress at most every half second."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._last = 0.0
+
+    def progress(self, status: JobStatus) -> None:
+        now = time.monotonic()
+        if now - self._last < _JSON_PROGRESS_EVERY_S and not status.state.is_final:
+            return
+        self._last = now
+        self._emit(
+            "progress",
+            job=status.id,
+            repo_id=status.repo_id,
+            state=status.state,
+            bytes=status.bytes_done,
+            total=status.total,
+            speed=round(status.speed),
+            eta=None if status.eta is None else round(status.eta, 1),
+        )
+
+    def done(self, status: JobStatus, folder: str) -> int:
+        self._emit(
+            "done",
+            job=status.id,
+            repo_id=status.repo_id,
+            revision=status.revision,
+            path=folder,
+            files=[file.path for file in status.files],
+            bytes=status.total,
+        )
+        return EXIT_OK
+
+    def paused(self, status: JobStatus | None) -> int:
+        self._emit(
+            "paused",
+            job=None if status is None else status.id,
+            bytes=None if status is None else status.bytes_done,
+        )
+        _fail("interrupted: the download is paused; run the same command again to continue.")
+        return EXIT_INTERRUPTED
+
+    def failed(self, message: str, kind: ErrorKind) -> int:
+        code = _EXIT_BY_KIND.get(kind, EXIT_ERROR)
+        self._emit("error", kind=kind, message=" ".join(message.split()), exit_code=code)
+        _fail(_headline(message, kind))
+        return code
+
+    def _emit(self, event: str, **fields: object) -> None:
+        self._out.write(json.dumps({"event": event, **fields}) + "\n")
+        self._out.flush()
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _headline(message: str, kind: ErrorKind) -> str:
+    """The one line a failure prints; "offline: …" like the other commands."""
+    return f"offline: {message}" if kind == "offline" else message
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"modeldeck: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1174 @@
+"""Identify a checkpoint on disk without loading its weights.
+
+`sniff` reads only headers: the GGUF key/value metadata and tensor infos, the safetensors
+JSON header, a diffusers `model_index.json`. Every read is bounded by the file's size and by
+fixed caps, so a corrupt or hostile file gives a `CheckpointError` quickly instead of
+exhausting memory or time. Pickle checkpoints (`.ckpt`, `.bin`, `.pt`, `.pth`) are reported,
+never unpickled: loading one can run arbitrary code.
+
+`find_checkpoints` walks a folder for candidates to hand to `sniff`, within a budget of
+entries and seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import stat
+import struct
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+from app.errors import CheckpointError
+from app.hub.repo_files import parse_quantization
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointFormat",
+    "ModelKind",
+    "find_checkpoints",
+    "sniff",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class CheckpointFormat(StrEnum):
+    """How a checkpoint's weights are stored."""
+
+    GGUF = "gguf"
+    SAFETENSORS = "safetensors"
+    DIFFUSERS = "diffusers"  # a folder with model_index.json
+    PICKLE = "pickle"  # torch.save / pickle: never loaded by ModelDeck
+
+
+class ModelKind(StrEnum):
+    """What a checkpoint is for, as far as its header tells."""
+
+    LLM_GGUF = "LLM (GGUF)"
+    DIFFUSERS_PIPELINE = "diffusers pipeline"
+    DIFFUSION_SINGLE_FILE = "single-file diffusion checkpoint"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """What `sniff` found out about a file or folder, from its headers alone."""
+
+    path: Path  # the file, or the folder of a diffusers pipeline / HF snapshot
+    format: CheckpointFormat
+    kind: ModelKind
+    size: int  # bytes on disk; a folder or a split GGUF: all its files (links followed)
+    name: str | None  # GGUF general.name; otherwise the file stem or folder name
+    architecture: str | None  # GGUF "llama", diffusers "StableDiffusionPipeline", or family
+    parameter_count: int | None  # sum of the tensor shapes' products
+    quantization: str | None  # GGUF "Q4_K_M"...; safetensors: the main dtype ("F16", "BF16")
+    context_length: int | None  # GGUF "<arch>.context_length"
+    has_chat_template: bool | None  # GGUF tokenizer.chat_template present
+    tensor_count: int | None
+    dtypes: tuple[str, ...]  # safetensors dtypes present, sorted
+    family: str | None  # "SD 1.x", "SD 2.x", "SDXL", "SD 3", "Flux", "LLM"; None if unknown
+    split_parts: tuple[Path, ...] = ()  # a split GGUF's parts present, part 1 first
+    warning: str | None = None  # e.g. pickle, a missing split part
+
+
+PICKLE_WARNING = "pickle — can run code when loaded; not supported"
+
+_GGUF_SUFFIX = ".gguf"
+_SAFETENSORS_SUFFIX = ".safetensors"
+_PICKLE_SUFFIXES = frozenset({".ckpt", ".bin", ".pt", ".pth", ".pkl", ".pickle"})
+# Pickle weights `find_checkpoints` reports (.pkl/.pickle are rarely weights).
+_PICKLE_WEIGHT_SUFFIXES = frozenset({".ckpt", ".bin", ".pt", ".pth"})
+_SPLIT_PATTERN = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})$")
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format (pickle inside)
+_HEAD_BYTES = 32
+
+
+_LOOKS_GGUF = "a GGUF file"
+_LOOKS_SAFETENSORS = "a safetensors file"
+_LOOKS_PICKLE = "a Python pickle"
+_LOOKS_OLD_GGML = "an old GGML/GGJT file from before GGUF"
+
+
+def _describe(head: bytes, size: int) -> str | None:
+    """What the first bytes of a file look like, for error messages; None if nothing obvious."""
+    if head.startswith(b"GGUF"):
+        return _LOOKS_GGUF
+    if head.startswith(_ZIP_MAGIC):
+        return "a zip archive (a PyTorch checkpoint, which holds a pickle)"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return _LOOKS_PICKLE
+    if head[:4] in (b"lmgg", b"fmgg", b"tjgg"):  # 'ggml', 'ggmf', 'ggjt' little-endian
+        return _LOOKS_OLD_GGML
+    if head.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the file itself"
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<!doctype", b"<html", b"<?xml")):
+        return "an HTML or XML page (an error page saved in place of the model?)"
+    if len(head) >= 9 and head[8:9] == b"{":
+        (length,) = struct.unpack_from("<Q", head)
+        if length <= size - 8:
+            return _LOOKS_SAFETENSORS
+    if stripped.startswith((b"{", b"[")):
+        return "a JSON file"
+    return None
+
+
+def _looks_like(head: bytes, size: int, *, unless: str) -> str:
+    """The tail "; it looks like X" for a message; empty if X is unknown or is `unless`."""
+    description = _describe(head, size)
+    return "" if description is None or description == unless else f"; it looks like {description}"
+
+
+def _redownload_hint() -> str:
+    return "The download may be incomplete or damaged; download it again."
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def sniff(path: Path) -> Checkpoint:
+    """Identify the checkpoint at `path` from its headers, without loading weights.
+
+    `path` is a file (GGUF, safetensors, pickle) or a folder holding a diffusers pipeline
+    (`model_index.json`), such as a Hugging Face cache snapshot. Links are followed, but the
+    returned `path` is the one given. Reads are bounded by the file's size and fixed caps.
+
+    Pickle files are never unpickled: they come back as `CheckpointFormat.PICKLE` with a
+    warning. For part 1 of a split GGUF ("-00001-of-00003"), the other parts are read too:
+    `size`, `tensor_count` and `parameter_count` then cover the whole model.
+
+    Raises:
+        CheckpointError: the path is missing or unreadable (permission denied), is a folder
+            without `model_index.json`, or is a file that is not a valid checkpoint (wrong
+            magic, truncated, a header that does not fit the file, malformed JSON, ...).
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except PermissionError:
+        raise CheckpointError(f"cannot read {path}: permission denied", path=str(path)) from None
+    except FileNotFoundError:
+        message = f"{path} is a broken link" if path.is_symlink() else f"{path} does not exist"
+        raise CheckpointError(message, path=str(path)) from None
+    except OSError as error:
+        raise _os_error(path, error) from None
+    if stat.S_ISDIR(info.st_mode):
+        return _sniff_folder(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path} is not a regular file or folder", path=str(path))
+    return _sniff_file(path)
+
+
+def _os_error(path: Path, error: OSError) -> CheckpointError:
+    if isinstance(error, PermissionError):
+        return CheckpointError(f"cannot read {path}: permission denied", path=str(path))
+    reason = error.strerror or str(error)
+    return CheckpointError(f"cannot read {path}: {reason}", path=str(path))
+
+
+def _sniff_file(path: Path) -> Checkpoint:
+    try:
+        with open(path, "rb", buffering=1 << 16) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size == 0:
+                raise CheckpointError(f"{path.name} is empty", path=str(path))
+            head = file.read(_HEAD_BYTES)
+            file.seek(0)
+            suffix = path.suffix.lower()
+            if head.startswith(b"GGUF"):
+                return _gguf_checkpoint(path, size, _read_gguf(file, size, path))
+            if suffix == _SAFETENSORS_SUFFIX or (
+                suffix not in _PICKLE_SUFFIXES
+                and suffix != _GGUF_SUFFIX
+                and _describe(head, size) == _LOOKS_SAFETENSORS
+            ):
+                return _read_safetensors(file, size, path, head)
+    except OSError as error:
+        raise _os_error(path, error) from None
+
+    description = _describe(head, size)
+    if description == _LOOKS_OLD_GGML:
+        raise CheckpointError(
+            f"{path.name} is {description}, which is no longer supported",
+            path=str(path),
+            hint="Convert it with a recent llama.cpp, or download a GGUF version.",
+        )
+    if suffix == _GGUF_SUFFIX:
+        if b"GGUF".startswith(head[:4]):  # fewer than 4 bytes, all of the magic
+            raise CheckpointError(
+                f"{path.name} is truncated: {size} bytes, shorter than a GGUF header",
+                path=str(path),
+                hint=_redownload_hint(),
+            )
+        raise CheckpointError(
+            f"{path.name} is not a GGUF file: it starts with {head[:4]!r}, not b'GGUF'"
+            + _looks_like(head, size, unless=_LOOKS_GGUF),
+            path=str(path),
+        )
+    if suffix in _PICKLE_SUFFIXES or head.startswith(_ZIP_MAGIC) or description == _LOOKS_PICKLE:
+        return _pickle_checkpoint(path, size)
+    raise CheckpointError(
+        f"{path.name} is not a checkpoint ModelDeck can read" + _looks_like(head, size, unless=""),
+        path=str(path),
+        hint="ModelDeck reads .gguf, .safetensors and diffusers folders.",
+    )
+
+
+def _pickle_checkpoint(path: Path, size: int) -> Checkpoint:
+    return Checkpoint(
+        path=path,
+        format=CheckpointFormat.PICKLE,
+        kind=ModelKind.OTHER,
+        size=size,
+        name=path.stem,
+        architecture=None,
+        parameter_count=None,
+        quantization=None,
+        context_length=None,
+        has_chat_template=None,
+        tensor_count=None,
+        dtypes=(),
+        family=None,
+        warning=PICKLE_WARNING,
+    )
+
+
+# --- GGUF ------------------------------------------------------------------------------------
+
+# Caps that no real model reaches; beyond them a header is taken to be corrupt.
+_MAX_STRING = 64 * 1024 * 1024  # any one string
+_MAX_KEY = 65_535  # GGUF keys are at most 65535 bytes
+_MAX_KEPT_STRING = 64 * 1024  # longer values of the keys we keep are ignored
+_MAX_KV = 100_000  # real models have a few dozen
+_MAX_TENSORS = 100_000  # real models have a few thousand at most
+_MAX_VARIABLE_ITEMS = 8_000_000  # string/array items walked one by one, over the whole header
+_MAX_ARRAY_DEPTH = 4
+_MAX_DIMS = 8  # ggml has 4; allow a little room
+_MIN_KV_BYTES = 13  # key length (8) + 1 byte of key + type (4): at least 13 bytes with a value
+_MIN_TENSOR_INFO_BYTES = 24  # name length (8) + n_dims (4) + type (4) + offset (8)
+_GGUF_FIXED_HEADER = 24  # magic, version, tensor_count, kv_count
+_DEFAULT_ALIGNMENT = 32
+
+_STRING, _ARRAY = 8, 9
+# GGUF metadata value types with a fixed size: type id -> struct format.
+_SCALAR_FORMATS: dict[int, str] = {
+    0: "<B",  # UINT8
+    1: "<b",  # INT8
+    2: "<H",  # UINT16
+    3: "<h",  # INT16
+    4: "<I",  # UINT32
+    5: "<i",  # INT32
+    6: "<f",  # FLOAT32
+    7: "<?",  # BOOL
+    10: "<Q",  # UINT64
+    11: "<q",  # INT64
+    12: "<d",  # FLOAT64
+}
+_SCALAR_SIZES = {kind: struct.calcsize(fmt) for kind, fmt in _SCALAR_FORMATS.items()}
+
+# llama.cpp's LLAMA_FTYPE (general.file_type) -> the quantization name its tools use.
+_FILE_TYPES: dict[int, str] = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    4: "Q4_1_SOME_F16",  # deprecated
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    33: "Q4_0_4_4",  # removed from llama.cpp, still found in older files
+    34: "Q4_0_4_8",
+    35: "Q4_0_8_8",
+    36: "TQ1_0",
+    37: "TQ2_0",
+    38: "MXFP4",  # LLAMA_FTYPE_MOSTLY_MXFP4_MOE; "MXFP4" as parse_quantization spells it
+    39: "NVFP4",
+    40: "Q1_0",
+}
+
+# ggml tensor types: id -> (name, elements per block, bytes per block).
+_GGML_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    31: ("Q4_0_4_4", 32, 18),  # removed from ggml, still found in older files
+    32: ("Q4_0_4_8", 32, 18),
+    33: ("Q4_0_8_8", 32, 18),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    36: ("IQ4_NL_4_4", 32, 18),
+    37: ("IQ4_NL_4_8", 32, 18),
+    38: ("IQ4_NL_8_8", 32, 18),
+    39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
+}
+
+# Metadata we keep; everything else is skipped without being materialised.
+_KEPT_KEYS = frozenset(
+    {
+        "general.architecture",
+        "general.name",
+        "general.file_type",
+        "general.alignment",
+        "split.no",
+        "split.count",
+        "split.tensors.count",
+    }
+)
+_CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
+_CONTEXT_SUFFIX = ".context_length"
+_MAX_CONTEXT_KEYS = 64
+
+_MetaValue = int | float | bool | str
+
+
+@dataclass(kw_only=True)
+class _GgufHeader:
+    """What `_read_gguf` took from one GGUF file."""
+
+    version: int
+    tensor_count: int
+    metadata: dict[str, _MetaValue]
+    has_chat_template: bool
+    parameter_count: int
+    elements_by_type: Counter[str] = field(default_factory=Counter)
+
+
+class _GgufReader:
+    """Little-endian reads from a buffered file, each one checked against the file's size."""
+
+    def __init__(self, file: BinaryIO, size: int, path: Path) -> None:
+        self._file = file
+        self._size = size
+        self._path = path
+        self.position = 0
+        self.variable_items = 0  # strings and arrays walked one by one
+
+    @property
+    def remaining(self) -> int:
+        return self._size - self.position
+
+    def truncated(self, needed: int) -> CheckpointError:
+        return CheckpointError(
+            f"{self._path.name} is truncated: {needed} more bytes needed at byte "
+            f"{self.position}, but the file ends at byte {self._size}",
+            path=str(self._path),
+            hint=_redownload_hint(),
+        )
+
+    def corrupt(self, message: str) -> CheckpointError:
+        return CheckpointError(
+            f"{self._path.name}: {message}", path=str(self._path), hint=_redownload_hint()
+        )
+
+    def read(self, count: int) -> bytes:
+        if count > self.remaining:
+            raise self.truncated(count)
+        data = self._file.read(count)
+        if len(data) != count:  # the file shrank while we read it
+            raise self.truncated(count)
+        self.position += count
+        return data
+
+    def skip(self, count: int) -> None:
+        if count > self.remaining:
+            raise self.truncated(count)
+        self._file.seek(count, os.SEEK_CUR)
+        self.position += count
+
+    def u32(self) -> int:
+        value: int = struct.unpack("<I", self.read(4))[0]
+        return value
+
+    def u64(self) -> int:
+        value: int = struct.unpack("<Q", self.read(8))[0]
+        return value
+
+    def string_length(self, what: str, *, limit: int = _MAX_STRING) -> int:
+        length = self.u64()
+        if length > limit:
+            shown = f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+            raise self.corrupt(
+                f"{what} claims {length} bytes at byte {self.position - 8}, more than {shown}"
+            )
+        if length > self.remaining:
+            raise self.corrupt(
+                f"{what} claims {length} bytes at byte {self.position - 8}, but only "
+                f"{self.remaining} remain in the file (corrupt or truncated)"
+            )
+        return length
+
+    def count_items(self, count: int) -> None:
+        self.variable_items += count
+        if self.variable_items > _MAX_VARIABLE_ITEMS:
+            raise self.corrupt(
+                f"the metadata holds more than {_MAX_VARIABLE_ITEMS} strings or arrays; "
+                "no real model has that many"
+            )
+
+
+def _read_gguf(file: BinaryIO, size: int, path: Path) -> _GgufHeader:
+    """Read a GGUF header: metadata we keep, tensor infos summed; checks the data fits."""
+    reader = _GgufReader(file, size, path)
+    if reader.read(4) != b"GGUF":
+        raise CheckpointError(f"{path.name} is not a GGUF file", path=str(path))
+    version = reader.u32()
+    if version == 1:
+        raise CheckpointError(
+            f"{path.name}: GGUF v1 is too old",
+            path=str(path),
+            hint="Convert it again with a recent llama.cpp, or download a newer version.",
+        )
+    if version not in (2, 3):
+        swapped = int.from_bytes(version.to_bytes(4, "little"), "big")
+        message = (
+            f"{path.name} is a big-endian GGUF file, which is not supported"
+            if swapped in (1, 2, 3)
+            else f"{path.name}: GGUF version {version} is not supported (only 2 and 3)"
+        )
+        raise CheckpointError(message, path=str(path))
+    tensor_count = reader.u64()
+    kv_count = reader.u64()
+    room = size - _GGUF_FIXED_HEADER
+    if kv_count * _MIN_KV_BYTES > room:
+        raise reader.corrupt(
+            f"header claims {kv_count} metadata entries; the file is too small "
+            f"({size} bytes) to hold them — corrupt or truncated"
+        )
+    if tensor_count * _MIN_TENSOR_INFO_BYTES > room - kv_count * _MIN_KV_BYTES:
+        raise reader.corrupt(
+            f"header claims {tensor_count} tensors; the file is too small "
+            f"({size} bytes) to hold them — corrupt or truncated"
+        )
+    if kv_count > _MAX_KV:
+        raise reader.corrupt(
+            f"header claims {kv_count} metadata entries; no real model has that many"
+        )
+    if tensor_count > _MAX_TENSORS:
+        raise reader.corrupt(f"header claims {tensor_count} tensors; no real model has that many")
+
+    metadata, has_chat_template = _read_metadata(reader, kv_count)
+    parameter_count, elements_by_type, data_end = _read_tensor_infos(reader, tensor_count)
+    alignment = metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
+    if not (isinstance(alignment, int) and alignment > 0 and alignment & (alignment - 1) == 0):
+        alignment = _DEFAULT_ALIGNMENT
+    data_start = -(-reader.position // alignment) * alignment
+    if data_end is not None and data_start + data_end > size:
+        raise CheckpointError(
+            f"{path.name} is truncated: its tensors need {data_start + data_end} bytes, "
+            f"the file has {size}",
+            path=str(path),
+            hint=_redownload_hint(),
+        )
+    return _GgufHeader(
+        version=version,
+        tensor_count=tensor_count,
+        metadata=metadata,
+        has_chat_template=has_chat_template,
+        parameter_count=parameter_count,
+        elements_by_type=elements_by_type,
+    )
+
+
+def _read_metadata(reader: _GgufReader, kv_count: int) -> tuple[dict[str, _MetaValue], bool]:
+    """The metadata values we keep, and whether there is a chat template; skips the rest."""
+    metadata: dict[str, _MetaValue] = {}
+    context_keys = 0
+    has_chat_template = False
+    for _ in range(kv_count):
+        key_bytes = reader.read(reader.string_length("a metadata key", limit=_MAX_KEY))
+        try:
+            key = key_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise reader.corrupt(
+                f"metadata key at byte {reader.position - len(key_bytes)} is not UTF-8"
+            ) from None
+        value_type = reader.u32()
+        is_context = key.endswith(_CONTEXT_SUFFIX) and key.count(".") == 1
+        keep = key in _KEPT_KEYS or (is_context and context_keys < _MAX_CONTEXT_KEYS)
+        if key == _CHAT_TEMPLATE_KEY and value_type == _STRING:
+            has_chat_template = True
+        if keep and value_type in _SCALAR_FORMATS:
+            (metadata[key],) = struct.unpack(
+                _SCALAR_FORMATS[value_type], reader.read(_SCALAR_SIZES[value_type])
+            )
+            context_keys += is_context
+        elif keep and value_type == _STRING:
+            length = reader.string_length(f"metadata value {key!r}")
+            if length <= _MAX_KEPT_STRING:
+                metadata[key] = reader.read(length).decode("utf-8", errors="replace")
+            else:
+                reader.skip(length)
+        else:
+            _skip_value(reader, key, value_type, depth=0)
+    return metadata, has_chat_template
+
+
+def _read_tensor_infos(
+    reader: _GgufReader, tensor_count: int
+) -> tuple[int, Counter[str], int | None]:
+    """Parameter count, elements per ggml type, and the end of the tensor data (relative to
+    its start; None when a tensor has a type we do not know the size of)."""
+    parameter_count = 0
+    elements_by_type: Counter[str] = Counter()
+    data_end: int | None = 0
+    for index in range(tensor_count):
+        reader.skip(reader.string_length(f"the name of tensor {index}", limit=_MAX_KEY))
+        n_dims = reader.u32()
+        if n_dims > _MAX_DIMS:
+            raise reader.corrupt(f"tensor {index} claims {n_dims} dimensions")
+        dims = struct.unpack(f"<{n_dims}Q", reader.read(8 * n_dims))
+        tensor_type = reader.u32()
+        offset = reader.u64()
+        elements = math.prod(dims)
+        if elements >= 1 << 63:
+            raise reader.corrupt(f"tensor {index} claims {elements} elements")
+        parameter_count += elements
+        ggml_type = _GGML_TYPES.get(tensor_type)
+        if ggml_type is None:
+            data_end = None
+            continue
+        name, block, block_bytes = ggml_type
+        elements_by_type[name] += elements
+        if data_end is not None:
+            data_end = max(data_end, offset + -(-elements // block) * block_bytes)
+    return parameter_count, elements_by_type, data_end if tensor_count else None
+
+
+def _skip_value(reader: _GgufReader, key: str, value_type: int, *, depth: int) -> None:
+    """Move past one metadata value without keeping it; arrays of fixed-size items by seeking."""
+    if value_type in _SCALAR_SIZES:
+        reader.skip(_SCALAR_SIZES[value_type])
+    elif value_type == _STRING:
+        reader.skip(reader.string_length(f"metadata value {key!r}"))
+    elif value_type == _ARRAY:
+        if depth >= _MAX_ARRAY_DEPTH:
+            raise reader.corrupt(f"metadata value {key!r} nests arrays too deep")
+        item_type = reader.u32()
+        count = reader.u64()
+        if item_type in _SCALAR_SIZES:
+            total = count * _SCALAR_SIZES[item_type]
+            if total > reader.remaining:
+                raise reader.corrupt(
+                    f"metadata array {key!r} claims {count} items, more than the rest of "
+                    "the file holds (corrupt or truncated)"
+                )
+            reader.skip(total)
+            return
+        # Strings (tokenizer tokens, merges) and nested arrays: each needs at least 8 bytes.
+        if count * 8 > reader.remaining:
+            raise reader.corrupt(
+                f"metadata array {key!r} claims {count} items, more than the rest of the "
+                "file holds (corrupt or truncated)"
+            )
+        reader.count_items(count)
+        if item_type == _STRING:
+            for _ in range(count):
+                reader.skip(reader.string_length(f"an item of {key!r}"))
+        elif item_type == _ARRAY:
+            for _ in range(count):
+                _skip_value(reader, key, _ARRAY, depth=depth + 1)
+        else:
+            raise reader.corrupt(f"metadata array {key!r} has unknown item type {item_type}")
+    else:
+        raise reader.corrupt(f"metadata value {key!r} has unknown type {value_type}")
+
+
+_PLAIN_TYPES = frozenset({"F32", "F64", "I8", "I16", "I32", "I64"})
+
+
+def _gguf_quantization(stem: str, header: _GgufHeader) -> str | None:
+    """general.file_type, unless the file name is more specific; then the dominant type.
+
+    Quantizations such as bartowski's "Q4_K_L" or Unsloth's "UD-Q4_K_XL" have no file type
+    of their own (they record e.g. Q4_K_M), so a name that states one of those wins.
+    """
+    from_name = parse_quantization(stem)
+    file_type = header.metadata.get("general.file_type")
+    from_type = _FILE_TYPES.get(file_type) if isinstance(file_type, int) else None
+    name_is_finer = (
+        from_name is not None
+        and from_name not in _FILE_TYPES.values()
+        and (from_name.startswith("UD-") or from_name.endswith(("_L", "_XL")))
+    )
+    if from_type is not None and not name_is_finer:
+        return from_type
+    if from_name is not None:
+        return from_name
+    # No file type, nothing in the name: the tensor type holding most weights, preferring
+    # a quantized or half type over the F32 norms.
+    by_type = header.elements_by_type
+    for names in ([n for n in by_type if n not in _PLAIN_TYPES], list(by_type)):
+        if names:
+            return max(sorted(names), key=lambda n: by_type[n])
+    return None
+
+
+def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
+    stem = path.stem
+    split = _SPLIT_PATTERN.match(stem)
+    base_stem = split.group("stem") if split else stem
+    tensor_count: int | None = header.tensor_count
+    parameter_count: int | None = header.parameter_count
+    parts: tuple[Path, ...] = ()
+    warning: str | None = None
+    if split is not None:
+        part, total = int(split.group("part")), int(split.group("total"))
+        if part == 1 and total > 1:
+            parts, missing = _split_parts(path, base_stem, total)
+            size += sum(_file_size(p) for p in parts[1:])
+            if missing:
+                shown = ", ".join(f"{number:05d}" for number in missing[:5])
+                if len(missing) > 5:
+                    shown += f" and {len(missing) - 5} more"
+                plural = "s" if len(missing) > 1 else ""
+                warning = f"split model: part{plural} {shown} of {total:05d} missing"
+                tensor_count = parameter_count = None
+            else:
+                others = [_read_gguf_path(other) for other in parts[1:]]
+                tensor_count = header.tensor_count + sum(h.tensor_count for h in others)
+                parameter_count = header.parameter_count + sum(h.parameter_count for h in others)
+        elif part > 1:
+            warning = f"part {part:05d} of {total:05d} of a split model; open part 00001 to load it"
+
+    metadata = header.metadata
+    architecture = _str_or_none(metadata.get("general.architecture"))
+    context = metadata.get(f"{architecture}{_CONTEXT_SUFFIX}") if architecture else None
+    return Checkpoint(
+        path=path,
+        format=CheckpointFormat.GGUF,
+        kind=ModelKind.LLM_GGUF,
+        size=size,
+        name=_str_or_none(metadata.get("general.name")) or base_stem,
+        architecture=architecture,
+        parameter_count=parameter_count,
+        quantization=_gguf_quantization(base_stem, header),
+        context_length=context if isinstance(context, int) and context > 0 else None,
+        has_chat_template=header.has_chat_template,
+        tensor_count=tensor_count,
+        dtypes=(),
+        family=None,
+        split_parts=parts,
+        warning=warning,
+    )
+
+
+def _split_parts(first: Path, stem: str, total: int) -> tuple[tuple[Path, ...], list[int]]:
+    """The parts of a split GGUF present beside `first`, and the numbers of those missing."""
+    suffix = first.suffix
+    present: list[Path] = [first]
+    missing: list[int] = []
+    for number in range(2, total + 1):
+        candidate = first.with_name(f"{stem}-{number:05d}-of-{total:05d}{suffix}")
+        if candidate.is_file():
+            present.append(candidate)
+        else:
+            missing.append(number)
+    return tuple(present), missing
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as error:
+        raise _os_error(path, error) from None
+
+
+def _read_gguf_path(path: Path) -> _GgufHeader:
+    try:
+        with open(path, "rb", buffering=1 << 16) as file:
+            return _read_gguf(file, os.fstat(file.fileno()).st_size, path)
+    except OSError as error:
+        raise _os_error(path, error) from None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# --- safetensors -----------------------------------------------------------------------------
+
+_MAX_SAFETENSORS_HEADER = 100_000_000
+_METADATA_KEY = "__metadata__"
+
+# One pass over the tensor names; each alternative is a group named after what it shows.
+# SD checkpoints hold a CLIP text model whose keys look like an LLM's ("layers.0.self_attn"),
+# so the families are ranked (`_FAMILY_RANKS`) rather than taken from the first match.
+_FAMILY_KEY = re.compile(
+    r"(?P<flux>(?:^|\.)(?:double_blocks|single_blocks)\.\d+\.)"
+    r"|(?P<sd3>(?:^|\.)joint_blocks\.\d+\.)"
+    r"|(?P<sdxl>^conditioner\.embedders\.)"
+    r"|(?P<sd2>^cond_stage_model\.model\.)"
+    r"|(?P<sd1>^cond_stage_model\.transformer\.)"
+    r"|(?P<cross_attention>^model\.diffusion_model\..*\.attn2\.to_k\.weight$)"
+    r"|(?P<unet>^model\.diffusion_model\.(?:input|output)_blocks\.)"
+    r"|(?P<llm>(?:^|\.)layers\.\d+\.self_attn\.|^lm_head\.weight$)"
+)
+_FAMILY_RANKS = (
+    ("flux", "Flux"),
+    ("sd3", "SD 3"),
+    ("sdxl", "SDXL"),
+    ("sd2", "SD 2.x"),
+    ("sd1", "SD 1.x"),
+)
+# A UNet alone: the text-context width of its cross-attention tells the family.
+_CONTEXT_WIDTH_FAMILIES = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL", 1280: "SDXL"}
+
+
+def _read_safetensors(file: BinaryIO, size: int, path: Path, head: bytes) -> Checkpoint:
+    """Read a safetensors JSON header: dtypes, parameter count, family; checks the data fits."""
+    looks_like = _looks_like(head, size, unless=_LOOKS_SAFETENSORS)
+
+    def invalid(message: str) -> CheckpointError:
+        return CheckpointError(
+            f"{path.name} is not a valid safetensors file: {message}{looks_like}",
+            path=str(path),
+            hint=_redownload_hint(),
+        )
+
+    if size < 8:
+        raise CheckpointError(
+            f"{path.name} is truncated: {size} bytes, shorter than a safetensors header",
+            path=str(path),
+            hint=_redownload_hint(),
+        )
+    (length,) = struct.unpack("<Q", file.read(8))
+    if length > size - 8:
+        raise invalid(f"header length larger than the file ({length} > {size - 8} bytes)")
+    if length > _MAX_SAFETENSORS_HEADER:
+        raise invalid(f"header of {length} bytes, more than {_MAX_SAFETENSORS_HEADER}")
+    raw = file.read(length)
+    if len(raw) != length:
+        raise CheckpointError(f"{path.name} is truncated", path=str(path))
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise invalid("the header is not JSON") from None
+    if not isinstance(header, dict):
+        raise invalid("the header is not a JSON object")
+
+    elements_by_dtype: Counter[str] = Counter()
+    parameter_count = 0
+    data_end = 0
+    names: list[str] = []
+    for name, entry in header.items():
+        if name == _METADATA_KEY:
+            continue
+        if not isinstance(entry, dict):
+            raise invalid(f"tensor {name!r} is not described by an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(dtype, str) or not dtype:
+            raise invalid(f"tensor {name!r} has no dtype")
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            raise invalid(f"tensor {name!r} has no valid shape")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_count(o) for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
+            raise invalid(f"tensor {name!r} has no valid data_offsets")
+        elements = math.prod(shape)
+        parameter_count += elements
+        elements_by_dtype[dtype] += elements
+        data_end = max(data_end, offsets[1])
+        names.append(name)
+    if 8 + length + data_end > size:
+        raise CheckpointError(
+            f"{path.name} is truncated: its tensors need {8 + length + data_end} bytes, "
+            f"the file has {size}",
+            path=str(path),
+            hint=_redownload_hint(),
+        )
+
+    family, is_diffusion = _safetensors_family(names, header)
+    main_dtype = (
+        max(sorted(elements_by_dtype), key=lambda d: elements_by_dtype[d])
+        if elements_by_dtype
+        else None
+    )
+    warning = None
+    split = _SPLIT_PATTERN.match(path.stem)
+    if split is not None:
+        warning = (
+            f"shard {int(split.group('part'))} of {int(split.group('total'))} of a sharded "
+            "model; the counts cover this file only"
+        )
+    return Checkpoint(
+        path=path,
+        format=CheckpointFormat.SAFETENSORS,
+        kind=ModelKind.DIFFUSION_SINGLE_FILE if is_diffusion else ModelKind.OTHER,
+        size=size,
+        name=path.stem,
+        architecture=family if is_diffusion else None,
+        parameter_count=parameter_count,
+        quantization=main_dtype,
+        context_length=None,
+        has_chat_template=None,
+        tensor_count=len(names),
+        dtypes=tuple(sorted(elements_by_dtype)),
+        family=family,
+        warning=warning,
+    )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _safetensors_family(names: list[str], header: dict[str, object]) -> tuple[str | None, bool]:
+    """The model family the tensor names point to (None if unknown), and whether they are
+    those of a diffusion model."""
+    found: set[str] = set()
+    cross_attention: list[str] = []
+    for name in names:
+        match = _FAMILY_KEY.search(name)
+        if match is None or match.lastgroup is None:
+            continue
+        found.add(match.lastgroup)
+        if match.lastgroup == "cross_attention":
+            cross_attention.append(name)
+    for group, family in _FAMILY_RANKS:
+        if group in found:
+            return family, True
+    for name in cross_attention:
+        entry = header[name]
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if isinstance(shape, list) and len(shape) == 2 and shape[1] in _CONTEXT_WIDTH_FAMILIES:
+            return _CONTEXT_WIDTH_FAMILIES[shape[1]], True
+    if found & {"cross_attention", "unet"}:
+        return None, True
+    return ("LLM", False) if "llm" in found else (None, False)
+
+
+# --- diffusers folders -----------------------------------------------------------------------
+
+_MODEL_INDEX = "model_index.json"
+_MAX_MODEL_INDEX = 1024 * 1024
+_MAX_FOLDER_ENTRIES = 100_000  # sizing a pipeline folder stops here (the size is then a floor)
+
+
+def _sniff_folder(path: Path) -> Checkpoint:
+    index_path = path / _MODEL_INDEX
+    try:
+        with open(index_path, "rb") as file:
+            raw = file.read(_MAX_MODEL_INDEX + 1)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"not a model folder: no {_MODEL_INDEX} in {path}",
+            path=str(path),
+            hint="Choose a .gguf or .safetensors file inside it, or a diffusers pipeline folder.",
+        ) from None
+    except OSError as error:
+        raise _os_error(index_path, error) from None
+
+    def malformed(reason: str) -> CheckpointError:
+        return CheckpointError(f"malformed {_MODEL_INDEX} in {path}: {reason}", path=str(path))
+
+    if len(raw) > _MAX_MODEL_INDEX:
+        raise malformed(f"larger than {_MAX_MODEL_INDEX} bytes")
+    try:
+        index = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise malformed("not JSON") from None
+    if not isinstance(index, dict):
+        raise malformed("not a JSON object")
+    class_name = index.get("_class_name")
+    if not isinstance(class_name, str) or not class_name:
+        raise malformed("no _class_name")
+
+    size, has_safetensors, has_pickle = _folder_contents(path)
+    warning = None
+    if has_pickle and not has_safetensors:
+        warning = "pipeline weights are pickle files — can run code when loaded; not supported"
+    return Checkpoint(
+        path=path,
+        format=CheckpointFormat.DIFFUSERS,
+        kind=ModelKind.DIFFUSERS_PIPELINE,
+        size=size,
+        name=_folder_name(path),
+        architecture=class_name,
+        parameter_count=None,
+        quantization=None,
+        context_length=None,
+        has_chat_template=None,
+        tensor_count=None,
+        dtypes=(),
+        family=None,
+        warning=warning,
+    )
+
+
+def _folder_name(path: Path) -> str:
+    """The folder's name; for a Hugging Face cache snapshot, the repository id."""
+    parent = path.parent
+    if parent.name == "snapshots" and parent.parent.name.startswith("models--"):
+        return parent.parent.name.removeprefix("models--").replace("--", "/")
+    return path.name
+
+
+def _folder_contents(root: Path) -> tuple[int, bool, bool]:
+    """Bytes of the files under `root` (links followed, each file once), and its weight kinds."""
+    total = 0
+    has_safetensors = has_pickle = False
+    seen_files: set[tuple[int, int]] = set()
+    root_info = root.stat()
+    seen_folders = {(root_info.st_dev, root_info.st_ino)}
+    stack = [root]
+    entries = 0
+    while stack and entries < _MAX_FOLDER_ENTRIES:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    entries += 1
+                    try:
+                        info = entry.stat()
+                    except OSError:
+                        continue  # a broken link, or gone
+                    key = (info.st_dev, info.st_ino)
+                    if stat.S_ISDIR(info.st_mode):
+                        if key not in seen_folders:
+                            seen_folders.add(key)
+                            stack.append(Path(entry.path))
+                    elif stat.S_ISREG(info.st_mode) and key not in seen_files:
+                        seen_files.add(key)
+                        total += info.st_size
+                        suffix = os.path.splitext(entry.name)[1].lower()
+                        has_safetensors |= suffix == _SAFETENSORS_SUFFIX
+                        has_pickle |= suffix in _PICKLE_WEIGHT_SUFFIXES
+        except OSError:
+            continue
+    return total, has_safetensors, has_pickle
+
+
+# --- finding candidates ----------------------------------------------------------------------
+
+# Folders that never hold checkpoints to show.
+_SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules"})
+# Hugging Face cache: only snapshots/ holds files under their real names (blobs/ holds the
+# same files under hashes, .no_exist/ holds empty markers named like missing files).
+_HF_CACHE_PREFIXES = ("models--", "datasets--", "spaces--")
+
+_clock = time.monotonic  # a module attribute so tests can drive the walk's budget
+
+
+class _WalkBudget:
+    """Entries and seconds `find_checkpoints` may spend; time spent by its caller is free."""
+
+    def __init__(self, max_files: int, max_seconds: float) -> None:
+        self._max_files = max_files
+        self._max_seconds = max_seconds
+        self._entries = 0
+        self._elapsed = 0.0
+        self._resumed = _clock()
+
+    def spend_entry(self) -> bool:
+        """Count one folder entry; False when the budget is spent."""
+        self._entries += 1
+        return self._entries <= self._max_files and not self.out_of_time()
+
+    def out_of_time(self) -> bool:
+        return self._elapsed + (_clock() - self._resumed) > self._max_seconds
+
+    def pause(self) -> None:
+        self._elapsed += _clock() - self._resumed
+
+    def resume(self) -> None:
+        self._resumed = _clock()
+
+
+def find_checkpoints(
+    root: Path, *, max_files: int = 200_000, max_seconds: float = 10.0
+) -> Iterator[Path]:
+    """Walk `root` and yield the paths worth handing to `sniff`, folder by folder.
+
+    Yields, in name order within each folder:
+    - a folder holding `model_index.json` (a diffusers pipeline, e.g. a Hugging Face cache
+      snapshot), without descending into it;
+    - `*.gguf` files: single files, and of each split set only the lowest part present
+      (part 1 when it is there);
+    - `*.safetensors` files, and of sharded ones ("-00001-of-00004") only the lowest shard;
+    - pickle weights (`*.ckpt`, `*.bin`, `*.pt`, `*.pth`; shards likewise), so the caller
+      can show them as unsupported; an OpenVINO `.bin` beside its `.xml` is left out.
+    In a Hugging Face cache only `snapshots/` is walked (not `blobs/` or `.no_exist/`), so
+    files come back under their real names; dataset and space caches are skipped.
+
+    Links are followed, but no folder is entered twice (tracked by device and inode), so
+    link loops end. Folders that cannot be read are skipped silently. `root` may also be a
+    single file, yielded if it is a candidate; a missing `root` yields nothing.
+
+    The walk stops for good, without an error, once it has looked at `max_files` folder
+    entries or spent `max_seconds` of its own time (time the caller spends between items
+    does not count); what it found before that has been yielded. A folder is listed whole
+    before anything in it is yielded, so the folder being listed when the budget runs out
+    yields nothing. A stop is logged (INFO).
+    """
+    budget = _WalkBudget(max_files, max_seconds)
+    root = Path(root)
+    try:
+        root_info = root.stat()
+    except OSError:
+        return
+    if stat.S_ISREG(root_info.st_mode):
+        if _candidate_kind(root.name) is not None:
+            yield root
+        return
+    if not stat.S_ISDIR(root_info.st_mode):
+        return
+
+    visited = {(root_info.st_dev, root_info.st_ino)}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        listing = _list_folder(folder, budget)
+        if listing is None:
+            _log.info("find_checkpoints stopped early under %s: budget spent", root)
+            return
+        files, folders = listing
+        if _MODEL_INDEX in files:
+            found = [folder]
+        else:
+            found = [folder / name for name in _candidates(files)]
+            subfolders: list[Path] = []
+            for name in sorted(folders, reverse=True):
+                if not _should_enter(folder, name):
+                    continue
+                subfolder = folder / name
+                try:
+                    info = subfolder.stat()
+                except OSError:
+                    continue
+                key = (info.st_dev, info.st_ino)
+                if key not in visited:
+                    visited.add(key)
+                    subfolders.append(subfolder)
+            stack.extend(subfolders)
+        for path in found:
+            budget.pause()
+            yield path
+            budget.resume()
+        if budget.out_of_time():
+            _log.info("find_checkpoints stopped early under %s: out of time", root)
+            return
+
+
+def _list_folder(folder: Path, budget: _WalkBudget) -> tuple[set[str], list[str]] | None:
+    """The file and folder names in `folder` (links followed); None when the budget ran out.
+
+    An unreadable folder lists as empty.
+    """
+    files: set[str] = set()
+    folders: list[str] = []
+    try:
+        with os.scandir(folder) as listing:
+            for entry in listing:
+                if not budget.spend_entry():
+                    return None
+                try:
+                    if entry.is_dir():
+                        folders.append(entry.name)
+                    elif entry.is_file():
+                        files.add(entry.name)
+                except OSError:
+                    continue
+    except OSError:  # PermissionError, gone meanwhile, not a folder any more
+        return set(), []
+    return files, folders
+
+
+def _should_enter(parent: Path, name: str) -> bool:
+    """Whether to walk into `parent / name` (skips VCS folders, HF cache internals)."""
+    if name in _SKIPPED_FOLDERS or name.startswith(("datasets--", "spaces--")):
+        return False
+    return not parent.name.startswith(_HF_CACHE_PREFIXES) or name == "snapshots"
+
+
+def _candidate_kind(name: str) -> str | None:
+    """The suffix that makes `name` a candidate ('.gguf', '.safetensors', '.bin'...), or None."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in (_GGUF_SUFFIX, _SAFETENSORS_SUFFIX) or suffix in _PICKLE_WEIGHT_SUFFIXES:
+        return suffix
+    return None
+
+
+def _candidates(files: set[str]) -> list[str]:
+    """The candidate file names of one folder, sorted; one per split or sharded set."""
+    singles: list[str] = []
+    lowest_part: dict[tuple[str, str, int], tuple[int, str]] = {}
+    for name in files:
+        suffix = _candidate_kind(name)
+        if suffix is None:
+            continue
+        stem = name[: -len(suffix)]
+        if suffix == ".bin" and f"{stem}.xml" in files:
+            continue  # OpenVINO weights: not a pickle
+        split = _SPLIT_PATTERN.match(stem)
+        if split is None:
+            singles.append(name)
+            continue
+        key = (split.group("stem"), suffix, int(split.group("total")))
+        part = int(split.group("part"))
+        if key not in lowest_part or part < lowest_part[key][0]:
+            lowest_part[key] = (part, name)
+    return sorted(singles + [name for _, name in lowest_part.values()])

@@ -1,0 +1,195 @@
+"""Download plans: which files a GGUF pick, a glob or a diffusers variant brings, with hashes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import pytest
+
+from app.downloads import PlannedFile, plan_diffusers, plan_files, plan_gguf
+from app.errors import RepoFileNotFoundError
+from app.hub.huggingface import HuggingFaceHub
+from app.hub.models import ModelDetails
+from app.hub.repo_files import group_gguf_models
+from tests.support.hub_server import HubServer, git_blob_sha1
+
+CONFIG = b'{"model_type": "llama"}'
+
+
+@pytest.fixture
+def gguf_details(hub_server: HubServer, hub: HuggingFaceHub) -> ModelDetails:
+    hub_server.add_repo(
+        "org/tiny-GGUF",
+        {
+            "tiny-Q4_K_M.gguf": b"GGUF-q4",
+            "tiny-Q8_0.gguf": b"GGUF-q8",
+            "big/big-Q6_K-00001-of-00002.gguf": b"GGUF-a",
+            "big/big-Q6_K-00002-of-00002.gguf": b"GGUF-b",
+            "mmproj-tiny-F16.gguf": b"GGUF-proj",
+            "config.json": CONFIG,
+        },
+        card="# tiny\n",
+    )
+    return hub.model_details("org/tiny-GGUF")
+
+
+def paths(files: Iterable[PlannedFile]) -> list[str]:
+    return [file.path for file in files]
+
+
+def test_a_quantization_name_picks_that_gguf(gguf_details: ModelDetails) -> None:
+    plan = plan_files(gguf_details, ["q8_0"])
+    assert paths(plan.files) == ["tiny-Q8_0.gguf"]
+    assert plan.revision == gguf_details.sha
+    assert plan.ref == "main"
+    assert plan.label == "q8_0"
+    (file,) = plan.files
+    assert file.size == len(b"GGUF-q8")
+    assert file.sha256 == file.etag == hashlib.sha256(b"GGUF-q8").hexdigest()
+
+
+def test_one_part_or_the_name_of_a_split_gguf_brings_every_part(
+    gguf_details: ModelDetails,
+) -> None:
+    parts = ["big/big-Q6_K-00001-of-00002.gguf", "big/big-Q6_K-00002-of-00002.gguf"]
+    assert paths(plan_files(gguf_details, [parts[1]]).files) == parts
+    assert paths(plan_files(gguf_details, ["big-Q6_K"]).files) == parts
+    assert paths(plan_files(gguf_details, ["Q6_K"]).files) == parts
+    split = next(m for m in group_gguf_models(gguf_details.files) if m.quantization == "Q6_K")
+    plan = plan_gguf(gguf_details, split)
+    assert paths(plan.files) == parts
+    assert plan.label == "Q6_K"
+    assert plan.total_size == len(b"GGUF-a") + len(b"GGUF-b")
+
+
+def test_globs_exact_paths_and_the_whole_repo(gguf_details: ModelDetails) -> None:
+    assert paths(plan_files(gguf_details, ["*.json"]).files) == ["config.json"]
+    plan = plan_files(gguf_details, ["config.json", "tiny-Q4_K_M.gguf"])
+    assert paths(plan.files) == ["config.json", "tiny-Q4_K_M.gguf"]  # repository order
+    (config, _) = plan.files
+    assert config.sha256 is None
+    assert config.etag == git_blob_sha1(CONFIG)  # a regular file's blob name is its git id
+    everything = plan_files(gguf_details)
+    assert {f.path for f in everything.files} == {f.path for f in gguf_details.files}
+    assert everything.label == "all files"
+
+
+def test_a_pattern_that_matches_nothing_refuses_the_plan(gguf_details: ModelDetails) -> None:
+    with pytest.raises(RepoFileNotFoundError, match="no file matching 'Q2_K'"):
+        plan_files(gguf_details, ["tiny-Q4_K_M.gguf", "Q2_K"])
+
+
+def test_asking_for_a_commit_writes_no_ref(gguf_details: ModelDetails) -> None:
+    assert gguf_details.sha is not None
+    assert plan_files(gguf_details, ["*.json"], ref=gguf_details.sha).ref is None
+    assert plan_files(gguf_details, ["*.json"], ref="v1.0").ref == "v1.0"
+
+
+DIFFUSERS_FILES = [
+    "model_index.json",
+    "README.md",
+    "v1-5-pruned.safetensors",  # a single-file checkpoint: not part of the pipeline
+    "scheduler/scheduler_config.json",
+    "feature_extractor/preprocessor_config.json",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "text_encoder/model.fp16.safetensors",
+    "text_encoder/pytorch_model.bin",
+    "text_encoder/pytorch_model.fp16.bin",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "unet/diffusion_pytorch_model.bin",
+    "unet/diffusion_pytorch_model.fp16.bin",
+    "unet/diffusion_flax_model.msgpack",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.bin",  # pickle only: .bin it is
+    "vae/diffusion_pytorch_model.fp16.bin",
+    "safety_checker/config.json",
+    "safety_checker/model.safetensors",  # no fp16 variant: the default weights are used
+    "text_encoder_2/config.json",
+    "text_encoder_2/model.safetensors.index.json",
+    "text_encoder_2/model-00001-of-00002.safetensors",
+    "text_encoder_2/model-00002-of-00002.safetensors",
+    "text_encoder_2/model.safetensors.index.fp16.json",
+    "text_encoder_2/model.fp16-00001-of-00002.safetensors",
+    "text_encoder_2/model.fp16-00002-of-00002.safetensors",
+    "onnx/unet/model.onnx",
+]
+
+
+@pytest.fixture
+def pipeline_details(hub_server: HubServer, hub: HuggingFaceHub) -> ModelDetails:
+    files = {path: f"content of {path}".encode() for path in DIFFUSERS_FILES}
+    hub_server.add_repo("org/tiny-sd", files, library_name="diffusers")
+    return hub.model_details("org/tiny-sd")
+
+
+COMPONENT_FILES = {
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "feature_extractor/preprocessor_config.json",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "text_encoder/config.json",
+    "unet/config.json",
+    "vae/config.json",
+    "safety_checker/config.json",
+    "text_encoder_2/config.json",
+}
+
+
+def test_a_diffusers_fp16_plan_takes_one_variant_safetensors_first(
+    pipeline_details: ModelDetails,
+) -> None:
+    plan = plan_diffusers(pipeline_details, "fp16")
+    assert plan.label == "fp16"
+    assert set(paths(plan.files)) == COMPONENT_FILES | {
+        "text_encoder/model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/diffusion_pytorch_model.fp16.bin",
+        "safety_checker/model.safetensors",
+        "text_encoder_2/model.safetensors.index.fp16.json",
+        "text_encoder_2/model.fp16-00001-of-00002.safetensors",
+        "text_encoder_2/model.fp16-00002-of-00002.safetensors",
+    }
+
+
+def test_a_default_diffusers_plan_takes_no_variant(pipeline_details: ModelDetails) -> None:
+    plan = plan_diffusers(pipeline_details, None)
+    assert plan.label == "default"
+    assert set(paths(plan.files)) == COMPONENT_FILES | {
+        "text_encoder/model.safetensors",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.bin",
+        "safety_checker/model.safetensors",
+        "text_encoder_2/model.safetensors.index.json",
+        "text_encoder_2/model-00001-of-00002.safetensors",
+        "text_encoder_2/model-00002-of-00002.safetensors",
+    }
+
+
+def test_a_diffusers_plan_refuses_what_the_repo_lacks(
+    pipeline_details: ModelDetails, hub_server: HubServer, hub: HuggingFaceHub
+) -> None:
+    with pytest.raises(RepoFileNotFoundError, match="no bf16 weights") as caught:
+        plan_diffusers(pipeline_details, "bf16")
+    assert caught.value.hint == "Variants offered: fp16."
+
+    hub_server.add_repo("org/not-a-pipeline", {"unet/diffusion_pytorch_model.bin": b"x"})
+    with pytest.raises(RepoFileNotFoundError, match="not a diffusers pipeline"):
+        plan_diffusers(hub.model_details("org/not-a-pipeline"), None)
+
+    hub_server.add_repo(
+        "org/fp16-only",
+        {"model_index.json": b"{}", "unet/diffusion_pytorch_model.fp16.safetensors": b"x"},
+    )
+    with pytest.raises(RepoFileNotFoundError, match="unet has no default weights"):
+        plan_diffusers(hub.model_details("org/fp16-only"), None)

@@ -1,0 +1,102 @@
+"""Downloads from the window: Discover's Download button, the queue page, pause and resume."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from app.core import Core
+from tests.support.hub_server import Fault, HubServer, Stall
+from ui.discover.results_model import SearchState
+from ui.main_window import MainWindow
+
+WEIGHTS = bytes(range(256)) * 4096  # 1 MiB, an LFS file
+
+
+def add_repo(hub_server: HubServer) -> None:
+    hub_server.add_repo(
+        "acme/tiny-gguf",
+        {"tiny-Q4_K_M.gguf": b"GGUF" + WEIGHTS, "tiny-Q8_0.gguf": b"GGUF" + WEIGHTS * 2},
+        card="---\nlicense: mit\n---\n# Tiny",
+    )
+
+
+def open_files_tab(qtbot: QtBot, window: MainWindow) -> None:
+    page = window.discover
+    page.search_field.setText("tiny")
+    page.search_now()
+    qtbot.waitUntil(lambda: page.results.state == SearchState.RESULTS, timeout=10_000)
+    with qtbot.waitSignal(page.details.detailsShown, timeout=10_000):
+        page.results_view.selectRow(0)
+    view = page.details.view
+    view.tabs.setCurrentWidget(view.files)
+
+
+def select_file(window: MainWindow, name: str) -> None:
+    files = window.discover.details.view.files
+    model = files.model
+    assert model is not None
+    row = next(row for row in range(model.rowCount()) if model.item(row, 0).text() == name)
+    files.tree.setCurrentIndex(model.index(row, 0))
+
+
+def test_download_button_queues_the_file_and_the_page_shows_it_finish(
+    qtbot: QtBot, window: MainWindow, core: Core, hub_server: HubServer
+) -> None:
+    add_repo(hub_server)
+    open_files_tab(qtbot, window)
+    select_file(window, "tiny-Q4_K_M.gguf")
+    files = window.discover.details.view.files
+    assert files.download_button.isEnabled()
+    files.download_button.click()
+
+    page = window.downloads
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (job := page.model.job(0)) is not None and job.state.value == "completed",
+        timeout=30_000,
+    )
+    job = page.model.job(0)
+    assert job is not None and job.label == "Q4_K_M"
+    assert job.bytes_done == job.total == len(WEIGHTS) + 4
+    cached = list(
+        Path(core.settings.resolved_cache_dir()).glob(
+            "models--acme--tiny-gguf/snapshots/*/tiny-Q4_K_M.gguf"
+        )
+    )
+    assert len(cached) == 1
+    assert (
+        hashlib.sha256(cached[0].read_bytes()).hexdigest()
+        == hashlib.sha256(b"GGUF" + WEIGHTS).hexdigest()
+    )
+    assert "Queued acme/tiny-gguf" in window.statusBar().currentMessage()
+
+
+def test_pause_and_resume_from_the_page(
+    qtbot: QtBot, window: MainWindow, hub_server: HubServer
+) -> None:
+    add_repo(hub_server)
+    hub_server.inject(Fault(Stall(2.0), path=r"^/lfs/", times=1))  # time to press Pause
+    open_files_tab(qtbot, window)
+    select_file(window, "tiny-Q8_0.gguf")
+    window.discover.details.view.files.download_button.click()
+    page = window.downloads
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
+    page.view.selectRow(0)
+    qtbot.waitUntil(page.buttons["Pause"].isEnabled, timeout=10_000)
+    page.buttons["Pause"].click()
+    qtbot.waitUntil(
+        lambda: (job := page.model.job(0)) is not None and job.state.value == "paused",
+        timeout=10_000,
+    )
+    assert page.buttons["Resume"].isEnabled()
+    page.buttons["Resume"].click()
+    qtbot.waitUntil(
+        lambda: (job := page.model.job(0)) is not None and job.state.value == "completed",
+        timeout=30_000,
+    )
+    assert page.buttons["Remove"].isEnabled()
+    page.buttons["Remove"].click()
+    assert page.model.rowCount() == 0

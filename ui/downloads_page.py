@@ -1,0 +1,282 @@
+"""Downloads: every job with a progress bar, speed, ETA, state and errors; pause, resume, …
+
+The manager runs on its own threads; this page polls its cheap `jobs()` snapshot on a timer
+(every 200 ms while something is moving), so a fast download never floods the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QPainter, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import Core
+from app.units import format_bytes
+from ui.style import mark_error
+from ui.tasks import run_blocking, spawn
+
+if TYPE_CHECKING:
+    from app.downloads import DownloadManager, DownloadPlan, JobStatus
+
+_Index = QModelIndex | QPersistentModelIndex
+POLL_MS = 200
+ACTIVE_STATES = ("queued", "running", "waiting")
+
+
+def format_eta(seconds: float | None) -> str:
+    """ "3 min 20 s", "45 s", "" when unknown."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds} s"
+
+
+@dataclass(frozen=True)
+class _Column:
+    title: str
+    text: Callable[[JobStatus], str]
+
+
+def _state_text(job: JobStatus) -> str:
+    return f"{job.state.value}: {job.error}" if job.error else job.state.value
+
+
+COLUMNS: tuple[_Column, ...] = (
+    _Column("Model", lambda job: f"{job.repo_id}  ·  {job.label}"),
+    _Column("Progress", lambda job: f"{job.fraction:.0%}"),
+    _Column("Size", lambda job: f"{format_bytes(job.bytes_done)} / {format_bytes(job.total)}"),
+    _Column(
+        "Speed",
+        lambda job: f"{format_bytes(job.speed)}/s" if job.state.value == "running" else "",
+    ),
+    _Column("ETA", lambda job: format_eta(job.eta) if job.state.value == "running" else ""),
+    _Column("State", _state_text),
+)
+PROGRESS_COLUMN = 1
+
+
+class DownloadsModel(QAbstractTableModel):
+    """Rows of `JobStatus`; `update` changes cells in place, rows only when jobs come or go."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._jobs: list[JobStatus] = []
+
+    def update(self, jobs: Sequence[JobStatus]) -> None:
+        if [job.id for job in jobs] != [job.id for job in self._jobs]:
+            self.beginResetModel()
+            self._jobs = list(jobs)
+            self.endResetModel()
+            return
+        self._jobs = list(jobs)
+        if jobs:
+            last = self.index(len(jobs) - 1, len(COLUMNS) - 1)
+            self.dataChanged.emit(self.index(0, 0), last)
+
+    def job(self, row: int) -> JobStatus | None:
+        return self._jobs[row] if 0 <= row < len(self._jobs) else None
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+        return 0 if parent.isValid() else len(self._jobs)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        job = self.job(index.row()) if index.isValid() else None
+        if job is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[index.column()].text(job)
+        if role == Qt.ItemDataRole.UserRole:
+            return job.fraction
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "\n".join(
+                f"{file.path}: {format_bytes(file.bytes_done)} / {format_bytes(file.size)}"
+                f" ({file.state.value})"
+                for file in job.files
+            )
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if (
+            role == Qt.ItemDataRole.DisplayRole
+            and orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(COLUMNS)
+        ):
+            return COLUMNS[section].title
+        return None
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Paints the progress column as a progress bar."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
+        fraction = index.data(Qt.ItemDataRole.UserRole)
+        if not isinstance(fraction, float):
+            super().paint(painter, option, index)
+            return
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.minimum, bar.maximum = 0, 1000
+        bar.progress = int(fraction * 1000)
+        bar.text = f"{fraction:.0%}"
+        bar.textVisible = True
+        style = QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
+
+
+class DownloadsPage(QWidget):
+    """The queue, with buttons acting on the selected job."""
+
+    jobsChanged = Signal()  # after each poll that changed something
+
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._core = core
+        self._manager: DownloadManager | None = None
+        self.model = DownloadsModel(self)
+        self.view = QTableView()
+        self.view.setModel(self.model)
+        self.view.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self.view))
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().hide()
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((1, 140), (2, 150), (3, 90), (4, 90), (5, 220)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.status = QLabel(
+            "No downloads yet. Choose a file in Discover ▸ Files and press Download."
+        )
+        self.status.setWordWrap(True)
+        self.buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        for name in ("Pause", "Resume", "Cancel", "Retry", "Remove"):
+            button = QPushButton(name)
+            button.setEnabled(False)
+            button.clicked.connect(self._act)
+            self.buttons[name] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>Downloads</h2>"))
+        layout.addWidget(self.status)
+        layout.addLayout(row)
+        layout.addWidget(self.view, 1)
+
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self.refresh)
+        self.view.selectionModel().selectionChanged.connect(self._update_buttons)
+
+    def attach(self, manager: DownloadManager) -> None:
+        """Show `manager`'s jobs from now on."""
+        self._manager = manager
+        self.refresh()
+        self._poll.start()
+
+    def enqueue(self, plan: DownloadPlan) -> None:
+        """Queue a download (the manager is started on first use, off the GUI thread)."""
+        spawn(self._enqueue(plan))
+
+    async def _enqueue(self, plan: DownloadPlan) -> None:
+        manager = await run_blocking(self._started_manager)
+        await run_blocking(manager.enqueue, plan)
+        self.attach(manager)
+
+    def _started_manager(self) -> DownloadManager:
+        return self._core.downloads
+
+    def selected_job(self) -> JobStatus | None:
+        index = self.view.currentIndex()
+        return self.model.job(index.row()) if index.isValid() else None
+
+    def refresh(self) -> None:
+        if self._manager is None:
+            return
+        jobs = self._manager.jobs()
+        self.model.update(jobs)
+        active = [job for job in jobs if job.state.value in ACTIVE_STATES]
+        failed = [job for job in jobs if job.state.value == "failed"]
+        if jobs:
+            speed = sum(job.speed for job in active)
+            self.status.setText(
+                f"{len(active)} active, {len(failed)} failed, {len(jobs)} in all"
+                + (f" — {format_bytes(speed)}/s" if speed else "")
+            )
+        mark_error(self.status, bool(failed))
+        if not active and not self.isVisible():
+            self._poll.stop()  # idle and unseen: nothing to redraw
+        elif not self._poll.isActive():
+            self._poll.start()
+        self._update_buttons()
+        self.jobsChanged.emit()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._manager is not None:
+            self._poll.start()
+
+    def _update_buttons(self) -> None:
+        job = self.selected_job()
+        state = job.state.value if job else None
+        allowed = {
+            "Pause": state in ACTIVE_STATES,
+            "Resume": state == "paused",
+            "Cancel": state in (*ACTIVE_STATES, "paused"),
+            "Retry": state in ("failed", "cancelled"),
+            "Remove": state in ("completed", "failed", "cancelled"),
+        }
+        for name, button in self.buttons.items():
+            button.setEnabled(allowed[name])
+
+    def _act(self) -> None:
+        button = self.sender()
+        job = self.selected_job()
+        if self._manager is None or job is None or not isinstance(button, QPushButton):
+            return
+        action = {
+            "Pause": self._manager.pause,
+            "Resume": self._manager.resume,
+            "Cancel": self._manager.cancel,
+            "Retry": self._manager.retry,
+            "Remove": self._manager.remove,
+        }[button.text()]
+        action(job.id)  # quick: state changes only; the transfer threads do the work
+        self.refresh()

@@ -1,0 +1,316 @@
+"""Library: every model on this machine in one list — HF cache, imports, other apps' folders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import Core
+from app.errors import AppError
+from app.units import format_bytes, format_count
+from ui.style import mark_error
+from ui.tasks import run_blocking, spawn
+
+if TYPE_CHECKING:
+    from app.library import DeletePlan, ImportResult, LibraryEntry
+
+_Index = QModelIndex | QPersistentModelIndex
+EntryRole = Qt.ItemDataRole.UserRole + 1
+MISSING_COLOUR = QColor("#9e9e9e")
+
+
+@dataclass(frozen=True)
+class _Column:
+    title: str
+    text: Callable[[LibraryEntry], str]
+    align_right: bool = False
+
+
+def _where(entry: LibraryEntry) -> str:
+    labels = dict.fromkeys(location.source.label for location in entry.locations)
+    return ", ".join(labels)
+
+
+COLUMNS: tuple[_Column, ...] = (
+    _Column("Model", lambda entry: entry.name),
+    _Column("Kind", lambda entry: entry.kind.value),
+    _Column("Architecture", lambda entry: entry.architecture or ""),
+    _Column(
+        "Parameters",
+        lambda entry: format_count(entry.parameter_count) if entry.parameter_count else "",
+        align_right=True,
+    ),
+    _Column("Quantization", lambda entry: entry.quantization or ""),
+    _Column("Size", lambda entry: format_bytes(entry.size), align_right=True),
+    _Column("Where", _where),
+    _Column("License", lambda entry: entry.license or ""),
+    _Column("Path", lambda entry: str(entry.locations[0].path) if entry.locations else ""),
+)
+
+
+class LibraryModel(QAbstractTableModel):
+    """`LibraryEntry` rows; a missing entry (unplugged drive) is greyed, never dropped."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._entries: list[LibraryEntry] = []
+
+    def set_entries(self, entries: Sequence[LibraryEntry]) -> None:
+        self.beginResetModel()
+        self._entries = list(entries)
+        self.endResetModel()
+
+    def entry(self, row: int) -> LibraryEntry | None:
+        return self._entries[row] if 0 <= row < len(self._entries) else None
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+        return 0 if parent.isValid() else len(self._entries)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        entry = self.entry(index.row()) if index.isValid() else None
+        if entry is None:
+            return None
+        column = COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.text(entry)
+        if role == EntryRole:
+            return entry
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and not entry.present:
+            return MISSING_COLOUR
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = [
+                f"{location.source.label}: {location.path}"
+                + ("" if location.present else "  (not present now)")
+                for location in entry.locations
+            ]
+            if entry.warning:
+                lines.append(entry.warning)
+            return "\n".join(lines)
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> object:
+        if (
+            role == Qt.ItemDataRole.DisplayRole
+            and orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(COLUMNS)
+        ):
+            return COLUMNS[section].title
+        return None
+
+
+def describe_plan(plan: DeletePlan) -> str:
+    """What a delete plan will do, for the confirmation dialog."""
+    lines = [f"Delete {plan.name}? This frees {format_bytes(plan.bytes_freed)}.", ""]
+    for step in plan.steps:
+        lines += [f"{step.source.label}:"] + [f"  {path}" for path in step.paths]
+        lines += [f"  forget the import of {path}" for path in step.forget_imports]
+        if step.note:
+            lines.append(f"  ({step.note})")
+    return "\n".join(lines)
+
+
+class LibraryPage(QWidget):
+    """Scan, filter, import (button or drag and drop), add folders, delete with a plan."""
+
+    scanned = Signal(int)  # number of entries, after each scan
+    imported = Signal(int, int)  # imported, rejected — after an import
+
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._core = core
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter models")
+        self.filter.setClearButtonEnabled(True)
+        self.import_button = QPushButton("Import…")
+        self.folder_button = QPushButton("Add folder…")
+        self.refresh_button = QPushButton("Refresh")
+        self.delete_button = QPushButton("Delete…")
+        self.status = QLabel("Drop .gguf or .safetensors files, or model folders, to import them.")
+        self.status.setWordWrap(True)
+
+        self.model = LibraryModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().hide()
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.filter, 1)
+        for button in (
+            self.import_button,
+            self.folder_button,
+            self.refresh_button,
+            self.delete_button,
+        ):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>Library</h2>"))
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.view, 1)
+
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.import_button.clicked.connect(self._choose_files)
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.delete_button.clicked.connect(self._delete_clicked)
+
+    def selected_entry(self) -> LibraryEntry | None:
+        index = self.proxy.mapToSource(self.view.currentIndex())
+        return self.model.entry(index.row()) if index.isValid() else None
+
+    def refresh(self) -> None:
+        """Scan again (on a worker thread)."""
+        spawn(self._scan())
+
+    def import_paths(self, paths: Sequence[Path]) -> None:
+        """Import files or folders (dropped, chosen, …) and show what happened."""
+        spawn(self._import(list(paths)))
+
+    async def _scan(self) -> None:
+        self._say("Scanning…")
+        try:
+            entries = await run_blocking(self._scan_library)
+        except AppError as exc:
+            self._say(f"The scan failed: {exc}", error=True)
+            return
+        self.model.set_entries(entries)
+        self.view.resizeColumnsToContents()
+        total = sum(entry.size for entry in entries)
+        missing = sum(1 for entry in entries if not entry.present)
+        gone = f"; {missing} on drives not present now" if missing else ""
+        self._say(f"{len(entries)} models, {format_bytes(total)}{gone}.")
+        self.scanned.emit(len(entries))
+
+    async def _import(self, paths: list[Path]) -> None:
+        self._say(f"Importing {len(paths)} item(s)…")
+        try:
+            result: ImportResult = await run_blocking(self._import_into_library, paths)
+        except AppError as exc:
+            self._say(f"The import failed: {exc}", error=True)
+            return
+        entries = await run_blocking(self._scan_library)
+        self.model.set_entries(entries)
+        parts = [f"Imported {len(result.imported)} model(s), used in place (nothing copied)."]
+        parts += [f"Not imported: {path.name} — {reason}" for path, reason in result.rejected]
+        self._say("\n".join(parts), error=bool(result.rejected) and not result.imported)
+        self.imported.emit(len(result.imported), len(result.rejected))
+
+    def _scan_library(self) -> list[LibraryEntry]:
+        # On a worker: the first use of `core.library` imports and builds it.
+        return self._core.library.scan()
+
+    def _import_into_library(self, paths: list[Path]) -> ImportResult:
+        return self._core.library.import_paths(paths)
+
+    def _choose_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Import models", "", "Models (*.gguf *.safetensors);;All files (*)"
+        )
+        if files:
+            self.import_paths([Path(file) for file in files])
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder to watch")
+        if folder:
+            spawn(self._add_folder(Path(folder)))
+
+    async def _add_folder(self, folder: Path) -> None:
+        try:
+            await run_blocking(self._core.library.add_folder, folder)
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            return
+        await self._scan()
+
+    def _delete_clicked(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            spawn(self._delete(entry))
+
+    async def _delete(self, entry: LibraryEntry) -> None:
+        try:
+            plan = await run_blocking(self._core.library.plan_delete, entry.key)
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            return
+        if not self.confirm_plan(plan):
+            return
+        try:
+            freed = await run_blocking(
+                self._core.library.execute,
+                plan,
+                confirm_other_apps=plan.needs_second_confirmation,
+            )
+        except AppError as exc:
+            self._say(f"Nothing more was deleted: {exc}", error=True)
+            return
+        await self._scan()
+        self._say(f"Deleted {plan.name}: {format_bytes(freed)} freed.")
+
+    def confirm_plan(self, plan: DeletePlan) -> bool:
+        """Ask before deleting; files of other apps need a second, explicit yes."""
+        answer = QMessageBox.question(self, "Delete model", describe_plan(plan))
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        if not plan.needs_second_confirmation:
+            return True
+        apps = ", ".join(plan.other_apps)
+        again = QMessageBox.warning(
+            self,
+            "Delete another app's files",
+            f"These files belong to {apps}. Deleting them removes the model from {apps} too. "
+            "Delete them anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return again == QMessageBox.StandardButton.Yes
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.status.setText(text)
+        mark_error(self.status, error)
