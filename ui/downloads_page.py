@@ -161,12 +161,14 @@ class ProgressDelegate(QStyledItemDelegate):
 class DownloadsPage(QWidget):
     """The queue, with buttons acting on the selected job."""
 
-    jobsChanged = Signal()  # after each poll that changed something
+    jobsChanged = Signal()  # after each poll
+    completed = Signal()  # a job finished downloading since the last poll
 
     def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._core = core
         self._manager: DownloadManager | None = None
+        self._completed: set[int] = set()
         self.model = DownloadsModel(self)
         self.view = QTableView()
         self.view.setModel(self.model)
@@ -232,6 +234,10 @@ class DownloadsPage(QWidget):
             return
         jobs = self._manager.jobs()
         self.model.update(jobs)
+        done = {job.id for job in jobs if job.state.value == "completed"}
+        if done - self._completed:
+            self.completed.emit()
+        self._completed = done
         active = [job for job in jobs if job.state.value in ACTIVE_STATES]
         failed = [job for job in jobs if job.state.value == "failed"]
         if jobs:

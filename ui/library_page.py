@@ -195,8 +195,8 @@ class LibraryPage(QWidget):
         layout.addWidget(self.view, 1)
 
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
-        self.import_button.clicked.connect(self._choose_files)
-        self.folder_button.clicked.connect(self._choose_folder)
+        self.import_button.clicked.connect(self.choose_files)
+        self.folder_button.clicked.connect(self.choose_folder)
         self.refresh_button.clicked.connect(self.refresh)
         self.delete_button.clicked.connect(self._delete_clicked)
 
@@ -248,14 +248,14 @@ class LibraryPage(QWidget):
     def _import_into_library(self, paths: list[Path]) -> ImportResult:
         return self._core.library.import_paths(paths)
 
-    def _choose_files(self) -> None:
+    def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
             self, "Import models", "", "Models (*.gguf *.safetensors);;All files (*)"
         )
         if files:
             self.import_paths([Path(file) for file in files])
 
-    def _choose_folder(self) -> None:
+    def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder to watch")
         if folder:
             spawn(self._add_folder(Path(folder)))

@@ -82,10 +82,31 @@ class MainWindow(QMainWindow):
         self._show_endpoint()
 
         self.discover.details.downloadRequested.connect(self.download)
+        self._build_menus()
         for keys in (QKeySequence("Ctrl+K"), QKeySequence(QKeySequence.StandardKey.Find)):
             shortcut = QShortcut(keys, self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(self.focus_search)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        import_action = file_menu.addAction("&Import models…")
+        import_action.setShortcut(QKeySequence("Ctrl+I"))
+        import_action.triggered.connect(self._import_models)
+        folder_action = file_menu.addAction("Add a &folder to the library…")
+        folder_action.triggered.connect(self._add_folder)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit")
+        quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_action.triggered.connect(self.close)
+
+    def _import_models(self) -> None:
+        self.show_page(self.library)
+        self.library.choose_files()
+
+    def _add_folder(self) -> None:
+        self.show_page(self.library)
+        self.library.choose_folder()
 
     # -- pages --------------------------------------------------------------------------
 
@@ -135,6 +156,8 @@ class MainWindow(QMainWindow):
     def _connect(self, row: int, page: QWidget) -> None:
         if row == SETTINGS:
             page.hubChanged.connect(self._hub_changed)  # type: ignore[attr-defined]
+        elif row == DOWNLOADS:
+            page.completed.connect(self._download_completed)  # type: ignore[attr-defined]
         elif row == LIBRARY:
             page.refresh()  # type: ignore[attr-defined]
 
@@ -186,6 +209,10 @@ class MainWindow(QMainWindow):
         self._show_endpoint()
         self.discover.details.show_placeholder()
         self.discover.search_now()
+
+    def _download_completed(self) -> None:
+        if LIBRARY in self._built:  # a library already on screen lists the new model
+            self.library.refresh()
 
     def _show_endpoint(self) -> None:
         self.endpoint_label.setText(f"Hub: {self._core.endpoint}")
