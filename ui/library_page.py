@@ -70,6 +70,10 @@ COLUMNS: tuple[_Column, ...] = (
     _Column("Size", lambda entry: format_bytes(entry.size), align_right=True),
     _Column("Where", _where),
     _Column("License", lambda entry: entry.license or ""),
+    _Column(
+        "Last used",
+        lambda entry: entry.last_used.date().isoformat() if entry.last_used else "",
+    ),
     _Column("Path", lambda entry: str(entry.locations[0].path) if entry.locations else ""),
 )
 

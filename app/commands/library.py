@@ -124,6 +124,7 @@ def entry_json(entry: LibraryEntry) -> dict[str, Any]:
         "sha256": entry.sha256,
         "present": entry.present,
         "warning": entry.warning,
+        "last_used": entry.last_used.isoformat() if entry.last_used else None,
         "locations": [
             {
                 "path": str(location.path),

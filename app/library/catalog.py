@@ -8,6 +8,7 @@ which is computed (and remembered) for other files only when it can matter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class LibraryEntry:
     sha256: str | None
     locations: tuple[Location, ...]
     warning: str | None = None
+    last_used: datetime | None = None  # HF cache: when a file of it was last read
 
     @property
     def present(self) -> bool:

@@ -62,6 +62,7 @@ class Found:
     real_path: Path | None = None  # the file behind the location, when known without a lookup
     managed_paths: tuple[Path, ...] = ()  # removed together with the files (Ollama manifests)
     cache_files: frozenset[CachedFileInfo] = frozenset()  # HF cache: what a deletion removes
+    last_used: float | None = None  # seconds since the epoch; HF cache: last access of a blob
 
     @property
     def path(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.library.catalog import LibraryEntry, Location, Source
@@ -110,7 +111,13 @@ def _entry(members: list[Found]) -> LibraryEntry:
         locations=tuple(locations),
         warning=next((m.warning for m in members if m.warning), None)
         or (details.warning if details else None),
+        last_used=_last_used(members),
     )
+
+
+def _last_used(members: list[Found]) -> datetime | None:
+    times = [m.last_used for m in members if m.last_used is not None]
+    return datetime.fromtimestamp(max(times), UTC) if times else None
 
 
 def _format_of(kind: ModelKind) -> CheckpointFormat | None:

@@ -113,6 +113,11 @@ def test_hf_cache_gguf_models_with_header_details_license_and_blob_sha(machine: 
         True,
     )
     assert location.revision == snapshot.name and not location.owned_by_other_app
+    blob = (snapshot / "tiny-Q4_K_M.gguf").resolve()
+    os.utime(blob, (1_700_000_000, blob.stat().st_mtime))  # last read: 2023-11-14
+    assert by_name(machine.library.scan())["tiny-Q4_K_M"].last_used == datetime(
+        2023, 11, 14, 22, 13, 20, tzinfo=UTC
+    )
     split = entries["big-Q4_0"]
     assert split.size == len(part1) + len(part2)
     assert split.parameter_count == 96  # both parts' tensors
