@@ -100,3 +100,28 @@ def test_pause_and_resume_from_the_page(
     assert page.buttons["Remove"].isEnabled()
     page.buttons["Remove"].click()
     assert page.model.rowCount() == 0
+
+
+def test_downloads_left_unfinished_resume_when_the_window_starts(
+    qtbot: QtBot, core: Core, hub_server: HubServer, qt_loop: object
+) -> None:
+    from app.downloads import DownloadManager, plan_files
+
+    add_repo(hub_server)
+    details = core.hub.model_details("acme/tiny-gguf")
+    # A previous run queued this and ended before it ran (quit, crash or kill -9).
+    previous = DownloadManager(
+        core.database, endpoint=core.endpoint, cache_dir=core.settings.resolved_cache_dir()
+    )
+    previous.enqueue(plan_files(details, ["tiny-Q8_0.gguf"]))
+
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    window.show()
+    window.start_background_work()
+    page = window.downloads
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (job := page.model.job(0)) is not None and job.state.value == "completed",
+        timeout=30_000,
+    )
