@@ -405,9 +405,9 @@ class DownloadManager:
                 self._store.set_file_state(job.id, file.planned.path, FileState.DONE)
 
     def _progress(self, job: _Job, file: _File, done: int) -> None:
-        with self._lock:
-            file.bytes_done = done
-            job.meter.add(self._clock(), job.bytes_done)
+        # Called for every chunk: no lock (an int attribute is written atomically under the
+        # GIL); the speed meter takes its samples when a snapshot is read, in `_status`.
+        file.bytes_done = done
 
     def _finish(self, job: _Job, stop: StopSignal, error: BaseException | None) -> None:
         """Settle a job after its worker stopped (called under the lock)."""
@@ -571,6 +571,8 @@ class DownloadManager:
         now = self._clock()
         done = job.bytes_done
         total = job.plan.total_size
+        if job.is_running:
+            job.meter.add(now, done)  # sampled as often as the front end looks
         speed = job.meter.rate(now) if job.is_running else 0.0
         return JobStatus(
             id=job.id,
