@@ -6,11 +6,10 @@ The manager runs on its own threads; this page polls its cheap `jobs()` snapshot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QShowEvent, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,12 +30,12 @@ from PySide6.QtWidgets import (
 from app.core import Core
 from app.units import format_bytes
 from ui.style import mark_error
+from ui.table_model import Column, Index
 from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:
     from app.downloads import DownloadManager, DownloadPlan, JobStatus
 
-_Index = QModelIndex | QPersistentModelIndex
 POLL_MS = 200
 ACTIVE_STATES = ("queued", "running", "waiting")
 
@@ -53,26 +52,20 @@ def format_eta(seconds: float | None) -> str:
     return f"{seconds} s"
 
 
-@dataclass(frozen=True)
-class _Column:
-    title: str
-    text: Callable[[JobStatus], str]
-
-
 def _state_text(job: JobStatus) -> str:
     return f"{job.state.value}: {job.error}" if job.error else job.state.value
 
 
-COLUMNS: tuple[_Column, ...] = (
-    _Column("Model", lambda job: f"{job.repo_id}  ·  {job.label}"),
-    _Column("Progress", lambda job: f"{job.fraction:.0%}"),
-    _Column("Size", lambda job: f"{format_bytes(job.bytes_done)} / {format_bytes(job.total)}"),
-    _Column(
+COLUMNS: tuple[Column[JobStatus], ...] = (
+    Column("Model", lambda job: f"{job.repo_id}  ·  {job.label}"),
+    Column("Progress", lambda job: f"{job.fraction:.0%}"),
+    Column("Size", lambda job: f"{format_bytes(job.bytes_done)} / {format_bytes(job.total)}"),
+    Column(
         "Speed",
         lambda job: f"{format_bytes(job.speed)}/s" if job.state.value == "running" else "",
     ),
-    _Column("ETA", lambda job: format_eta(job.eta) if job.state.value == "running" else ""),
-    _Column("State", _state_text),
+    Column("ETA", lambda job: format_eta(job.eta) if job.state.value == "running" else ""),
+    Column("State", _state_text),
 )
 PROGRESS_COLUMN = 1
 
@@ -128,7 +121,7 @@ class DownloadsModel(QStandardItemModel):
 class ProgressDelegate(QStyledItemDelegate):
     """Paints the progress column as a progress bar."""
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         fraction = index.data(Qt.ItemDataRole.UserRole)
         if not isinstance(fraction, float):
             super().paint(painter, option, index)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -35,21 +31,13 @@ from app.core import Core
 from app.errors import AppError
 from app.units import format_bytes, format_count
 from ui.style import mark_error
+from ui.table_model import Column, ColumnTableModel
 from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:
     from app.library import DeletePlan, ImportResult, LibraryEntry
 
-_Index = QModelIndex | QPersistentModelIndex
-EntryRole = Qt.ItemDataRole.UserRole + 1
 MISSING_COLOUR = QColor("#9e9e9e")
-
-
-@dataclass(frozen=True)
-class _Column:
-    title: str
-    text: Callable[[LibraryEntry], str]
-    align_right: bool = False
 
 
 def _where(entry: LibraryEntry) -> str:
@@ -57,81 +45,45 @@ def _where(entry: LibraryEntry) -> str:
     return ", ".join(labels)
 
 
-COLUMNS: tuple[_Column, ...] = (
-    _Column("Model", lambda entry: entry.name),
-    _Column("Kind", lambda entry: entry.kind.value),
-    _Column("Architecture", lambda entry: entry.architecture or ""),
-    _Column(
+COLUMNS: tuple[Column[LibraryEntry], ...] = (
+    Column("Model", lambda entry: entry.name),
+    Column("Kind", lambda entry: entry.kind.value),
+    Column("Architecture", lambda entry: entry.architecture or ""),
+    Column(
         "Parameters",
         lambda entry: format_count(entry.parameter_count) if entry.parameter_count else "",
         align_right=True,
     ),
-    _Column("Quantization", lambda entry: entry.quantization or ""),
-    _Column("Size", lambda entry: format_bytes(entry.size), align_right=True),
-    _Column("Where", _where),
-    _Column("License", lambda entry: entry.license or ""),
-    _Column(
+    Column("Quantization", lambda entry: entry.quantization or ""),
+    Column("Size", lambda entry: format_bytes(entry.size), align_right=True),
+    Column("Where", _where),
+    Column("License", lambda entry: entry.license or ""),
+    Column(
         "Last used",
         lambda entry: entry.last_used.date().isoformat() if entry.last_used else "",
     ),
-    _Column("Path", lambda entry: str(entry.locations[0].path) if entry.locations else ""),
+    Column("Path", lambda entry: str(entry.locations[0].path) if entry.locations else ""),
 )
 
 
-class LibraryModel(QAbstractTableModel):
+class LibraryModel(ColumnTableModel["LibraryEntry"]):
     """`LibraryEntry` rows; a missing entry (unplugged drive) is greyed, never dropped."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._entries: list[LibraryEntry] = []
+        super().__init__(COLUMNS, parent)
 
-    def set_entries(self, entries: Sequence[LibraryEntry]) -> None:
-        self.beginResetModel()
-        self._entries = list(entries)
-        self.endResetModel()
-
-    def entry(self, row: int) -> LibraryEntry | None:
-        return self._entries[row] if 0 <= row < len(self._entries) else None
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        entry = self.entry(index.row()) if index.isValid() else None
-        if entry is None:
-            return None
-        column = COLUMNS[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.text(entry)
-        if role == EntryRole:
-            return entry
-        if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and not entry.present:
+    def extra_data(self, item: LibraryEntry, column: int, role: int) -> object:
+        if role == Qt.ItemDataRole.ForegroundRole and not item.present:
             return MISSING_COLOUR
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [
                 f"{location.source.label}: {location.path}"
                 + ("" if location.present else "  (not present now)")
-                for location in entry.locations
+                for location in item.locations
             ]
-            if entry.warning:
-                lines.append(entry.warning)
+            if item.warning:
+                lines.append(item.warning)
             return "\n".join(lines)
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(COLUMNS)
-        ):
-            return COLUMNS[section].title
         return None
 
 
@@ -206,7 +158,7 @@ class LibraryPage(QWidget):
 
     def selected_entry(self) -> LibraryEntry | None:
         index = self.proxy.mapToSource(self.view.currentIndex())
-        return self.model.entry(index.row()) if index.isValid() else None
+        return self.model.item(index.row()) if index.isValid() else None
 
     def refresh(self) -> None:
         """Scan again (on a worker thread)."""
@@ -223,7 +175,7 @@ class LibraryPage(QWidget):
         except AppError as exc:
             self._say(f"The scan failed: {exc}", error=True)
             return
-        self.model.set_entries(entries)
+        self.model.set_items(entries)
         self.view.resizeColumnsToContents()
         total = sum(entry.size for entry in entries)
         missing = sum(1 for entry in entries if not entry.present)
@@ -239,7 +191,7 @@ class LibraryPage(QWidget):
             self._say(f"The import failed: {exc}", error=True)
             return
         entries = await run_blocking(self._scan_library)
-        self.model.set_entries(entries)
+        self.model.set_items(entries)
         parts = [f"Imported {len(result.imported)} model(s), used in place (nothing copied)."]
         parts += [f"Not imported: {path.name} — {reason}" for path, reason in result.rejected]
         self._say("\n".join(parts), error=bool(result.rejected) and not result.imported)

@@ -51,7 +51,7 @@ def test_dropping_files_imports_them_in_place(
         drop_on(window, [gguf, pickle_file])
     assert imported.args == [1, 1]
     assert window.pages.currentWidget() is page
-    names = [page.model.entry(row).name for row in range(page.model.rowCount())]  # type: ignore[union-attr]
+    names = [page.model.item(row).name for row in range(page.model.rowCount())]  # type: ignore[union-attr]
     assert any("tiny" in name.lower() for name in names), names
     assert "pickle" in page.status.text()
     assert gguf.exists()  # used in place, never moved

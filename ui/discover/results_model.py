@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     Signal,
 )
@@ -20,6 +17,7 @@ from PySide6.QtGui import QColor
 
 from app.errors import AppError, HubUnreachableError
 from app.hub.models import ModelSummary, SearchQuery
+from ui.table_model import Column, ColumnTableModel, Index
 from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:
@@ -28,9 +26,7 @@ if TYPE_CHECKING:
     from app.hub.offline import OfflineAwareHub
 
 PAGE_SIZE = 50
-_Index = QModelIndex | QPersistentModelIndex
 
-SummaryRole = Qt.ItemDataRole.UserRole + 1
 
 # Badge colours per license category, readable on light and dark themes.
 # Keyed by `LicenseCategory` value; the license table is imported when the first row shows.
@@ -55,29 +51,22 @@ class SearchState(StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True)
-class _Column:
-    title: str
-    text: Callable[[ModelSummary], str]
-    align_right: bool = False
-
-
 def _date(item: ModelSummary) -> str:
     return item.last_modified.date().isoformat() if item.last_modified else ""
 
 
-COLUMNS: tuple[_Column, ...] = (
-    _Column("Model", lambda item: item.repo_id),
-    _Column("Task", lambda item: item.task or ""),
-    _Column("Downloads", lambda item: f"{item.downloads:,}", align_right=True),
-    _Column("Likes", lambda item: f"{item.likes:,}", align_right=True),
-    _Column("License", lambda item: item.license_id or "—"),
-    _Column("Updated", _date),
+COLUMNS: tuple[Column[ModelSummary], ...] = (
+    Column("Model", lambda item: item.repo_id),
+    Column("Task", lambda item: item.task or ""),
+    Column("Downloads", lambda item: f"{item.downloads:,}", align_right=True),
+    Column("Likes", lambda item: f"{item.likes:,}", align_right=True),
+    Column("License", lambda item: item.license_id or "—"),
+    Column("Updated", _date),
 )
 LICENSE_COLUMN = 4
 
 
-class SearchResultsModel(QAbstractTableModel):
+class SearchResultsModel(ColumnTableModel[ModelSummary]):
     """Rows of `ModelSummary`, fetched PAGE_SIZE at a time through `canFetchMore`/`fetchMore`.
 
     `search` starts a new query; results of an older query that arrive late are dropped.
@@ -94,9 +83,8 @@ class SearchResultsModel(QAbstractTableModel):
         hub: Callable[[], OfflineAwareHub],
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(COLUMNS, parent)
         self._hub = hub
-        self._items: list[ModelSummary] = []
         self._results: Iterator[ModelSummary] | None = None
         self._fetching: asyncio.Task[None] | None = None
         self._generation = 0
@@ -105,49 +93,23 @@ class SearchResultsModel(QAbstractTableModel):
 
     # -- Qt model interface ---------------------------------------------------------------
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._items)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid() or not 0 <= index.row() < len(self._items):
-            return None
-        item = self._items[index.row()]
-        column = COLUMNS[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.text(item)
-        if role == SummaryRole:
-            return item
-        if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() == LICENSE_COLUMN:
-            from app.licenses import license_info
-
-            return QColor(CATEGORY_COLOURS[license_info(item.license_id).category])
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == LICENSE_COLUMN:
-            from app.licenses import license_info
-
-            info = license_info(item.license_id)
-            return f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(COLUMNS)
+    def extra_data(self, item: ModelSummary, column: int, role: int) -> object:
+        if column != LICENSE_COLUMN or role not in (
+            Qt.ItemDataRole.ForegroundRole,
+            Qt.ItemDataRole.ToolTipRole,
         ):
-            return COLUMNS[section].title
-        return None
+            return None
+        from app.licenses import license_info  # on first use: kept out of startup
 
-    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
+        info = license_info(item.license_id)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QColor(CATEGORY_COLOURS[info.category])
+        return f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return not parent.isValid() and self._results is not None and self._fetching is None
 
-    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
         if self.canFetchMore(parent):
             self._fetching = spawn(self._fetch_page(self._generation))
 
@@ -155,17 +117,15 @@ class SearchResultsModel(QAbstractTableModel):
 
     def summary(self, row: int) -> ModelSummary | None:
         """The result at `row`, if any."""
-        return self._items[row] if 0 <= row < len(self._items) else None
+        return self.item(row)
 
     def search(self, query: SearchQuery) -> asyncio.Task[None]:
         """Forget the current results and start `query`; returns the task fetching page one."""
         self._generation += 1
         if self._fetching is not None:
             self._fetching.cancel()
-        self.beginResetModel()
-        self._items = []
+        self.set_items([])
         self._results = None
-        self.endResetModel()
         self._set_state(SearchState.LOADING, "Searching…")
         self._fetching = spawn(self._start(query, self._generation))
         return self._fetching
@@ -198,13 +158,9 @@ class SearchResultsModel(QAbstractTableModel):
         self._fetching = None
         if len(page) < PAGE_SIZE:
             self._results = None  # the hub has nothing more
-        if page:
-            first = len(self._items)
-            self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
-            self._items.extend(page)
-            self.endInsertRows()
-        if self._items:
-            count = len(self._items)
+        self.append_items(page)
+        if self.rowCount():
+            count = self.rowCount()
             more = "" if self._results is None else "+"
             noun = "model" if count == 1 and not more else "models"
             self._set_state(SearchState.RESULTS, f"{count:,}{more} {noun}")
@@ -218,10 +174,7 @@ class SearchResultsModel(QAbstractTableModel):
         if generation != self._generation:
             return
         self._fetching = None
-        if seen:
-            self.beginInsertRows(QModelIndex(), 0, len(seen) - 1)
-            self._items = list(seen)
-            self.endInsertRows()
+        self.append_items(seen)
         count = f"Showing {len(seen)} model(s) you looked at before." if seen else ""
         self._set_state(SearchState.OFFLINE, f"Offline — {error.message} {count}".strip())
 
