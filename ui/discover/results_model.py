@@ -176,7 +176,7 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
         self._fetching = None
         self.append_items(seen)
         count = f"Showing {len(seen)} model(s) you looked at before." if seen else ""
-        self._set_state(SearchState.OFFLINE, f"Offline — {error.message} {count}".strip())
+        self._set_state(SearchState.OFFLINE, f"Offline — {error} {count}".strip())
 
     def _fail(self, generation: int, error: AppError) -> None:
         if generation != self._generation:
