@@ -178,7 +178,7 @@ class MainWindow(QMainWindow):
 
     async def _resume_downloads(self) -> None:
         manager = await run_blocking(lambda: self._core.downloads)
-        if manager.jobs():
+        if manager.jobs() or DOWNLOADS in self._built:
             self.downloads.attach(manager)
 
     def download(self, plan: DownloadPlan) -> None:
@@ -209,6 +209,8 @@ class MainWindow(QMainWindow):
         self._show_endpoint()
         self.discover.details.show_placeholder()
         self.discover.search_now()
+        if DOWNLOADS in self._built:  # the queue restarted for the new endpoint or token
+            spawn(self._resume_downloads())
 
     def _download_completed(self) -> None:
         if LIBRARY in self._built:  # a library already on screen lists the new model

@@ -107,12 +107,18 @@ class SettingsPage(QWidget):
 
     def apply(self) -> None:
         """Validate and store the endpoint, cache folder and context length."""
+        spawn(self._apply())
+
+    async def _apply(self) -> None:
+        changes = {
+            "hub_endpoint": self.endpoint.text().strip() or None,
+            "hf_cache_dir": self.cache_dir.text().strip() or None,
+            "default_context_length": self.context_length.value(),
+        }
         try:
-            settings = self._core.update_settings(
-                hub_endpoint=self.endpoint.text().strip() or None,
-                hf_cache_dir=self.cache_dir.text().strip() or None,
-                default_context_length=self.context_length.value(),
-            )
+            # On a worker: a new endpoint or cache folder restarts the download queue, which
+            # waits for its transfers to stop.
+            settings = await run_blocking(lambda: self._core.update_settings(**changes))
         except AppError as exc:
             self._say(str(exc), error=True)
             return

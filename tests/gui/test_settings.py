@@ -22,6 +22,7 @@ def test_a_bad_endpoint_is_refused_with_a_reason(
     page.endpoint.setText("ftp://mirror.example")
     with qtbot.assertNotEmitted(page.hubChanged):
         page.apply_button.click()
+        qtbot.waitUntil(lambda: page.feedback.property("error") is True, timeout=5_000)
     assert "http://" in page.feedback.text()
     assert page.feedback.property("error") is True
     assert core.settings.hub_endpoint is None
