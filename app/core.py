@@ -116,12 +116,12 @@ class Core:
                 self._downloads.start()
             return self._downloads
 
-    def _stop_downloads(self) -> None:
+    def _stop_downloads(self, timeout: float = 10.0) -> None:
         """Stop the queue's workers (partial files and queued jobs stay for the next start)."""
         with self._lock:
             manager, self._downloads = self._downloads, None
         if manager is not None:
-            manager.shutdown(wait=True, timeout=10)
+            manager.shutdown(wait=True, timeout=timeout)
 
     def update_settings(self, **changes: object) -> Settings:
         """Validate, store and apply changed settings; the hub is rebuilt to match."""
@@ -150,5 +150,6 @@ class Core:
 
     def close(self) -> None:
         """Stop background work and close the database."""
-        self._stop_downloads()
+        # Quitting waits little: what arrived is on disk, and the next start resumes from it.
+        self._stop_downloads(timeout=2.0)
         self.database.close()
