@@ -55,3 +55,13 @@ def format_count(n: int) -> str:
             text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
             return f"{text.removesuffix('.0')}{suffix}"
     return str(n)
+
+
+def format_duration(seconds: float) -> str:
+    """A time left, the way a progress line says it: "45 s", "3 min 20 s", "2 h 5 min"."""
+    whole = max(0, round(seconds))
+    if whole >= 3600:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    if whole >= 60:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole} s"

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
-from app.units import format_bytes
+from app.units import format_bytes, format_duration
 from ui.style import mark_error
 from ui.table_model import Column, Index
 from ui.tasks import run_blocking, spawn
@@ -38,18 +38,6 @@ if TYPE_CHECKING:
 
 POLL_MS = 200
 ACTIVE_STATES = ("queued", "running", "waiting")
-
-
-def format_eta(seconds: float | None) -> str:
-    """ "3 min 20 s", "45 s", "" when unknown."""
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds} s"
 
 
 def _state_text(job: JobStatus) -> str:
@@ -64,7 +52,12 @@ COLUMNS: tuple[Column[JobStatus], ...] = (
         "Speed",
         lambda job: f"{format_bytes(job.speed)}/s" if job.state.value == "running" else "",
     ),
-    Column("ETA", lambda job: format_eta(job.eta) if job.state.value == "running" else ""),
+    Column(
+        "ETA",
+        lambda job: (
+            format_duration(job.eta) if job.eta is not None and job.state.value == "running" else ""
+        ),
+    ),
     Column("State", _state_text),
 )
 PROGRESS_COLUMN = 1

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from app.units import format_bytes
+from app.units import format_bytes, format_duration
 
 if TYPE_CHECKING:  # the rest is imported when a pull runs: `register` runs at every start
     from app.core import Core
@@ -163,7 +163,7 @@ class _TextReport:
             return
         filled = round(status.fraction * _BAR_WIDTH)
         speed = f"{format_bytes(status.speed)}/s" if status.speed else "-"
-        eta = _duration(status.eta) if status.eta is not None else "-"
+        eta = format_duration(status.eta) if status.eta is not None else "-"
         line = (
             f"{status.repo_id} [{status.label}] "
             f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {status.fraction:4.0%}  "
@@ -253,13 +253,6 @@ class _JsonReport:
     def _emit(self, event: str, **fields: object) -> None:
         self._out.write(json.dumps({"event": event, **fields}) + "\n")
         self._out.flush()
-
-
-def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _headline(message: str, kind: ErrorKind) -> str:
