@@ -68,14 +68,15 @@ class Checkpoint:
     kind: ModelKind
     size: int  # bytes on disk; a folder or a split GGUF: all its files (links followed)
     name: str | None  # GGUF general.name; otherwise the file stem or folder name
-    architecture: str | None  # GGUF "llama", diffusers "StableDiffusionPipeline", or family
-    parameter_count: int | None  # sum of the tensor shapes' products
-    quantization: str | None  # GGUF "Q4_K_M"...; safetensors: the main dtype ("F16", "BF16")
-    context_length: int | None  # GGUF "<arch>.context_length"
-    has_chat_template: bool | None  # GGUF tokenizer.chat_template present
-    tensor_count: int | None
-    dtypes: tuple[str, ...]  # safetensors dtypes present, sorted
-    family: str | None  # "SD 1.x", "SD 2.x", "SDXL", "SD 3", "Flux", "LLM"; None if unknown
+    # What the format tells; None where it does not say (or the format has no such thing).
+    architecture: str | None = None  # GGUF "llama", diffusers "StableDiffusionPipeline", family
+    parameter_count: int | None = None  # sum of the tensor shapes' products
+    quantization: str | None = None  # GGUF "Q4_K_M"...; safetensors: the main dtype ("F16")
+    context_length: int | None = None  # GGUF "<arch>.context_length"
+    has_chat_template: bool | None = None  # GGUF tokenizer.chat_template present
+    tensor_count: int | None = None
+    dtypes: tuple[str, ...] = ()  # safetensors dtypes present, sorted
+    family: str | None = None  # "SD 1.x", "SD 2.x", "SDXL", "SD 3", "Flux", "LLM"
     split_parts: tuple[Path, ...] = ()  # a split GGUF's parts present, part 1 first
     warning: str | None = None  # e.g. pickle, a missing split part
 
@@ -231,14 +232,6 @@ def _pickle_checkpoint(path: Path, size: int) -> Checkpoint:
         kind=ModelKind.OTHER,
         size=size,
         name=path.stem,
-        architecture=None,
-        parameter_count=None,
-        quantization=None,
-        context_length=None,
-        has_chat_template=None,
-        tensor_count=None,
-        dtypes=(),
-        family=None,
         warning=PICKLE_WARNING,
     )
 
@@ -706,8 +699,6 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
         context_length=context if isinstance(context, int) and context > 0 else None,
         has_chat_template=header.has_chat_template,
         tensor_count=tensor_count,
-        dtypes=(),
-        family=None,
         split_parts=parts,
         warning=warning,
     )
@@ -863,8 +854,6 @@ def _read_safetensors(file: BinaryIO, size: int, path: Path, head: bytes) -> Che
         architecture=family if is_diffusion else None,
         parameter_count=parameter_count,
         quantization=main_dtype,
-        context_length=None,
-        has_chat_template=None,
         tensor_count=len(names),
         dtypes=tuple(sorted(elements_by_dtype)),
         family=family,
@@ -948,13 +937,6 @@ def _sniff_folder(path: Path) -> Checkpoint:
         size=size,
         name=_folder_name(path),
         architecture=class_name,
-        parameter_count=None,
-        quantization=None,
-        context_length=None,
-        has_chat_template=None,
-        tensor_count=None,
-        dtypes=(),
-        family=None,
         warning=warning,
     )
 
