@@ -1,4 +1,4 @@
-"""`modeldeck search|info|pull|list|import|rm …`: the headless commands, over the same core
+"""`modeldeck search|info|pull|list|import|rm|chat …`: the headless commands, over the same core
 as the window.
 
 Exit status: 0 success; 2 bad arguments; 3 repository not found; 4 gated or not permitted;
@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
 
     # Both modules keep their heavy imports inside `run`: this parser is built at every start.
-    from app.commands import library, pull
+    from app.commands import chat, library, pull
 
     pull.register(commands, parents=[common])
     library.register(commands)
+    chat.register(commands, parents=[common])
     return parser
 
 
@@ -103,6 +104,10 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             from app.commands import pull
 
             return pull.run(core, args, out)
+        if args.command == "chat":
+            from app.commands import chat
+
+            return chat.run(core, args, out)
         if args.command in ("list", "import", "rm"):
             from app.commands import library
 

@@ -18,7 +18,9 @@ from app.settings import Settings, load_settings, save_settings
 from app.store import Database
 
 if TYPE_CHECKING:
+    from app.chat.conversations import ConversationStore
     from app.downloads import DownloadManager
+    from app.engines.llm import LlmEngine
     from app.hub.offline import OfflineAwareHub
     from app.library import Library
 
@@ -44,6 +46,8 @@ class Core:
         self._hub: OfflineAwareHub | None = None
         self._library: Library | None = None
         self._downloads: DownloadManager | None = None
+        self._conversations: ConversationStore | None = None
+        self._llm: LlmEngine | None = None
 
     @classmethod
     def open(cls, *, data_dir: Path | None = None, endpoint_override: str | None = None) -> Core:
@@ -116,6 +120,27 @@ class Core:
                 self._downloads.start()
             return self._downloads
 
+    @property
+    def conversations(self) -> ConversationStore:
+        """Chat conversations; replies a killed run left streaming come back "interrupted"."""
+        with self._lock:
+            if self._conversations is None:
+                from app.chat.conversations import ConversationStore
+
+                self._conversations = ConversationStore(self.database)
+                self._conversations.recover_interrupted()
+            return self._conversations
+
+    @property
+    def llm(self) -> LlmEngine:
+        """The local LLM engine (its child process starts on the first request)."""
+        with self._lock:
+            if self._llm is None:
+                from app.engines.llm import LlmEngine
+
+                self._llm = LlmEngine()
+            return self._llm
+
     def _stop_downloads(self, timeout: float = 10.0) -> None:
         """Stop the queue's workers (partial files and queued jobs stay for the next start)."""
         with self._lock:
@@ -152,4 +177,8 @@ class Core:
         """Stop background work and close the database."""
         # Quitting waits little: what arrived is on disk, and the next start resumes from it.
         self._stop_downloads(timeout=2.0)
+        with self._lock:
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
         self.database.close()

@@ -92,3 +92,11 @@ class CheckpointError(AppError, ValueError):
     def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.path = path
+
+
+class ChatTemplateError(AppError, ValueError):
+    """A chat template could not render a conversation (syntax, a refused operation, a limit).
+
+    A model's own template failing is not shown as an error (a known format stands in for it,
+    with a note); a template the person chose as an override failing is.
+    """

@@ -4,6 +4,11 @@
 (`nvidia-smi`, `rocm-smi`); it never imports torch or llama_cpp. The parsing and the
 decisions are pure functions (`parse_nvidia_smi`, `parse_rocm_smi`, `machine_memory_from`,
 `estimate_gguf_fit`), so tests cover them without a GPU.
+
+The arithmetic of an estimate — the KV cache (`estimate_kv_cache_bytes` from a parameter
+count, `kv_cache_bytes_of` from a GGUF header), the buffers (`estimate_overhead_bytes`) and
+the verdict (`fit_within`) — is shared with `app.engines.offload`, which splits the same
+figures between RAM and GPU memory when a model is loaded.
 """
 
 from __future__ import annotations
@@ -18,14 +23,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 
 from app.hub.repo_files import bits_per_weight
 from app.units import format_bytes
 
-GpuBackend = Literal["cuda", "metal", "rocm"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from app.library.sniff import GgufShape
+
+# The vendor tools report cuda, rocm and metal; an engine may report the others.
+GpuBackend = Literal["cuda", "metal", "rocm", "vulkan", "other"]
 
 DEFAULT_CONTEXT_LENGTH = 4096
 
@@ -350,6 +361,56 @@ def estimate_kv_cache_bytes(
     )
 
 
+def kv_cache_bytes_of(
+    shape: GgufShape,
+    context_length: int,
+    *,
+    kv_bytes_per_element: float = 2.0,
+    layers: Iterable[int] | None = None,
+) -> int:
+    """The KV cache of a model whose GGUF header was read, at `context_length` tokens.
+
+    K bytes = context * sum over layers of (kv_heads * key_length) * bytes per element, and
+    V bytes likewise with value_length; `layers` limits the sum (default: all layers), which
+    is how llama.cpp splits the cache between the CPU and a GPU. `kv_bytes_per_element` is 2
+    for llama.cpp's default f16 cache, 34/32 for q8_0, 18/32 for q4_0. Sliding-window layers
+    (Gemma 2/3) are counted at the full context, so their models are overestimated.
+
+    Raises:
+        ValueError: if the context or element size is negative.
+    """
+    if context_length < 0:
+        raise ValueError(f"context length must not be negative, not {context_length!r}")
+    if not kv_bytes_per_element >= 0:
+        raise ValueError(f"bytes per element must not be negative, not {kv_bytes_per_element!r}")
+    return math.ceil(shape.kv_elements_per_token(layers) * context_length * kv_bytes_per_element)
+
+
+def estimate_overhead_bytes(weights_bytes: int, *, compute_buffer: bool = True) -> int:
+    """Memory beyond weights and KV cache: compute buffers and a margin for the runtime.
+
+    `OVERHEAD_FRACTION_OF_WEIGHTS` of `weights_bytes`, plus `COMPUTE_BUFFER_BYTES` when
+    `compute_buffer` is True (llama.cpp allocates its main compute buffer once, on the GPU
+    when layers are offloaded, else in RAM).
+    """
+    margin = math.ceil(weights_bytes * OVERHEAD_FRACTION_OF_WEIGHTS)
+    return margin + (COMPUTE_BUFFER_BYTES if compute_buffer else 0)
+
+
+def fit_within(
+    required: int, available: int, *, comfortable_share: float = COMFORTABLE_SHARE
+) -> Fit:
+    """Whether `required` bytes fit in `available`: FITS up to `comfortable_share` of it,
+    TIGHT up to all of it, WONT_FIT beyond. Nothing required always fits."""
+    if required <= 0:
+        return Fit.FITS
+    if required <= comfortable_share * available:
+        return Fit.FITS
+    if required <= available:
+        return Fit.TIGHT
+    return Fit.WONT_FIT
+
+
 def _kv_elements_per_token(parameter_count: float) -> float:
     """Layers * K/V width of a typical model with this many parameters."""
     first, last = _TYPICAL_SHAPES[0], _TYPICAL_SHAPES[-1]
@@ -370,14 +431,23 @@ def estimate_gguf_fit(
     memory: MachineMemory,
     *,
     context_length: int = DEFAULT_CONTEXT_LENGTH,
+    shape: GgufShape | None = None,
+    kv_bytes_per_element: float = 2.0,
 ) -> FitEstimate:
     """Estimate whether a GGUF model of `file_size` bytes will run in `memory`.
 
     Required memory is the weights (the file size), the KV cache for `context_length`
-    tokens (with a parameter count of file_size * 8 / bits per weight of `quantization`,
-    4.85 when unknown) and an overhead for compute buffers. It is compared with the memory
-    free now (available RAM plus free discrete-GPU memory; with unified memory the GPU adds
-    nothing): at most 80% of it is FITS, up to all of it TIGHT, more WONT_FIT.
+    tokens and an overhead for compute buffers (`estimate_overhead_bytes`). The KV cache is
+    exact when `shape` (the file's GGUF header, `Checkpoint.gguf_shape`) is given
+    (`kv_cache_bytes_of`); without it, it is guessed from a parameter count of
+    file_size * 8 / bits per weight of `quantization`, 4.85 when unknown. It is compared
+    with the memory free now (available RAM plus free discrete-GPU memory; with unified
+    memory the GPU adds nothing): at most 80% of it is FITS, up to all of it TIGHT, more
+    WONT_FIT. `app.engines.offload.estimate_load` splits the same figures between RAM and
+    GPU memory.
+
+    Args:
+        kv_bytes_per_element: 2 for llama.cpp's default f16 cache, 34/32 for q8_0.
 
     Raises:
         ValueError: if `file_size` or `context_length` is negative.
@@ -386,20 +456,24 @@ def estimate_gguf_fit(
         raise ValueError(f"file size must not be negative, not {file_size!r}")
     if context_length < 0:
         raise ValueError(f"context length must not be negative, not {context_length!r}")
-    bits = bits_per_weight(quantization) or FALLBACK_BITS_PER_WEIGHT
-    parameter_count = file_size * 8 / bits
-    kv_cache = (
-        estimate_kv_cache_bytes(parameter_count, context_length) if parameter_count > 0 else 0
-    )
-    overhead = COMPUTE_BUFFER_BYTES + math.ceil(file_size * OVERHEAD_FRACTION_OF_WEIGHTS)
+    if shape is not None:
+        kv_cache = kv_cache_bytes_of(
+            shape, context_length, kv_bytes_per_element=kv_bytes_per_element
+        )
+    else:
+        bits = bits_per_weight(quantization) or FALLBACK_BITS_PER_WEIGHT
+        parameter_count = file_size * 8 / bits
+        kv_cache = (
+            estimate_kv_cache_bytes(
+                parameter_count, context_length, kv_bytes_per_element=kv_bytes_per_element
+            )
+            if parameter_count > 0
+            else 0
+        )
+    overhead = estimate_overhead_bytes(file_size)
     required = file_size + kv_cache + overhead
     available = max(0, memory.budget)
-    if required <= COMFORTABLE_SHARE * available:
-        fit = Fit.FITS
-    elif required <= available:
-        fit = Fit.TIGHT
-    else:
-        fit = Fit.WONT_FIT
+    fit = fit_within(required, available)
     return FitEstimate(
         required_bytes=required,
         weights_bytes=file_size,
@@ -415,7 +489,7 @@ def estimate_gguf_fit(
             kv_cache=kv_cache,
             context_length=context_length,
             memory=memory,
-            quantization_known=bits_per_weight(quantization) is not None,
+            quantization_known=shape is not None or bits_per_weight(quantization) is not None,
         ),
     )
 

@@ -14,6 +14,7 @@ import pytest
 
 from app import hardware
 from app.hardware import (
+    COMFORTABLE_SHARE,
     DEFAULT_CONTEXT_LENGTH,
     MIB,
     Fit,
@@ -21,12 +22,16 @@ from app.hardware import (
     MachineMemory,
     estimate_gguf_fit,
     estimate_kv_cache_bytes,
+    estimate_overhead_bytes,
+    fit_within,
     is_apple_silicon,
+    kv_cache_bytes_of,
     machine_memory_from,
     parse_nvidia_smi,
     parse_rocm_smi,
     read_machine_memory,
 )
+from app.library.sniff import GgufShape
 from app.units import format_bytes
 
 GB = 1_000_000_000
@@ -470,3 +475,106 @@ def test_fit_rejects_negative_input(size: int, context: int) -> None:
 
 def test_fit_values_are_the_strings_the_ui_shows() -> None:
     assert [fit.value for fit in Fit] == ["fits", "tight", "won't fit"]
+
+
+# --- the exact KV cache, from a GGUF header --------------------------------------------------
+
+
+def gguf_shape(
+    *, layers: int, kv_heads: int | tuple[int, ...], head_dim: int, embedding: int = 4096
+) -> GgufShape:
+    per_layer = kv_heads if isinstance(kv_heads, tuple) else (kv_heads,) * layers
+    return GgufShape(
+        architecture="llama",
+        block_count=layers,
+        embedding_length=embedding,
+        head_count=32,
+        head_count_kv=max(per_layer),
+        key_length=head_dim,
+        value_length=head_dim,
+        context_length=131_072,
+        kv_heads_per_layer=per_layer,
+        layer_bytes=(131_000_000,) * layers,
+        embedding_bytes=295_501_824,
+        output_bytes=430_956_544,
+        other_bytes=0,
+        tied_embeddings=False,
+    )
+
+
+# Llama-3.1-8B: 32 layers, 32 heads of 128, 8 of them for K/V.
+LLAMA_8B = gguf_shape(layers=32, kv_heads=8, head_dim=128)
+
+
+def test_exact_kv_cache_of_llama_3_1_8b_at_8k_is_one_gib() -> None:
+    # K: 32 layers x 8192 tokens x 8 heads x 128 x 2 bytes = 512 MiB; V the same.
+    assert kv_cache_bytes_of(LLAMA_8B, 8192) == 2**30
+
+
+def test_exact_kv_cache_matches_the_guess_for_a_typical_model() -> None:
+    assert kv_cache_bytes_of(LLAMA_8B, 4096) == estimate_kv_cache_bytes(8e9, 4096)
+
+
+def test_exact_kv_cache_by_layers_and_element_size() -> None:
+    assert kv_cache_bytes_of(LLAMA_8B, 8192, layers=range(16, 32)) == 2**29
+    assert kv_cache_bytes_of(LLAMA_8B, 8192, kv_bytes_per_element=34 / 32) == 2**30 * 34 // 64
+    assert kv_cache_bytes_of(LLAMA_8B, 0) == 0
+    varied = gguf_shape(layers=2, kv_heads=(8, 0), head_dim=128)  # a layer without attention
+    assert kv_cache_bytes_of(varied, 1) == 8 * 256 * 2
+
+
+@pytest.mark.parametrize(("context", "element"), [(-1, 2.0), (1, -1.0), (1, math.nan)])
+def test_exact_kv_cache_rejects_nonsense(context: int, element: float) -> None:
+    with pytest.raises(ValueError):
+        kv_cache_bytes_of(LLAMA_8B, context, kv_bytes_per_element=element)
+
+
+def test_fit_with_a_header_uses_the_exact_kv_cache() -> None:
+    # An old model without grouped-query attention: 40 layers of 5120, all heads cache K/V.
+    llama_2_13b = gguf_shape(layers=40, kv_heads=40, head_dim=128, embedding=5120)
+    size = 7_870_000_000  # Q4_K_M
+    guessed = estimate_gguf_fit(size, "Q4_K_M", ram_only(100 * GB))
+    exact = estimate_gguf_fit(size, "Q4_K_M", ram_only(100 * GB), shape=llama_2_13b)
+    assert exact.kv_cache_bytes == 2 * 40 * 5120 * 4096 * 2
+    assert exact.kv_cache_bytes > guessed.kv_cache_bytes  # the table assumes GQA
+    assert exact.weights_bytes == guessed.weights_bytes == size
+    assert exact.overhead_bytes == guessed.overhead_bytes
+    assert exact.required_bytes == size + exact.kv_cache_bytes + exact.overhead_bytes
+
+
+def test_fit_with_a_header_needs_no_quantization() -> None:
+    estimate = estimate_gguf_fit(Q4_8B_SIZE, None, ram_only(100 * GB), shape=LLAMA_8B)
+    assert estimate.kv_cache_bytes == kv_cache_bytes_of(LLAMA_8B, DEFAULT_CONTEXT_LENGTH)
+    assert "unknown" not in estimate.explanation
+
+
+def test_fit_with_a_quantized_kv_cache() -> None:
+    f16 = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=8192)
+    q8 = estimate_gguf_fit(
+        Q4_8B_SIZE,
+        "Q4_K_M",
+        ram_only(100 * GB),
+        context_length=8192,
+        shape=LLAMA_8B,
+        kv_bytes_per_element=34 / 32,
+    )
+    assert f16.kv_cache_bytes == 2**30
+    assert q8.kv_cache_bytes == 2**30 * 34 // 64
+
+
+def test_overhead_is_a_compute_buffer_and_a_margin() -> None:
+    assert estimate_overhead_bytes(GB) == 300 * MIB + 50_000_000
+    assert estimate_overhead_bytes(GB, compute_buffer=False) == 50_000_000
+    assert estimate_overhead_bytes(0) == 300 * MIB
+    assert estimate_overhead_bytes(1, compute_buffer=False) == 1  # rounded up
+
+
+def test_fit_within() -> None:
+    assert fit_within(80, 100) is Fit.FITS
+    assert fit_within(81, 100) is Fit.TIGHT
+    assert fit_within(100, 100) is Fit.TIGHT
+    assert fit_within(101, 100) is Fit.WONT_FIT
+    assert fit_within(90, 100, comfortable_share=0.9) is Fit.FITS
+    assert fit_within(0, 0) is Fit.FITS
+    assert fit_within(1, 0) is Fit.WONT_FIT
+    assert COMFORTABLE_SHARE == 0.8

@@ -40,16 +40,23 @@ class ResolvedToken:
     source: TokenSource
 
 
-class TokenStore:
-    """Saves and reads ModelDeck's own copy of the token.
+class SecretStore:
+    """Saves and reads one secret: an OS keyring entry, or a private file when there is none.
 
     The OS keyring is used when the machine has a working backend; a headless Linux box has
-    none, so the token goes to `fallback_file` (created readable by the owner only) instead,
+    none, so the secret goes to `fallback_file` (created readable by the owner only) instead,
     and `location` says which one is in use so the settings page can tell the user.
+
+    Args:
+        fallback_file: the private file used when there is no keyring.
+        service: the keyring entry's service name.
+        username: the keyring entry's user name (which secret of the service this is).
     """
 
-    def __init__(self, fallback_file: Path) -> None:
+    def __init__(self, fallback_file: Path, *, service: str, username: str) -> None:
         self._fallback_file = fallback_file
+        self._service = service
+        self._username = username
 
     @staticmethod
     def keyring_available() -> bool:
@@ -64,7 +71,7 @@ class TokenStore:
 
     @property
     def location(self) -> TokenSource:
-        """Where `save` puts a token on this machine."""
+        """Where `save` puts a secret on this machine."""
         return TokenSource.KEYRING if self.keyring_available() else TokenSource.APP_FILE
 
     @property
@@ -73,46 +80,53 @@ class TokenStore:
         return self._fallback_file
 
     def load(self) -> str | None:
-        """The saved token, or None."""
+        """The saved secret, or None."""
         if self.keyring_available():
             import keyring
 
-            value: str | None = keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
+            value: str | None = keyring.get_password(self._service, self._username)
             return value or None
         try:
             return self._fallback_file.read_text(encoding="utf-8").strip() or None
         except FileNotFoundError:
             return None
 
-    def save(self, token: str) -> TokenSource:
-        """Keep `token` (stripped); an empty token clears it. Returns where it went."""
-        token = token.strip()
-        if not token:
+    def save(self, secret: str) -> TokenSource:
+        """Keep `secret` (stripped); an empty one clears it. Returns where it went."""
+        secret = secret.strip()
+        if not secret:
             self.clear()
             return self.location
         if self.keyring_available():
             import keyring
 
-            keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, token)
+            keyring.set_password(self._service, self._username, secret)
             return TokenSource.KEYRING
         self._fallback_file.parent.mkdir(parents=True, exist_ok=True)
-        # Create with owner-only permissions from the start, so the token is never world-readable.
+        # Create with owner-only permissions from the start, so the secret is never world-readable.
         descriptor = os.open(self._fallback_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         if hasattr(os, "fchmod"):  # the mode above applies only to a new file: tighten an old one
             os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(token)
+            handle.write(secret)
         return TokenSource.APP_FILE
 
     def clear(self) -> None:
-        """Forget the saved token (keyring entry and file)."""
+        """Forget the saved secret (keyring entry and file)."""
         if self.keyring_available():
             import keyring
             from keyring.errors import PasswordDeleteError
 
             with contextlib.suppress(PasswordDeleteError):
-                keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+                keyring.delete_password(self._service, self._username)
         self._fallback_file.unlink(missing_ok=True)
+
+
+class TokenStore(SecretStore):
+    """Saves and reads ModelDeck's own copy of the hub token, and finds the one to use."""
+
+    def __init__(self, fallback_file: Path) -> None:
+        super().__init__(fallback_file, service=KEYRING_SERVICE, username=KEYRING_USERNAME)
 
     def resolve(self) -> ResolvedToken:
         """The token to use, by precedence: saved, `HF_TOKEN`, the `hf` CLI's file."""

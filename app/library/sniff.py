@@ -21,7 +21,7 @@ import stat
 import struct
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +33,7 @@ from app.hub.repo_files import parse_quantization
 __all__ = [
     "Checkpoint",
     "CheckpointFormat",
+    "GgufShape",
     "ModelKind",
     "find_checkpoints",
     "sniff",
@@ -60,6 +61,71 @@ class ModelKind(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GgufShape:
+    """What a GGUF header says about the memory a model needs: its shape and tensor bytes.
+
+    Sizes are in bytes, as stored (a Q4_K tensor counts its 144-byte blocks). Layers are
+    llama.cpp's repeating blocks, the tensors named `blk.N.*`. The attention fields follow
+    llama.cpp's defaults when the header leaves them out: `head_count_kv` = `head_count`,
+    `key_length` = `value_length` = `embedding_length // head_count`.
+    """
+
+    architecture: str | None
+    block_count: int  # "<arch>.block_count": the repeating layers
+    embedding_length: int
+    head_count: int  # of the first layer, when the header gives one per layer
+    head_count_kv: int  # the most of any layer; `kv_heads_per_layer` has each one
+    key_length: int  # per head: "<arch>.attention.key_length"
+    value_length: int
+    context_length: int | None  # the trained maximum, "<arch>.context_length"
+    kv_heads_per_layer: tuple[int, ...]  # block_count entries (0: a layer without a KV cache)
+    layer_bytes: tuple[int, ...]  # bytes of blk.0.*, blk.1.*, ... (block_count entries)
+    embedding_bytes: int  # token_embd.weight: llama.cpp keeps the input layer on the CPU
+    output_bytes: int  # output.weight and output_norm.*: llama.cpp's output layer
+    other_bytes: int  # any other tensor outside the layers (position embeddings, ...)
+    tied_embeddings: bool  # no output.weight: the output layer reuses token_embd.weight
+
+    @property
+    def repeating_bytes(self) -> int:
+        """Bytes of all the repeating layers."""
+        return sum(self.layer_bytes)
+
+    @property
+    def layer_bytes_average(self) -> float:
+        """Bytes of one repeating layer, on average."""
+        return self.repeating_bytes / len(self.layer_bytes) if self.layer_bytes else 0.0
+
+    @property
+    def non_layer_bytes(self) -> int:
+        """Bytes of the tensors outside the repeating layers (embeddings, output, ...)."""
+        return self.embedding_bytes + self.output_bytes + self.other_bytes
+
+    @property
+    def tensor_bytes(self) -> int:
+        """Bytes of all the tensors: the weights, without the header."""
+        return self.repeating_bytes + self.non_layer_bytes
+
+    @property
+    def output_layer_bytes_on_gpu(self) -> int:
+        """What the output layer puts on a GPU when it is offloaded.
+
+        With tied embeddings llama.cpp loads a second copy of token_embd.weight as the
+        output matrix (on the CPU both copies share the memory-mapped file; on a GPU the
+        copy is real).
+        """
+        return self.output_bytes + (self.embedding_bytes if self.tied_embeddings else 0)
+
+    def kv_elements_per_token(self, layers: Iterable[int] | None = None) -> int:
+        """K and V elements one token of context adds to the cache of `layers` (default: all).
+
+        Per layer: `kv_heads * key_length` (K) + `kv_heads * value_length` (V).
+        """
+        chosen = range(self.block_count) if layers is None else layers
+        width = self.key_length + self.value_length
+        return sum(self.kv_heads_per_layer[layer] * width for layer in chosen)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Checkpoint:
     """What `sniff` found out about a file or folder, from its headers alone."""
 
@@ -79,6 +145,9 @@ class Checkpoint:
     family: str | None = None  # "SD 1.x", "SD 2.x", "SDXL", "SD 3", "Flux", "LLM"
     split_parts: tuple[Path, ...] = ()  # a split GGUF's parts present, part 1 first
     warning: str | None = None  # e.g. pickle, a missing split part
+    # GGUF: shape and tensor bytes, for memory estimates; None when the header lacks them,
+    # a tensor has a type we do not know, or a split part is missing (or this is not part 1).
+    gguf_shape: GgufShape | None = None
 
 
 PICKLE_WARNING = "pickle — can run code when loaded; not supported"
@@ -312,7 +381,11 @@ _FILE_TYPES: dict[int, str] = {
     40: "Q1_0",
 }
 
-# ggml tensor types: id -> (name, elements per block, bytes per block).
+# ggml tensor types: id -> (name, elements per block, bytes per block). Copied from the
+# `gguf` package's GGMLQuantizationType and GGML_QUANT_SIZES (gguf-py/gguf/constants.py in
+# llama.cpp, itself from ggml's type_traits), which the base app must not depend on; ids 31-33
+# and 36-38 are types ggml has since removed. tests/core/test_sniff.py checks the table
+# against the package. A tensor's bytes: ceil(ne0 / block) * block bytes * the other dims.
 _GGML_TYPES: dict[int, tuple[str, int, int]] = {
     0: ("F32", 1, 4),
     1: ("F16", 1, 2),
@@ -370,9 +443,45 @@ _KEPT_KEYS = frozenset(
 )
 _CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 _CONTEXT_SUFFIX = ".context_length"
-_MAX_CONTEXT_KEYS = 64
+# "<arch>.<suffix>" keys the memory estimate needs; the architecture is not known while the
+# metadata is read (general.architecture may come later), so any one-word prefix is kept.
+_SHAPE_SUFFIXES = frozenset(
+    {
+        "context_length",
+        "block_count",
+        "embedding_length",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "attention.key_length",
+        "attention.value_length",
+    }
+)
+_MAX_SHAPE_KEYS = 256
+# head counts may be one per layer (OpenELM, some Nemotron and hybrid models)
+_PER_LAYER_SUFFIXES = frozenset({"attention.head_count", "attention.head_count_kv"})
+_MAX_LAYER_ARRAY = 65_536
+_INTEGER_TYPES = frozenset({0, 1, 2, 3, 4, 5, 10, 11})
 
-_MetaValue = int | float | bool | str
+_MetaValue = int | float | bool | str | tuple[int, ...]
+
+
+@dataclass(kw_only=True)
+class _TensorBytes:
+    """The bytes of one file's tensors, grouped by where llama.cpp places them."""
+
+    layers: Counter[int] = field(default_factory=Counter)  # N of blk.N.* -> bytes
+    embedding: int = 0  # token_embd.weight
+    output: int = 0  # output.weight, output_norm.*
+    other: int = 0
+    has_output_weight: bool = False
+
+    def add(self, other: _TensorBytes) -> None:
+        """Add another part's tensors (split GGUFs)."""
+        self.layers.update(other.layers)
+        self.embedding += other.embedding
+        self.output += other.output
+        self.other += other.other
+        self.has_output_weight |= other.has_output_weight
 
 
 @dataclass(kw_only=True)
@@ -385,6 +494,7 @@ class _GgufHeader:
     has_chat_template: bool
     parameter_count: int
     elements_by_type: Counter[str] = field(default_factory=Counter)
+    tensor_bytes: _TensorBytes | None = None  # None when a tensor's type is unknown
 
 
 class _GgufReader:
@@ -501,7 +611,9 @@ def _read_gguf(file: BinaryIO, size: int, path: Path) -> _GgufHeader:
         raise reader.corrupt(f"header claims {tensor_count} tensors; no real model has that many")
 
     metadata, has_chat_template = _read_metadata(reader, kv_count)
-    parameter_count, elements_by_type, data_end = _read_tensor_infos(reader, tensor_count)
+    parameter_count, elements_by_type, data_end, tensor_bytes = _read_tensor_infos(
+        reader, tensor_count
+    )
     alignment = metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
     if not (isinstance(alignment, int) and alignment > 0 and alignment & (alignment - 1) == 0):
         alignment = _DEFAULT_ALIGNMENT
@@ -520,13 +632,14 @@ def _read_gguf(file: BinaryIO, size: int, path: Path) -> _GgufHeader:
         has_chat_template=has_chat_template,
         parameter_count=parameter_count,
         elements_by_type=elements_by_type,
+        tensor_bytes=tensor_bytes,
     )
 
 
 def _read_metadata(reader: _GgufReader, kv_count: int) -> tuple[dict[str, _MetaValue], bool]:
     """The metadata values we keep, and whether there is a chat template; skips the rest."""
     metadata: dict[str, _MetaValue] = {}
-    context_keys = 0
+    shape_keys = 0
     has_chat_template = False
     for _ in range(kv_count):
         key_bytes = reader.read(reader.string_length("a metadata key", limit=_MAX_KEY))
@@ -537,15 +650,21 @@ def _read_metadata(reader: _GgufReader, kv_count: int) -> tuple[dict[str, _MetaV
                 f"metadata key at byte {reader.position - len(key_bytes)} is not UTF-8"
             ) from None
         value_type = reader.u32()
-        is_context = key.endswith(_CONTEXT_SUFFIX) and key.count(".") == 1
-        keep = key in _KEPT_KEYS or (is_context and context_keys < _MAX_CONTEXT_KEYS)
+        prefix, _, suffix = key.partition(".")
+        is_shape = suffix in _SHAPE_SUFFIXES and prefix != "general"
+        keep = key in _KEPT_KEYS or (is_shape and shape_keys < _MAX_SHAPE_KEYS)
         if key == _CHAT_TEMPLATE_KEY and value_type == _STRING:
             has_chat_template = True
         if keep and value_type in _SCALAR_FORMATS:
             (metadata[key],) = struct.unpack(
                 _SCALAR_FORMATS[value_type], reader.read(_SCALAR_SIZES[value_type])
             )
-            context_keys += is_context
+            shape_keys += is_shape
+        elif keep and suffix in _PER_LAYER_SUFFIXES and value_type == _ARRAY:
+            per_layer = _read_int_array(reader, key)
+            if per_layer is not None:
+                metadata[key] = per_layer
+                shape_keys += 1
         elif keep and value_type == _STRING:
             length = reader.string_length(f"metadata value {key!r}")
             if length <= _MAX_KEPT_STRING:
@@ -557,16 +676,35 @@ def _read_metadata(reader: _GgufReader, kv_count: int) -> tuple[dict[str, _MetaV
     return metadata, has_chat_template
 
 
+def _read_int_array(reader: _GgufReader, key: str) -> tuple[int, ...] | None:
+    """An array of integers (one per layer), or None after skipping any other array."""
+    item_type = reader.u32()
+    count = reader.u64()
+    if item_type not in _INTEGER_TYPES or count > _MAX_LAYER_ARRAY:
+        _skip_array(reader, key, item_type, count, depth=0)
+        return None
+    size = _SCALAR_SIZES[item_type]
+    if count * size > reader.remaining:
+        raise reader.corrupt(
+            f"metadata array {key!r} claims {count} items, more than the rest of the file "
+            "holds (corrupt or truncated)"
+        )
+    fmt = _SCALAR_FORMATS[item_type][1]
+    return tuple(struct.unpack(f"<{count}{fmt}", reader.read(count * size)))
+
+
 def _read_tensor_infos(
     reader: _GgufReader, tensor_count: int
-) -> tuple[int, Counter[str], int | None]:
-    """Parameter count, elements per ggml type, and the end of the tensor data (relative to
-    its start; None when a tensor has a type we do not know the size of)."""
+) -> tuple[int, Counter[str], int | None, _TensorBytes | None]:
+    """Parameter count, elements per ggml type, the end of the tensor data (relative to its
+    start) and the tensors' bytes by place; the last two are None when a tensor has a type we
+    do not know the size of."""
     parameter_count = 0
     elements_by_type: Counter[str] = Counter()
     data_end: int | None = 0
+    tensor_bytes: _TensorBytes | None = _TensorBytes()
     for index in range(tensor_count):
-        reader.skip(reader.string_length(f"the name of tensor {index}", limit=_MAX_KEY))
+        name = reader.read(reader.string_length(f"the name of tensor {index}", limit=_MAX_KEY))
         n_dims = reader.u32()
         if n_dims > _MAX_DIMS:
             raise reader.corrupt(f"tensor {index} claims {n_dims} dimensions")
@@ -579,13 +717,37 @@ def _read_tensor_infos(
         parameter_count += elements
         ggml_type = _GGML_TYPES.get(tensor_type)
         if ggml_type is None:
-            data_end = None
+            data_end = tensor_bytes = None
             continue
-        name, block, block_bytes = ggml_type
-        elements_by_type[name] += elements
+        type_name, block, block_bytes = ggml_type
+        elements_by_type[type_name] += elements
+        # ggml quantizes along the first dimension, in blocks that never span two rows.
+        rows = math.prod(dims[1:])
+        nbytes = -(-(dims[0] if dims else 1) // block) * block_bytes * rows
         if data_end is not None:
-            data_end = max(data_end, offset + -(-elements // block) * block_bytes)
-    return parameter_count, elements_by_type, data_end if tensor_count else None
+            data_end = max(data_end, offset + nbytes)
+        if tensor_bytes is not None:
+            _place_tensor(tensor_bytes, name, nbytes)
+    if not tensor_count:
+        return parameter_count, elements_by_type, None, tensor_bytes
+    return parameter_count, elements_by_type, data_end, tensor_bytes
+
+
+_LAYER_TENSOR = re.compile(rb"blk\.(\d{1,9})\.")
+
+
+def _place_tensor(totals: _TensorBytes, name: bytes, nbytes: int) -> None:
+    """Count a tensor's bytes where llama.cpp puts it: a layer, the input, or the output."""
+    layer = _LAYER_TENSOR.match(name)
+    if layer is not None:
+        totals.layers[int(layer.group(1))] += nbytes
+    elif name == b"token_embd.weight":
+        totals.embedding += nbytes
+    elif name.startswith((b"output.", b"output_norm.")):
+        totals.output += nbytes
+        totals.has_output_weight |= name == b"output.weight"
+    else:
+        totals.other += nbytes
 
 
 def _skip_value(reader: _GgufReader, key: str, value_type: int, *, depth: int) -> None:
@@ -599,32 +761,37 @@ def _skip_value(reader: _GgufReader, key: str, value_type: int, *, depth: int) -
             raise reader.corrupt(f"metadata value {key!r} nests arrays too deep")
         item_type = reader.u32()
         count = reader.u64()
-        if item_type in _SCALAR_SIZES:
-            total = count * _SCALAR_SIZES[item_type]
-            if total > reader.remaining:
-                raise reader.corrupt(
-                    f"metadata array {key!r} claims {count} items, more than the rest of "
-                    "the file holds (corrupt or truncated)"
-                )
-            reader.skip(total)
-            return
-        # Strings (tokenizer tokens, merges) and nested arrays: each needs at least 8 bytes.
-        if count * 8 > reader.remaining:
-            raise reader.corrupt(
-                f"metadata array {key!r} claims {count} items, more than the rest of the "
-                "file holds (corrupt or truncated)"
-            )
-        reader.count_items(count)
-        if item_type == _STRING:
-            for _ in range(count):
-                reader.skip(reader.string_length(f"an item of {key!r}"))
-        elif item_type == _ARRAY:
-            for _ in range(count):
-                _skip_value(reader, key, _ARRAY, depth=depth + 1)
-        else:
-            raise reader.corrupt(f"metadata array {key!r} has unknown item type {item_type}")
+        _skip_array(reader, key, item_type, count, depth=depth)
     else:
         raise reader.corrupt(f"metadata value {key!r} has unknown type {value_type}")
+
+
+def _skip_array(reader: _GgufReader, key: str, item_type: int, count: int, *, depth: int) -> None:
+    """Move past the items of an array whose item type and count have been read."""
+    if item_type in _SCALAR_SIZES:
+        total = count * _SCALAR_SIZES[item_type]
+        if total > reader.remaining:
+            raise reader.corrupt(
+                f"metadata array {key!r} claims {count} items, more than the rest of "
+                "the file holds (corrupt or truncated)"
+            )
+        reader.skip(total)
+        return
+    # Strings (tokenizer tokens, merges) and nested arrays: each needs at least 8 bytes.
+    if count * 8 > reader.remaining:
+        raise reader.corrupt(
+            f"metadata array {key!r} claims {count} items, more than the rest of the "
+            "file holds (corrupt or truncated)"
+        )
+    reader.count_items(count)
+    if item_type == _STRING:
+        for _ in range(count):
+            reader.skip(reader.string_length(f"an item of {key!r}"))
+    elif item_type == _ARRAY:
+        for _ in range(count):
+            _skip_value(reader, key, _ARRAY, depth=depth + 1)
+    else:
+        raise reader.corrupt(f"metadata array {key!r} has unknown item type {item_type}")
 
 
 _PLAIN_TYPES = frozenset({"F32", "F64", "I8", "I16", "I32", "I64"})
@@ -663,6 +830,7 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
     base_stem = split.group("stem") if split else stem
     tensor_count: int | None = header.tensor_count
     parameter_count: int | None = header.parameter_count
+    tensor_bytes = header.tensor_bytes
     parts: tuple[Path, ...] = ()
     warning: str | None = None
     if split is not None:
@@ -676,13 +844,15 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
                     shown += f" and {len(missing) - 5} more"
                 plural = "s" if len(missing) > 1 else ""
                 warning = f"split model: part{plural} {shown} of {total:05d} missing"
-                tensor_count = parameter_count = None
+                tensor_count = parameter_count = tensor_bytes = None
             else:
                 others = [_read_gguf_path(other) for other in parts[1:]]
                 tensor_count = header.tensor_count + sum(h.tensor_count for h in others)
                 parameter_count = header.parameter_count + sum(h.parameter_count for h in others)
+                tensor_bytes = _sum_tensor_bytes([header, *others])
         elif part > 1:
             warning = f"part {part:05d} of {total:05d} of a split model; open part 00001 to load it"
+            tensor_bytes = None
 
     metadata = header.metadata
     architecture = _str_or_none(metadata.get("general.architecture"))
@@ -701,6 +871,73 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
         tensor_count=tensor_count,
         split_parts=parts,
         warning=warning,
+        gguf_shape=(
+            _gguf_shape(metadata, architecture, tensor_bytes) if tensor_bytes is not None else None
+        ),
+    )
+
+
+def _sum_tensor_bytes(headers: list[_GgufHeader]) -> _TensorBytes | None:
+    """The tensor bytes of all parts of a split model; None if one part's are unknown."""
+    total = _TensorBytes()
+    for header in headers:
+        if header.tensor_bytes is None:
+            return None
+        total.add(header.tensor_bytes)
+    return total
+
+
+def _gguf_shape(
+    metadata: dict[str, _MetaValue], architecture: str | None, tensors: _TensorBytes
+) -> GgufShape | None:
+    """The model's shape from "<arch>.*" metadata and its tensors; None if essentials lack.
+
+    Defaults are llama.cpp's (llama-model.cpp, load_hparams): head_count_kv = head_count,
+    key_length = value_length = embedding_length / head_count.
+    """
+    if architecture is None:
+        return None
+
+    def count(suffix: str) -> int | None:
+        return _positive_int(metadata.get(f"{architecture}.{suffix}"))
+
+    def per_layer(suffix: str, layers: int) -> tuple[int, ...] | None:
+        value = metadata.get(f"{architecture}.{suffix}")
+        if isinstance(value, tuple):
+            return value if len(value) == layers and all(v >= 0 for v in value) else None
+        single = _positive_int(value)
+        return None if single is None else (single,) * layers
+
+    block_count = count("block_count")
+    embedding_length = count("embedding_length")
+    if block_count is None or embedding_length is None:
+        return None
+    heads = per_layer("attention.head_count", block_count)
+    head_count = next((h for h in heads or () if h > 0), None)
+    if heads is None or head_count is None:
+        return None
+    kv_heads = per_layer("attention.head_count_kv", block_count) or heads
+    head_dim = embedding_length // head_count
+    key_length = count("attention.key_length") or head_dim
+    value_length = count("attention.value_length") or head_dim
+    layer_bytes = [tensors.layers.get(layer, 0) for layer in range(block_count)]
+    # Tensors of layers past block_count (none in the models we know) still take memory.
+    extra_layers = sum(n for layer, n in tensors.layers.items() if layer >= block_count)
+    return GgufShape(
+        architecture=architecture,
+        block_count=block_count,
+        embedding_length=embedding_length,
+        head_count=head_count,
+        head_count_kv=max(kv_heads),
+        key_length=key_length,
+        value_length=value_length,
+        context_length=count("context_length"),
+        kv_heads_per_layer=kv_heads,
+        layer_bytes=tuple(layer_bytes),
+        embedding_bytes=tensors.embedding,
+        output_bytes=tensors.output,
+        other_bytes=tensors.other + extra_layers,
+        tied_embeddings=not tensors.has_output_weight,
     )
 
 
@@ -735,6 +972,10 @@ def _read_gguf_path(path: Path) -> _GgufHeader:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _positive_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 # --- safetensors -----------------------------------------------------------------------------

@@ -74,6 +74,42 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE download_jobs ADD COLUMN ref TEXT;         -- e.g. 'main'; NULL: a sha was asked
     ALTER TABLE download_jobs ADD COLUMN error_kind TEXT;  -- offline | gated | not-found | …
     """,
+    # 5: conversations and their messages, and load/sampling presets saved per model.
+    # A reply is written while it streams (state 'streaming'); a 'marker' message records that
+    # older turns were left out of the prompt from there on, to fit the context.
+    """
+    CREATE TABLE conversations (
+        id            INTEGER PRIMARY KEY,
+        title         TEXT NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        model         TEXT,              -- JSON: {kind: local, path, sha256, name, repo_id}
+                                         --    or {kind: remote, url, name}; NULL: none picked
+        settings      TEXT NOT NULL,     -- JSON: sampling and load settings
+        created_at    TEXT NOT NULL,     -- ISO 8601, UTC
+        updated_at    TEXT NOT NULL      -- last change of the conversation or its messages
+    );
+    CREATE INDEX conversations_by_update ON conversations (updated_at);
+    CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position        INTEGER NOT NULL,  -- 0, 1, 2, … in reading order
+        role            TEXT NOT NULL,     -- user | assistant | marker
+        content         TEXT NOT NULL,
+        state           TEXT NOT NULL,     -- complete | streaming | interrupted | error | cancelled
+        error           TEXT,              -- one line for a person, when state is 'error'
+        stats           TEXT,              -- JSON: tokens, timings, model, settings of a reply
+        dropped         INTEGER,           -- markers: how many older messages were left out
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        UNIQUE (conversation_id, position)
+    );
+    CREATE INDEX messages_streaming ON messages (state) WHERE state = 'streaming';
+    CREATE TABLE model_presets (
+        model_key  TEXT PRIMARY KEY,       -- ModelRef.preset_key: sha256, path or url#name
+        settings   TEXT NOT NULL,          -- JSON
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -25,6 +25,7 @@ from app.errors import CheckpointError
 from app.library.sniff import (
     Checkpoint,
     CheckpointFormat,
+    GgufShape,
     ModelKind,
     find_checkpoints,
     sniff,
@@ -104,6 +105,19 @@ def error_of(path: Path, *, about: Path | None = None) -> CheckpointError:
 
 # --- GGUF ------------------------------------------------------------------------------------
 
+# The tiny llama's tensor bytes, by hand: vocabulary 259, embedding 64, feed-forward 128;
+# weights F16 (2 bytes), norms F32 (4 bytes); Q8_0 stores 32 elements in 34 bytes.
+VOCAB, EMBED, FF = 259, 64, 128
+LAYER_BYTES = (
+    EMBED * 4  # attn_norm
+    + 4 * EMBED * EMBED * 2  # attn_q, attn_k, attn_v, attn_output
+    + EMBED * 4  # ffn_norm
+    + 3 * FF * EMBED * 2  # ffn_gate, ffn_up, ffn_down
+)
+EMBEDDING_F16_BYTES = VOCAB * EMBED * 2
+EMBEDDING_Q8_0_BYTES = VOCAB * (EMBED // 32) * 34
+OUTPUT_BYTES = EMBED * 4 + VOCAB * EMBED * 2  # output_norm + output
+
 
 def test_gguf_reports_what_its_header_says(tiny_gguf: Path) -> None:
     checkpoint = sniff(tiny_gguf)
@@ -122,6 +136,22 @@ def test_gguf_reports_what_its_header_says(tiny_gguf: Path) -> None:
         tensor_count=21,
         dtypes=(),
         family=None,
+        gguf_shape=GgufShape(
+            architecture="llama",
+            block_count=2,
+            embedding_length=64,
+            head_count=4,
+            head_count_kv=4,
+            key_length=16,  # 64 / 4 heads: the header gives no key_length
+            value_length=16,
+            context_length=512,
+            kv_heads_per_layer=(4, 4),
+            layer_bytes=(LAYER_BYTES, LAYER_BYTES),
+            embedding_bytes=EMBEDDING_Q8_0_BYTES,
+            output_bytes=OUTPUT_BYTES,
+            other_bytes=0,
+            tied_embeddings=False,
+        ),
     )
 
 
@@ -209,6 +239,19 @@ def test_split_gguf_part_one_covers_every_part(tmp_path: Path) -> None:
     assert checkpoint.warning is None
 
 
+def test_split_gguf_shape_sums_every_part(tmp_path: Path) -> None:
+    parts = write_split_model(tmp_path / "split")
+    single = sniff(write_gguf(tmp_path / "single" / "Tiny-Q4_K_M.gguf")).gguf_shape
+
+    shape = sniff(parts[0]).gguf_shape
+
+    assert shape is not None
+    assert shape == single
+    assert shape.layer_bytes == (LAYER_BYTES, LAYER_BYTES)
+    assert shape.embedding_bytes == EMBEDDING_F16_BYTES
+    assert shape.output_bytes == OUTPUT_BYTES
+
+
 def test_split_gguf_with_a_missing_part_says_which(tmp_path: Path) -> None:
     parts = write_split_model(tmp_path / "split")
     parts[1].unlink()
@@ -218,6 +261,7 @@ def test_split_gguf_with_a_missing_part_says_which(tmp_path: Path) -> None:
     assert checkpoint.split_parts == (parts[0], parts[2])
     assert checkpoint.warning == "split model: part 00002 of 00003 missing"
     assert checkpoint.parameter_count is None
+    assert checkpoint.gguf_shape is None  # the layers in the missing part are unknown
 
 
 def test_split_gguf_later_part_points_to_part_one(tmp_path: Path) -> None:
@@ -229,6 +273,7 @@ def test_split_gguf_later_part_points_to_part_one(tmp_path: Path) -> None:
     assert checkpoint.name == "Tiny Llama"
     assert checkpoint.warning is not None
     assert "part 00002 of 00003" in checkpoint.warning
+    assert checkpoint.gguf_shape is None
 
 
 def test_split_gguf_with_a_truncated_later_part_is_an_error(tmp_path: Path) -> None:
@@ -240,6 +285,163 @@ def test_split_gguf_with_a_truncated_later_part_is_an_error(tmp_path: Path) -> N
 
     assert "truncated" in error.message
     assert parts[2].name in error.message
+
+
+# --- GGUF shape: what a memory estimate needs ------------------------------------------------
+
+
+def test_gguf_shape_of_the_f16_model_by_hand(tmp_path: Path) -> None:
+    shape = sniff(write_gguf(tmp_path / "tiny.gguf")).gguf_shape
+
+    assert shape is not None
+    assert (shape.block_count, shape.embedding_length) == (2, 64)
+    assert (shape.head_count, shape.head_count_kv, shape.key_length) == (4, 4, 16)
+    assert shape.layer_bytes == (82_432, 82_432) == (LAYER_BYTES, LAYER_BYTES)
+    assert shape.layer_bytes_average == LAYER_BYTES
+    assert shape.embedding_bytes == 33_152 == EMBEDDING_F16_BYTES
+    assert shape.output_bytes == 33_408 == OUTPUT_BYTES
+    assert shape.non_layer_bytes == EMBEDDING_F16_BYTES + OUTPUT_BYTES
+    assert shape.tensor_bytes == 231_424
+    assert shape.output_layer_bytes_on_gpu == OUTPUT_BYTES
+    # K and V: 4 KV heads x 16 each, per layer, per token.
+    assert shape.kv_elements_per_token() == 2 * 4 * (16 + 16)
+    assert shape.kv_elements_per_token([1]) == 4 * (16 + 16)
+
+
+def test_gguf_shape_counts_q8_0_blocks(tmp_path: Path) -> None:
+    tensors = tiny_llama_tensors()
+    quantized = {name: tensors.pop(name) for name in ("token_embd.weight", "blk.1.attn_q.weight")}
+
+    shape = sniff(write_gguf(tmp_path / "q8.gguf", tensors=tensors, quantized=quantized)).gguf_shape
+
+    assert shape is not None
+    assert shape.embedding_bytes == 17_612 == VOCAB * 2 * 34  # 2 blocks of 32 per row
+    q8_attn_q = EMBED * 2 * 34
+    assert shape.layer_bytes == (LAYER_BYTES, LAYER_BYTES - EMBED * EMBED * 2 + q8_attn_q)
+
+
+def test_gguf_shape_tensor_bytes_agree_with_the_gguf_package(tiny_gguf: Path) -> None:
+    from gguf import GGUFReader
+
+    reference = GGUFReader(tiny_gguf)
+    shape = sniff(tiny_gguf).gguf_shape
+
+    assert shape is not None
+    assert shape.tensor_bytes == sum(int(t.n_bytes) for t in reference.tensors)
+
+
+def test_ggml_type_table_matches_the_gguf_package() -> None:
+    from gguf.constants import GGML_QUANT_SIZES
+
+    for ggml_type, (block, block_bytes) in GGML_QUANT_SIZES.items():
+        assert sniff_module._GGML_TYPES[int(ggml_type)] == (ggml_type.name, block, block_bytes)
+
+
+def test_gguf_shape_with_tied_embeddings(tmp_path: Path) -> None:
+    tensors = tiny_llama_tensors()
+    del tensors["output.weight"]
+
+    shape = sniff(write_gguf(tmp_path / "tied.gguf", tensors=tensors)).gguf_shape
+
+    assert shape is not None
+    assert shape.tied_embeddings
+    assert shape.output_bytes == EMBED * 4  # output_norm only
+    # llama.cpp loads a copy of token_embd as the output matrix where the output layer runs.
+    assert shape.output_layer_bytes_on_gpu == EMBED * 4 + EMBEDDING_F16_BYTES
+
+
+def write_shaped_gguf(path: Path, add_metadata: Any) -> Path:
+    """A GGUF of the tiny llama's tensors with only the metadata `add_metadata` writes."""
+    writer = GGUFWriter(path, "llama")
+    add_metadata(writer)
+    for name, array in tiny_llama_tensors().items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gguf_shape_with_per_layer_kv_heads_and_key_length(tmp_path: Path) -> None:
+    def metadata(writer: GGUFWriter) -> None:
+        writer.add_block_count(2)
+        writer.add_embedding_length(64)
+        writer.add_head_count(4)
+        writer.add_array("llama.attention.head_count_kv", [4, 1])
+        writer.add_key_length(32)
+        writer.add_value_length(24)
+
+    shape = sniff(write_shaped_gguf(tmp_path / "varied.gguf", metadata)).gguf_shape
+
+    assert shape is not None
+    assert shape.kv_heads_per_layer == (4, 1)
+    assert shape.head_count_kv == 4
+    assert (shape.key_length, shape.value_length) == (32, 24)
+    assert shape.context_length is None
+    assert shape.kv_elements_per_token() == (4 + 1) * (32 + 24)
+
+
+def test_gguf_shape_defaults_kv_heads_to_heads(tmp_path: Path) -> None:
+    def metadata(writer: GGUFWriter) -> None:
+        writer.add_block_count(2)
+        writer.add_embedding_length(64)
+        writer.add_head_count(8)
+
+    shape = sniff(write_shaped_gguf(tmp_path / "mha.gguf", metadata)).gguf_shape
+
+    assert shape is not None
+    assert (shape.head_count_kv, shape.key_length, shape.value_length) == (8, 8, 8)
+
+
+@pytest.mark.parametrize("missing", ["block_count", "embedding_length", "head_count"])
+def test_gguf_shape_needs_the_essentials(tmp_path: Path, missing: str) -> None:
+    def metadata(writer: GGUFWriter) -> None:
+        if missing != "block_count":
+            writer.add_block_count(2)
+        if missing != "embedding_length":
+            writer.add_embedding_length(64)
+        if missing != "head_count":
+            writer.add_head_count(4)
+
+    checkpoint = sniff(write_shaped_gguf(tmp_path / "partial.gguf", metadata))
+
+    assert checkpoint.parameter_count == parameters(tiny_llama_tensors())
+    assert checkpoint.gguf_shape is None
+
+
+def hand_made_gguf(tensor_type: int) -> bytes:
+    """One 64-element tensor in layer 0; general.architecture after the keys it prefixes."""
+
+    def u32(key: str, value: int) -> bytes:
+        return gguf_string(key) + struct.pack("<II", 4, value)
+
+    metadata = (
+        u32("llama.block_count", 1)
+        + u32("llama.embedding_length", 64)
+        + u32("llama.attention.head_count", 4)
+        + gguf_string("general.architecture")
+        + struct.pack("<I", 8)
+        + gguf_string("llama")
+    )
+    tensor = gguf_string("blk.0.attn_norm.weight") + struct.pack("<IQIQ", 1, 64, tensor_type, 0)
+    data = gguf_header(tensor_count=1, kv_count=4) + metadata + tensor
+    return data + bytes(-len(data) % 32) + bytes(64 * 4)
+
+
+def test_gguf_shape_from_metadata_in_any_order(tmp_path: Path) -> None:
+    shape = sniff(write_raw(tmp_path / "f32.gguf", hand_made_gguf(0))).gguf_shape
+
+    assert shape is not None
+    assert shape.layer_bytes == (64 * 4,)
+    assert shape.tied_embeddings  # no output.weight
+
+
+def test_gguf_shape_is_unknown_with_an_unknown_tensor_type(tmp_path: Path) -> None:
+    checkpoint = sniff(write_raw(tmp_path / "future.gguf", hand_made_gguf(99)))
+
+    assert checkpoint.architecture == "llama"
+    assert checkpoint.gguf_shape is None
 
 
 # Cuts in the magic, the counts, the metadata, the tensor infos and the tensor data (the last
@@ -343,6 +545,17 @@ def test_gguf_array_claiming_more_items_than_the_file_holds(tmp_path: Path) -> N
     path = write_raw(tmp_path / "evil.gguf", data + bytes(1024))
 
     assert "claims 1099511627776 items" in error_of(path).message
+
+
+def test_gguf_per_layer_array_claiming_more_than_the_file_holds(tmp_path: Path) -> None:
+    data = (
+        gguf_header(kv_count=1)
+        + gguf_string("llama.attention.head_count_kv")
+        + struct.pack("<IIQ", 9, 4, 60_000)  # ARRAY of UINT32, 60,000 items
+    )
+    path = write_raw(tmp_path / "evil.gguf", data + bytes(1024))
+
+    assert "claims 60000 items" in error_of(path).message
 
 
 def test_gguf_key_longer_than_gguf_allows(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Chat: templates, conversations, generation runs."""

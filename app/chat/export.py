@@ -1,0 +1,157 @@
+"""A conversation as a file to keep or share: Markdown to read, JSON to process.
+
+The JSON document is versioned (`"format": "modeldeck.conversation"`, `"version": 1`); its keys
+come in a fixed order, so exporting the same conversation twice gives the same text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from app.chat.conversations import (
+    Conversation,
+    GenerationStats,
+    Message,
+    MessageState,
+    ModelRef,
+    Role,
+)
+
+FORMAT = "modeldeck.conversation"
+VERSION = 1
+
+_ROLE_HEADINGS = {Role.USER: "User", Role.ASSISTANT: "Assistant"}
+_STATE_NOTES = {
+    MessageState.STREAMING: "Still being written when this was exported.",
+    MessageState.INTERRUPTED: "Interrupted: the app stopped before this reply was finished.",
+    MessageState.CANCELLED: "Stopped before the end.",
+}
+
+
+def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """The conversation as Markdown: a title, the model and settings, then one section a turn.
+
+    Replies carry a small line of stats; replies that did not finish say so; markers (older
+    turns left out to fit the context) appear as a quoted note where they happened.
+    """
+    lines = [f"# {_one_line(conversation.title)}", ""]
+    lines.append(f"- **Model:** {_describe_model(conversation.model)}")
+    if conversation.settings:
+        lines.append(f"- **Settings:** {_describe_settings(conversation.settings)}")
+    lines.append(f"- **Started:** {conversation.created_at}")
+    if conversation.system_prompt.strip():
+        lines += ["", "## System prompt", "", conversation.system_prompt.strip()]
+    for message in messages:
+        lines.append("")
+        if message.role is Role.MARKER:
+            lines.append(f"> *{_one_line(message.content)}*")
+            continue
+        lines += [f"## {_ROLE_HEADINGS.get(message.role, message.role.title())}", ""]
+        if message.content.strip():
+            lines += [message.content.strip(), ""]
+        note = _STATE_NOTES.get(message.state)
+        if message.state is MessageState.ERROR:
+            note = f"Error: {message.error}" if message.error else "Error."
+        if note:
+            lines += [f"*({note})*", ""]
+        if message.stats is not None and (summary := _describe_stats(message.stats)):
+            lines += [f"*{summary}*", ""]
+        lines.pop()  # the blank line after the section's last paragraph
+    return "\n".join(lines) + "\n"
+
+
+def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """The conversation as a versioned JSON document (UTF-8 text, indented by 2).
+
+    Each message has role, content, state and created_at, then error, stats and dropped
+    (markers) only when it has them.
+    """
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "model": conversation.model.to_json() if conversation.model else None,
+        "settings": _sorted(conversation.settings),
+        "system_prompt": conversation.system_prompt,
+        "messages": [_message_document(message) for message in messages],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _message_document(message: Message) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "role": str(message.role),
+        "content": message.content,
+        "state": str(message.state),
+        "created_at": message.created_at,
+    }
+    if message.error is not None:
+        document["error"] = message.error
+    if message.stats is not None:
+        document["stats"] = _sorted(message.stats.to_json())
+    if message.dropped is not None:
+        document["dropped"] = message.dropped
+    return document
+
+
+def _sorted(value: Any) -> Any:
+    """Settings with their keys sorted at every level, so equal settings export equally."""
+    if isinstance(value, Mapping):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def _describe_model(model: ModelRef | None) -> str:
+    if model is None:
+        return "none chosen"
+    if model.kind == "remote":
+        return f"{model.name} at {model.url}"
+    parts = [model.name]
+    if model.repo_id:
+        parts.append(f"from {model.repo_id}")
+    if model.sha256:
+        parts.append(f"sha256 `{model.sha256}`")
+    return " · ".join(parts)
+
+
+def _describe_settings(settings: Mapping[str, Any]) -> str:
+    return " · ".join(f"{name} {_plain(value)}" for name, value in _flatten(settings))
+
+
+def _flatten(settings: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _describe_stats(stats: GenerationStats) -> str:
+    parts = []
+    if stats.prompt_tokens is not None:
+        parts.append(f"{stats.prompt_tokens} prompt tokens")
+    if stats.generated_tokens is not None:
+        parts.append(f"{stats.generated_tokens} tokens generated")
+    if stats.time_to_first_token_s is not None:
+        parts.append(f"{stats.time_to_first_token_s:.2f} s to first token")
+    if stats.tokens_per_second is not None:
+        parts.append(f"{stats.tokens_per_second:.1f} tokens/s")
+    if stats.duration_s is not None:
+        parts.append(f"{stats.duration_s:.1f} s in all")
+    if stats.model:
+        parts.append(stats.model)
+    return " · ".join(parts)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "Untitled conversation"

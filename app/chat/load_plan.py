@@ -1,0 +1,119 @@
+"""Before a model loads: clamp the context, choose the GPU layers, and check the memory.
+
+The same estimate Discover shows before a download (`app.engines.offload`), now with the
+GGUF header's exact shape and what the engine reports of its GPUs. A model that cannot fit
+is refused before llama.cpp tries (an out-of-memory kill takes the machine with it for a
+while); a tight one loads with a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.engines.llm import LoadSettings
+from app.engines.offload import (
+    EngineCapabilities,
+    KvCacheType,
+    LoadEstimate,
+    choose_backend,
+    choose_gpu_layers,
+    clamp_context,
+    estimate_load,
+    memory_with_devices,
+)
+from app.errors import AppError
+from app.hardware import Fit, MachineMemory
+from app.library.sniff import sniff
+
+
+class ModelTooLargeError(AppError, MemoryError):
+    """The estimate says the model cannot fit in RAM + GPU memory."""
+
+    def __init__(self, estimate: LoadEstimate) -> None:
+        super().__init__(
+            f"This model will not fit: {estimate.explanation}",
+            hint="Pick a smaller quantization, or a shorter context.",
+        )
+        self.estimate = estimate
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadPlan:
+    """The settings to load with, the estimate behind them, and what to tell the person."""
+
+    settings: LoadSettings
+    estimate: LoadEstimate | None  # None when the header gave no shape to estimate from
+    notes: tuple[str, ...]  # clamped context, a tight fit, an unused GPU…
+
+    @property
+    def tight(self) -> bool:
+        return self.estimate is not None and self.estimate.fit is Fit.TIGHT
+
+
+def plan_load(
+    path: Path,
+    *,
+    context_length: int,
+    gpu_layers: int | None,
+    threads: int | None,
+    kv_cache_type: KvCacheType,
+    flash_attention: bool,
+    capabilities: Mapping[str, Any],
+    machine: MachineMemory,
+) -> LoadPlan:
+    """Decide how to load the GGUF at `path`.
+
+    Args:
+        gpu_layers: the person's choice; None lets the estimate choose.
+        capabilities: what the LLM engine reported (GPU support, devices).
+        machine: RAM and GPUs as the app sees them.
+
+    Raises:
+        ModelTooLargeError: the estimate exceeds RAM + GPU memory.
+        CheckpointError: the file is not a readable GGUF.
+    """
+    checkpoint = sniff(path)
+    shape = checkpoint.gguf_shape
+    notes: list[str] = []
+    trained = shape.context_length if shape is not None else checkpoint.context_length
+    context, note = clamp_context(context_length, trained)
+    if note:
+        notes.append(note)
+    engine = EngineCapabilities.from_report(capabilities)
+    backend = choose_backend(engine, machine)
+    if backend.note:
+        notes.append(backend.note)
+    memory = memory_with_devices(machine, engine)
+    estimate: LoadEstimate | None = None
+    if shape is not None:
+        if gpu_layers is None:
+            gpu_layers = choose_gpu_layers(
+                shape,
+                context_length=context,
+                kv_type=kv_cache_type,
+                memory=memory,
+                supports_gpu_offload=backend.offload,
+            )
+        estimate = estimate_load(
+            shape,
+            context_length=context,
+            kv_type=kv_cache_type,
+            gpu_layers=gpu_layers,
+            memory=memory,
+        )
+        if estimate.fit is Fit.WONT_FIT:
+            raise ModelTooLargeError(estimate)
+        if estimate.fit is Fit.TIGHT:
+            notes.append(f"Tight fit: {estimate.explanation}")
+    settings = LoadSettings(
+        path=path,
+        context_length=context,
+        gpu_layers=gpu_layers or 0,
+        threads=threads,
+        flash_attention=flash_attention,
+        kv_cache_type=kv_cache_type.value,
+    )
+    return LoadPlan(settings=settings, estimate=estimate, notes=tuple(notes))

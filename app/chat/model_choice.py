@@ -1,0 +1,73 @@
+"""Which GGUF file a person means: a path, a library name, or a repo id with an optional quant.
+
+`modeldeck chat Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M`, `modeldeck chat ~/models/x.gguf` and
+the Library page's "Chat with this" all end here, so they pick the same file the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import AppError
+from app.library.catalog import LibraryEntry
+from app.library.library import Library
+from app.library.sniff import CheckpointFormat, ModelKind, sniff
+
+
+class ModelChoiceError(AppError, LookupError):
+    """No usable GGUF matches what was asked for (or several do)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChosenModel:
+    """A GGUF file to load, and what the library knows of it."""
+
+    path: Path
+    name: str
+    sha256: str | None
+    entry: LibraryEntry | None  # None for a path outside the library
+
+
+def choose_gguf(query: str, library: Library) -> ChosenModel:
+    """Resolve `query` to one GGUF file.
+
+    `query` is a path to a .gguf file, a library entry key or name, or a repo id with an
+    optional `:QUANT` suffix (`Org/Model-GGUF:Q4_K_M`, case-insensitive).
+
+    Raises:
+        ModelChoiceError: nothing matches, the match is not a GGUF, or the choice is ambiguous
+            (the message lists the options).
+    """
+    path = Path(query).expanduser()
+    if path.is_file():
+        checkpoint = sniff(path)  # raises CheckpointError for a damaged or foreign file
+        if checkpoint.format is not CheckpointFormat.GGUF:
+            raise ModelChoiceError(
+                f"{path.name} is a {checkpoint.kind.value}, not a GGUF language model.",
+                hint="Chat needs a .gguf file.",
+            )
+        return ChosenModel(path=path, name=checkpoint.name or path.stem, sha256=None, entry=None)
+
+    name, quant = query, None
+    if ":" in query and not library.find(query):
+        name, _, quant = query.rpartition(":")
+    entries = [entry for entry in library.find(name) if entry.kind is ModelKind.LLM_GGUF]
+    if quant:
+        entries = [e for e in entries if (e.quantization or "").lower() == quant.lower()]
+    present = [entry for entry in entries if entry.present]
+    if not present:
+        missing = " (its drive or folder is not there now)" if entries else ""
+        raise ModelChoiceError(
+            f"No GGUF model matches {query!r} on this machine{missing}.",
+            hint="See `modeldeck list`, or download one with `modeldeck pull`.",
+        )
+    if len(present) > 1:
+        options = ", ".join(sorted(f"{e.name} [{e.quantization or '?'}]" for e in present)[:8])
+        raise ModelChoiceError(
+            f"{query!r} matches {len(present)} models: {options}.",
+            hint="Add the quantization, e.g. REPO:Q4_K_M, or give the entry key or path.",
+        )
+    entry = present[0]
+    location = next(location for location in entry.locations if location.present)
+    return ChosenModel(path=location.path, name=entry.name, sha256=entry.sha256, entry=entry)

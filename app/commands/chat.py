@@ -1,0 +1,147 @@
+"""`modeldeck chat MODEL --prompt TEXT`: one reply from a local GGUF, streamed to stdout.
+
+MODEL is a library name or entry key, a repo id with an optional `:QUANT`, or a path. Notes
+(a clamped context, a tight fit) go to stderr; `--json` prints one object at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from app.core import Core
+
+EXIT_OK, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> None:
+    """Add `chat` to a parser's subcommands."""
+    chat = subparsers.add_parser(
+        "chat",
+        parents=list(parents),
+        help="chat with a local GGUF model (one reply, streamed)",
+        description="Load a GGUF model with llama.cpp in a child process and stream one reply.",
+    )
+    chat.add_argument("model", metavar="MODEL", help="library name, REPO[:QUANT], or a .gguf path")
+    chat.add_argument("--prompt", required=True, help="your message")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--max-tokens", type=int, default=512, help="longest reply (512)")
+    chat.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0.8)")
+    chat.add_argument("--seed", type=int, help="sampling seed (default: random, reported)")
+    chat.add_argument("--ctx", type=int, default=4096, help="context length (4096)")
+    chat.add_argument(
+        "--gpu-layers", type=int, help="layers on the GPU (default: as many as fit; -1 all)"
+    )
+    chat.add_argument("--threads", type=int, help="CPU threads (default: llama.cpp's choice)")
+    chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:  # noqa: PLR0915
+    """Answer `args.prompt` with the chosen model; returns the exit status."""
+    from app.chat.llama_command import llama_cli_command
+    from app.chat.load_plan import plan_load
+    from app.chat.model_choice import ModelChoiceError, choose_gguf
+    from app.chat.sampling import Sampling
+    from app.engines.llm import LlmEngine, result_data
+    from app.engines.offload import KvCacheType
+    from app.engines.protocol import EventKind
+    from app.errors import AppError
+    from app.hardware import read_machine_memory
+
+    err = sys.stderr
+    if not args.prompt.strip():
+        return _fail(err, "The prompt is empty.", 2)
+    try:
+        sampling = Sampling(
+            temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
+        )
+    except ValueError as exc:
+        return _fail(err, str(exc), 2)
+    engine = LlmEngine()
+    handle = None
+    try:
+        model = choose_gguf(args.model, core.library)
+        plan = plan_load(
+            model.path,
+            context_length=args.ctx,
+            gpu_layers=args.gpu_layers,
+            threads=args.threads,
+            kv_cache_type=KvCacheType.F16,
+            flash_attention=False,
+            capabilities=engine.capabilities(),
+            machine=read_machine_memory(),
+        )
+        for note in plan.notes:
+            print(f"note: {note}", file=err)
+        loaded = engine.load(plan.settings)
+        messages = [{"role": "user", "content": args.prompt}]
+        if args.system:
+            messages.insert(0, {"role": "system", "content": args.system})
+        prompt = engine.render(messages)
+        if prompt.note:
+            print(f"note: {prompt.note}", file=err)
+        handle = engine.generate(messages, sampling)
+        parts: list[str] = []
+        for event in handle.events():
+            if event.kind is EventKind.CHUNK:
+                text = str(event.data["text"])
+                parts.append(text)
+                if not args.json:
+                    out.write(text)
+                    out.flush()
+        stats = dict(result_data(handle.wait()))
+    except KeyboardInterrupt:
+        if handle is not None:
+            handle.cancel()
+        return _fail(err, "stopped", EXIT_INTERRUPTED)
+    except ModelChoiceError as exc:
+        return _fail(err, str(exc), EXIT_NOT_FOUND)
+    except AppError as exc:
+        return _fail(err, str(exc), EXIT_ERROR)
+    finally:
+        engine.close()
+    text = "".join(parts)
+    command = llama_cli_command(
+        plan.settings, sampling, prompt.text, seed=int(stats.get("seed", 0))
+    )
+    if args.json:
+        document = {
+            "text": text,
+            "model": {"path": str(model.path), "name": model.name, "sha256": model.sha256},
+            "stats": stats,
+            "load": {**plan.settings.to_args(), "placement": loaded.placement},
+            "template": prompt.format_name,
+            "notes": [*plan.notes, *([prompt.note] if prompt.note else [])],
+            "llama_cpp_command": command,
+        }
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        out.write("\n")
+        print(_stats_line(stats), file=err)
+    return EXIT_OK
+
+
+def _stats_line(stats: dict[str, object]) -> str:
+    ttft, speed = stats.get("time_to_first_token_s"), stats.get("tokens_per_second")
+    parts = [
+        f"{stats.get('prompt_tokens')} prompt tokens",
+        f"{stats.get('generated_tokens')} generated",
+    ]
+    if isinstance(ttft, float):
+        parts.append(f"first token {ttft * 1000:.0f} ms")
+    if isinstance(speed, float):
+        parts.append(f"{speed:.1f} tokens/s")
+    return " · ".join(parts)
+
+
+def _fail(err: TextIO, message: str, status: int) -> int:
+    print(f"modeldeck: {message}", file=err)
+    return status

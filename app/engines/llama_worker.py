@@ -1,0 +1,349 @@
+"""The LLM engine's child process: llama.cpp through llama-cpp-python, one model at a time.
+
+Only this module imports `llama_cpp`, and only in the child. The app renders the chat template
+itself and sends a finished prompt; the child tokenizes it once, checks it against the context,
+and streams the completion. Chunks are coalesced (`FLUSH_INTERVAL_S`) and a cancel is noticed
+at each flush, so the loop costs one clock read per token beyond llama-cpp-python's own.
+
+llama.cpp's log is captured (not printed) so a failed load can say why ("unknown model
+architecture: 'foo'") and a successful one can report how the layers were split.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from app.engines.protocol import (
+    FLUSH_INTERVAL_S,
+    EngineFailure,
+    EventKind,
+    Op,
+    RequestCancelled,
+    RequestContext,
+    serve,
+)
+
+# ggml type ids for the KV cache (ggml.h: GGML_TYPE_F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8).
+KV_CACHE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
+
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_BUFFER = re.compile(r"(\S+) model buffer size\s*=\s*([\d.]+) MiB")
+_LOG_LINES = 400
+
+
+class _LlamaLog:
+    """llama.cpp's log lines, kept instead of printed (the GUI has no console to read)."""
+
+    def __init__(self, llama_cpp: Any) -> None:
+        self.lines: deque[str] = deque(maxlen=_LOG_LINES)
+        self._partial = ""
+
+        def receive(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            self._partial += text.decode("utf-8", errors="replace")
+            *complete, self._partial = self._partial.split("\n")
+            self.lines.extend(line for line in complete if line.strip())
+
+        # Keep a reference: llama.cpp holds only the C pointer.
+        self._callback = llama_cpp.llama_log_callback(receive)
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def mark(self) -> int:
+        return len(self.lines)
+
+    def since(self, mark: int) -> list[str]:
+        return list(self.lines)[mark:] if mark <= len(self.lines) else list(self.lines)
+
+    @staticmethod
+    def load_error(lines: list[str]) -> str | None:
+        """The line of a failed load that says why, if llama.cpp said."""
+        for line in reversed(lines):
+            if "unknown model architecture" in line:
+                return line.split(":", 1)[-1].strip() if ": " in line else line.strip()
+        for line in reversed(lines):
+            lowered = line.lower()
+            if "error" in lowered or "failed" in lowered:
+                return line.strip()
+        return None
+
+
+class LlamaWorker:
+    """The handlers of the child's requests, around one `llama_cpp.Llama` at a time."""
+
+    def __init__(self, llama_cpp: Any) -> None:
+        self._llama_cpp = llama_cpp
+        self._log = _LlamaLog(llama_cpp)
+        self._model: Any = None
+        self._path: str | None = None
+
+    def capabilities(self) -> dict[str, Any]:
+        lib = self._llama_cpp
+        supports_offload = bool(lib.llama_supports_gpu_offload())
+        system_info = lib.llama_print_system_info()
+        if isinstance(system_info, bytes):
+            system_info = system_info.decode("utf-8", errors="replace")
+        return {
+            "engine": "llama.cpp",
+            "version": getattr(lib, "__version__", "unknown"),
+            "supports_gpu_offload": supports_offload,
+            "devices": _devices(lib),
+            "system_info": system_info,
+            "cpu_count": os.cpu_count() or 1,
+        }
+
+    def handlers(self) -> dict[Op, Any]:
+        return {
+            Op.LOAD: self.load,
+            Op.GENERATE: self.generate,
+            Op.TOKENIZE: self.tokenize,
+            Op.UNLOAD: self.unload,
+        }
+
+    # -- requests ------------------------------------------------------------------------
+
+    def load(self, context: RequestContext) -> dict[str, Any]:
+        args = context.request.args
+        path = str(args["path"])
+        if not Path(path).is_file():
+            raise EngineFailure("not-found", f"No model file at {path}")
+        self.unload(context)
+        kv_type = KV_CACHE_TYPES.get(str(args.get("kv_cache_type", "f16")))
+        if kv_type is None:
+            raise EngineFailure("bad-settings", f"Unknown KV cache type {args['kv_cache_type']}")
+        mark = self._log.mark()
+        started = time.perf_counter()
+        try:
+            model = self._llama_cpp.Llama(
+                model_path=path,
+                n_ctx=int(args["context_length"]),
+                n_gpu_layers=int(args.get("gpu_layers", 0)),
+                n_threads=int(args["threads"]) if args.get("threads") else None,
+                flash_attn=bool(args.get("flash_attention", False)),
+                type_k=kv_type,
+                type_v=kv_type,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            reason = _LlamaLog.load_error(self._log.since(mark)) or str(error)
+            message = f"llama.cpp could not load the model: {reason}"
+            raise EngineFailure("load-failed", message) from error
+        self._model, self._path = model, path
+        lines = self._log.since(mark)
+        metadata: Mapping[str, str] = model.metadata or {}
+        return {
+            "path": path,
+            "seconds": time.perf_counter() - started,
+            "context_length": model.n_ctx(),
+            "trained_context_length": model._model.n_ctx_train(),  # not on the public Llama
+            "architecture": metadata.get("general.architecture"),
+            "name": metadata.get("general.name"),
+            "chat_template": metadata.get("tokenizer.chat_template"),
+            # A vocabulary without a BOS id still answers token_bos() with a guess.
+            "bos_token": (
+                _token_text(model, model.token_bos())
+                if "tokenizer.ggml.bos_token_id" in metadata
+                else ""
+            ),
+            "eos_token": _token_text(model, model.token_eos()),
+            "threads": model.n_threads,
+            "split": _split_from_log(lines),
+        }
+
+    def tokenize(self, context: RequestContext) -> dict[str, Any]:
+        model = self._require_model()
+        tokens = self._tokens(model, str(context.request.args["text"]))
+        return {"count": len(tokens)}
+
+    def generate(self, context: RequestContext) -> dict[str, Any]:
+        model = self._require_model()
+        args = context.request.args
+        sampling: Mapping[str, Any] = args.get("sampling", {})
+        seed = sampling.get("seed")
+        if seed is None:
+            seed = random.randrange(2**31)
+        tokens = self._tokens(model, str(args["prompt"]))
+        max_tokens = int(sampling.get("max_tokens", 512))
+        room = model.n_ctx() - len(tokens)
+        if room < 1:
+            raise EngineFailure(
+                "context-full",
+                f"The prompt is {len(tokens):,} tokens; the context holds {model.n_ctx():,}.",
+            )
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        generated = 0
+        finish_reason = "stop"
+        pending: list[str] = []
+        last_flush = 0.0
+        stream = model.create_completion(
+            tokens,
+            max_tokens=min(max_tokens, room),
+            temperature=float(sampling.get("temperature", 0.8)),
+            top_p=float(sampling.get("top_p", 0.95)),
+            top_k=int(sampling.get("top_k", 40)),
+            min_p=float(sampling.get("min_p", 0.05)),
+            repeat_penalty=float(sampling.get("repeat_penalty", 1.1)),
+            seed=int(seed),
+            stop=list(sampling.get("stop", [])) or None,
+            stream=True,
+        )
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                now = time.perf_counter()
+                if first_token_at is None:
+                    first_token_at = now
+                # One chunk per token, but the chunk that reports the end carries no token of
+                # its own unless it flushes held-back text.
+                if choice["finish_reason"] is None or choice["text"]:
+                    generated += 1
+                pending.append(choice["text"])
+                if choice["finish_reason"] is not None:
+                    finish_reason = choice["finish_reason"]
+                if now - last_flush >= FLUSH_INTERVAL_S:
+                    context.emit(EventKind.CHUNK, {"text": "".join(pending)})
+                    pending.clear()
+                    last_flush = now
+                    if context.cancelled():
+                        finish_reason = "cancelled"
+                        break
+        finally:
+            stream.close()
+        ended = time.perf_counter()
+        if pending:
+            context.emit(EventKind.CHUNK, {"text": "".join(pending)})
+        if finish_reason == "cancelled":
+            raise RequestCancelled
+        if finish_reason == "stop" and max_tokens > room and generated >= room:
+            finish_reason = "context-full"
+        decode_seconds = ended - first_token_at if first_token_at is not None else 0.0
+        return {
+            "prompt_tokens": len(tokens),
+            "generated_tokens": generated,
+            "time_to_first_token_s": (first_token_at - started) if first_token_at else None,
+            "tokens_per_second": (
+                (generated - 1) / decode_seconds if generated > 1 and decode_seconds > 0 else None
+            ),
+            "finish_reason": finish_reason,
+            "seed": seed,
+        }
+
+    def unload(self, context: RequestContext) -> dict[str, Any]:
+        if self._model is not None:
+            self._model.close()
+            self._model, self._path = None, None
+        return {}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _require_model(self) -> Any:
+        if self._model is None:
+            raise EngineFailure("not-loaded", "No model is loaded")
+        return self._model
+
+    @staticmethod
+    def _tokens(model: Any, text: str) -> list[int]:
+        tokens: list[int] = model.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        bos = model.token_bos()
+        # Templates that write the BOS token themselves would otherwise get it twice.
+        if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
+            tokens = tokens[1:]
+        return tokens
+
+
+def _token_text(model: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    piece: bytes = model.detokenize([token], special=True)
+    return piece.decode("utf-8", errors="replace")
+
+
+def _split_from_log(lines: list[str]) -> dict[str, Any]:
+    """How llama.cpp placed the model, from its load log: layers on GPU and buffer sizes."""
+    split: dict[str, Any] = {"gpu_layers": 0, "layers": None, "buffers_mib": {}}
+    for line in lines:
+        if match := _OFFLOADED.search(line):
+            split["gpu_layers"], split["layers"] = int(match[1]), int(match[2])
+        elif match := _BUFFER.search(line):
+            split["buffers_mib"][match[1]] = float(match[2])
+    return split
+
+
+# ggml_backend_dev_type: CPU = 0, GPU = 1, IGPU = 2 (integrated), ACCEL = 3 (e.g. BLAS).
+_GPU_DEVICE_TYPES = frozenset({1, 2})
+
+
+def _devices(lib: Any) -> list[dict[str, Any]]:
+    """The GPU devices this build of llama.cpp sees, with free memory (empty on a CPU build).
+
+    llama-cpp-python does not bind ggml's device registry, but libllama exports it; the
+    prototypes below are ggml-backend.h's.
+    """
+    native = getattr(getattr(lib, "llama_cpp", None), "_lib", None)
+    if native is None or not hasattr(native, "ggml_backend_dev_count"):
+        return []
+    pointer, size_t, text = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
+    for name, restype, argtypes in (
+        ("ggml_backend_dev_count", size_t, []),
+        ("ggml_backend_dev_get", pointer, [size_t]),
+        ("ggml_backend_dev_type", ctypes.c_int, [pointer]),
+        ("ggml_backend_dev_name", text, [pointer]),
+        ("ggml_backend_dev_description", text, [pointer]),
+        (
+            "ggml_backend_dev_memory",
+            None,
+            [pointer, ctypes.POINTER(size_t), ctypes.POINTER(size_t)],
+        ),
+        ("ggml_backend_dev_backend_reg", pointer, [pointer]),
+        ("ggml_backend_reg_name", text, [pointer]),
+    ):
+        function = getattr(native, name)
+        function.restype, function.argtypes = restype, argtypes
+    devices: list[dict[str, Any]] = []
+    for index in range(native.ggml_backend_dev_count()):
+        device = native.ggml_backend_dev_get(index)
+        if native.ggml_backend_dev_type(device) not in _GPU_DEVICE_TYPES:
+            continue
+        free, total = size_t(), size_t()
+        native.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
+        backend = native.ggml_backend_reg_name(native.ggml_backend_dev_backend_reg(device))
+        devices.append(
+            {
+                "name": (native.ggml_backend_dev_name(device) or b"").decode(errors="replace"),
+                "description": (native.ggml_backend_dev_description(device) or b"").decode(
+                    errors="replace"
+                ),
+                "backend": (backend or b"").decode(errors="replace"),
+                "free_bytes": free.value,
+                "total_bytes": total.value,
+            }
+        )
+    return devices
+
+
+def main(connection: Connection) -> None:
+    """The child's entry point (spawned by `app.engines.llm.LlmEngine`)."""
+    try:
+        import llama_cpp
+    except ImportError as error:
+        serve(
+            connection,
+            {},
+            ready={
+                "unavailable": (
+                    f"The LLM runtime is not installed ({error}). Install it with "
+                    "`pip install 'modeldeck[llm]'` (see README: GPU builds)."
+                )
+            },
+        )
+        return
+    worker = LlamaWorker(llama_cpp)
+    serve(connection, worker.handlers(), ready=worker.capabilities())

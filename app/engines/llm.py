@@ -1,0 +1,219 @@
+"""The app's handle on the LLM engine: load a GGUF, generate from chat messages, survive crashes.
+
+`LlmEngine` owns one llama.cpp child (`app.engines.llama_worker`). It renders the chat
+template in this process (so the prompt shown to the user is the one sent), and when the
+child has died since the last load it starts a fresh one and loads the same model again before
+the next request — the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from app.chat.sampling import Sampling
+from app.chat.templates import RenderedPrompt, render_prompt
+from app.engines import llama_worker
+from app.engines.protocol import Event, EventKind, Op
+from app.engines.supervisor import EngineProcess, RequestHandle
+from app.errors import AppError
+
+LOAD_TIMEOUT_S = 600.0  # a 70B model from a slow disk takes minutes
+
+
+class EngineError(AppError, RuntimeError):
+    """The engine refused or failed a request; `kind` says which way (e.g. "load-failed")."""
+
+    def __init__(self, message: str, *, kind: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
+
+
+class EngineUnavailableError(EngineError):
+    """The runtime is not installed (or cannot start) on this machine."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSettings:
+    """How to load a GGUF: the knobs of llama.cpp's `Llama(...)`."""
+
+    path: Path
+    context_length: int = 4096
+    gpu_layers: int = 0
+    threads: int | None = None  # None: llama.cpp's choice
+    flash_attention: bool = False
+    kv_cache_type: str = "f16"
+
+    def to_args(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "context_length": self.context_length,
+            "gpu_layers": self.gpu_layers,
+            "threads": self.threads,
+            "flash_attention": self.flash_attention,
+            "kv_cache_type": self.kv_cache_type,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedModel:
+    """What the engine reports after a load."""
+
+    settings: LoadSettings
+    context_length: int
+    trained_context_length: int
+    architecture: str | None
+    name: str | None
+    chat_template: str | None
+    bos_token: str
+    eos_token: str
+    gpu_layers_placed: int  # how many layers llama.cpp put on a GPU
+    layer_count: int | None
+    buffers_mib: Mapping[str, float] = field(default_factory=dict)  # "CPU_Mapped": 4096.0
+    load_seconds: float = 0.0
+
+    @property
+    def placement(self) -> str:
+        """The actual CPU/GPU split, for a person: "all 33 layers on the GPU"…"""
+        total = self.layer_count
+        if self.gpu_layers_placed == 0:
+            return "on the CPU"
+        if total is not None and self.gpu_layers_placed >= total:
+            return f"all {total} layers on the GPU"
+        of = f" of {total}" if total is not None else ""
+        return f"{self.gpu_layers_placed}{of} layers on the GPU, the rest on the CPU"
+
+
+class LlmEngine:
+    """One local LLM, loaded in a supervised child process."""
+
+    def __init__(self) -> None:
+        self._process = EngineProcess(llama_worker.main, name="the LLM engine")
+        self._lock = threading.Lock()
+        self._loaded: LoadedModel | None = None
+        self._loaded_in: int | None = None  # the child's pid the model lives in
+        self.template_override: str | None = None
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def last_exit(self) -> str | None:
+        return self._process.last_exit
+
+    def capabilities(self) -> Mapping[str, Any]:
+        """What this build of llama.cpp can do (starts the child; may block ~1 s)."""
+        capabilities = self._process.start()
+        if "unavailable" in capabilities:
+            raise EngineUnavailableError(str(capabilities["unavailable"]), kind="unavailable")
+        return capabilities
+
+    def load(self, settings: LoadSettings) -> LoadedModel:
+        """Load a model (replacing the one loaded); blocks until it is ready.
+
+        Raises:
+            EngineError: the model could not be loaded (the reason comes from llama.cpp).
+            EngineUnavailableError: llama-cpp-python is not installed.
+        """
+        self.capabilities()
+        with self._lock:
+            outcome = self._process.submit(Op.LOAD, settings.to_args()).wait(LOAD_TIMEOUT_S)
+            data = result_data(outcome)
+            split: Mapping[str, Any] = data.get("split", {})
+            loaded = LoadedModel(
+                settings=settings,
+                context_length=int(data["context_length"]),
+                trained_context_length=int(data["trained_context_length"]),
+                architecture=data.get("architecture"),
+                name=data.get("name"),
+                chat_template=data.get("chat_template"),
+                bos_token=str(data.get("bos_token", "")),
+                eos_token=str(data.get("eos_token", "")),
+                gpu_layers_placed=int(split.get("gpu_layers", 0)),
+                layer_count=split.get("layers"),
+                buffers_mib=dict(split.get("buffers_mib", {})),
+                load_seconds=float(data.get("seconds", 0.0)),
+            )
+            self._loaded, self._loaded_in = loaded, self._process.pid
+            return loaded
+
+    def render(self, messages: Sequence[Mapping[str, str]]) -> RenderedPrompt:
+        """The prompt as the model sees it (the model's template, an override or a fallback)."""
+        loaded = self._require_loaded()
+        return render_prompt(
+            messages,
+            template=loaded.chat_template,
+            architecture=loaded.architecture,
+            bos_token=loaded.bos_token,
+            eos_token=loaded.eos_token,
+            override=self.template_override,
+        )
+
+    @property
+    def context_length(self) -> int | None:
+        """The loaded model's context, in tokens (None before a load)."""
+        return self._loaded.context_length if self._loaded is not None else None
+
+    def prompt_tokens(self, messages: Sequence[Mapping[str, str]]) -> int:
+        """The size of `messages` once templated, in the model's tokens."""
+        return self.count_tokens(self.render(messages).text)
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens `text` is for the loaded model."""
+        self._ensure_alive()
+        return int(
+            result_data(self._process.submit(Op.TOKENIZE, {"text": text}).wait(60.0))["count"]
+        )
+
+    def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
+        """Start a reply; its CHUNK events carry text, its RESULT the reply's statistics."""
+        prompt = self.render(messages)
+        stops = tuple(dict.fromkeys((*sampling.stop, *prompt.stop)))
+        return self.generate_from_prompt(prompt.text, replace(sampling, stop=stops))
+
+    def generate_from_prompt(self, prompt: str, sampling: Sampling) -> RequestHandle:
+        """Start a completion of a raw prompt (no template)."""
+        self._ensure_alive()
+        return self._process.submit(Op.GENERATE, {"prompt": prompt, "sampling": sampling.to_dict()})
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._loaded is not None and self._process.alive:
+                self._process.submit(Op.UNLOAD).wait(30.0)
+            self._loaded = self._loaded_in = None
+
+    def close(self) -> None:
+        self._process.stop()
+        self._loaded = self._loaded_in = None
+
+    def kill(self) -> None:
+        """End the child at once (tests, and "force stop")."""
+        self._process.kill()
+
+    def _require_loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            raise EngineError("No model is loaded.", kind="not-loaded", hint="Pick a model first.")
+        return self._loaded
+
+    def _ensure_alive(self) -> None:
+        """After a crash, start a fresh child and load the same model again."""
+        loaded = self._require_loaded()
+        if not self._process.alive or self._process.pid != self._loaded_in:
+            self.load(loaded.settings)
+
+
+def result_data(event: Event) -> Mapping[str, Any]:
+    """The data of a RESULT event; raises `EngineError` for any other terminal event."""
+    if event.kind is EventKind.RESULT:
+        return event.data
+    message = str(event.data.get("message", event.kind.value))
+    kind = str(event.data.get("kind", event.kind.value))
+    raise EngineError(message, kind=kind)

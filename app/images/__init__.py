@@ -1,0 +1,1 @@
+"""Images: parameters, the image engine, PNG metadata and the gallery."""

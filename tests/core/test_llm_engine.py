@@ -1,0 +1,224 @@
+"""The LLM engine for real: llama.cpp in a child process, on tiny GGUFs written by the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pytest
+
+from app.chat.sampling import Sampling
+from app.engines import llama_worker
+from app.engines.llm import (
+    EngineError,
+    EngineUnavailableError,
+    LlmEngine,
+    LoadSettings,
+    result_data,
+)
+from app.engines.protocol import EventKind
+from app.engines.supervisor import EngineProcess, describe_exit
+from tests.support.gguf_builder import SCRIPTED_REPLY, write_gguf, write_scripted_gguf
+
+CHATML_PROMPT = "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("gguf")
+    return {
+        "scripted": write_scripted_gguf(folder / "scripted.gguf"),
+        "endless": write_scripted_gguf(folder / "endless.gguf", endless=True, context_length=8192),
+    }
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LlmEngine]:
+    engine = LlmEngine()
+    yield engine
+    engine.close()
+
+
+def test_capabilities_come_from_the_child(engine: LlmEngine) -> None:
+    capabilities = engine.capabilities()
+    assert capabilities["engine"] == "llama.cpp"
+    assert capabilities["supports_gpu_offload"] in (True, False)
+    assert isinstance(capabilities["devices"], list)
+    assert engine.pid is not None and engine.pid != os.getpid()
+    assert "llama_cpp" not in sys.modules  # the model lives in the child, not here
+
+
+def test_load_reports_the_model(engine: LlmEngine, models: dict[str, Path]) -> None:
+    loaded = engine.load(LoadSettings(path=models["scripted"], context_length=256))
+    assert loaded.context_length == 256
+    assert loaded.trained_context_length == 512
+    assert loaded.architecture == "llama"
+    assert loaded.name == "Tiny Llama"
+    assert loaded.chat_template is not None and "<|im_start|>" in loaded.chat_template
+    assert loaded.eos_token == "<|im_end|>"
+    assert loaded.bos_token == ""  # the vocabulary has no BOS
+    assert loaded.placement == "on the CPU"
+    assert loaded.buffers_mib  # llama.cpp's load log was read
+
+
+def test_a_reply_streams_as_chunks_then_a_result(
+    engine: LlmEngine, models: dict[str, Path]
+) -> None:
+    engine.load(LoadSettings(path=models["scripted"], context_length=256))
+    handle = engine.generate_from_prompt(CHATML_PROMPT, Sampling(seed=1))
+    events = list(handle.events(timeout=30))
+    chunks = [event for event in events if event.kind is EventKind.CHUNK]
+    assert chunks, events
+    assert "".join(event.data["text"] for event in chunks) == SCRIPTED_REPLY
+    result = events[-1]
+    assert result.kind is EventKind.RESULT
+    assert result.data["generated_tokens"] == len(SCRIPTED_REPLY)
+    assert result.data["prompt_tokens"] > 5
+    assert result.data["finish_reason"] == "stop"
+    assert result.data["seed"] == 1
+    assert result.data["time_to_first_token_s"] > 0
+    assert result.data["tokens_per_second"] > 0
+
+
+def test_chat_messages_are_rendered_with_the_models_template(
+    engine: LlmEngine, models: dict[str, Path]
+) -> None:
+    engine.load(LoadSettings(path=models["scripted"], context_length=256))
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    prompt = engine.render(messages)
+    assert prompt.text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert (
+        "".join(
+            e.data["text"]
+            for e in engine.generate(messages, Sampling()).events(30)
+            if e.data.get("text")
+        )
+        == SCRIPTED_REPLY
+    )
+
+
+def test_max_tokens_ends_a_reply(engine: LlmEngine, models: dict[str, Path]) -> None:
+    engine.load(LoadSettings(path=models["endless"], context_length=1024))
+    outcome = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=25)).wait(30)
+    assert outcome.kind is EventKind.RESULT
+    assert outcome.data["finish_reason"] == "length"
+    assert outcome.data["generated_tokens"] == 25
+
+
+def test_cancel_stops_the_stream(engine: LlmEngine, models: dict[str, Path]) -> None:
+    engine.load(LoadSettings(path=models["endless"], context_length=8192))
+    handle = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=8000))
+    first = handle.next_event(timeout=30)
+    assert first.kind is EventKind.CHUNK
+    handle.cancel()
+    outcome = handle.wait(timeout=10)
+    assert outcome.kind is EventKind.CANCELLED
+    # The engine is free again at once.
+    assert engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=3)).wait(30).kind is (
+        EventKind.RESULT
+    )
+
+
+def test_two_requests_in_quick_succession_are_answered_in_order(
+    engine: LlmEngine, models: dict[str, Path]
+) -> None:
+    engine.load(LoadSettings(path=models["scripted"], context_length=256))
+    first = engine.generate_from_prompt(CHATML_PROMPT, Sampling())
+    second = engine.generate_from_prompt(CHATML_PROMPT, Sampling())
+    assert first.wait(30).kind is EventKind.RESULT
+    assert second.wait(30).kind is EventKind.RESULT
+
+
+def test_a_prompt_longer_than_the_context_is_refused(
+    engine: LlmEngine, models: dict[str, Path]
+) -> None:
+    engine.load(LoadSettings(path=models["scripted"], context_length=256))
+    outcome = engine.generate_from_prompt("word " * 200, Sampling())
+    with pytest.raises(EngineError, match="context holds 256") as caught:
+        result_data(outcome.wait(30))
+    assert caught.value.kind == "context-full"
+    assert engine.count_tokens("word " * 10) >= 10
+
+
+def test_a_killed_engine_is_an_outcome_and_the_next_request_starts_a_fresh_one(
+    engine: LlmEngine, models: dict[str, Path]
+) -> None:
+    engine.load(LoadSettings(path=models["endless"], context_length=8192))
+    handle = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=8000))
+    assert handle.next_event(timeout=30).kind is EventKind.CHUNK
+    old_pid = engine.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+    outcome = handle.wait(timeout=10)
+    assert outcome.kind is EventKind.STOPPED
+    assert outcome.data["message"] == (
+        "the LLM engine stopped: signal 9 (SIGKILL, killed — often out of memory) while generating"
+    )
+    # The next request reloads the same model in a new child.
+    again = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=5)).wait(30)
+    assert again.kind is EventKind.RESULT
+    assert engine.pid not in (None, old_pid)
+    assert engine.loaded is not None and engine.loaded.settings.path == models["endless"]
+
+
+def test_a_truncated_gguf_is_a_clear_load_error(engine: LlmEngine, tmp_path: Path) -> None:
+    whole = write_gguf(tmp_path / "whole.gguf").read_bytes()
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(EngineError, match=r"llama\.cpp could not load the model") as caught:
+        engine.load(LoadSettings(path=truncated, context_length=128))
+    assert caught.value.kind == "load-failed"
+    assert engine.capabilities()  # the engine is still up
+
+
+def test_an_unknown_architecture_is_named(engine: LlmEngine, tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "alien.gguf", architecture="alien9000")
+    with pytest.raises(EngineError, match="alien9000"):
+        engine.load(LoadSettings(path=path, context_length=128))
+
+
+def test_a_missing_file_is_not_found(engine: LlmEngine, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="No model file") as caught:
+        engine.load(LoadSettings(path=tmp_path / "gone.gguf"))
+    assert caught.value.kind == "not-found"
+
+
+def test_generating_before_loading_says_so() -> None:
+    with pytest.raises(EngineError, match="No model is loaded"):
+        LlmEngine().generate_from_prompt("x", Sampling())
+
+
+def _main_without_llama_cpp(connection: Connection) -> None:
+    sys.modules["llama_cpp"] = None  # type: ignore[assignment]  # makes `import` fail
+    llama_worker.main(connection)
+
+
+def test_a_missing_runtime_says_how_to_install_it() -> None:
+    engine = LlmEngine()
+    engine._process = EngineProcess(_main_without_llama_cpp, name="the LLM engine")
+    try:
+        with pytest.raises(EngineUnavailableError, match=r"modeldeck\[llm\]"):
+            engine.capabilities()
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("exitcode", "text"),
+    [
+        (-9, "signal 9 (SIGKILL, killed — often out of memory)"),
+        (-11, "signal 11 (SIGSEGV, a crash in native code)"),
+        (1, "exit code 1"),
+        (0, "it exited"),
+        (None, "it did not exit"),
+    ],
+)
+def test_exits_are_described_for_a_person(exitcode: int | None, text: str) -> None:
+    assert describe_exit(exitcode) == text
