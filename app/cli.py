@@ -69,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
 
     # Both modules keep their heavy imports inside `run`: this parser is built at every start.
-    from app.commands import chat, library, pull
+    from app.commands import chat, image, library, pull, serve
 
     pull.register(commands, parents=[common])
     library.register(commands)
     chat.register(commands, parents=[common])
+    serve.register(commands, parents=[common])
+    image.register(commands)
     return parser
 
 
@@ -108,6 +110,14 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             from app.commands import chat
 
             return chat.run(core, args, out)
+        if args.command == "serve":
+            from app.commands import serve
+
+            return serve.run(core, args, out)
+        if args.command == "image":
+            from app.commands import image
+
+            return image.run(core, args, out)
         if args.command in ("list", "import", "rm"):
             from app.commands import library
 

@@ -6,9 +6,17 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import (
+    QEvent,
+    QMessageLogContext,
+    QObject,
+    QTimer,
+    QtMsgType,
+    qInstallMessageHandler,
+)
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -21,18 +29,28 @@ RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 STARTUP_PROBE_ENV = "MODELDECK_STARTUP_PROBE"
 
 
+# Platform plugins that draw without a window system, so they need no DISPLAY.
+_HEADLESS_PLATFORMS = frozenset(
+    ("offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
+)
+
+
 def display_problem() -> str | None:
-    """Why no window can open here, or None. Catches the common headless case early."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY")
-        or os.environ.get("WAYLAND_DISPLAY")
-        or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        return (
-            "no display found (DISPLAY and WAYLAND_DISPLAY are unset). Start ModelDeck from a "
-            "desktop session, or use the command line: modeldeck --help"
-        )
-    return None
+    """Why no window can open here, or None. Catches the common headless case early: without
+    this, Qt aborts with a plugin error and a core dump that tell a person nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    # "offscreen", "vnc:size=800x600", "wayland;xcb": the first plugin Qt would try.
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    if platform in _HEADLESS_PLATFORMS:
+        return None
+    return (
+        "no display found (DISPLAY and WAYLAND_DISPLAY are unset). ModelDeck needs a display: "
+        "start it from a desktop session or set DISPLAY. Without one, `modeldeck --self-test` "
+        "checks this install and `modeldeck --help` lists the command-line commands."
+    )
 
 
 def create_application(argv: list[str]) -> QApplication:
@@ -83,8 +101,12 @@ def open_main_window(core: Core) -> MainWindow:
     return window
 
 
-def run_gui(*, endpoint_override: str | None = None) -> int:
-    """Open the main window and run until it closes; returns the exit status."""
+def run_gui(*, endpoint_override: str | None = None, open_paths: Sequence[Path] = ()) -> int:
+    """Open the main window and run until it closes; returns the exit status.
+
+    `open_paths` (files the desktop asked ModelDeck to open) are imported into the Library,
+    as if dropped on the window.
+    """
     problem = display_problem()
     if problem:
         sys.stderr.write(f"modeldeck: {problem}\n")
@@ -100,7 +122,96 @@ def run_gui(*, endpoint_override: str | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     loop.call_soon(window.start_background_work)
+    if open_paths:
+        loop.call_soon(_import_paths, window, list(open_paths))
     app.aboutToQuit.connect(core.close)
     with loop:
         loop.run_forever()
     return 0
+
+
+def _import_paths(window: MainWindow, paths: list[Path]) -> None:
+    window.show_page(window.library)
+    window.library.import_paths(paths)
+
+
+# -- modeldeck --self-test ------------------------------------------------------------------
+
+
+def run_self_test() -> int:
+    """`modeldeck --self-test`: the core's checks plus the main window, offscreen.
+
+    Runs without a display (it sets QT_QPA_PLATFORM=offscreen itself) and in a throwaway
+    data folder; see `app.selftest`.
+    """
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    qInstallMessageHandler(_quiet_offscreen_messages)
+    from app import selftest
+
+    return selftest.run_self_test(ui_checks=[selftest.Check("main window", _check_main_window)])
+
+
+def _quiet_offscreen_messages(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    # The offscreen plugin says this about every top-level window; anything else is news.
+    if "propagateSizeHints" not in message:
+        sys.stderr.write(f"{message}\n")
+
+
+class _PaintCounter(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paints = 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.paints += 1
+        return False
+
+
+def _check_main_window(folder: Path) -> str:
+    """A first run's window: it paints, and its Library scans (empty) and says what to do."""
+    import asyncio
+
+    import qasync
+
+    app = create_application([sys.argv[0]])
+    core = Core.open()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        window = MainWindow(core)
+        counter = _PaintCounter()
+        window.installEventFilter(counter)
+        window.show()
+        models, status = loop.run_until_complete(
+            asyncio.wait_for(_first_library_scan(window), 30.0)
+        )
+        if not counter.paints:
+            raise RuntimeError("the main window never painted")
+        if models == 0 and "Discover" not in status:
+            raise RuntimeError(f"the empty Library does not say how to get a model: {status!r}")
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+        core.close()
+    found = "no models and says how to get one" if models == 0 else f"{models} models"
+    return f"painted offscreen; the Library found {found}"
+
+
+async def _first_library_scan(window: MainWindow) -> tuple[int, str]:
+    """Show the Library (built, and scanning, on first use); its model count and message."""
+    import asyncio
+
+    scanned: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    library = window.library
+
+    def finished(count: int) -> None:
+        if not scanned.done():
+            scanned.set_result(count)
+
+    library.scanned.connect(finished)
+    window.show_page(library)
+    return await scanned, library.status.text()

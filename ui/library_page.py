@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QObject,
+    QPoint,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPushButton,
     QTableView,
@@ -38,6 +40,11 @@ if TYPE_CHECKING:
     from app.library import DeletePlan, ImportResult, LibraryEntry
 
 MISSING_COLOUR = QColor("#9e9e9e")
+# What an empty Library (a first run) says: where models come from.
+NO_MODELS_YET = (
+    "No models yet. Find one in Discover and download it, or import a .gguf or .safetensors "
+    "file or a model folder you already have: drop it here or use Import… (Ctrl+I)."
+)
 
 
 def _where(entry: LibraryEntry) -> str:
@@ -87,6 +94,15 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
         return None
 
 
+def _chat_path(entry: LibraryEntry | None) -> Path | None:
+    """Where a GGUF language model can be loaded from, for "Chat with this" (else None)."""
+    from app.library.sniff import ModelKind
+
+    if entry is None or entry.kind is not ModelKind.LLM_GGUF:
+        return None
+    return next((place.path for place in entry.locations if place.present), None)
+
+
 def describe_plan(plan: DeletePlan) -> str:
     """What a delete plan will do, for the confirmation dialog."""
     lines = [f"Delete {plan.name}? This frees {format_bytes(plan.bytes_freed)}.", ""]
@@ -103,6 +119,7 @@ class LibraryPage(QWidget):
 
     scanned = Signal(int)  # number of entries, after each scan
     imported = Signal(int, int)  # imported, rejected — after an import
+    chatRequested = Signal(object)  # the Path of a GGUF model to open in Chat
 
     def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -114,6 +131,9 @@ class LibraryPage(QWidget):
         self.folder_button = QPushButton("Add folder…")
         self.refresh_button = QPushButton("Refresh")
         self.delete_button = QPushButton("Delete…")
+        self.chat_button = QPushButton("Chat with this")
+        self.chat_button.setToolTip("Open the selected GGUF model in Chat")
+        self.chat_button.setEnabled(False)
         self.status = QLabel("Drop .gguf or .safetensors files, or model folders, to import them.")
         self.status.setWordWrap(True)
 
@@ -138,6 +158,7 @@ class LibraryPage(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.filter, 1)
         for button in (
+            self.chat_button,
             self.import_button,
             self.folder_button,
             self.refresh_button,
@@ -155,10 +176,37 @@ class LibraryPage(QWidget):
         self.folder_button.clicked.connect(self.choose_folder)
         self.refresh_button.clicked.connect(self.refresh)
         self.delete_button.clicked.connect(self._delete_clicked)
+        self.chat_button.clicked.connect(self.chat_with_selected)
+        self.chat_action = QAction("Chat with this", self.view)
+        self.chat_action.triggered.connect(self.chat_with_selected)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.view.doubleClicked.connect(lambda _index: self.chat_with_selected())
 
     def selected_entry(self) -> LibraryEntry | None:
         index = self.proxy.mapToSource(self.view.currentIndex())
         return self.model.item(index.row()) if index.isValid() else None
+
+    def chat_with_selected(self) -> None:
+        """Open the selected GGUF model in Chat (nothing for other kinds)."""
+        path = _chat_path(self.selected_entry())
+        if path is not None:
+            self.chatRequested.emit(path)
+
+    def _selection_changed(self) -> None:
+        self.chat_button.setEnabled(_chat_path(self.selected_entry()) is not None)
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.view.indexAt(position)
+        if not index.isValid():
+            return
+        self.view.selectRow(index.row())
+        if _chat_path(self.selected_entry()) is None:
+            return
+        menu = QMenu(self.view)
+        menu.addAction(self.chat_action)
+        menu.popup(self.view.viewport().mapToGlobal(position))
 
     def refresh(self) -> None:
         """Scan again (on a worker thread)."""
@@ -180,7 +228,10 @@ class LibraryPage(QWidget):
         total = sum(entry.size for entry in entries)
         missing = sum(1 for entry in entries if not entry.present)
         gone = f"; {missing} on drives not present now" if missing else ""
-        self._say(f"{len(entries)} models, {format_bytes(total)}{gone}.")
+        if entries:
+            self._say(f"{len(entries)} models, {format_bytes(total)}{gone}.")
+        else:
+            self._say(NO_MODELS_YET)
         self.scanned.emit(len(entries))
 
     async def _import(self, paths: list[Path]) -> None:

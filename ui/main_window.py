@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -25,13 +25,14 @@ from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:
     from app.downloads import DownloadPlan
+    from ui.chat.page import ChatPage
     from ui.downloads_page import DownloadsPage
     from ui.library_page import LibraryPage
     from ui.settings_page import SettingsPage
 
 PageT = TypeVar("PageT", bound=QWidget)
-DISCOVER, LIBRARY, DOWNLOADS, SETTINGS = 0, 1, 2, 3
-TITLES = ("Discover", "Library", "Downloads", "Settings")
+DISCOVER, LIBRARY, CHAT, DOWNLOADS, SETTINGS = 0, 1, 2, 3, 4
+TITLES = ("Discover", "Library", "Chat", "Downloads", "Settings")
 
 
 def dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
@@ -82,6 +83,9 @@ class MainWindow(QMainWindow):
         self._show_endpoint()
 
         self.discover.details.downloadRequested.connect(self.download)
+        self.discover.details.chatRequested.connect(self.chat_with)
+        # A lambda, not the bound method: saving settings replaces `core.settings`.
+        self.discover.details.cache_dir = lambda: self._core.settings.resolved_cache_dir()  # noqa: PLW0108
         self._build_menus()
         for keys in (QKeySequence("Ctrl+K"), QKeySequence(QKeySequence.StandardKey.Find)):
             shortcut = QShortcut(keys, self)
@@ -117,6 +121,18 @@ class MainWindow(QMainWindow):
 
         page = self._page(LIBRARY, library_page.LibraryPage)
         return page
+
+    @property
+    def chat(self) -> ChatPage:
+        """The Chat page (built on first use)."""
+        from ui.chat import page as chat_page
+
+        return self._page(CHAT, chat_page.ChatPage)
+
+    def chat_with(self, path: Path) -> None:
+        """Go to Chat with the GGUF at `path` picked (Load there loads it)."""
+        self.show_page(self.chat)
+        self.chat.pick_model(path)
 
     @property
     def downloads(self) -> DownloadsPage:
@@ -159,12 +175,15 @@ class MainWindow(QMainWindow):
         elif row == DOWNLOADS:
             page.completed.connect(self._download_completed)  # type: ignore[attr-defined]
         elif row == LIBRARY:
+            page.chatRequested.connect(self.chat_with)  # type: ignore[attr-defined]
             page.refresh()  # type: ignore[attr-defined]
 
     def _show_row(self, row: int) -> None:
         # The page properties build a page on first use.
         if row == LIBRARY:
             self.library  # noqa: B018
+        elif row == CHAT:
+            self.chat  # noqa: B018
         elif row == DOWNLOADS:
             self.downloads  # noqa: B018
         elif row == SETTINGS:
@@ -185,6 +204,11 @@ class MainWindow(QMainWindow):
         """Queue a download asked for in Discover, and say so in the status bar."""
         self.downloads.enqueue(plan)
         self.statusBar().showMessage(f"Queued {plan.repo_id} · {plan.label} — see Downloads", 8000)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if CHAT in self._built:  # a reply still streaming stops, and is stored as stopped
+            self.chat.shutdown()
+        super().closeEvent(event)
 
     # -- drag and drop ------------------------------------------------------------------
 
@@ -215,6 +239,7 @@ class MainWindow(QMainWindow):
     def _download_completed(self) -> None:
         if LIBRARY in self._built:  # a library already on screen lists the new model
             self.library.refresh()
+        self.discover.details.downloads_changed()  # its Files tab may offer Chat now
 
     def _show_endpoint(self) -> None:
         self.endpoint_label.setText(f"Hub: {self._core.endpoint}")

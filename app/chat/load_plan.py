@@ -86,6 +86,12 @@ def plan_load(
     backend = choose_backend(engine, machine)
     if backend.note:
         notes.append(backend.note)
+    if gpu_layers and not backend.offload:
+        notes.append(
+            f"{gpu_layers} GPU layers were asked for, but this llama.cpp has no GPU to use; "
+            "loading on the CPU."
+        )
+        gpu_layers = 0
     memory = memory_with_devices(machine, engine)
     estimate: LoadEstimate | None = None
     if shape is not None:

@@ -55,10 +55,12 @@ MAX_TEMPLATE_CHARS = 256_000
 # The largest number a template may hand a filter or function as a count or a width: the same
 # bound the sandbox puts on range().
 _MAX_COUNT = MAX_RANGE
-# Big integers are a way to burn time in one C call (10 ** 10 ** 9); no template needs them.
+# Big integers are a way to burn time in one C call (10 ** (10 ** 9)); no template needs them.
 _MAX_INT_BITS = 4096
 # tojson's indent: templates use 2 or 4; deep nesting multiplies it.
 _MAX_JSON_INDENT = 16
+# A failure's reason goes into a note; the template chooses the text of raise_exception().
+_MAX_REASON_CHARS = 200
 # What Jinja names the code it compiles from a string.
 _TEMPLATE_FILENAME = "<template>"
 _DIGIT_RUN = re.compile(r"\d+")
@@ -163,13 +165,15 @@ def _make_tracer(deadline: float) -> Callable[[FrameType, str, Any], Any]:
 def _describe(exc: Exception) -> str:
     """Why a template failed, in a short phrase that fits in parentheses."""
     if isinstance(exc, TemplateSyntaxError):
-        return f"syntax error on line {exc.lineno}: {exc.message}"
-    if isinstance(exc, SecurityError):
-        return f"the sandbox refused it: {exc}"
-    if type(exc) is TemplateError:  # raise_exception() in the template
-        return f"it raised an error: {exc}"
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 200 else text[:199] + "…"
+        text = f"syntax error on line {exc.lineno}: {exc.message}"
+    elif isinstance(exc, SecurityError):
+        text = f"the sandbox refused it: {exc}"
+    elif type(exc) is TemplateError:  # raise_exception() in the template
+        text = f"it raised an error: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = text.rstrip(". ")
+    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 1] + "…"
 
 
 # -- size checks --------------------------------------------------------------------------

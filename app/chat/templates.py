@@ -25,8 +25,11 @@ from app.chat.template_sandbox import render_sandboxed
 from app.errors import ChatTemplateError
 
 __all__ = [
+    "CUSTOM_TEMPLATE_NAME",
     "DEFAULT_FORMAT",
     "FALLBACK_FORMATS",
+    "MODEL_TEMPLATE_NAME",
+    "RENDER_TIME_LIMIT_S",
     "RenderedPrompt",
     "TemplateSource",
     "fallback_for",

@@ -10,10 +10,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from app.chat.load_plan import LoadPlan
+    from app.chat.model_choice import ChosenModel
+    from app.chat.sampling import Sampling
     from app.core import Core
+    from app.engines.llm import LlmEngine, LoadedModel
 
 EXIT_OK, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -44,17 +49,12 @@ def register(
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
-def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:  # noqa: PLR0915
+def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Answer `args.prompt` with the chosen model; returns the exit status."""
-    from app.chat.llama_command import llama_cli_command
-    from app.chat.load_plan import plan_load
-    from app.chat.model_choice import ModelChoiceError, choose_gguf
+    from app.chat.model_choice import ModelChoiceError
     from app.chat.sampling import Sampling
-    from app.engines.llm import LlmEngine, result_data
-    from app.engines.offload import KvCacheType
-    from app.engines.protocol import EventKind
+    from app.engines.llm import LlmEngine
     from app.errors import AppError
-    from app.hardware import read_machine_memory
 
     err = sys.stderr
     if not args.prompt.strip():
@@ -66,41 +66,10 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int: 
     except ValueError as exc:
         return _fail(err, str(exc), 2)
     engine = LlmEngine()
-    handle = None
     try:
-        model = choose_gguf(args.model, core.library)
-        plan = plan_load(
-            model.path,
-            context_length=args.ctx,
-            gpu_layers=args.gpu_layers,
-            threads=args.threads,
-            kv_cache_type=KvCacheType.F16,
-            flash_attention=False,
-            capabilities=engine.capabilities(),
-            machine=read_machine_memory(),
-        )
-        for note in plan.notes:
-            print(f"note: {note}", file=err)
-        loaded = engine.load(plan.settings)
-        messages = [{"role": "user", "content": args.prompt}]
-        if args.system:
-            messages.insert(0, {"role": "system", "content": args.system})
-        prompt = engine.render(messages)
-        if prompt.note:
-            print(f"note: {prompt.note}", file=err)
-        handle = engine.generate(messages, sampling)
-        parts: list[str] = []
-        for event in handle.events():
-            if event.kind is EventKind.CHUNK:
-                text = str(event.data["text"])
-                parts.append(text)
-                if not args.json:
-                    out.write(text)
-                    out.flush()
-        stats = dict(result_data(handle.wait()))
+        loaded = load_model(core, engine, args, err=err)
+        return _answer(engine, loaded, args, sampling, out=out, err=err)
     except KeyboardInterrupt:
-        if handle is not None:
-            handle.cancel()
         return _fail(err, "stopped", EXIT_INTERRUPTED)
     except ModelChoiceError as exc:
         return _fail(err, str(exc), EXIT_NOT_FOUND)
@@ -108,24 +77,98 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int: 
         return _fail(err, str(exc), EXIT_ERROR)
     finally:
         engine.close()
-    text = "".join(parts)
-    command = llama_cli_command(
-        plan.settings, sampling, prompt.text, seed=int(stats.get("seed", 0))
+
+
+@dataclass(frozen=True)
+class LoadedForCommand:
+    model: ChosenModel
+    plan: LoadPlan
+    loaded: LoadedModel
+
+
+def load_model(
+    core: Core, engine: LlmEngine, args: argparse.Namespace, *, err: TextIO
+) -> LoadedForCommand:
+    """Choose `args.model`, plan the load (`--ctx`, `--gpu-layers`, `--threads`), print the
+    plan's notes on `err`, and load it. Shared by `chat` and `serve`.
+
+    Raises:
+        ModelChoiceError, ModelTooLargeError, EngineError: as a one-line AppError.
+    """
+    from app.chat.load_plan import plan_load
+    from app.chat.model_choice import choose_gguf
+    from app.engines.offload import KvCacheType
+    from app.hardware import read_machine_memory
+
+    model = choose_gguf(args.model, core.library)
+    plan = plan_load(
+        model.path,
+        context_length=args.ctx,
+        gpu_layers=args.gpu_layers,
+        threads=args.threads,
+        kv_cache_type=KvCacheType.F16,
+        flash_attention=False,
+        capabilities=engine.capabilities(),
+        machine=read_machine_memory(),
     )
-    if args.json:
-        document = {
-            "text": text,
-            "model": {"path": str(model.path), "name": model.name, "sha256": model.sha256},
-            "stats": stats,
-            "load": {**plan.settings.to_args(), "placement": loaded.placement},
-            "template": prompt.format_name,
-            "notes": [*plan.notes, *([prompt.note] if prompt.note else [])],
-            "llama_cpp_command": command,
-        }
-        out.write(json.dumps(document, ensure_ascii=False) + "\n")
-    else:
+    for note in plan.notes:
+        print(f"note: {note}", file=err)
+    return LoadedForCommand(model, plan, engine.load(plan.settings))
+
+
+def _answer(
+    engine: LlmEngine,
+    loaded: LoadedForCommand,
+    args: argparse.Namespace,
+    sampling: Sampling,
+    *,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    from app.chat.llama_command import llama_cli_command
+    from app.engines.llm import result_data
+    from app.engines.protocol import EventKind
+
+    messages = [{"role": "user", "content": args.prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    prompt = engine.render(messages)
+    if prompt.note:
+        print(f"note: {prompt.note}", file=err)
+    handle = engine.generate(messages, sampling)
+    parts: list[str] = []
+    try:
+        for event in handle.events():
+            if event.kind is EventKind.CHUNK:
+                parts.append(str(event.data["text"]))
+                if not args.json:
+                    out.write(parts[-1])
+                    out.flush()
+    except KeyboardInterrupt:
+        handle.cancel()
+        raise
+    stats = dict(result_data(handle.wait()))
+    if not args.json:
         out.write("\n")
         print(_stats_line(stats), file=err)
+        return EXIT_OK
+    settings = loaded.plan.settings
+    document = {
+        "text": "".join(parts),
+        "model": {
+            "path": str(loaded.model.path),
+            "name": loaded.model.name,
+            "sha256": loaded.model.sha256,
+        },
+        "stats": stats,
+        "load": {**settings.to_args(), "placement": loaded.loaded.placement},
+        "template": prompt.format_name,
+        "notes": [*loaded.plan.notes, *([prompt.note] if prompt.note else [])],
+        "llama_cpp_command": llama_cli_command(
+            settings, sampling, prompt.text, seed=int(stats.get("seed", 0))
+        ),
+    }
+    out.write(json.dumps(document, ensure_ascii=False) + "\n")
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,7 @@ class LlamaWorker:
 
     def tokenize(self, context: RequestContext) -> dict[str, Any]:
         model = self._require_model()
-        tokens = self._tokens(model, str(context.request.args["text"]))
+        tokens = self._tokens(model, str(context.request.args["text"]), [])
         return {"count": len(tokens)}
 
     def generate(self, context: RequestContext) -> dict[str, Any]:
@@ -169,7 +169,7 @@ class LlamaWorker:
         seed = sampling.get("seed")
         if seed is None:
             seed = random.randrange(2**31)
-        tokens = self._tokens(model, str(args["prompt"]))
+        tokens = self._tokens(model, str(args["prompt"]), args.get("literal_spans", ()))
         max_tokens = int(sampling.get("max_tokens", 512))
         room = model.n_ctx() - len(tokens)
         if room < 1:
@@ -250,13 +250,36 @@ class LlamaWorker:
         return self._model
 
     @staticmethod
-    def _tokens(model: Any, text: str) -> list[int]:
-        tokens: list[int] = model.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    def _tokens(model: Any, text: str, literal_spans: Sequence[Sequence[int]]) -> list[int]:
+        """The prompt's tokens: the template's special tokens parsed, a person's text not.
+
+        Only spans whose text would parse into control tokens are tokenized apart (as plain
+        text); everything else is tokenized in one piece, exactly as llama.cpp would.
+        """
+        pieces: list[tuple[str, bool]] = []  # (text, parse special tokens)
+        cursor = 0
+        for start, end in literal_spans:
+            literal = text[start:end]
+            if _has_special_tokens(model, literal):
+                pieces += [(text[cursor:start], True), (literal, False)]
+                cursor = end
+        pieces.append((text[cursor:], True))
+        tokens: list[int] = []
+        for index, (piece, special) in enumerate(pieces):
+            if piece:
+                tokens += model.tokenize(piece.encode("utf-8"), add_bos=index == 0, special=special)
         bos = model.token_bos()
         # Templates that write the BOS token themselves would otherwise get it twice.
         if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
             tokens = tokens[1:]
         return tokens
+
+
+def _has_special_tokens(model: Any, text: str) -> bool:
+    data = text.encode("utf-8")
+    parsed: list[int] = model.tokenize(data, add_bos=False, special=True)
+    plain: list[int] = model.tokenize(data, add_bos=False, special=False)
+    return parsed != plain
 
 
 def _token_text(model: Any, token: int) -> str:
@@ -310,7 +333,8 @@ def _devices(lib: Any) -> list[dict[str, Any]]:
     devices: list[dict[str, Any]] = []
     for index in range(native.ggml_backend_dev_count()):
         device = native.ggml_backend_dev_get(index)
-        if native.ggml_backend_dev_type(device) not in _GPU_DEVICE_TYPES:
+        device_type = native.ggml_backend_dev_type(device)
+        if device_type not in _GPU_DEVICE_TYPES:
             continue
         free, total = size_t(), size_t()
         native.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
@@ -322,6 +346,7 @@ def _devices(lib: Any) -> list[dict[str, Any]]:
                     errors="replace"
                 ),
                 "backend": (backend or b"").decode(errors="replace"),
+                "type": device_type,  # 2: an integrated GPU, sharing RAM
                 "free_bytes": free.value,
                 "total_bytes": total.value,
             }

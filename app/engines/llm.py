@@ -177,12 +177,27 @@ class LlmEngine:
         """Start a reply; its CHUNK events carry text, its RESULT the reply's statistics."""
         prompt = self.render(messages)
         stops = tuple(dict.fromkeys((*sampling.stop, *prompt.stop)))
-        return self.generate_from_prompt(prompt.text, replace(sampling, stop=stops))
+        spans = literal_spans(prompt.text, [m.get("content", "") for m in messages])
+        return self.generate_from_prompt(
+            prompt.text, replace(sampling, stop=stops), literal_spans=spans
+        )
 
-    def generate_from_prompt(self, prompt: str, sampling: Sampling) -> RequestHandle:
-        """Start a completion of a raw prompt (no template)."""
+    def generate_from_prompt(
+        self,
+        prompt: str,
+        sampling: Sampling,
+        *,
+        literal_spans: Sequence[tuple[int, int]] = (),
+    ) -> RequestHandle:
+        """Start a completion of a raw prompt (no template).
+
+        `literal_spans` are (start, end) ranges of `prompt` that are plain text a person
+        wrote: special-token text inside them ("<|im_end|>") stays text, so a message cannot
+        end its own turn or forge another.
+        """
         self._ensure_alive()
-        return self._process.submit(Op.GENERATE, {"prompt": prompt, "sampling": sampling.to_dict()})
+        args = {"prompt": prompt, "sampling": sampling.to_dict(), "literal_spans": literal_spans}
+        return self._process.submit(Op.GENERATE, args)
 
     def unload(self) -> None:
         with self._lock:
@@ -208,6 +223,21 @@ class LlmEngine:
         loaded = self._require_loaded()
         if not self._process.alive or self._process.pid != self._loaded_in:
             self.load(loaded.settings)
+
+
+def literal_spans(prompt: str, contents: Sequence[str]) -> list[tuple[int, int]]:
+    """Where each message's text sits in the rendered prompt, in order (texts a template
+    changed are not found, and are left out)."""
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for content in contents:
+        if not content:
+            continue
+        start = prompt.find(content, cursor)
+        if start >= 0:
+            spans.append((start, start + len(content)))
+            cursor = start + len(content)
+    return spans
 
 
 def result_data(event: Event) -> Mapping[str, Any]:

@@ -17,6 +17,7 @@ request is made (it costs most of a second), so the GUI starts without it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -142,8 +143,9 @@ class RemoteEngine:
     def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
         """Start a reply on a worker thread and return its handle at once.
 
-        CHUNK events carry {"text"}; the terminal event is RESULT (the `ReplyStats` fields,
-        plus `estimated`: True when the server sent no token counts and they were guessed),
+        CHUNK events carry {"text"}; the terminal event is RESULT (the `ReplyStats` fields, the
+        model's name, and `estimated`: True when the server sent no token counts, so the
+        generated count is the number of streamed chunks and the prompt's is 0),
         CANCELLED, or ERROR ({"kind", "message"}; kinds: "unreachable", "timeout", "auth",
         "not-found", "rejected", "rate-limited", "server-error", "bad-response",
         "disconnected", "internal").
@@ -177,7 +179,9 @@ class RemoteEngine:
                 "/models", cast_to=object, options={"timeout": timeout or self.timeout}
             )
         except Exception as error:
-            kind, message = describe_failure(error, self.endpoint, what="the model list")
+            kind, message = _describe_failure(
+                error, self.endpoint, timeout=timeout or self.timeout, what="the model list"
+            )
             raise EngineError(message, kind=kind) from None
         models = _model_ids(answer)
         if models is None:
@@ -261,11 +265,6 @@ class _RemoteReply:
     def start(self) -> None:
         self._thread.start()
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker thread; True once it has ended (tests)."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
     # -- events, from either thread ------------------------------------------------------
 
     def _emit(self, kind: EventKind, data: Mapping[str, Any]) -> None:
@@ -299,7 +298,7 @@ class _RemoteReply:
             stream = self._open()
         except Exception as error:
             if not self._cancelled.is_set():
-                self._fail(*describe_failure(error, self._engine.endpoint))
+                self._fail(*self._describe(error))
             return
         with self._lock:
             self._stream = stream
@@ -312,22 +311,25 @@ class _RemoteReply:
                 for chunk in stream:
                     if self._cancelled.is_set():
                         return
-                    text = tally.add(chunk)
-                    if text is None:
-                        continue
-                    if tally.pending_since_flush(text):
+                    if tally.add(chunk) and tally.due():
                         self._emit(EventKind.CHUNK, {"text": tally.take()})
         except Exception as error:
             if self._cancelled.is_set():
                 return
             self._flush(tally)
+            where = self._engine.endpoint.base_url
             if isinstance(error, _MalformedChunk):
                 self._fail("bad-response", self._not_openai(str(error)))
+            elif tally.chunks and _is_timeout(error):
+                self._fail(
+                    "timeout",
+                    f"{where} stopped sending the reply for {self._engine.timeout:g} s"
+                    " — the server may be overloaded; try again, or allow it more time.",
+                )
             elif tally.chunks and _is_connection_error(error):
-                where = self._engine.endpoint.base_url
                 self._fail("disconnected", f"The connection to {where} broke mid-reply.")
             else:
-                self._fail(*describe_failure(error, self._engine.endpoint))
+                self._fail(*self._describe(error))
             return
         if self._cancelled.is_set():
             return
@@ -335,7 +337,8 @@ class _RemoteReply:
         if not tally.chunks:
             self._fail("bad-response", self._not_openai("no streamed reply came"))
             return
-        self._emit(EventKind.RESULT, tally.stats(time.monotonic()))
+        stats = tally.stats(time.monotonic())
+        self._emit(EventKind.RESULT, {**stats, "model": self._engine.endpoint.model})
 
     def _open(self) -> Stream[ChatCompletionChunk]:
         """Send the request; if the server rejects the fields outside OpenAI's schema, send it
@@ -379,6 +382,10 @@ class _RemoteReply:
         if text:
             self._emit(EventKind.CHUNK, {"text": text})
 
+    def _describe(self, error: BaseException) -> tuple[str, str]:
+        engine = self._engine
+        return _describe_failure(error, engine.endpoint, timeout=engine.timeout)
+
     def _fail(self, kind: str, message: str) -> None:
         message = redact(message, self._engine.endpoint.api_key)
         self._emit(EventKind.ERROR, {"kind": kind, "message": message})
@@ -404,15 +411,15 @@ class _Tally:
         self.finish_reason: str | None = None
         self.usage: tuple[int, int] | None = None  # prompt, completion
 
-    def add(self, chunk: object) -> str | None:
-        """Take in one chunk; returns its text, or None when it carried none.
+    def add(self, chunk: object) -> bool:
+        """Take in one chunk; True when it carried text.
 
         Raises:
             _MalformedChunk: the chunk is not shaped like a chat completion chunk.
         """
         choices = getattr(chunk, "choices", None)
         usage = getattr(chunk, "usage", None)
-        if not isinstance(choices, list) or (not choices and usage is None):
+        if not isinstance(choices, list):
             raise _MalformedChunk("a streamed chunk has no choices")
         self.chunks += 1
         if usage is not None:
@@ -433,12 +440,12 @@ class _Tally:
             if content:
                 text = content
         if text is None:
-            return None
+            return False
         self.content_chunks += 1
         self.pending.append(text)
-        return text
+        return True
 
-    def pending_since_flush(self, text: str) -> bool:
+    def due(self) -> bool:
         """True when the pending text should go now: the first text at once, then at most
         one message per `FLUSH_INTERVAL_S`."""
         now = time.monotonic()
@@ -485,18 +492,20 @@ class _Cancelled(Exception):
 # -- failures, for a person ------------------------------------------------------------------
 
 
-def describe_failure(
-    error: BaseException, endpoint: RemoteEndpoint, *, what: str = "a reply"
+def _describe_failure(
+    error: BaseException, endpoint: RemoteEndpoint, *, timeout: float, what: str = "the answer"
 ) -> tuple[str, str]:
     """The kind and one-line message of a failed request to `endpoint` (the key redacted).
 
     Args:
         error: what the `openai` client (or its JSON decoding) raised.
         endpoint: the server that was asked.
-        what: what was asked for, in a message ("the model list").
+        timeout: the timeout the request had, in seconds (for the message).
+        what: what came back, in a message ("the model list").
     """
     from openai import (
         APIConnectionError,
+        APIResponseValidationError,
         APIStatusError,
         APITimeoutError,
         AuthenticationError,
@@ -510,8 +519,8 @@ def describe_failure(
     if isinstance(error, APITimeoutError):
         kind = "timeout"
         message = (
-            f"{where} did not answer in time — the server may be busy or overloaded;"
-            " try again, or allow it more time."
+            f"{where} did not answer within {timeout:g} s — the server may be busy or"
+            " overloaded; try again, or allow it more time."
         )
     elif isinstance(error, APIConnectionError):
         kind = "unreachable"
@@ -519,6 +528,12 @@ def describe_failure(
         reason = _connection_reason(error)
         if reason:
             message += f" ({reason})"
+    elif isinstance(error, APIResponseValidationError):
+        kind = "bad-response"
+        message = (
+            f"{where} did not answer like an OpenAI-compatible server ({what} had an"
+            " unexpected shape) — is the URL right (it usually ends in /v1)?"
+        )
     elif isinstance(error, AuthenticationError | PermissionDeniedError):
         kind = "auth"
         status = error.status_code
@@ -545,8 +560,8 @@ def describe_failure(
     elif isinstance(error, APIStatusError):
         kind = "rejected"
         detail = _server_message(error.body) or "no reason given"
-        message = f"The server at {where} refused {what} (HTTP {error.status_code}): {detail}"
-    elif _is_openai_error(error) and not isinstance(error, APIStatusError):
+        message = f"The server at {where} refused the request (HTTP {error.status_code}): {detail}"
+    elif _is_openai_error(error):
         # An error the server sent inside the stream ({"error": {...}}).
         kind = "server-error"
         detail = _server_message(getattr(error, "body", None)) or str(error)
@@ -564,6 +579,12 @@ def _is_openai_error(error: BaseException) -> bool:
     from openai import OpenAIError
 
     return isinstance(error, OpenAIError)
+
+
+def _is_timeout(error: BaseException) -> bool:
+    from openai import APITimeoutError
+
+    return isinstance(error, APITimeoutError)
 
 
 def _is_connection_error(error: BaseException) -> bool:
@@ -647,7 +668,5 @@ def _abort(stream: Stream[ChatCompletionChunk]) -> None:
     get_info: Callable[[str], object] | None = getattr(network, "get_extra_info", None)
     sock = get_info("socket") if get_info is not None else None
     if isinstance(sock, socket.socket):
-        try:
+        with contextlib.suppress(OSError):  # already closed: the thread is done with it
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed: the thread is done with it

@@ -64,7 +64,7 @@ def choose_memory_savers(
     weights_bytes: int | None = None,
     half_precision: bool = True,
 ) -> MemorySavers:
-    """The savers for generating `width`×`height` images with a model of `family`.
+    """The savers for generating `width`x`height` images with a model of `family`.
 
     Args:
         device: "cuda", "mps" or "cpu".

@@ -130,7 +130,7 @@ class ImageParams:
 
     @property
     def size(self) -> str:
-        """"512x768", as A1111 writes it."""
+        """ "512x768", as A1111 writes it."""
         return f"{self.width}x{self.height}"
 
     def with_seed(self) -> ImageParams:
@@ -199,7 +199,7 @@ class ImageParams:
 
 @dataclass(frozen=True)
 class SizePreset:
-    """A width × height a model family was trained near, with its aspect ratio's name."""
+    """A width x height a model family was trained near, with its aspect ratio's name."""
 
     label: str  # "1:1", "2:3", …
     width: int
@@ -259,7 +259,9 @@ def _check_float(name: str, value: object, low: float, high: float) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise ImageParamsError(f"{name} must be a number, not {value!r}", field=name)
     if not low <= value <= high:
-        raise ImageParamsError(f"{name} must be between {low:g} and {high:g}, not {value}", field=name)
+        raise ImageParamsError(
+            f"{name} must be between {low:g} and {high:g}, not {value}", field=name
+        )
 
 
 def _as_int(value: object, name: str) -> int:
@@ -268,7 +270,9 @@ def _as_int(value: object, name: str) -> int:
     try:
         number = float(value)
     except ValueError:
-        raise ImageParamsError(f"{name} must be a whole number, not {value!r}", field=name) from None
+        raise ImageParamsError(
+            f"{name} must be a whole number, not {value!r}", field=name
+        ) from None
     if not number.is_integer():
         raise ImageParamsError(f"{name} must be a whole number, not {value!r}", field=name)
     return int(number)

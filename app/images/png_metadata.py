@@ -1,8 +1,8 @@
 """Generation parameters inside PNG files, written and read back.
 
 Each image ModelDeck saves carries two text chunks:
-- `modeldeck`: JSON with every parameter (`ImageParams.to_json`), the sampler that ran, the
-  time it took and when it was made; `read_metadata` prefers it;
+- `modeldeck`: JSON with every parameter (`ImageParams.to_json`, less the model's local path),
+  the sampler that ran, the time it took and when it was made; `read_metadata` prefers it;
 - `parameters`: the same in the AUTOMATIC1111 text format that most image tools read
   ("prompt\\nNegative prompt: …\\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, …").
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.images.params import DEFAULT_SCHEDULER, SCHEDULERS, ImageParams, ImageParamsError
+from app.images.params import SCHEDULERS, ImageParams, ImageParamsError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -59,7 +59,10 @@ class ImageMetadata:
 
 def metadata_chunks(metadata: ImageMetadata) -> dict[str, str]:
     """The PNG text chunks for `metadata`: {"modeldeck": JSON, "parameters": A1111 text}."""
-    document: dict[str, Any] = {"format": _FORMAT, "params": metadata.params.to_json()}
+    params = metadata.params.to_json()
+    if "model" in params:  # images get shared: where the model lives here is nobody's business
+        params["model"].pop("path", None)
+    document: dict[str, Any] = {"format": _FORMAT, "params": params}
     if metadata.sampler is not None:
         document["sampler"] = metadata.sampler
     if metadata.seconds is not None:
@@ -93,7 +96,9 @@ def a1111_parameters(params: ImageParams, *, sampler: str | None = None) -> str:
         pairs.append(("Denoising strength", f"{params.strength:g}"))
     if params.batch > 1:
         pairs.append(("Batch size", params.batch))
-    lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in pairs if value is not None))
+    lines.append(
+        ", ".join(f"{key}: {_quote(str(value))}" for key, value in pairs if value is not None)
+    )
     return "\n".join(lines)
 
 

@@ -110,6 +110,23 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 6: the image gallery. The PNG files hold their parameters; this indexes them so a page of
+    # thousands is one query and no file is opened.
+    """
+    CREATE TABLE images (
+        id         INTEGER PRIMARY KEY,
+        path       TEXT NOT NULL UNIQUE,   -- absolute path of the PNG
+        thumbnail  TEXT,                   -- a small JPEG, when made
+        params     TEXT NOT NULL,          -- JSON: ImageParams, seed resolved
+        model      TEXT,                   -- the model's name, for a person
+        width      INTEGER NOT NULL,
+        height     INTEGER NOT NULL,
+        seed       INTEGER,
+        seconds    REAL,                   -- generation time
+        created_at TEXT NOT NULL           -- ISO 8601, UTC, microseconds (sorts as text)
+    );
+    CREATE INDEX images_by_creation ON images (created_at DESC, id DESC);
+    """,
 )
 
 

@@ -18,7 +18,7 @@ from ui.main_window import MainWindow
 def test_window_has_title_sidebar_and_pages(window: MainWindow, hub_server: HubServer) -> None:
     assert window.windowTitle() == "ModelDeck"
     titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
-    assert titles == ["Discover", "Library", "Downloads", "Settings"]
+    assert titles == ["Discover", "Library", "Chat", "Downloads", "Settings"]
     assert window.pages.currentWidget() is window.discover
     assert hub_server.url in window.endpoint_label.text()
 
@@ -26,13 +26,18 @@ def test_window_has_title_sidebar_and_pages(window: MainWindow, hub_server: HubS
 def test_sidebar_switches_pages_and_builds_them_on_first_use(
     qtbot: QtBot, window: MainWindow
 ) -> None:
-    assert window.pages.widget(3).__class__.__name__ == "QWidget"  # not built yet
-    window.sidebar.setCurrentRow(3)
+    titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
+    settings, downloads = titles.index("Settings"), titles.index("Downloads")
+    library, chat = titles.index("Library"), titles.index("Chat")
+    assert window.pages.widget(settings).__class__.__name__ == "QWidget"  # not built yet
+    window.sidebar.setCurrentRow(settings)
     assert window.pages.currentWidget() is window.settings
-    window.sidebar.setCurrentRow(2)
+    window.sidebar.setCurrentRow(downloads)
     assert window.pages.currentWidget() is window.downloads
-    window.sidebar.setCurrentRow(1)
+    window.sidebar.setCurrentRow(library)
     assert window.pages.currentWidget() is window.library
+    window.sidebar.setCurrentRow(chat)
+    assert window.pages.currentWidget() is window.chat
 
 
 def _app_env(tmp_path: Path, hub_server: HubServer) -> dict[str, str]:

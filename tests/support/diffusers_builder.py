@@ -2,7 +2,7 @@
 
 The shapes are those of diffusers' own tests (see TESTING.md): a 2-level UNet, a 2-level VAE
 (so latents are half the image size, not an eighth), a 5-layer CLIP text model and a CLIP
-tokenizer over the first few hundred CLIP merges. 2 steps at 64×64 take well under a second
+tokenizer over the first few hundred CLIP merges. 2 steps at 64x64 take well under a second
 on a CPU.
 
 Written three ways:
@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,51 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from app.images.engine import ImageEngine
 from app.images.single_file import clip_vocabulary
 
 MERGES = 400  # the first CLIP merges: vocabulary 512 + 400 + 2 < the text model's 1000
 SEED = 0
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    """Everything the image tests load, written once per test session."""
+
+    folder: Path  # the tiny pipeline, diffusers layout
+    config: Path  # its configs without weights
+    single_file: Path  # the same weights, original SD 1.x layout
+    nan_folder: Path  # a pipeline whose VAE outputs NaN
+    llm: Path  # a language model's safetensors
+    flux: Path  # a Flux transformer's safetensors (no single-file support)
+    pickle: Path  # a .ckpt pickle
+    not_pipeline: Path  # a folder without model_index.json
+
+
+_BUILT: dict[str, TinyModels] = {}
+_ENGINES: dict[str, ImageEngine] = {}
+
+
+def tiny_models(root: Path) -> TinyModels:
+    """Write every test model under `root` (once per process: later calls return the first)."""
+    if "models" not in _BUILT:
+        folder = build_pipeline_folder(root / "tiny-pipeline")
+        not_pipeline = root / "not-a-pipeline"
+        not_pipeline.mkdir()
+        (not_pipeline / "README.md").write_text("no model here\n")
+        pickle_path = root / "model.ckpt"
+        pickle_path.write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+        _BUILT["models"] = TinyModels(
+            folder=folder,
+            config=write_config_folder(folder, root / "tiny-config"),
+            single_file=write_single_file(folder, root / "tiny-sd1.safetensors"),
+            nan_folder=write_nan_pipeline(folder, root / "tiny-nan"),
+            llm=write_llm_safetensors(root / "llm.safetensors"),
+            flux=write_flux_safetensors(root / "flux.safetensors"),
+            pickle=pickle_path,
+            not_pipeline=not_pipeline,
+        )
+    return _BUILT["models"]
 
 
 def build_pipeline() -> StableDiffusionPipeline:
@@ -119,8 +161,10 @@ def write_single_file(pipeline_folder: Path, path: Path) -> Path:
     for key, value in pipeline.vae.state_dict().items():
         ldm_key = vae_key_to_ldm(key, blocks)
         if re.search(r"mid\.attn_1\.(q|k|v|proj_out)\.weight$", ldm_key):
-            value = value[:, :, None, None]  # the LDM VAE's attention uses 1×1 convolutions
-        tensors["first_stage_model." + ldm_key] = value
+            # the LDM VAE's attention uses 1x1 convolutions
+            tensors["first_stage_model." + ldm_key] = value[:, :, None, None]
+        else:
+            tensors["first_stage_model." + ldm_key] = value
     for key, value in pipeline.text_encoder.state_dict().items():
         if key.endswith("position_ids"):
             continue
@@ -159,6 +203,19 @@ def write_flux_safetensors(path: Path) -> Path:
     }
     save_file(tensors, str(path))
     return path
+
+
+def shared_engine(config_cache_dir: Path) -> ImageEngine:
+    """One started CPU image engine for every test module of the process (a child costs
+    seconds to start). Its child is a daemon: it ends with the test process.
+
+    One torch thread: the tiny model gains nothing from two, and on a machine busy with other
+    work two spinning threads are ten times slower."""
+    if "engine" not in _ENGINES:
+        engine = ImageEngine(config_cache_dir=config_cache_dir, device="cpu", threads=1)
+        engine.start()
+        _ENGINES["engine"] = engine
+    return _ENGINES["engine"]
 
 
 # --- diffusers → LDM key names (the inverse of diffusers' single-file conversion) -----------
@@ -206,7 +263,8 @@ def unet_key_to_ldm(key: str, layers: int, unet: Any) -> str:
     if match := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
         block = int(match[1])
         has_attention = hasattr(unet.up_blocks[block], "attentions")
-        return f"output_blocks.{(layers + 1) * block + layers}.{2 if has_attention else 1}.conv.{match[2]}"
+        position = 2 if has_attention else 1
+        return f"output_blocks.{(layers + 1) * block + layers}.{position}.conv.{match[2]}"
     raise ValueError(f"no LDM name for UNet parameter {key}")
 
 

@@ -1,174 +1,28 @@
-"""Tiny GGUF files written with the `gguf` package, for tests: the 2-block llama of TESTING.md.
+"""Tiny GGUF files for tests: the app's own builder (`app.tiny_gguf`), which the self-test uses.
 
-`write_gguf` writes a real, loadable file (ChatML template, byte-level vocabulary); options
-leave out parts or quantize tensors so tests can build the cases they need.
+One writer for both, so the file `modeldeck --self-test` loads is the one the tests prove.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
-from gguf.quants import quantize
-
-CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+from app.tiny_gguf import (
+    CHATML,
+    IM_END,
+    SCRIPTED_REPLY,
+    VOCAB,
+    scripted_tensors,
+    tiny_llama_tensors,
+    write_gguf,
+    write_scripted_gguf,
 )
 
-
-def _byte_level_alphabet() -> list[str]:
-    """GPT-2's bytes-to-unicode map: the text of each of the 256 byte tokens, in byte order."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
-    shifted = iter(range(256, 512))
-    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
-
-
-VOCAB = [*_byte_level_alphabet(), "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
-IM_END = VOCAB.index("<|im_end|>")
-SCRIPTED_REPLY = "Quick fox."  # every byte once, so a bigram map can spell it
-
-
-def tiny_llama_tensors(
-    *, blocks: range = range(2), block_count: int = 2, embed: int = 64, ff: int = 128
-) -> dict[str, np.ndarray[Any, Any]]:
-    """The tensors of a 2-block llama: embedding 64, feed-forward 128, numpy (out, in).
-
-    `blocks` is the part of the model's `block_count` blocks to write (a split file's part
-    holds some); the output layer comes with the last block. `embed` and `ff` make bigger
-    models, for benchmarks.
-    """
-    rng = np.random.default_rng(0)
-    vocab = len(VOCAB)
-
-    def weight(rows: int, cols: int) -> np.ndarray[Any, Any]:
-        return rng.standard_normal((rows, cols)).astype(np.float16)
-
-    tensors: dict[str, np.ndarray[Any, Any]] = {}
-    if blocks.start == 0:
-        tensors["token_embd.weight"] = weight(vocab, embed)
-    for n in blocks:
-        tensors[f"blk.{n}.attn_norm.weight"] = np.ones(embed, dtype=np.float32)
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            tensors[f"blk.{n}.{name}.weight"] = weight(embed, embed)
-        tensors[f"blk.{n}.ffn_norm.weight"] = np.ones(embed, dtype=np.float32)
-        tensors[f"blk.{n}.ffn_gate.weight"] = weight(ff, embed)
-        tensors[f"blk.{n}.ffn_up.weight"] = weight(ff, embed)
-        tensors[f"blk.{n}.ffn_down.weight"] = weight(embed, ff)
-    if blocks.stop == block_count:
-        tensors["output_norm.weight"] = np.ones(embed, dtype=np.float32)
-        tensors["output.weight"] = weight(vocab, embed)
-    return tensors
-
-
-def scripted_tensors(
-    reply: str = SCRIPTED_REPLY,
-    *,
-    endless: bool = False,
-    embed: int = 64,
-    ff: int = 128,
-    block_count: int = 2,
-) -> dict[str, np.ndarray[Any, Any]]:
-    """Weights of a model that answers every ChatML prompt with `reply`, then `<|im_end|>`.
-
-    Attention and feed-forward outputs are zero, so the residual stream is the last token's
-    embedding and the model is a bigram table: "\n" (the end of "<|im_start|>assistant\n")
-    leads to the reply's first byte, each byte to the next, the last to `<|im_end|>`, and every
-    other token to `<|im_end|>`. The margins are large, so any sampling settings give the
-    same text. `reply` must not repeat a byte and must fit in 63 bytes. An `endless` model
-    repeats the reply until `max_tokens` or the context ends it (for cancel and speed tests).
-    """
-    chain = [ord("\n"), *reply.encode("utf-8")]
-    if len(set(chain)) != len(chain) or len(chain) > 63:
-        raise ValueError("the reply must use each byte once, at most 62 bytes")
-    tensors = tiny_llama_tensors(
-        blocks=range(block_count), block_count=block_count, embed=embed, ff=ff
-    )
-    vocab = len(VOCAB)
-    for name, array in tensors.items():
-        if name.startswith("blk.") and not name.endswith("norm.weight"):
-            tensors[name] = np.zeros_like(array)
-    embedding = np.zeros((vocab, embed), dtype=np.float16)
-    embedding[:, 0] = 1.0  # dimension 0: "not in the reply" -> <|im_end|>
-    output = np.zeros((vocab, embed), dtype=np.float16)
-    output[IM_END, 0] = 8.0
-    for slot, token in enumerate(chain, start=1):
-        embedding[token, 0] = 0.0
-        embedding[token, slot] = 1.0
-        following = chain[slot] if slot < len(chain) else chain[1] if endless else IM_END
-        output[following, slot] = 8.0  # after rms-norm the slot holds 8: logit 64 vs 0
-    tensors["token_embd.weight"] = embedding
-    tensors["output.weight"] = output
-    return tensors
-
-
-def write_scripted_gguf(
-    path: Path,
-    *,
-    reply: str = SCRIPTED_REPLY,
-    endless: bool = False,
-    embed: int = 64,
-    ff: int = 128,
-    block_count: int = 2,
-    **options: Any,
-) -> Path:
-    """A real GGUF that answers every ChatML prompt with `reply` (see `scripted_tensors`);
-    `embed`, `ff` and `block_count` make it bigger and slower, with the same answers."""
-    tensors = scripted_tensors(reply, endless=endless, embed=embed, ff=ff, block_count=block_count)
-    shape = {"embed": embed, "ff": ff, "block_count": block_count}
-    return write_gguf(path, tensors=tensors, shape=shape, **options)
-
-
-def write_gguf(
-    path: Path,
-    *,
-    name: str | None = "Tiny Llama",
-    file_type: int | None = 15,
-    chat_template: str | None = CHATML,
-    tensors: Mapping[str, np.ndarray[Any, Any]] | None = None,
-    quantized: Mapping[str, np.ndarray[Any, Any]] | None = None,
-    extra: Callable[[GGUFWriter], None] | None = None,
-    context_length: int = 512,
-    architecture: str = "llama",
-    shape: Mapping[str, int] | None = None,
-) -> Path:
-    """Write a real GGUF file; `quantized` tensors are stored as Q8_0."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = GGUFWriter(path, architecture)
-    if name is not None:
-        writer.add_name(name)
-    writer.add_context_length(context_length)
-    dims = {"embed": 64, "ff": 128, "block_count": 2, **(shape or {})}
-    writer.add_block_count(dims["block_count"])
-    writer.add_embedding_length(dims["embed"])
-    writer.add_feed_forward_length(dims["ff"])
-    writer.add_head_count(4)
-    writer.add_head_count_kv(4)
-    writer.add_rope_dimension_count(dims["embed"] // 4)
-    writer.add_layer_norm_rms_eps(1e-5)
-    if file_type is not None:
-        writer.add_file_type(file_type)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
-    writer.add_token_list(VOCAB)
-    writer.add_token_types([1] * 256 + [3, 3, 3])
-    writer.add_token_merges([f"{chr(97 + i % 26)} {chr(97 + i // 26)}" for i in range(300)])
-    writer.add_eos_token_id(257)
-    if chat_template is not None:
-        writer.add_chat_template(chat_template)
-    if extra is not None:
-        extra(writer)
-    for tensor_name, array in (tensors if tensors is not None else tiny_llama_tensors()).items():
-        writer.add_tensor(tensor_name, array)
-    for tensor_name, array in (quantized or {}).items():
-        data = quantize(array.astype(np.float32), GGMLQuantizationType.Q8_0)
-        writer.add_tensor(tensor_name, data, raw_dtype=GGMLQuantizationType.Q8_0)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+__all__ = [
+    "CHATML",
+    "IM_END",
+    "SCRIPTED_REPLY",
+    "VOCAB",
+    "scripted_tensors",
+    "tiny_llama_tensors",
+    "write_gguf",
+    "write_scripted_gguf",
+]

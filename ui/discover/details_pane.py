@@ -19,6 +19,7 @@ from ui.widgets import MessageView
 
 if TYPE_CHECKING:
     import asyncio
+    from pathlib import Path
 
     from app.hardware import MachineMemory
     from app.hub.offline import OfflineAwareHub
@@ -52,6 +53,7 @@ class DetailsPane(QWidget):
     cardShown = Signal(str)  # repo id, once the whole card is in the viewer
     failed = Signal(str)  # the message shown
     downloadRequested = Signal(object)  # a DownloadPlan, from the Files tab
+    chatRequested = Signal(object)  # the Path of a downloaded GGUF, from the Files tab
 
     def __init__(
         self,
@@ -66,6 +68,8 @@ class DetailsPane(QWidget):
         self.details: ModelDetails | None = None
         self.requested: str | None = None  # the repo shown or loading; None after a failure
         self._view: ModelView | None = None
+        # The HF cache folder, so the Files tab can offer downloaded GGUFs to Chat.
+        self.cache_dir: Callable[[], Path] | None = None
 
         self.message = MessageView()
         self.stack = QStackedWidget()
@@ -83,8 +87,15 @@ class DetailsPane(QWidget):
 
             self._view = ModelView()
             self._view.files.downloadRequested.connect(self.downloadRequested)
+            self._view.files.chatRequested.connect(self.chatRequested)
+            self._view.files.cache_dir = self.cache_dir
             self.stack.addWidget(self._view)
         return self._view
+
+    def downloads_changed(self) -> None:
+        """A download completed: the Files tab may offer the selected GGUF to Chat now."""
+        if self._view is not None:
+            self._view.files.check_downloaded()
 
     def show_placeholder(self) -> None:
         if self._task is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
@@ -21,6 +23,7 @@ from app.errors import AppError
 from app.hub.models import ModelDetails, RepoFile
 from app.units import format_bytes
 from ui.style import mark_error
+from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of startup
     from app.hardware import FitEstimate, MachineMemory
@@ -126,9 +129,11 @@ class FilesView(QWidget):
 
     "Download" fetches the selected GGUF model (every part of a split one) or file; for a
     diffusers pipeline, "Download pipeline" fetches what it needs in the chosen variant.
+    Once the selected GGUF model is in the local cache, "Chat with this" offers it to Chat.
     """
 
     downloadRequested = Signal(object)  # a DownloadPlan
+    chatRequested = Signal(object)  # the Path of a downloaded GGUF (its first part)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,16 +143,24 @@ class FilesView(QWidget):
         self.download_button.setEnabled(False)
         self.variant = QComboBox()
         self.pipeline_button = QPushButton("Download pipeline")
+        self.chat_button = QPushButton("Chat with this")
+        self.chat_button.setToolTip("Open this model in Chat")
+        self.chat_button.hide()
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.download_button)
+        buttons.addWidget(self.chat_button)
         buttons.addWidget(self.pipeline_button)
         buttons.addWidget(self.variant)
         buttons.addWidget(self.problem, 1)
         self.download_button.clicked.connect(self._download_selected)
         self.pipeline_button.clicked.connect(self._download_pipeline)
+        self.chat_button.clicked.connect(self._chat_clicked)
         self._details: ModelDetails | None = None
+        # The HF cache folder, to see whether a GGUF was downloaded (None: never offer Chat).
+        self.cache_dir: Callable[[], Path] | None = None
+        self._local_gguf: Path | None = None
         self.tree = QTreeView()
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
@@ -168,6 +181,8 @@ class FilesView(QWidget):
         self.tree.setModel(self._model)
         self.tree.selectionModel().currentChanged.connect(self._selection_changed)
         self.download_button.setEnabled(False)
+        self.chat_button.hide()
+        self._local_gguf = None
         self.problem.clear()
         layout = diffusers_layout(details.files)
         self.variant.clear()
@@ -200,6 +215,45 @@ class FilesView(QWidget):
 
     def _selection_changed(self) -> None:
         self.download_button.setEnabled(self.selected_target() is not None)
+        self.check_downloaded()
+
+    def check_downloaded(self) -> None:
+        """Offer "Chat with this" when the selected GGUF model is in the cache (after its
+        download completed, or from before); the look on disk runs on a worker."""
+        from app.hub.repo_files import GgufModel
+
+        target = self.selected_target()
+        details = self._details
+        self._local_gguf = None
+        self.chat_button.hide()
+        if (
+            not isinstance(target, GgufModel)
+            or target.is_projector
+            or details is None
+            or not details.sha
+            or self.cache_dir is None
+        ):
+            return
+        spawn(self._find_local(details, target, self.cache_dir))
+
+    async def _find_local(
+        self, details: ModelDetails, target: GgufModel, cache_dir: Callable[[], Path]
+    ) -> None:
+        from app.downloads.cache import snapshot_folder
+
+        def find() -> Path | None:
+            folder = snapshot_folder(cache_dir(), details.repo_id, details.sha or "")
+            paths = [folder / part.path for part in target.parts]
+            return paths[0] if all(path.is_file() for path in paths) else None
+
+        path = await run_blocking(find)
+        if path is not None and self.selected_target() is target:
+            self._local_gguf = path
+            self.chat_button.show()
+
+    def _chat_clicked(self) -> None:
+        if self._local_gguf is not None:
+            self.chatRequested.emit(self._local_gguf)
 
     def _download_selected(self) -> None:
         from app.downloads import plan_files, plan_gguf

@@ -1,0 +1,312 @@
+"""`modeldeck image MODEL --prompt TEXT`: generate images with a local diffusion model.
+
+    modeldeck image stable-diffusion-v1-5/stable-diffusion-v1-5 --prompt "a lighthouse at dusk"
+    modeldeck image ~/models/model.safetensors --prompt "…" --size 512x768 --seed 7
+    modeldeck image MODEL --prompt "…" --out lighthouse.png --json
+
+MODEL is a library name or entry key, a repository id in the HF cache, or a path (a diffusers
+folder, or a single SD 1.x / SD 2.x / SDXL .safetensors file). The model runs in a child
+process (torch + diffusers), offline. Without `--out`, images go to the gallery
+(`<data dir>/images/<date>/`) and show on the Images page. Each PNG carries its parameters.
+
+Progress goes to stderr; `--json` prints one object at the end:
+{"path", "paths", "seed", "seeds", "seconds", "params", "model"}.
+
+Exit status: 0 done; 1 error (the engine's message); 2 bad arguments; 3 no such model;
+130 interrupted. Failures print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import queue
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # `register` runs at every start: the rest is imported when an image is made
+    from app.core import Core
+    from app.engines.supervisor import RequestHandle
+    from app.images.engine import GeneratedImage, ImageEngine
+    from app.images.gallery import Gallery
+    from app.images.params import ImageParams, ModelRef
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_INTERRUPTED = 130
+
+_EXIT_BY_KIND = {"bad-input": EXIT_USAGE, "not-found": EXIT_NOT_FOUND}
+_CANCEL_GRACE_S = 10.0
+_SCHEDULERS = ("default", "Euler", "Euler a", "DPM++ 2M", "DDIM")  # = app.images.SCHEDULERS
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `image` to a parser's subcommands."""
+    image = subparsers.add_parser(
+        "image",
+        help="generate images with a local diffusion model",
+        description="Generate images with a diffusers folder or a single SD .safetensors "
+        "file, offline, in a child process. Each PNG carries its parameters.",
+    )
+    image.add_argument(
+        "model", metavar="MODEL", help="library name or key, repo id in the HF cache, or a path"
+    )
+    image.add_argument("--prompt", required=True, help="what to draw")
+    image.add_argument("--negative", default="", help="what to avoid")
+    image.add_argument("--steps", type=int, default=20, help="denoising steps (20)")
+    image.add_argument("--guidance", type=float, default=7.0, help="CFG scale (7)")
+    image.add_argument("--seed", type=int, help="seed (default: random, reported)")
+    image.add_argument(
+        "--size", type=_size, metavar="WxH", help="e.g. 512x768 (default: the model's own)"
+    )
+    image.add_argument("--scheduler", choices=_SCHEDULERS, default="default")
+    image.add_argument("--batch", type=int, default=1, help="images to make, seeds seed, seed+1…")
+    image.add_argument("--init-image", type=Path, metavar="PATH", help="image-to-image source")
+    image.add_argument(
+        "--strength", type=float, default=0.75, help="image-to-image: how much changes (0.75)"
+    )
+    image.add_argument("--out", type=Path, metavar="FILE", help="write the PNG here (.png)")
+    image.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best here")
+    image.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
+    image.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def run(
+    core: Core,
+    args: argparse.Namespace,
+    out: TextIO = sys.stdout,
+    *,
+    err: TextIO | None = None,
+    engine: ImageEngine | None = None,
+) -> int:
+    """Generate what `args` asks for; returns the exit status.
+
+    Args:
+        core: the opened core (library, database, HF cache setting).
+        args: parsed by a parser that `register` filled.
+        out: where `--json` and the paths of the images go.
+        err: where progress and failures go (default: `sys.stderr`).
+        engine: the image engine to use (default: a new one, stopped at the end).
+    """
+    from app.errors import AppError
+    from app.images.choice import ImageModelChoiceError, choose_diffusion_model
+    from app.images.engine import ImageEngine, ImageEngineError
+    from app.images.gallery import Gallery
+    from app.images.params import ImageParamsError
+
+    err = sys.stderr if err is None else err
+    try:
+        params = _params(args)
+    except ImageParamsError as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
+    output: Path | None = args.out.expanduser().absolute() if args.out else None
+    if output is not None and output.suffix.lower() != ".png":
+        return _fail(err, f"--out must name a .png file, not {output.name}", EXIT_USAGE)
+    try:
+        model = choose_diffusion_model(args.model, core.library)
+    except ImageModelChoiceError as exc:
+        return _fail(err, str(exc), EXIT_NOT_FOUND)
+    except AppError as exc:
+        return _fail(err, str(exc), EXIT_ERROR)
+
+    own_engine = engine is None
+    if engine is None:
+        engine = ImageEngine(
+            hf_cache_dir=core.settings.resolved_cache_dir(),
+            device=args.device,
+            threads=args.threads,
+        )
+    gallery = Gallery(core.database)
+    job = _Generation(engine, _Progress(err))
+    try:
+        job.run(model, params, explicit_size=args.size is not None, output=output, gallery=gallery)
+    except KeyboardInterrupt:
+        job.cancel()
+        return _fail(err, "interrupted", EXIT_INTERRUPTED)
+    except ImageEngineError as exc:
+        return _fail(err, exc.message, _EXIT_BY_KIND.get(exc.kind, EXIT_ERROR))
+    except (ImageParamsError, ValueError) as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
+    except (AppError, RuntimeError, TimeoutError) as exc:
+        return _fail(err, str(exc), EXIT_ERROR)
+    finally:
+        job.progress.end()
+        if own_engine:
+            engine.stop()
+
+    if output is None:
+        for image in job.images:
+            gallery.add_generated(image)
+    if args.json:
+        document = {
+            "path": str(job.images[0].path) if job.images else None,
+            "paths": [str(image.path) for image in job.images],
+            "seed": job.params.seed if job.params else None,
+            "seeds": [image.seed for image in job.images],
+            "seconds": job.seconds,
+            "params": job.params.to_json() if job.params else None,
+            "model": job.model_info,
+        }
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        for image in job.images:
+            out.write(f"{image.path}\n")
+        count = len(job.images)
+        err.write(f"{count} image{'s' if count != 1 else ''} in {job.seconds:.1f} s\n")
+    return EXIT_OK
+
+
+def _params(args: argparse.Namespace) -> ImageParams:
+    """The parameters the options ask for (the size may change to the model's own)."""
+    from app.images.params import ImageParams
+
+    width, height = args.size or (512, 512)
+    return ImageParams(
+        prompt=args.prompt,
+        negative=args.negative,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        width=width,
+        height=height,
+        scheduler=args.scheduler,
+        batch=args.batch,
+        init_image=str(args.init_image.expanduser().absolute()) if args.init_image else None,
+        strength=args.strength,
+    )
+
+
+class _Generation:
+    """Load, generate, follow the events; what came out."""
+
+    def __init__(self, engine: ImageEngine, progress: _Progress) -> None:
+        self.engine = engine
+        self.progress = progress
+        self.handle: RequestHandle | None = None
+        self.params: ImageParams | None = None
+        self.model_info: dict[str, Any] = {}
+        self.images: list[GeneratedImage] = []
+        self.seconds = 0.0
+
+    def run(
+        self,
+        model: ModelRef,
+        params: ImageParams,
+        *,
+        explicit_size: bool,
+        output: Path | None,
+        gallery: Gallery,
+    ) -> None:
+        """Raises `ImageEngineError` when the engine reports a failure."""
+        from app.engines.protocol import EventKind
+        from app.images.engine import ImageEngineError, generated_images, read_progress
+
+        self.progress.note(f"loading {model.name}…")
+        loaded = self.engine.load(model).wait()
+        if loaded.kind is not EventKind.RESULT:
+            raise ImageEngineError.from_event(loaded)
+        self.model_info = info = dict(loaded.data)
+        if not explicit_size and info.get("default_size"):
+            width, height = info["default_size"]
+            params = replace(params, width=int(width), height=int(height))
+        params = replace(params, model=replace(model, family=info.get("family"))).with_seed()
+        self.params = params
+        self.progress.note(
+            f"{info.get('pipeline')} on {info.get('device')} ({info.get('dtype')}), "
+            f"{params.size}, seed {params.seed}"
+        )
+        if output is not None:
+            self.handle = self.engine.generate(params, output_dir=output.parent, name=output.stem)
+        else:
+            self.handle = self.engine.generate(
+                params, output_dir=gallery.output_dir(), thumbnail_dir=gallery.thumbnail_dir
+            )
+        for event in self.handle.events():
+            item = read_progress(event)
+            if item is not None:
+                self.progress.show(item)
+        outcome = self.handle.outcome
+        assert outcome is not None
+        if outcome.kind is not EventKind.RESULT:
+            raise ImageEngineError.from_event(outcome)
+        self.images = generated_images(outcome)
+        self.seconds = float(outcome.data.get("seconds") or 0.0)
+
+    def cancel(self) -> None:
+        """Stop the running request and wait a little for the engine to say so."""
+        handle = self.handle
+        if handle is None or handle.done:
+            return
+        handle.cancel()
+        with contextlib.suppress(queue.Empty):
+            handle.wait(timeout=_CANCEL_GRACE_S)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """`--size WxH`."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        if not sep:
+            raise ValueError
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size like 512x768: {text!r}") from None
+
+
+def _fail(err: TextIO, message: str, status: int) -> int:
+    err.write(f"modeldeck: {' '.join(message.split())}\n")
+    err.flush()
+    return status
+
+
+class _Progress:
+    """Steps redrawn in place on a terminal; elsewhere a line per image (and at most one
+    step line a second)."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+        self._tty = _is_tty(err)
+        self._drawn = 0
+        self._last = 0.0
+
+    def note(self, text: str) -> None:
+        self.end()
+        self._err.write(text + "\n")
+        self._err.flush()
+
+    def show(self, item: object) -> None:
+        from app.images.engine import GeneratedImage, ModelLoading, StepProgress
+
+        if isinstance(item, ModelLoading):
+            self.note("loading the model…")
+        elif isinstance(item, StepProgress):
+            batch = f" (image {item.image + 1}/{item.images})" if item.images > 1 else ""
+            line = f"step {item.step}/{item.steps}{batch}"
+            if self._tty:
+                self._err.write("\r" + line.ljust(self._drawn))
+                self._err.flush()
+                self._drawn = len(line)
+            elif time.monotonic() - self._last >= 1.0 or item.step == item.steps:
+                self._last = time.monotonic()
+                self.note(line)
+        elif isinstance(item, GeneratedImage):
+            self.note(f"wrote {item.path} (seed {item.seed}, {item.seconds:.1f} s)")
+
+    def end(self) -> None:
+        if self._drawn:
+            self._err.write("\n")
+            self._err.flush()
+            self._drawn = 0
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,126 @@
+"""`modeldeck serve MODEL`: serve a local GGUF on an OpenAI-compatible API until Ctrl+C.
+
+MODEL is chosen as `modeldeck chat` chooses it. The server listens on 127.0.0.1:8080 unless
+told otherwise; any other address needs an API key, given with `--api-key` or, to keep it out
+of the shell's history, in MODELDECK_API_KEY. Ctrl+C or SIGTERM stops it (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from app.core import Core
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+API_KEY_ENV = "MODELDECK_API_KEY"
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> None:
+    """Add `serve` to a parser's subcommands."""
+    serve = subparsers.add_parser(
+        "serve",
+        parents=list(parents),
+        help="serve a local GGUF model on an OpenAI-compatible API",
+        description="Load a GGUF model and answer OpenAI-style requests (/v1/chat/completions, "
+        "/v1/completions, /v1/models) until Ctrl+C.",
+    )
+    serve.add_argument("model", metavar="MODEL", help="library name, REPO[:QUANT], or a .gguf path")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    serve.add_argument(
+        "--api-key",
+        help=f"require this bearer token (default: ${API_KEY_ENV}; needed beyond 127.0.0.1)",
+    )
+    serve.add_argument("--ctx", type=int, default=4096, help="context length (4096)")
+    serve.add_argument(
+        "--gpu-layers", type=int, help="layers on the GPU (default: as many as fit; -1 all)"
+    )
+    serve.add_argument("--threads", type=int, help="CPU threads (default: llama.cpp's choice)")
+
+
+def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Serve the chosen model until Ctrl+C or SIGTERM; returns the exit status."""
+    from app.chat.load_plan import plan_load
+    from app.chat.model_choice import ModelChoiceError, choose_gguf
+    from app.engines.offload import KvCacheType
+    from app.errors import AppError
+    from app.hardware import read_machine_memory
+    from app.serving import ModelServer, ServingError, UnprotectedBindError, check_bind_address
+
+    err = sys.stderr
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    try:
+        check_bind_address(args.host, args.port, api_key=api_key)  # before a slow load
+    except ServingError as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
+    engine = core.llm
+    server = ModelServer(engine)
+    stop = threading.Event()
+    try:
+        model = choose_gguf(args.model, core.library)
+        plan = plan_load(
+            model.path,
+            context_length=args.ctx,
+            gpu_layers=args.gpu_layers,
+            threads=args.threads,
+            kv_cache_type=KvCacheType.F16,
+            flash_attention=False,
+            capabilities=engine.capabilities(),
+            machine=read_machine_memory(),
+        )
+        for note in plan.notes:
+            print(f"note: {note}", file=err)
+        with _stop_on_sigterm(stop):
+            # Listening first: a client that comes during the load is told to retry (503).
+            url = server.start(args.host, args.port, api_key)
+            loaded = server.load(plan.settings)
+            key_note = " (API key required)" if server.requires_key else ""
+            print(f"Serving {server.model_id} at {url}{key_note}", file=out, flush=True)
+            print(f"Loaded {model.name}: {loaded.placement}, context {loaded.context_length:,}",
+                  file=err)  # fmt: skip
+            print("Press Ctrl+C to stop.", file=out, flush=True)
+            while not stop.wait(0.5):
+                pass
+    except KeyboardInterrupt:
+        pass
+    except UnprotectedBindError as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
+    except ModelChoiceError as exc:
+        return _fail(err, str(exc), EXIT_NOT_FOUND)
+    except AppError as exc:
+        return _fail(err, str(exc), EXIT_ERROR)
+    finally:
+        server.stop()
+    print("Stopped.", file=err)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM sets `stop` (Ctrl+C raises KeyboardInterrupt as usual) until the block ends.
+    Only the main thread can set handlers: elsewhere (tests calling `run`) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _fail(err: TextIO, message: str, status: int) -> int:
+    print(f"modeldeck: {message}", file=err)
+    return status

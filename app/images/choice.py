@@ -1,0 +1,75 @@
+"""Which diffusion model a person means: a path, a library name or key, or a repo id.
+
+`modeldeck image MODEL` and the Images page's model picker end here, so they pick the same
+files the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.errors import AppError
+from app.images.params import ModelRef
+from app.library.catalog import LibraryEntry
+from app.library.library import Library
+from app.library.sniff import ModelKind
+
+__all__ = ["DIFFUSION_KINDS", "ImageModelChoiceError", "choose_diffusion_model", "model_ref"]
+
+DIFFUSION_KINDS = frozenset({ModelKind.DIFFUSERS_PIPELINE, ModelKind.DIFFUSION_SINGLE_FILE})
+
+
+class ImageModelChoiceError(AppError, LookupError):
+    """No usable diffusion model matches what was asked for (or several do)."""
+
+
+def choose_diffusion_model(query: str, library: Library) -> ModelRef:
+    """Resolve `query` to one diffusion model.
+
+    A path (a diffusers folder or a .safetensors file) is used as it is — the image engine
+    says what is wrong with it, if anything. Otherwise `query` is a library entry key, a name
+    or a repo id in the HF cache (the library scans on first use: blocking).
+
+    Raises:
+        ImageModelChoiceError: nothing matches, the match is not a diffusion model, or
+            several do (the message lists them).
+    """
+    path = Path(query).expanduser()
+    if path.exists():
+        return ModelRef(name=path.stem if path.is_file() else path.name, path=str(path))
+    matches = library.find(query)
+    entries = [entry for entry in matches if entry.kind in DIFFUSION_KINDS]
+    present = [entry for entry in entries if entry.present]
+    if not present:
+        if matches and not entries:
+            kinds = ", ".join(sorted({entry.kind.value for entry in matches}))
+            raise ImageModelChoiceError(
+                f"{query!r} is a {kinds}, not a diffusion model.",
+                hint="Image generation needs a diffusers folder or an SD .safetensors file.",
+            )
+        missing = " (its drive or folder is not there now)" if entries else ""
+        raise ImageModelChoiceError(
+            f"No diffusion model matches {query!r} on this machine{missing}.",
+            hint="See `modeldeck list`, or download one with `modeldeck pull`.",
+        )
+    if len(present) > 1:
+        options = ", ".join(sorted(f"{entry.name} ({entry.key})" for entry in present)[:8])
+        raise ImageModelChoiceError(
+            f"{query!r} matches {len(present)} models: {options}.",
+            hint="Give the entry key or the path.",
+        )
+    return model_ref(present[0])
+
+
+def model_ref(entry: LibraryEntry) -> ModelRef:
+    """The `ModelRef` of a library entry, loading from its first copy present on disk."""
+    location = next(location for location in entry.locations if location.present)
+    family = entry.architecture if entry.kind is ModelKind.DIFFUSION_SINGLE_FILE else None
+    return ModelRef(
+        name=entry.name,
+        path=str(location.path),
+        repo_id=location.repo_id,
+        revision=location.revision,
+        sha256=entry.sha256,
+        family=family,
+    )

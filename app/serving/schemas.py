@@ -1,0 +1,141 @@
+"""The OpenAI request bodies the server accepts, as pydantic models, and how they become
+`Sampling`.
+
+Unknown fields are ignored (clients send `user`, `logit_bias`, … freely). Beyond OpenAI's
+fields, llama.cpp's `top_k`, `min_p` and `repeat_penalty` are accepted. A field left out
+takes the app's default (`Sampling`: llama.cpp's defaults), except `max_tokens`: a chat reply
+may fill the context, a completion stops at 16 tokens (as OpenAI's do).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.chat.sampling import Sampling
+
+COMPLETION_DEFAULT_MAX_TOKENS = 16
+MAX_STOP_STRINGS = 16
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class OtherPart(BaseModel):
+    """A content part the model cannot read (an image, audio…): refused with a message."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart | OtherPart] | None = None
+
+    def as_template_message(self) -> dict[str, str]:
+        """The message as a chat template reads it (text only; "developer" is a system turn).
+
+        Raises:
+            ValueError: a part is not text.
+        """
+        role = "system" if self.role == "developer" else self.role
+        if self.content is None:
+            return {"role": role, "content": ""}
+        if isinstance(self.content, str):
+            return {"role": role, "content": self.content}
+        texts: list[str] = []
+        for part in self.content:
+            if not isinstance(part, TextPart):
+                raise ValueError(f"This model reads text only; a message has a {part.type!r} part.")
+            texts.append(part.text)
+        return {"role": role, "content": "".join(texts)}
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+Stop = str | Annotated[list[str], Field(max_length=MAX_STOP_STRINGS)] | None
+
+
+class SamplingFields(BaseModel):
+    """The sampling fields shared by both endpoints."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None  # None: the loaded model
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    repeat_penalty: float | None = Field(default=None, gt=0)
+    seed: int | None = None
+    stop: Stop = None
+    n: int = 1
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("this server makes one choice per request (n must be 1)")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_fits(cls, value: int | None) -> int | None:
+        # llama.cpp takes a 32-bit seed; a bigger one is folded rather than refused.
+        return None if value is None else value % 2**32
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def sampling(self, *, default_max_tokens: int, context_length: int) -> Sampling:
+        """These fields as `Sampling`; `max_tokens` clamped to `context_length` (the engine
+        stops at the context's end anyway, with finish_reason "length").
+
+        Raises:
+            ValueError: a value `Sampling` refuses.
+        """
+        requested = self.max_tokens or self.max_completion_tokens or default_max_tokens
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
+        stop = tuple(text for text in stops if text)  # an empty stop string would end at once
+        values: dict[str, Any] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+            "seed": self.seed,
+        }
+        given = {name: value for name, value in values.items() if value is not None}
+        return Sampling(**given, max_tokens=max(1, min(requested, context_length)), stop=stop)
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+
+
+class CompletionRequest(SamplingFields):
+    prompt: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=1)]
+    )
+
+    @property
+    def prompt_text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]

@@ -1,0 +1,429 @@
+"""The Chat page with the real llama.cpp engine and the tiny scripted GGUFs.
+
+`scripted.gguf` answers every prompt with exactly SCRIPTED_REPLY; `endless.gguf` repeats it
+until the token limit or the context ends it (for Stop, a kill, and closing mid-reply).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox, QPushButton
+from pytestqt.qtbot import QtBot
+
+from app.chat.conversations import MessageState, Role
+from app.core import Core
+from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.hub_server import HubServer
+from ui.chat.message_body import MessageBody
+from ui.chat.message_widget import MarkerWidget, MessageWidget
+from ui.chat.page import ChatPage
+from ui.main_window import MainWindow
+
+REPLY_TIMEOUT_MS = 60_000
+ENDLESS_CONTEXT = 32_768  # long enough that a reply is still streaming when Stop comes
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("gguf")
+    return {
+        "scripted": write_scripted_gguf(folder / "scripted.gguf", context_length=4096),
+        "endless": write_scripted_gguf(
+            folder / "endless.gguf", endless=True, context_length=ENDLESS_CONTEXT
+        ),
+    }
+
+
+@pytest.fixture
+def chat(qtbot: QtBot, window: MainWindow) -> ChatPage:
+    """The Chat page, shown, with its conversation list and model list filled."""
+    page = window.chat
+    with (
+        qtbot.waitSignal(page.conversations.listed, timeout=10_000),
+        qtbot.waitSignal(page.panel.modelsListed, timeout=20_000),
+    ):
+        window.show_page(page)
+    return page
+
+
+def load(
+    qtbot: QtBot,
+    page: ChatPage,
+    path: Path,
+    *,
+    context: int = 2048,
+    max_tokens: int = 512,
+) -> None:
+    """Pick `path`, set the context and max tokens, press Load and wait until it loaded."""
+    with qtbot.waitSignal(page.panel.presetApplied, timeout=10_000):
+        page.pick_model(path)
+    page.panel.load_form.context.setValue(context)
+    page.panel.sampling.max_tokens.setValue(max_tokens)
+    with qtbot.waitSignal(page.panel.loadFinished, timeout=REPLY_TIMEOUT_MS) as loaded:
+        page.panel.load_button.click()
+    assert loaded.args == [True], page.panel.load_status.text()
+
+
+def send(qtbot: QtBot, page: ChatPage, text: str) -> None:
+    """Type `text` and press Ctrl+Enter; returns once the reply started."""
+    page.composer.editor.setPlainText(text)
+    with qtbot.waitSignal(page.replyStarted, timeout=REPLY_TIMEOUT_MS):
+        qtbot.keyClick(page.composer.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+
+
+def reply_widget(page: ChatPage) -> MessageWidget:
+    message = page.transcript.last_message()
+    assert message is not None and message.role is Role.ASSISTANT
+    entry = page.transcript.entry(message.id)
+    assert isinstance(entry, MessageWidget)
+    return entry
+
+
+def wait_for_streamed_text(qtbot: QtBot, page: ChatPage, *, at_least: int = 1) -> None:
+    qtbot.waitUntil(lambda: len(reply_widget(page).body.text) >= at_least, timeout=10_000)
+
+
+def test_a_conversation_streams_stops_regenerates_and_is_edited(
+    qtbot: QtBot, chat: ChatPage, core: Core, models: dict[str, Path]
+) -> None:
+    page = chat
+    assert not page.composer.send_button.isEnabled()  # no model yet
+    load(qtbot, page, models["scripted"])
+    assert "on the CPU" in page.panel.load_status.text()
+    assert "loaded in" in page.panel.load_status.text()
+
+    # An empty message cannot be sent: the button is off and Ctrl+Enter does nothing.
+    page.composer.editor.setPlainText("   \n ")
+    assert not page.composer.send_button.isEnabled()
+    with qtbot.assertNotEmitted(page.replyStarted, wait=300):
+        qtbot.keyClick(page.composer.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+        send(qtbot, page, "Hello there")
+    assert finished.args == ["complete"]
+    user, reply = page.transcript.messages()
+    assert (user.role, user.content) == (Role.USER, "Hello there")
+    assert (reply.content, reply.state) == (SCRIPTED_REPLY, MessageState.COMPLETE)
+    widget = reply_widget(page)
+    assert widget.body.toPlainText().strip() == SCRIPTED_REPLY
+    assert "tokens/s" in widget.stats.text() and "prompt tokens" in widget.stats.text()
+    assert page.composer.text == ""  # the field emptied once the message went
+    qtbot.waitUntil(lambda: page.conversations.titles() == ["Hello there"], timeout=10_000)
+    assert page.title.text() == "Hello there"
+
+    # Per reply: copy the text, and the llama.cpp command that reproduces it.
+    widget.copy_button.click()
+    assert QGuiApplication.clipboard().text() == SCRIPTED_REPLY
+    assert widget.command_button.isVisible()
+    widget.command_button.click()
+    qtbot.waitUntil(lambda: page.last_command is not None, timeout=10_000)
+    command = page.last_command or ""
+    assert command.startswith("llama-cli -m ") and str(models["scripted"]) in command
+    assert "<|im_start|>user" in command and "--seed" in command
+    assert QGuiApplication.clipboard().text() == command
+
+    # The prompt as the model sees it: the model's ChatML template, applied.
+    page.panel.prompt_button.click()
+    qtbot.waitUntil(lambda: page.prompt_dialog is not None, timeout=10_000)
+    dialog = page.prompt_dialog
+    assert dialog is not None and dialog.text.isReadOnly()
+    assert "<|im_start|>user\nHello there<|im_end|>" in dialog.text.toPlainText()
+    dialog.close()
+
+    # The endless model: the reply grows until Stop; what came is kept.
+    load(qtbot, page, models["endless"], context=ENDLESS_CONTEXT, max_tokens=1_000_000)
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+        send(qtbot, page, "Go on and on")
+        assert page.composer.send_button.text() == "Stop"
+        assert not page.composer.regenerate_button.isEnabled()
+        wait_for_streamed_text(qtbot, page)
+        first = len(reply_widget(page).body.text)
+        wait_for_streamed_text(qtbot, page, at_least=first + 1)  # it grows
+        page.composer.send_button.click()
+    assert finished.args == ["cancelled"]
+    stopped = page.transcript.messages()[-1]
+    assert stopped.state is MessageState.CANCELLED
+    assert stopped.content.startswith(SCRIPTED_REPLY)
+    assert reply_widget(page).note.text() == "Stopped."
+    assert page.composer.send_button.text() == "Send"
+
+    # Regenerate replaces the stopped reply with a new one.
+    page.panel.sampling.max_tokens.setValue(25)
+    assert page.composer.regenerate_button.isEnabled()
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+        page.composer.regenerate_button.click()
+    assert finished.args == ["complete"]
+    messages = page.transcript.messages()
+    assert len(messages) == 4
+    assert messages[-1].created_at != stopped.created_at  # a new reply (ids are reused)
+    assert messages[-1].state is MessageState.COMPLETE
+    assert messages[-1].content == (SCRIPTED_REPLY * 3)[:25]
+
+    # Edit the first message: it and everything after it is replaced.
+    first_user = page.transcript.entry(messages[0].id)
+    assert isinstance(first_user, MessageWidget)
+    first_user.edit_button.click()
+    assert page.composer.text == "Hello there"
+    assert page.composer.send_button.text() == "Resend"
+    page.composer.editor.setPlainText("Edited question")
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS):
+        page.composer.send_button.click()
+    user, reply = page.transcript.messages()
+    assert user.content == "Edited question"
+    assert reply.state is MessageState.COMPLETE and reply.content.startswith("Quick fox.")
+    assert page.composer.send_button.text() == "Send"
+    stored = core.conversations.messages(page.conversation_id or 0)
+    assert [m.content for m in stored] == [m.content for m in page.transcript.messages()]
+
+
+def test_a_killed_engine_interrupts_the_reply_and_the_next_message_works(
+    qtbot: QtBot, chat: ChatPage, core: Core, window: MainWindow, models: dict[str, Path]
+) -> None:
+    page = chat
+    load(qtbot, page, models["endless"], context=ENDLESS_CONTEXT, max_tokens=1_000_000)
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+        send(qtbot, page, "Keep going")
+        wait_for_streamed_text(qtbot, page, at_least=len(SCRIPTED_REPLY))
+        pid = core.llm.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    assert finished.args == ["interrupted"]
+    note = reply_widget(page).note.text()
+    assert "engine stopped: signal 9" in note and "while generating" in note
+    assert reply_widget(page).body.text.startswith(SCRIPTED_REPLY)  # the text so far is kept
+    assert window.isVisible()
+
+    page.panel.sampling.max_tokens.setValue(10)
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+        send(qtbot, page, "Once more")
+    assert finished.args == ["complete"]
+    assert page.transcript.messages()[-1].content == SCRIPTED_REPLY
+    assert core.llm.pid != pid  # a fresh engine, with the same model loaded again
+
+    # Closing the window while a reply streams stops it; the stored reply says so.
+    page.panel.sampling.max_tokens.setValue(1_000_000)
+    send(qtbot, page, "And again")
+    wait_for_streamed_text(qtbot, page, at_least=len(SCRIPTED_REPLY))
+    reply_id = page.transcript.messages()[-1].id
+    window.close()
+    stored = next(
+        m for m in core.conversations.messages(page.conversation_id or 0) if m.id == reply_id
+    )
+    assert stored.state is MessageState.CANCELLED
+    assert stored.content.startswith(SCRIPTED_REPLY)
+
+
+def test_a_conversation_too_long_for_the_context_offers_to_drop_the_oldest_turns(
+    qtbot: QtBot, chat: ChatPage, core: Core, models: dict[str, Path]
+) -> None:
+    page = chat
+    store = core.conversations
+    conversation = store.create("Long one")
+    for turn in range(4):
+        store.append_message(conversation.id, "user", f"Question {turn}: " + "tell me more " * 5)
+        store.append_message(conversation.id, "assistant", f"Answer {turn}: " + "and so on " * 5)
+    with qtbot.waitSignal(page.conversationShown, timeout=10_000):
+        page.conversations.refresh(select=conversation.id)
+    assert len(page.transcript.messages()) == 8
+    load(qtbot, page, models["scripted"], context=256, max_tokens=64)
+
+    # Cancel: nothing is sent, nothing is dropped.
+    page.composer.editor.setPlainText("Next?")
+    page.composer.send_button.click()
+    qtbot.waitUntil(lambda: page.overflow_dialog is not None, timeout=REPLY_TIMEOUT_MS)
+    dialog = page.overflow_dialog
+    assert dialog is not None
+    labels = [button.text() for button in dialog.buttons()]
+    assert "Drop oldest turns" in labels
+    dialog.button(QMessageBox.StandardButton.Cancel).click()
+    qtbot.waitUntil(lambda: page.composer.send_button.text() != "Stop", timeout=10_000)
+    qtbot.waitUntil(lambda: "Nothing was sent" in page.status.text(), timeout=10_000)
+    assert len(store.messages(conversation.id)) == 8
+    assert page.composer.text == "Next?"
+
+    # Drop the oldest turns: a divider shows where, and the reply comes.
+    with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+        page.composer.send_button.click()
+        qtbot.waitUntil(lambda: page.overflow_dialog is not None, timeout=REPLY_TIMEOUT_MS)
+        dialog = page.overflow_dialog
+        assert dialog is not None
+        drop = next(b for b in dialog.buttons() if b.text() == "Drop oldest turns")
+        assert isinstance(drop, QPushButton)
+        drop.click()
+    assert finished.args == ["complete"]
+    markers = [
+        entry
+        for message in page.transcript.messages()
+        if isinstance(entry := page.transcript.entry(message.id), MarkerWidget)
+    ]
+    assert len(markers) == 1
+    assert "dropped to fit the context" in markers[0].label.text()
+    assert page.transcript.messages()[-1].content == SCRIPTED_REPLY
+
+
+def test_conversations_are_created_renamed_searched_and_deleted(
+    qtbot: QtBot, chat: ChatPage, core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = chat
+    listing = page.conversations
+    fruit = core.conversations.create("Groceries")
+    core.conversations.append_message(fruit.id, "user", "Do we need a pineapple?")
+    with qtbot.waitSignal(page.conversationShown, timeout=10_000) as shown:
+        listing.refresh()  # nothing was open: the most recent conversation opens
+    assert shown.args == [fruit.id]
+    with qtbot.waitSignal(page.conversationShown, timeout=10_000) as shown:
+        listing.new_button.click()
+    assert listing.titles() == ["New conversation", "Groceries"]
+    new_id = shown.args[0]
+    assert page.conversation_id == new_id
+
+    # F2 renames (double-click does too).
+    listing.view.setFocus()
+    qtbot.keyClick(listing.view, Qt.Key.Key_F2)
+    editor = listing.view.viewport().findChild(QLineEdit)
+    assert editor is not None
+    editor.selectAll()
+    qtbot.keyClicks(editor, "Trip plans")
+    with qtbot.waitSignal(listing.renamed, timeout=10_000):
+        qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert core.conversations.get(new_id).title == "Trip plans"
+    assert page.title.text() == "Trip plans"
+
+    # Search looks at titles and message text.
+    with qtbot.waitSignal(listing.listed, timeout=10_000) as listed:
+        qtbot.keyClicks(listing.search, "PINEAPPLE")
+    assert listed.args == [1] and listing.titles() == ["Groceries"]
+    with qtbot.waitSignal(listing.listed, timeout=10_000):
+        listing.search.clear()
+    assert listing.titles() == ["Trip plans", "Groceries"]
+
+    # Delete asks first.
+    asked: list[str] = []
+
+    def answer(parent: object, title: str, text: str, *args: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    listing.view.setCurrentRow(0)
+    with qtbot.waitSignal(listing.listed, timeout=10_000):
+        listing.delete_button.click()
+    assert asked and "Trip plans" in asked[0]
+    assert listing.titles() == ["Groceries"]
+    qtbot.waitUntil(lambda: page.conversation_id == fruit.id, timeout=10_000)
+
+
+def test_export_writes_markdown_and_json(
+    qtbot: QtBot, chat: ChatPage, core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = chat
+    conversation = core.conversations.create("Recipes", system_prompt="Be brief.")
+    core.conversations.append_message(conversation.id, "user", "How long do eggs boil?")
+    core.conversations.append_message(conversation.id, "assistant", "About **7 minutes**.")
+    with qtbot.waitSignal(page.conversationShown, timeout=10_000):
+        page.conversations.refresh(select=conversation.id)
+    assert page.panel.system_prompt.toPlainText() == "Be brief."
+    targets = iter([tmp_path / "recipes.md", tmp_path / "recipes.json"])
+
+    def save_as(*args: object, **kwargs: object) -> tuple[str, str]:
+        return str(next(targets)), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
+    with qtbot.waitSignal(page.exported, timeout=10_000):
+        page.export_markdown_action.trigger()
+    markdown = (tmp_path / "recipes.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# Recipes") and "About **7 minutes**." in markdown
+    with qtbot.waitSignal(page.exported, timeout=10_000):
+        page.export_json_action.trigger()
+    document = json.loads((tmp_path / "recipes.json").read_text(encoding="utf-8"))
+    assert document["title"] == "Recipes"
+    assert [m["content"] for m in document["messages"]] == [
+        "How long do eggs boil?",
+        "About **7 minutes**.",
+    ]
+
+
+def test_messages_render_markdown_safely_and_copy_code_blocks(qtbot: QtBot) -> None:
+    text = (
+        "Here is **bold** and a [link](https://example.com).\n\n"
+        "![tracker](https://evil.example/pixel.png)\n\n"
+        "Inline <img src='https://evil.example/x.png'> tags are dropped.\n\n"
+        "<script>alert(1)</script>\n\n"
+        "```python\nprint('hi')\n```\n\n"
+        "- one\n- two\n"
+    )
+    whole = MessageBody()
+    qtbot.addWidget(whole)
+    whole.show_text(text)
+    assert "print('hi')" in whole.toPlainText()
+    assert "[image: tracker]" in whole.toPlainText()
+    assert "alert" not in whole.toPlainText()
+    assert whole.resource_requests == []  # nothing asked to load, let alone loaded
+    assert whole.copy_code(0) == "print('hi')"
+    assert QGuiApplication.clipboard().text() == "print('hi')"
+
+    # Streamed in small pieces, the message ends up the same as rendered whole.
+    streamed = MessageBody()
+    qtbot.addWidget(streamed)
+    for end in range(1, len(text) + 1, 7):
+        streamed.stream(text[:end])
+    streamed.stream(text)
+    streamed.finish()
+    assert streamed.toPlainText() == whole.toPlainText()
+    code_block = next(block for block in _blocks(streamed) if block.text() == "print('hi')")
+    assert code_block.blockFormat().nonBreakableLines()  # still a code block
+
+
+def _blocks(body: MessageBody) -> list[object]:
+    document = body.document()
+    return [document.findBlockByNumber(n) for n in range(document.blockCount())]
+
+
+def test_chat_with_this_from_the_library_picks_the_model(
+    qtbot: QtBot, window: MainWindow, models: dict[str, Path]
+) -> None:
+    library = window.library
+    with qtbot.waitSignal(library.imported, timeout=20_000):
+        library.import_paths([models["scripted"]])
+    library.view.selectRow(0)
+    assert library.chat_button.isEnabled()
+    library.chat_button.click()
+    assert window.pages.currentWidget() is window.chat
+    picked = window.chat.panel.load_form.picked()
+    assert picked is not None and picked.path == models["scripted"]
+
+
+def test_chat_with_this_after_a_gguf_download_in_discover(
+    qtbot: QtBot, window: MainWindow, hub_server: HubServer, models: dict[str, Path]
+) -> None:
+    from tests.gui.test_downloads_page import open_files_tab, select_file
+
+    hub_server.add_repo(
+        "acme/tiny-chat-gguf",
+        {"tiny-chat-Q8_0.gguf": models["scripted"].read_bytes()},
+        card="---\nlicense: mit\n---\n# Tiny chat",
+    )
+    open_files_tab(qtbot, window)
+    select_file(window, "tiny-chat-Q8_0.gguf")
+    files = window.discover.details.view.files
+    assert not files.chat_button.isVisible()
+    files.download_button.click()
+    downloads = window.downloads
+    qtbot.waitUntil(
+        lambda: (job := downloads.model.job(0)) is not None and job.state.value == "completed",
+        timeout=30_000,
+    )
+    window.show_page(window.discover)
+    qtbot.waitUntil(files.chat_button.isVisible, timeout=10_000)
+    files.chat_button.click()
+    assert window.pages.currentWidget() is window.chat
+    picked = window.chat.panel.load_form.picked()
+    assert picked is not None and picked.path.name == "tiny-chat-Q8_0.gguf"
+    assert picked.path.read_bytes() == models["scripted"].read_bytes()

@@ -1,0 +1,209 @@
+"""The text of one chat message: safe rich text that grows as a reply streams, never reloaded.
+
+`MessageBody` is a read-only QTextBrowser as tall as its text (the transcript scrolls, not
+the message). It loads no resources whatever the HTML says, opens only safe links, in the
+system browser, and turns "Copy code" links into clipboard copies.
+
+Streaming (`stream`) costs the GUI thread only the new part: finished Markdown blocks are
+rendered once and appended; the unfinished tail is re-rendered on each update while it is
+short, and appended as plain text once it is long (a model writing one endless paragraph
+would otherwise make every update slower than the last). `show_text` renders a whole message.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QGuiApplication,
+    QPalette,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+    QTextDocumentFragment,
+)
+from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
+
+from app.hub.links import SAFE_SCHEMES
+from ui.chat.markdown import COPY_CODE_PREFIX, code_blocks, render_html, stable_end
+
+# Above this many characters, an unfinished block is appended as plain text while it streams
+# (re-rendering it costs about 1 ms per 2 kB on each update).
+TAIL_MARKDOWN_LIMIT = 4_000
+
+
+def _css(palette: QPalette) -> str:
+    code_background = palette.color(QPalette.ColorRole.AlternateBase).darker(108).name()
+    muted = palette.color(QPalette.ColorRole.PlaceholderText).name()
+    return f"""
+p {{ margin-top: 4px; margin-bottom: 4px; }}
+h1, h2, h3 {{ margin-top: 10px; margin-bottom: 4px; }}
+pre {{ background-color: {code_background}; font-family: monospace; margin-top: 0px; }}
+code {{ font-family: monospace; background-color: {code_background}; }}
+p.code-head {{ color: {muted}; margin-bottom: 0px; margin-top: 6px; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid {muted}; padding: 3px 6px; }}
+"""
+
+
+class MessageBody(QTextBrowser):
+    """Rich text of one message, as tall as its content."""
+
+    codeCopied = Signal(int)  # the index of the code block put on the clipboard
+    linkOpened = Signal(str)  # a safe URL opened in the system browser
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        palette = QPalette(self.palette())
+        palette.setColor(QPalette.ColorRole.Base, QColor(0, 0, 0, 0))  # the message's own colour
+        self.setPalette(palette)
+        self.viewport().setAutoFillBackground(False)
+        self.document().setDefaultStyleSheet(_css(self.palette()))
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self.anchorClicked.connect(self._open_link)
+        self.resource_requests: list[str] = []  # what the HTML asked for (nothing is loaded)
+        self._text = ""  # the Markdown shown
+        self._committed = 0  # characters of `_text` rendered as finished blocks
+        self._codes = 0  # code blocks among them
+        self._tail_start = 0  # document position where the unfinished tail begins
+        self._tail_plain = -1  # characters of the tail shown as plain text; -1: as Markdown
+        self._fit_height()
+
+    @property
+    def text(self) -> str:
+        """The Markdown shown."""
+        return self._text
+
+    def loadResource(self, type: int, name: QUrl | str) -> object:
+        self.resource_requests.append(name.toString() if isinstance(name, QUrl) else name)
+        return None
+
+    def show_text(self, text: str) -> None:
+        """Show `text` whole, rendered as Markdown."""
+        self.document().clear()
+        self._text, self._committed, self._codes, self._tail_start = "", 0, 0, 0
+        self._tail_plain = -1
+        self.stream(text)
+        self.finish()
+
+    def stream(self, text: str) -> None:
+        """Show `text`, which extends what is shown: only the new part costs work."""
+        if not text.startswith(self._text):
+            if not text.startswith(self._text[: self._committed]):
+                self.show_text(text)  # another text altogether: start again
+                return
+            self._remove_tail()  # the finished blocks stand; the tail is drawn anew
+            self._tail_plain = -1
+        cut = stable_end(text, self._committed)
+        if cut > self._committed:
+            self._remove_tail()
+            html, codes = render_html(text[self._committed : cut], first_code=self._codes)
+            self._append_html(html)
+            self._committed, self._codes = cut, self._codes + codes
+            self._tail_start = self._end()
+            self._tail_plain = -1
+        tail = text[self._committed :]
+        if len(tail) <= TAIL_MARKDOWN_LIMIT:
+            self._remove_tail()
+            self._append_html(render_html(tail, first_code=self._codes)[0])
+        elif self._tail_plain < 0:
+            self._remove_tail()
+            self._append_plain(tail)
+            self._tail_plain = len(tail)
+        else:
+            cursor = QTextCursor(self.document())
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(tail[self._tail_plain :])
+            self._tail_plain = len(tail)
+        self._text = text
+
+    def finish(self) -> None:
+        """The reply ended: render a long plain tail as Markdown after all."""
+        if self._tail_plain >= 0:
+            self._remove_tail()
+            html, codes = render_html(self._text[self._committed :], first_code=self._codes)
+            self._append_html(html)
+            self._committed, self._codes = len(self._text), self._codes + codes
+            self._tail_plain = -1
+            self._tail_start = self._end()
+
+    def copy_code(self, index: int) -> str | None:
+        """Put code block `index` on the clipboard; returns its text (None: no such block)."""
+        blocks = code_blocks(self._text)
+        if not 0 <= index < len(blocks):
+            return None
+        QGuiApplication.clipboard().setText(blocks[index])
+        self.codeCopied.emit(index)
+        return blocks[index]
+
+    # -- document edits ------------------------------------------------------------------
+
+    def _end(self) -> int:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        return cursor.position()
+
+    def _remove_tail(self) -> None:
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(min(self._tail_start, self._end()))
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        if cursor.hasSelection():
+            cursor.removeSelectedText()
+
+    def _append_html(self, html: str) -> None:
+        """Append HTML as new blocks with their own formats.
+
+        Inserted HTML is merged into the block at the cursor and its first block loses its
+        format (a code block would lose its monospace), except at the very start of the
+        document. So the fragment gets an empty first block, which merges with the end of
+        the document's last one and adds nothing; the real first block follows it whole.
+        """
+        html = html.strip()  # a trailing newline would end the last block with a space
+        if not html:
+            return
+        document = self.document()
+        cursor = QTextCursor(document)
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if document.isEmpty():
+            cursor.insertHtml(html)
+            return
+        piece = QTextDocument()
+        piece.setDefaultStyleSheet(document.defaultStyleSheet())
+        piece.setHtml(html)
+        QTextCursor(piece).insertBlock()
+        cursor.insertFragment(QTextDocumentFragment(piece))
+
+    def _append_plain(self, text: str) -> None:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if not self.document().isEmpty():
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+        cursor.insertText(text)
+
+    # -- size and links ------------------------------------------------------------------
+
+    def _fit_height(self) -> None:
+        height = math.ceil(self.document().size().height()) + 2 * self.frameWidth()
+        if height != self.height():
+            self.setFixedHeight(max(height, 4))
+
+    def _open_link(self, url: QUrl) -> None:
+        target = url.toString()
+        if target.startswith(COPY_CODE_PREFIX):
+            index = target.removeprefix(COPY_CODE_PREFIX)
+            if index.isdigit():
+                self.copy_code(int(index))
+        elif url.scheme().lower() in SAFE_SCHEMES:
+            QDesktopServices.openUrl(url)
+            self.linkOpened.emit(target)

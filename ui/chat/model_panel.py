@@ -1,0 +1,415 @@
+"""The right-hand panel: which model answers (a local GGUF, or a remote endpoint), how it is
+loaded, the system prompt, sampling, and the chat template.
+
+Loading plans first (`plan_load`: the context clamped to the model, GPU layers chosen, a model
+that cannot fit refused) and then loads in the engine's child process, all off the GUI thread.
+Settings are remembered per model (`ConversationStore.save_preset`, keyed by
+`ModelRef.preset_key`) and come back when that model is picked again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import Core
+from app.errors import AppError
+from ui.chat.load_form import LoadForm, LoadOptions, PickedModel
+from ui.chat.remote_form import RemoteForm
+from ui.chat.sampling_form import SamplingForm
+from ui.chat.template_picker import TemplatePicker
+from ui.style import make_notice, mark_error, set_font
+from ui.tasks import run_blocking, spawn
+
+if TYPE_CHECKING:
+    from app.chat.conversations import ModelRef
+    from app.chat.load_plan import LoadPlan
+    from app.chat.session import ChatEngine
+    from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
+    from app.engines.remote import RemoteEngine
+    from app.library import LibraryEntry
+
+PANEL_WIDTH = 340
+REMOTE_TEST_TIMEOUT_S = 10.0
+
+
+def _section(title: str, *widgets: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box
+
+
+def describe_load(name: str, loaded: LoadedModel) -> str:
+    """One line after a load: where the layers went, the context, how long it took."""
+    trained = loaded.trained_context_length
+    context = f"context {loaded.context_length:,}"
+    if trained and trained != loaded.context_length:
+        context += f" (trained {trained:,})"
+    return f"{name}: {loaded.placement} · {context} · loaded in {loaded.load_seconds:.2f} s"
+
+
+class ModelPanel(QScrollArea):
+    """Picks, loads and configures the model the chat talks to."""
+
+    engineChanged = Signal(object)  # the ChatEngine that answers from now on
+    loadFinished = Signal(bool)  # after each load attempt: whether a model is loaded
+    remoteChecked = Signal(bool)  # after "Test connection": whether the server answered
+    modelsListed = Signal(int)  # GGUF models found by a library scan
+    presetApplied = Signal()  # after a picked model's saved settings were looked up (and shown)
+    promptRequested = Signal()
+
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._core = core
+        self._llm: LlmEngine | None = None
+        self._remote: RemoteEngine | None = None
+        self._loaded_model: PickedModel | None = None
+        self.active: str | None = None  # "local" or "remote" once something answers
+
+        self.active_label = QLabel("No model yet: pick one and press Load.")
+        self.active_label.setWordWrap(True)
+        set_font(self.active_label, bold=True)
+
+        self.load_form = LoadForm()
+        self.load_button = QPushButton("Load")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setTextVisible(False)
+        self.busy.setMaximumHeight(8)
+        self.busy.hide()
+        self.load_status = QLabel()
+        self.load_status.setWordWrap(True)
+        self.load_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notes = QLabel()
+        self.notes.setWordWrap(True)
+        make_notice(self.notes)
+        self.notes.hide()
+        load_row = QHBoxLayout()
+        load_row.setContentsMargins(0, 0, 0, 0)
+        load_row.addWidget(self.load_button)
+        load_row.addWidget(self.busy, 1)
+        local = QWidget()
+        local_layout = QVBoxLayout(local)
+        local_layout.addWidget(self.load_form)
+        local_layout.addLayout(load_row)
+        local_layout.addWidget(self.load_status)
+        local_layout.addWidget(self.notes)
+        local_layout.addStretch(1)
+
+        self.remote_form = RemoteForm()
+        remote = QWidget()
+        remote_layout = QVBoxLayout(remote)
+        remote_layout.addWidget(self.remote_form)
+        remote_layout.addStretch(1)
+
+        self.source = QTabWidget()
+        self.source.addTab(local, "Local model")
+        self.source.addTab(remote, "Remote endpoint")
+
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setPlaceholderText("How the assistant should behave (this conversation)")
+        self.system_prompt.setTabChangesFocus(True)
+        self.system_prompt.setMaximumHeight(6 * self.system_prompt.fontMetrics().lineSpacing())
+        self.sampling = SamplingForm()
+        self.template = TemplatePicker()
+        self.prompt_button = QPushButton("Prompt as the model sees it…")
+        self.prompt_button.setEnabled(False)
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(self.active_label)
+        layout.addWidget(_section("Model", self.source))
+        layout.addWidget(_section("System prompt", self.system_prompt))
+        layout.addWidget(_section("Sampling", self.sampling))
+        layout.addWidget(_section("Chat template", self.template, self.prompt_button))
+        layout.addStretch(1)
+        self.setWidget(content)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Wide enough for every field beside the vertical scroll bar: nothing is cut off.
+        needed = (
+            content.minimumSizeHint().width()
+            + self.verticalScrollBar().sizeHint().width()
+            + 2 * self.frameWidth()
+        )
+        self.setMinimumWidth(max(PANEL_WIDTH, needed))
+        self.setMaximumWidth(max(PANEL_WIDTH, needed) + 200)
+
+        self.load_button.clicked.connect(self.load)
+        self.load_form.openFileRequested.connect(self.choose_file)
+        self.load_form.modelPicked.connect(self._model_picked)
+        self.remote_form.testRequested.connect(lambda: spawn(self._test_remote()))
+        self.remote_form.useRequested.connect(lambda: spawn(self._use_remote()))
+        self.template.changed.connect(self._apply_template)
+        self.prompt_button.clicked.connect(self.promptRequested)
+        self.refresh_models()
+
+    # -- what the chat uses --------------------------------------------------------------
+
+    @property
+    def engine(self) -> ChatEngine | None:
+        """The engine that answers: the loaded local model, or the remote endpoint in use."""
+        if self.active == "local":
+            return self._llm
+        if self.active == "remote":
+            return self._remote
+        return None
+
+    @property
+    def local_engine(self) -> LlmEngine | None:
+        """The local engine, when a local model answers."""
+        return self._llm if self.active == "local" else None
+
+    def model_ref(self) -> ModelRef | None:
+        """What the conversation records as its model."""
+        from app.chat.conversations import ModelRef
+
+        if self.active == "local" and self._loaded_model is not None:
+            return self._loaded_model.ref
+        if self.active == "remote" and self._remote is not None:
+            endpoint = self._remote.endpoint
+            return ModelRef.remote(url=endpoint.base_url, name=endpoint.model)
+        return None
+
+    def load_settings(self) -> LoadSettings | None:
+        engine = self.local_engine
+        loaded = engine.loaded if engine is not None else None
+        return loaded.settings if loaded is not None else None
+
+    def set_busy(self, busy: bool) -> None:
+        """While a reply streams, the model cannot change under it."""
+        self.load_button.setEnabled(not busy)
+        self.remote_form.use_button.setEnabled(not busy)
+
+    def save_preset(self) -> None:
+        """Remember the settings shown for the model in use."""
+        ref = self.model_ref()
+        if ref is None:
+            return
+        try:
+            preset: dict[str, Any] = {"sampling": self.sampling.to_preset()}
+        except ValueError:
+            return
+        if ref.kind == "local":
+            preset["load"] = self.load_form.options().to_preset()
+            preset["template"] = self.template.to_preset()
+        key = ref.preset_key
+        spawn(run_blocking(lambda: self._core.conversations.save_preset(key, preset)))
+
+    def close_engines(self) -> None:
+        """Close the remote client (the local engine belongs to the core, which closes it)."""
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
+
+    # -- local models --------------------------------------------------------------------
+
+    def refresh_models(self) -> None:
+        """Scan the library for GGUF models (on a worker)."""
+        spawn(self._scan())
+
+    def pick(self, path: Path) -> None:
+        """Pick the GGUF at `path` (listed already, or added)."""
+        self.source.setCurrentIndex(0)
+        self.load_form.pick(PickedModel.from_path(path))
+
+    def choose_file(self) -> None:
+        file, _ = QFileDialog.getOpenFileName(
+            self, "Open a GGUF model", "", "GGUF models (*.gguf);;All files (*)"
+        )
+        if file:
+            self.pick(Path(file))
+
+    def load(self) -> None:
+        """Plan and load the picked model (on workers); `loadFinished` says how it went."""
+        spawn(self._load())
+
+    async def _scan(self) -> None:
+        from app.library.sniff import ModelKind
+
+        try:
+            entries = await run_blocking(self._scan_library)
+        except AppError as exc:
+            self._say(f"The library scan failed: {exc}", error=True)
+            return
+        models = [
+            model
+            for entry in entries
+            if entry.kind is ModelKind.LLM_GGUF
+            and (model := PickedModel.from_entry(entry)) is not None
+        ]
+        self.load_form.set_models(models)
+        self.modelsListed.emit(len(models))
+
+    def _scan_library(self) -> list[LibraryEntry]:
+        # On a worker: the first use of `core.library` builds it (and the settings may have
+        # moved the cache since the last scan).
+        return self._core.library.scan()
+
+    def _model_picked(self, model: PickedModel | None) -> None:
+        if model is not None:
+            spawn(self._apply_preset(model.ref))
+
+    async def _apply_preset(self, ref: ModelRef) -> None:
+        preset = await run_blocking(lambda: self._core.conversations.load_preset(ref.preset_key))
+        if not preset:
+            self.presetApplied.emit()
+            return
+        load, sampling, template = (preset.get(key) for key in ("load", "sampling", "template"))
+        if isinstance(load, dict) and ref.kind == "local":
+            self.load_form.apply_preset(load)
+        if isinstance(sampling, dict):
+            self.sampling.apply_preset(sampling)
+        if isinstance(template, dict) and ref.kind == "local":
+            self.template.apply_preset(template)
+            self._apply_template()
+        self.presetApplied.emit()
+
+    async def _load(self) -> None:
+        model = self.load_form.picked()
+        if model is None:
+            self._say("Pick a GGUF model first (or open a file).", error=True)
+            self.loadFinished.emit(False)
+            return
+        options = self.load_form.options()
+        self._set_loading(True, f"Loading {model.name}…")
+        note: str | None = None
+        try:
+            engine = await run_blocking(lambda: self._core.llm)
+            self._llm = engine
+            plan = await run_blocking(self._plan, engine, model.path, options)
+            engine.template_override = self.template.override()
+            loaded = await run_blocking(engine.load, plan.settings)
+            note = await run_blocking(self._template_note, engine)
+        except (AppError, RuntimeError, OSError) as exc:
+            self._set_loading(False, f"Not loaded: {exc}", error=True)
+            if self.active == "local" and self._llm is not None and self._llm.loaded is None:
+                self.active = None
+                self.engineChanged.emit(None)
+            self.loadFinished.emit(self.engine is not None)
+            return
+        self._loaded_model = model
+        self._set_loading(False, describe_load(model.name, loaded))
+        notes = [*plan.notes, *([note] if note else [])]
+        self.notes.setText("\n".join(notes))
+        self.notes.setVisible(bool(notes))
+        self._activate("local", f"Chatting with {model.name} ({loaded.placement})")
+        self.save_preset()
+        self.loadFinished.emit(True)
+
+    def _plan(self, engine: LlmEngine, path: Path, options: LoadOptions) -> LoadPlan:
+        """On a worker: the load plan (starting the engine to learn what it can do)."""
+        from app.chat.load_plan import plan_load
+        from app.hardware import read_machine_memory
+
+        return plan_load(
+            path,
+            context_length=options.context_length,
+            gpu_layers=options.gpu_layers,
+            threads=options.threads,
+            kv_cache_type=options.kv_cache_type,
+            flash_attention=options.flash_attention,
+            capabilities=engine.capabilities(),
+            machine=read_machine_memory(),
+        )
+
+    @staticmethod
+    def _template_note(engine: LlmEngine) -> str | None:
+        """Why a fallback template is used, or why the override fails (None: all is well)."""
+        from app.errors import ChatTemplateError
+
+        try:
+            return engine.render([{"role": "user", "content": "Hello"}]).note
+        except ChatTemplateError as exc:
+            return str(exc)
+
+    def _apply_template(self) -> None:
+        if self._llm is not None:
+            self._llm.template_override = self.template.override()
+
+    # -- remote endpoints ----------------------------------------------------------------
+
+    async def _test_remote(self) -> None:
+        from app.engines.remote import RemoteEngine
+
+        try:
+            endpoint = self.remote_form.endpoint()
+        except AppError as exc:
+            self.remote_form.say(str(exc), error=True)
+            self.remoteChecked.emit(False)
+            return
+        self.remote_form.say(f"Asking {endpoint.base_url}…")
+        self.remote_form.test_button.setEnabled(False)
+        engine = RemoteEngine(endpoint, timeout=REMOTE_TEST_TIMEOUT_S)
+        try:
+            models = await run_blocking(engine.list_models)
+            line = await run_blocking(engine.check)
+        except AppError as exc:
+            self.remote_form.say(str(exc), error=True)
+            self.remoteChecked.emit(False)
+            return
+        finally:
+            self.remote_form.test_button.setEnabled(True)
+            await run_blocking(engine.close)
+        self.remote_form.set_models(models)
+        self.remote_form.say(line)
+        self.remoteChecked.emit(True)
+
+    async def _use_remote(self) -> None:
+        from app.engines.remote import RemoteEngine
+
+        try:
+            endpoint = self.remote_form.endpoint()
+        except AppError as exc:
+            self.remote_form.say(str(exc), error=True)
+            return
+        if not endpoint.model:
+            self.remote_form.say(
+                "Name the model to ask for (Test connection lists them).", error=True
+            )
+            return
+        previous, self._remote = self._remote, RemoteEngine(endpoint)
+        if previous is not None:
+            await run_blocking(previous.close)
+        self.remote_form.say(f"Replies now come from {endpoint.label}.")
+        self._activate("remote", f"Chatting with {endpoint.label} (remote)")
+        ref = self.model_ref()
+        if ref is not None:
+            await self._apply_preset(ref)
+
+    # -- display -------------------------------------------------------------------------
+
+    def _activate(self, source: str, text: str) -> None:
+        self.active = source
+        self.active_label.setText(text)
+        self.prompt_button.setEnabled(source == "local")
+        self.engineChanged.emit(self.engine)
+
+    def _set_loading(self, loading: bool, text: str, *, error: bool = False) -> None:
+        self.busy.setVisible(loading)
+        self.load_button.setEnabled(not loading)
+        self.load_form.setEnabled(not loading)
+        if loading:
+            self.notes.hide()
+        self._say(text, error=error)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.load_status.setText(text)
+        mark_error(self.load_status, error)

@@ -1,0 +1,606 @@
+"""Chat: conversations on the left, the transcript and the message field in the middle, the
+model panel on the right (it folds away).
+
+A reply streams on the core's threads (`ChatSession` and its `Reply`). This page polls the
+reply's snapshot every `POLL_MS` and hands the text to the one widget being written, so a fast
+model never floods the event loop and the rest of the transcript is left alone. Starting a
+reply (which counts tokens through the engine) and every store call run on workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chat.conversations import NEW_CONVERSATION_TITLE, Message, Role, title_from_message
+from app.core import Core
+from app.errors import AppError
+from ui.chat.composer import Composer
+from ui.chat.conversation_list import ConversationList
+from ui.chat.model_panel import ModelPanel
+from ui.chat.prompt_dialog import PromptDialog
+from ui.chat.sampling_form import MAX_SEED
+from ui.chat.transcript import Transcript
+from ui.style import mark_error, set_font
+from ui.tasks import run_blocking, spawn
+
+if TYPE_CHECKING:
+    from app.chat.conversations import Conversation, ConversationStore
+    from app.chat.sampling import Sampling
+    from app.chat.session import ChatSession, ContextOverflowError, Overflow, Reply
+    from app.engines.llm import LoadSettings
+
+    StartReply = Callable[[ChatSession, Sampling, Overflow], Reply]
+
+POLL_MS = 50  # how often a streaming reply reaches the screen
+SYSTEM_PROMPT_PAUSE_MS = 600  # typing in the system prompt is stored after this pause
+CLOSE_WAIT_S = 3.0  # closing waits this long for a stopped reply to be stored
+
+
+@dataclass(frozen=True)
+class ReplyRecipe:
+    """What made a reply, for its llama.cpp command: the load settings and the sampling, with
+    the seed that was used."""
+
+    load: LoadSettings
+    sampling: Sampling
+
+
+def prompt_turns(
+    system_prompt: str, messages: Sequence[Message], *, before: int | None = None
+) -> list[dict[str, str]]:
+    """The messages a model sees (as `ChatSession` sends them): the system prompt, then the
+    turns after the last marker, up to the message with id `before` (exclusive)."""
+    if before is not None:
+        ids = [message.id for message in messages]
+        messages = messages[: ids.index(before)] if before in ids else messages
+    start = max((i for i, m in enumerate(messages) if m.role is Role.MARKER), default=-1)
+    turns = [
+        {"role": m.role.value, "content": m.content}
+        for m in messages[start + 1 :]
+        if m.role is Role.USER or (m.role is Role.ASSISTANT and m.content)
+    ]
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + turns
+
+
+class ChatPage(QWidget):
+    """Talk to a local or remote model; every conversation is kept and can be searched."""
+
+    replyStarted = Signal(int)  # the id of the reply message being written
+    replyFinished = Signal(str)  # its final state: "complete", "cancelled", "interrupted"…
+    conversationShown = Signal(int)  # a conversation id (-1: none) once it is on screen
+    exported = Signal(str)  # the path of a file written by Export
+    said = Signal(str)  # each line shown in the status line
+
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._core = core
+        self._conversation_id: int | None = None
+        self._title = NEW_CONVERSATION_TITLE
+        self._reply: Reply | None = None
+        self._reply_conversation: int | None = None
+        self._starting = False
+        self._recipes: dict[int, ReplyRecipe] = {}
+        self._prompt_owner: int | None = None  # whose system prompt waits to be stored
+        self.overflow_dialog: QMessageBox | None = None
+        self.prompt_dialog: PromptDialog | None = None
+        self.last_command: str | None = None
+
+        self.conversations = ConversationList(lambda: self._core.conversations)
+        self.conversations.setMinimumWidth(180)
+        self.title = QLabel(NEW_CONVERSATION_TITLE)
+        set_font(self.title, points_delta=2, bold=True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        export_menu = QMenu(self.export_button)
+        self.export_markdown_action = QAction("As Markdown…", export_menu)
+        self.export_json_action = QAction("As JSON…", export_menu)
+        export_menu.addAction(self.export_markdown_action)
+        export_menu.addAction(self.export_json_action)
+        self.export_button.setMenu(export_menu)
+        self.panel_button = QToolButton()
+        self.panel_button.setText("Model && settings")
+        self.panel_button.setCheckable(True)
+        self.panel_button.setChecked(True)
+        self.panel_button.setToolTip("Show or hide the model panel")
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.export_button)
+        header.addWidget(self.panel_button)
+
+        self.transcript = Transcript()
+        self.composer = Composer()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        set_font(self.status, points_delta=-1)
+        center = QWidget()
+        center_layout = QVBoxLayout(center)
+        center_layout.setContentsMargins(6, 0, 6, 6)
+        center_layout.addLayout(header)
+        center_layout.addWidget(self.transcript, 1)
+        center_layout.addWidget(self.composer)
+        center_layout.addWidget(self.status)
+
+        self.panel = ModelPanel(core)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.conversations)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.panel)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([220, 700, 360])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.splitter)
+
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._poll_reply)
+        self._prompt_timer = QTimer(self)
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(SYSTEM_PROMPT_PAUSE_MS)
+        self._prompt_timer.timeout.connect(lambda: spawn(self._store_system_prompt()))
+
+        self.conversations.chosen.connect(self._conversation_chosen)
+        self.conversations.renamed.connect(self._conversation_renamed)
+        self.conversations.failed.connect(lambda text: self._say(text, error=True))
+        self.composer.sendRequested.connect(self._send_requested)
+        self.composer.stopRequested.connect(self.stop)
+        self.composer.regenerateRequested.connect(self.regenerate)
+        self.transcript.editRequested.connect(self._edit_requested)
+        self.transcript.commandRequested.connect(lambda mid: spawn(self._copy_command(mid)))
+        self.transcript.copied.connect(lambda what: self._say(f"Copied the {what}."))
+        self.panel.engineChanged.connect(lambda _engine: self._update_controls())
+        self.panel.promptRequested.connect(lambda: spawn(self._show_prompt()))
+        self.panel.system_prompt.textChanged.connect(self._system_prompt_edited)
+        self.panel_button.toggled.connect(self.panel.setVisible)
+        self.export_markdown_action.triggered.connect(lambda: self.export("markdown"))
+        self.export_json_action.triggered.connect(lambda: self.export("json"))
+        self._update_controls()
+        self.conversations.refresh()
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self._conversation_id
+
+    @property
+    def reply(self) -> Reply | None:
+        """The reply being written, if any."""
+        return self._reply
+
+    def pick_model(self, path: Path) -> None:
+        """Pick the GGUF at `path` in the model panel (Load still loads it)."""
+        self.panel_button.setChecked(True)
+        self.panel.pick(path)
+        self._say(f"Picked {path.name}: press Load to chat with it.")
+
+    def stop(self) -> None:
+        """Stop the reply being written; what came so far is kept."""
+        if self._reply is not None:
+            self._reply.cancel()
+
+    def regenerate(self) -> None:
+        """Replace the last reply with a new one."""
+        spawn(
+            self._start_reply(
+                lambda session, sampling, overflow: session.regenerate(sampling, overflow=overflow)
+            )
+        )
+
+    def export(self, kind: str) -> None:
+        """Ask where, then write the conversation as "markdown" or "json"."""
+        if self._conversation_id is None:
+            return
+        suffix, filter_text = (
+            (".md", "Markdown (*.md)") if kind == "markdown" else (".json", "JSON (*.json)")
+        )
+        name = "".join(c if c.isalnum() or c in " -_" else "_" for c in self._title).strip()
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export conversation", (name or "conversation") + suffix, filter_text
+        )
+        if path:
+            spawn(self._write_export(self._conversation_id, Path(path), kind))
+
+    def shutdown(self) -> None:
+        """The window closes: stop a streaming reply and let it be stored."""
+        self._poll.stop()
+        reply = self._reply
+        if reply is not None and not reply.done:
+            reply.cancel()
+            # On a timeout the stored text is at most one flush behind: nothing is lost.
+            with contextlib.suppress(TimeoutError):
+                reply.wait(CLOSE_WAIT_S)
+        if self._prompt_timer.isActive() and self._prompt_owner is not None:
+            self._prompt_timer.stop()
+            self._core.conversations.set_system_prompt(
+                self._prompt_owner, self.panel.system_prompt.toPlainText()
+            )
+        self.panel.close_engines()
+
+    # -- conversations -------------------------------------------------------------------
+
+    def _conversation_chosen(self, conversation_id: int) -> None:
+        chosen = conversation_id if conversation_id >= 0 else None
+        if chosen != self._conversation_id or chosen is None:
+            spawn(self._open(chosen))
+
+    async def _open(self, conversation_id: int | None) -> None:
+        await self._store_system_prompt()
+        self.composer.end_edit()
+        self._conversation_id = conversation_id
+        if conversation_id is None:
+            self._show_title(NEW_CONVERSATION_TITLE)
+            self._set_system_prompt("")
+            self.transcript.clear()
+            self.transcript.show_placeholder("No conversation yet. Write a message to start one.")
+            self._update_controls()
+            self.conversationShown.emit(-1)
+            return
+        try:
+            conversation, messages = await run_blocking(self._read, conversation_id)
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            self.conversations.refresh()
+            return
+        if self._conversation_id != conversation_id:
+            return  # another one was chosen meanwhile
+        self._show_title(conversation.title)
+        self._set_system_prompt(conversation.system_prompt)
+        self.transcript.show_placeholder("Write a message to start.")
+        await self.transcript.show_conversation(messages)
+        if self._conversation_id != conversation_id:
+            return
+        self.transcript.scroll_to_bottom()
+        self._update_controls()
+        self.conversationShown.emit(conversation_id)
+
+    def _read(self, conversation_id: int) -> tuple[Conversation, list[Message]]:
+        store = self._core.conversations
+        return store.get(conversation_id), store.messages(conversation_id)
+
+    def _conversation_renamed(self, conversation_id: int, title: str) -> None:
+        if conversation_id == self._conversation_id:
+            self._show_title(title)
+
+    def _show_title(self, title: str) -> None:
+        self._title = title
+        self.title.setText(title)
+
+    async def _sync(self, conversation_id: int) -> None:
+        messages = await run_blocking(lambda: self._core.conversations.messages(conversation_id))
+        if self._conversation_id == conversation_id:
+            self.transcript.sync(messages)
+        self._update_controls()
+
+    # -- system prompt -------------------------------------------------------------------
+
+    def _set_system_prompt(self, text: str) -> None:
+        self._prompt_timer.stop()
+        self._prompt_owner = None
+        self.panel.system_prompt.blockSignals(True)
+        self.panel.system_prompt.setPlainText(text)
+        self.panel.system_prompt.blockSignals(False)
+
+    def _system_prompt_edited(self) -> None:
+        if self._conversation_id is not None:
+            self._prompt_owner = self._conversation_id
+            self._prompt_timer.start()
+
+    async def _store_system_prompt(self) -> None:
+        owner, self._prompt_owner = self._prompt_owner, None
+        self._prompt_timer.stop()
+        if owner is None:
+            return
+        text = self.panel.system_prompt.toPlainText()
+        try:
+            await run_blocking(lambda: self._core.conversations.set_system_prompt(owner, text))
+        except AppError as exc:
+            self._say(str(exc), error=True)
+
+    # -- replies -------------------------------------------------------------------------
+
+    def _send_requested(self, text: str) -> None:
+        editing = self.composer.editing
+        if editing is not None:
+            spawn(
+                self._start_reply(
+                    lambda session, sampling, overflow: session.edit_and_resend(
+                        editing, text, sampling, overflow=overflow
+                    ),
+                    sent_text=text,
+                )
+            )
+        else:
+            spawn(
+                self._start_reply(
+                    lambda session, sampling, overflow: session.send(
+                        text, sampling, overflow=overflow
+                    ),
+                    sent_text=text,
+                )
+            )
+
+    def _edit_requested(self, message_id: int) -> None:
+        entry = self.transcript.entry(message_id)
+        if entry is not None and self._reply is None:
+            self.composer.start_edit(message_id, entry.message.content)
+
+    async def _start_reply(self, start: StartReply, *, sent_text: str | None = None) -> None:
+        """Start a reply; when the conversation outgrows the context, ask before dropping."""
+        from app.chat.session import ContextOverflowError, Overflow
+
+        if self._starting or self._reply is not None:
+            return
+        self._starting = True
+        self._update_controls()
+        try:
+            outcome = await self._try_start(start, sent_text, Overflow.ASK)
+            if isinstance(outcome, ContextOverflowError):
+                if await self._ask_drop_oldest(outcome):
+                    await self._try_start(start, sent_text, Overflow.DROP_OLDEST)
+                elif self._conversation_id is not None:
+                    self._say(outcome.message + " Nothing was sent.", error=True)
+                    await self._sync(self._conversation_id)
+        finally:
+            self._starting = False
+            self._update_controls()
+
+    async def _try_start(
+        self, start: StartReply, sent_text: str | None, overflow: Overflow
+    ) -> ContextOverflowError | None:
+        from app.chat.session import ChatSession, ContextOverflowError
+
+        engine = self.panel.engine
+        if engine is None:
+            self._say("Load a model first (the panel on the right).", error=True)
+            return None
+        try:
+            sampling = self.panel.sampling.sampling()
+        except ValueError as exc:
+            self._say(f"Check the sampling settings: {exc}", error=True)
+            return None
+        if sampling.seed is None:  # choose it here, so the llama.cpp command can repeat it
+            sampling = replace(sampling, seed=random.randrange(MAX_SEED))
+        conversation_id = await self._conversation_for(sent_text)
+        await self._store_system_prompt()
+        store = await run_blocking(lambda: self._core.conversations)
+        session = ChatSession(store, conversation_id, engine)
+        self._say("")
+        try:
+            reply = await run_blocking(start, session, sampling, overflow)
+        except ContextOverflowError as exc:
+            return exc
+        except (AppError, ValueError) as exc:
+            self._say(str(exc), error=True)
+            await self._sync(conversation_id)  # a failed start may have stored an error reply
+            return None
+        self._reply, self._reply_conversation = reply, conversation_id
+        load = self.panel.load_settings()
+        if load is not None:
+            self._recipes[reply.message_id] = ReplyRecipe(load, sampling)
+        if sent_text is not None:
+            self.composer.clear_sent(sent_text)
+        self._remember_model(conversation_id, sampling)
+        await self._sync(conversation_id)
+        self._poll.start()
+        self.replyStarted.emit(reply.message_id)
+        return None
+
+    async def _conversation_for(self, sent_text: str | None) -> int:
+        """The open conversation (titled after the first message), or a new one."""
+        title = title_from_message(sent_text) if sent_text else NEW_CONVERSATION_TITLE
+        conversation_id = self._conversation_id
+        if conversation_id is None:
+            system_prompt = self.panel.system_prompt.toPlainText()
+            conversation = await run_blocking(
+                lambda: self._core.conversations.create(title, system_prompt=system_prompt)
+            )
+            self._conversation_id = conversation.id
+            self._show_title(title)
+            self.transcript.clear()
+            self.conversations.refresh(select=conversation.id)
+            return conversation.id
+        if sent_text and self._title == NEW_CONVERSATION_TITLE and not self.transcript.messages():
+            await run_blocking(lambda: self._core.conversations.rename(conversation_id, title))
+            self._show_title(title)
+            self.conversations.set_title(conversation_id, title)
+        return conversation_id
+
+    def _remember_model(self, conversation_id: int, sampling: Sampling) -> None:
+        """Record on the conversation which model answered, and how (and keep it as a preset)."""
+        ref = self.panel.model_ref()
+        settings: dict[str, object] = {"sampling": sampling.to_dict()}
+        load = self.panel.load_settings()
+        if load is not None:
+            settings["load"] = {k: v for k, v in load.to_args().items() if k != "path"}
+        self.panel.save_preset()
+
+        def store() -> None:
+            conversations: ConversationStore = self._core.conversations
+            conversations.set_model(conversation_id, ref)
+            conversations.set_settings(conversation_id, settings)
+
+        spawn(run_blocking(store))
+
+    def _poll_reply(self) -> None:
+        reply = self._reply
+        if reply is None:
+            self._poll.stop()
+            return
+        snapshot = reply.snapshot()
+        if self._conversation_id == self._reply_conversation:
+            self.transcript.stream(reply.message_id, snapshot.text)
+        if reply.done:
+            self._poll.stop()
+            spawn(self._reply_ended(reply))
+
+    async def _reply_ended(self, reply: Reply) -> None:
+        conversation_id = self._reply_conversation
+        if conversation_id is not None:
+            try:
+                await self._sync(conversation_id)
+            except AppError as exc:  # the conversation was deleted meanwhile
+                self._say(str(exc), error=True)
+        self._reply = self._reply_conversation = None
+        self._update_controls()
+        self.conversations.refresh()
+        snapshot = reply.snapshot()
+        if snapshot.state.value == "interrupted":
+            self._say(
+                f"The reply was interrupted ({snapshot.error}). Send again to go on: "
+                "the engine starts again with the same model.",
+                error=True,
+            )
+        elif snapshot.state.value == "error":
+            self._say(f"The reply failed: {snapshot.error}", error=True)
+        self.replyFinished.emit(snapshot.state.value)
+
+    async def _ask_drop_oldest(self, error: ContextOverflowError) -> bool:
+        """Offer to drop the oldest turns (with a visible divider), or to cancel."""
+        import asyncio
+
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("The conversation no longer fits")
+        box.setText(error.message)
+        box.setInformativeText(
+            "Drop the oldest turns to make room? A divider in the conversation shows where. "
+            "Or cancel, and start a new conversation or load the model with a longer context."
+        )
+        drop = box.addButton("Drop oldest turns", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(drop)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def finished(_result: int) -> None:
+            if not answer.done():
+                answer.set_result(box.clickedButton() is drop)
+
+        box.finished.connect(finished)
+        self.overflow_dialog = box
+        box.open()
+        try:
+            return await answer
+        finally:
+            self.overflow_dialog = None
+            box.deleteLater()
+
+    # -- prompt, command, export ---------------------------------------------------------
+
+    async def _show_prompt(self) -> None:
+        engine = self.panel.local_engine
+        if engine is None:
+            return
+        messages = prompt_turns(self.panel.system_prompt.toPlainText(), self.transcript.messages())
+        draft = self.composer.text
+        if draft.strip() and self.composer.editing is None:
+            messages.append({"role": "user", "content": draft})
+        try:
+            rendered = await run_blocking(engine.render, messages)
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            return
+        dialog = PromptDialog(
+            rendered.text, format_name=rendered.format_name, note=rendered.note, parent=self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda: setattr(self, "prompt_dialog", None))
+        self.prompt_dialog = dialog
+        dialog.open()
+
+    async def _copy_command(self, message_id: int) -> None:
+        from app.chat.llama_command import llama_cli_command
+
+        engine = self.panel.local_engine
+        loaded = engine.loaded if engine is not None else None
+        if engine is None or loaded is None:
+            self._say("Load a local model to get its llama.cpp command.", error=True)
+            return
+        recipe = self._recipes.get(message_id)
+        note = ""
+        if recipe is None:
+            try:
+                sampling = self.panel.sampling.sampling()
+            except ValueError as exc:
+                self._say(f"Check the sampling settings: {exc}", error=True)
+                return
+            recipe = ReplyRecipe(loaded.settings, replace(sampling, seed=sampling.seed or 0))
+            note = " (with the settings shown now: this reply is from an earlier session)"
+        messages = prompt_turns(
+            self.panel.system_prompt.toPlainText(), self.transcript.messages(), before=message_id
+        )
+        try:
+            rendered = await run_blocking(engine.render, messages)
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            return
+        stops = tuple(dict.fromkeys((*recipe.sampling.stop, *rendered.stop)))
+        command = llama_cli_command(
+            recipe.load,
+            replace(recipe.sampling, stop=stops),
+            rendered.text,
+            recipe.sampling.seed or 0,
+        )
+        QGuiApplication.clipboard().setText(command)
+        self.last_command = command
+        self._say(f"Copied the llama.cpp command for this reply{note}.")
+
+    async def _write_export(self, conversation_id: int, path: Path, kind: str) -> None:
+        from app.chat.export import export_json, export_markdown
+
+        def write() -> None:
+            conversation, messages = self._read(conversation_id)
+            export = export_markdown if kind == "markdown" else export_json
+            path.write_text(export(conversation, messages), encoding="utf-8")
+
+        try:
+            await run_blocking(write)
+        except (AppError, OSError) as exc:
+            self._say(f"Nothing was exported: {exc}", error=True)
+            return
+        self._say(f"Exported to {path}")
+        self.exported.emit(str(path))
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _update_controls(self) -> None:
+        busy = self._reply is not None or self._starting
+        messages = self.transcript.messages()
+        self.composer.set_state(
+            busy=busy,
+            ready=self.panel.engine is not None,
+            can_regenerate=any(message.role is Role.USER for message in messages),
+        )
+        self.transcript.set_editable(not busy)
+        self.transcript.set_commands_available(self.panel.local_engine is not None)
+        self.panel.set_busy(busy)
+        self.export_button.setEnabled(self._conversation_id is not None)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self.status.setText(text)
+        mark_error(self.status, error)
+        if text:
+            self.said.emit(text)
