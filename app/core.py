@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from app.downloads import DownloadManager
     from app.engines.llm import LlmEngine
     from app.hub.offline import OfflineAwareHub
+    from app.images.engine import ImageEngine
+    from app.images.gallery import Gallery
     from app.library import Library
 
 
@@ -48,6 +50,8 @@ class Core:
         self._downloads: DownloadManager | None = None
         self._conversations: ConversationStore | None = None
         self._llm: LlmEngine | None = None
+        self._images: ImageEngine | None = None
+        self._gallery: Gallery | None = None
 
     @classmethod
     def open(cls, *, data_dir: Path | None = None, endpoint_override: str | None = None) -> Core:
@@ -141,6 +145,30 @@ class Core:
                 self._llm = LlmEngine()
             return self._llm
 
+    @property
+    def images(self) -> ImageEngine:
+        """The local image engine (its child process starts on the first request; starting
+        imports torch and diffusers, seconds: call `start` on a worker)."""
+        with self._lock:
+            if self._images is None:
+                from app.images.engine import ImageEngine
+
+                self._images = ImageEngine(
+                    config_cache_dir=self.database.path.parent / "diffusers-configs",
+                    hf_cache_dir=self.settings.resolved_cache_dir(),
+                )
+            return self._images
+
+    @property
+    def gallery(self) -> Gallery:
+        """Generated images, indexed in the database; the files live in `<data dir>/images`."""
+        with self._lock:
+            if self._gallery is None:
+                from app.images.gallery import Gallery
+
+                self._gallery = Gallery(self.database, folder=self.database.path.parent / "images")
+            return self._gallery
+
     def _stop_downloads(self, timeout: float = 10.0) -> None:
         """Stop the queue's workers (partial files and queued jobs stay for the next start)."""
         with self._lock:
@@ -181,4 +209,8 @@ class Core:
             llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
+        with self._lock:
+            images, self._images = self._images, None
+        if images is not None:
+            images.stop(timeout=2.0)
         self.database.close()

@@ -9,7 +9,9 @@ request to the last event — so the ratio includes every cost the app adds. Run
 
 Two models, both written on the spot: "tiny" (the 2-block test model: thousands of tokens/s,
 so any per-token overhead shows), and "small" (8 blocks, embedding 1024: ~270 MB, ~60
-tokens/s on two cores — a real model's pace).
+tokens/s on two cores — a real model's pace). A long tiny reply (4,000 tokens) shows the
+cost of `create_completion(stream=True)`, which detokenizes the whole reply again for every
+token; `Llama.generate` (llama-cpp-python's own token loop) is printed as the floor.
 
     .venv/bin/python -m benchmarks.llm [--runs 5] [--tokens 400]
 """
@@ -54,6 +56,25 @@ def bare_run(llm: Any, tokens: list[int], count: int) -> tuple[float, float]:
     return first - started, ended - started
 
 
+def generate_run(llm: Any, tokens: list[int], count: int) -> tuple[float, float]:
+    """llama-cpp-python's token loop (`Llama.generate`) with per-token detokenizing: the
+    fastest a Python caller of llama-cpp-python gets."""
+    started = time.perf_counter()
+    first = None
+    produced = 0
+    llm.set_seed(1)
+    for token in llm.generate(tokens, temp=0.8):
+        if first is None:
+            first = time.perf_counter()
+        llm.detokenize([token])
+        produced += 1
+        if produced >= count:
+            break
+    ended = time.perf_counter()
+    assert first is not None
+    return first - started, ended - started
+
+
 def engine_run(engine: LlmEngine, count: int) -> tuple[float, float]:
     started = time.perf_counter()
     handle = engine.generate_from_prompt(PROMPT, Sampling(max_tokens=count, seed=1))
@@ -80,13 +101,15 @@ def bench_model(name: str, path: Path, runs: int, count: int) -> None:
     child_rss = psutil.Process(engine.pid).memory_info().rss if engine.pid else 0
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=2, verbose=False)
     tokens = llm.tokenize(PROMPT.encode(), add_bos=True, special=True)
-    bare_ttft, bare_total, engine_ttft, engine_total = [], [], [], []
-    bare_run(llm, tokens, 8)  # warm both
+    bare_ttft, bare_total, raw_total, engine_ttft, engine_total = [], [], [], [], []
+    bare_run(llm, tokens, 8)  # warm all three
+    generate_run(llm, tokens, 8)
     engine_run(engine, 8)
     for _ in range(runs):
         ttft, total = bare_run(llm, tokens, count)
         bare_ttft.append(ttft)
         bare_total.append(total)
+        raw_total.append(generate_run(llm, tokens, count)[1])
         ttft, total = engine_run(engine, count)
         engine_ttft.append(ttft)
         engine_total.append(total)
@@ -94,13 +117,16 @@ def bench_model(name: str, path: Path, runs: int, count: int) -> None:
     llm.close()
 
     bare_speed = count / statistics.median(bare_total)
+    raw_speed = count / statistics.median(raw_total)
     engine_speed = count / statistics.median(engine_total)
     ttft_overhead_ms = (statistics.median(engine_ttft) - statistics.median(bare_ttft)) * 1000
     size_mb = path.stat().st_size / 1e6
     print(f"== {name} model ({size_mb:.0f} MB), {count} tokens, median of {runs}")
-    print(f"  bare llama_cpp.Llama   {bare_speed:9.1f} tokens/s")
+    print(f"  bare create_completion {bare_speed:9.1f} tokens/s")
+    print(f"  bare Llama.generate    {raw_speed:9.1f} tokens/s")
     print(f"  ModelDeck engine       {engine_speed:9.1f} tokens/s")
-    print(f"  ratio engine / bare    {engine_speed / bare_speed:9.3f}")
+    print(f"  ratio engine / create_completion {engine_speed / bare_speed:6.3f}")
+    print(f"  ratio engine / Llama.generate    {engine_speed / raw_speed:6.3f}")
     print(
         f"  first token            bare {statistics.median(bare_ttft) * 1000:.1f} ms, "
         f"engine {statistics.median(engine_ttft) * 1000:.1f} ms, "
@@ -116,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=400)
+    parser.add_argument("--long", type=int, default=4000, help="tokens of the long-reply run")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -125,6 +152,8 @@ def main() -> None:
             )
             count = args.tokens if name == "tiny" else max(40, args.tokens // 5)
             bench_model(name, path, args.runs, count)
+            if name == "tiny" and args.long:
+                bench_model("tiny, long reply", path, max(1, args.runs // 2), args.long)
 
 
 if __name__ == "__main__":

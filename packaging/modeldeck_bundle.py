@@ -29,6 +29,26 @@ ENGINE_CHILD_MODULES = ("app.engines.llama_worker", "app.engines.diffusers_worke
 # The image runtime: imported only in the image engine's child, ~1.3 GB installed (CPU torch).
 IMAGE_RUNTIME = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors")
 
+# Distributions whose metadata diffusers and transformers read at import (importlib.metadata
+# version checks): without it, `import diffusers` fails in the bundle ("the 'requests'
+# distribution was not found").
+IMAGE_RUNTIME_METADATA = (
+    "requests",
+    "filelock",
+    "numpy",
+    "tqdm",
+    "regex",
+    "packaging",
+    "huggingface-hub",
+    "safetensors",
+    "accelerate",
+    "pyyaml",
+    "tokenizers",
+    "torch",
+    "diffusers",
+    "transformers",
+)
+
 # Never in a bundle: test and development tools, and toolkits nothing here uses. PyInstaller
 # would otherwise follow optional imports of huggingface_hub, llama_cpp and friends into them.
 NEVER_BUNDLED = (
@@ -42,11 +62,13 @@ NEVER_BUNDLED = (
     "ruff",
     "importlinter",
     "grimp",
-    "llama_cpp.server",  # the OpenAI-compatible server: only the tests use it
-    "fastapi",
-    "uvicorn",
-    "starlette",
-    "sse_starlette",
+    "llama_cpp.server",  # llama-cpp-python's own server: only the tests use it
+    # Build tools: nothing imports them at run time, yet with setuptools in the bundle
+    # PyInstaller's runtime hook imports it at every start (~60 ms).
+    "setuptools",
+    "pkg_resources",
+    "distutils",
+    "_distutils_hack",
     "PySide6.QtNetwork",  # hub traffic goes through huggingface_hub, not Qt
     "PySide6.QtQml",
     "PySide6.QtQuick",
@@ -69,7 +91,7 @@ ICON_SIZES = tuple(sorted({*LINUX_ICON_SIZES, *MACOS_ICON_SIZES, *WINDOWS_ICON_S
 
 
 def bundle_kind() -> str:
-    """"base" or "full", from MODELDECK_BUNDLE; anything else is a mistake worth stopping."""
+    """ "base" or "full", from MODELDECK_BUNDLE; anything else is a mistake worth stopping."""
     kind = os.environ.get(BUNDLE_ENV, "base") or "base"
     if kind not in ("base", "full"):
         raise SystemExit(f"{BUNDLE_ENV} must be 'base' or 'full', not {kind!r}")
@@ -121,6 +143,19 @@ def data_files(icons: Path) -> list[tuple[str, str]]:
     datas += collect_data_files("app.images")
     # The rendered icons, for the window icon on platforms without an SVG image plugin.
     datas += [(str(path), "resources/icons") for path in sorted(icons.glob("*.png"))]
+    if bundle_kind() == "full":
+        from importlib.metadata import PackageNotFoundError
+
+        from PyInstaller.utils.hooks import copy_metadata
+
+        for distribution in IMAGE_RUNTIME_METADATA:
+            try:
+                datas += copy_metadata(distribution)
+            except PackageNotFoundError:
+                raise SystemExit(
+                    f"the full bundle needs {distribution} in the build venv: "
+                    "pip install -e '.[llm,image,packaging]'"
+                ) from None
     return datas
 
 

@@ -27,12 +27,13 @@ if TYPE_CHECKING:
     from app.downloads import DownloadPlan
     from ui.chat.page import ChatPage
     from ui.downloads_page import DownloadsPage
+    from ui.images.page import ImagesPage
     from ui.library_page import LibraryPage
     from ui.settings_page import SettingsPage
 
 PageT = TypeVar("PageT", bound=QWidget)
-DISCOVER, LIBRARY, CHAT, DOWNLOADS, SETTINGS = 0, 1, 2, 3, 4
-TITLES = ("Discover", "Library", "Chat", "Downloads", "Settings")
+DISCOVER, LIBRARY, CHAT, IMAGES, DOWNLOADS, SETTINGS = 0, 1, 2, 3, 4, 5
+TITLES = ("Discover", "Library", "Chat", "Images", "Downloads", "Settings")
 
 
 def dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
@@ -135,6 +136,18 @@ class MainWindow(QMainWindow):
         self.chat.pick_model(path)
 
     @property
+    def images(self) -> ImagesPage:
+        """The Images page (built on first use)."""
+        from ui.images import page as images_page
+
+        return self._page(IMAGES, images_page.ImagesPage)
+
+    def images_with(self, path: Path) -> None:
+        """Go to Images with the diffusion model at `path` picked (Generate loads it)."""
+        self.show_page(self.images)
+        self.images.pick_model(path)
+
+    @property
     def downloads(self) -> DownloadsPage:
         """The Downloads page (built on first use)."""
         from ui import downloads_page
@@ -184,6 +197,8 @@ class MainWindow(QMainWindow):
             self.library  # noqa: B018
         elif row == CHAT:
             self.chat  # noqa: B018
+        elif row == IMAGES:
+            self.images  # noqa: B018
         elif row == DOWNLOADS:
             self.downloads  # noqa: B018
         elif row == SETTINGS:
@@ -208,6 +223,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if CHAT in self._built:  # a reply still streaming stops, and is stored as stopped
             self.chat.shutdown()
+        if IMAGES in self._built:  # a generation still running is cancelled
+            self.images.shutdown()
         super().closeEvent(event)
 
     # -- drag and drop ------------------------------------------------------------------

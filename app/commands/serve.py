@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return _fail(err, str(exc), EXIT_USAGE)
     engine = core.llm
     server = ModelServer(engine)
-    stop = threading.Event()
     try:
         model = choose_gguf(args.model, core.library)
         plan = plan_load(
@@ -82,7 +82,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
         for note in plan.notes:
             print(f"note: {note}", file=err)
-        with _stop_on_sigterm(stop):
+        with _interrupt_on_sigterm():
             # Listening first: a client that comes during the load is told to retry (503).
             url = server.start(args.host, args.port, api_key)
             loaded = server.load(plan.settings)
@@ -91,8 +91,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             print(f"Loaded {model.name}: {loaded.placement}, context {loaded.context_length:,}",
                   file=err)  # fmt: skip
             print("Press Ctrl+C to stop.", file=out, flush=True)
-            while not stop.wait(0.5):
-                pass
+            threading.Event().wait()  # until Ctrl+C or SIGTERM
     except KeyboardInterrupt:
         pass
     except UnprotectedBindError as exc:
@@ -108,13 +107,17 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM sets `stop` (Ctrl+C raises KeyboardInterrupt as usual) until the block ends.
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM interrupts like Ctrl+C (a load in progress included).
     Only the main thread can set handlers: elsewhere (tests calling `run`) this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:

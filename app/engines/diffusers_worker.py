@@ -13,16 +13,18 @@ torch or diffusers is missing: runtime False and error (every request then fails
 
 Requests:
 - LOAD {path, config?, name?, repo_id?, revision?, sha256?, device?, dtype?, threads?,
-  config_cache_dir, hf_cache_dir?} → RESULT {name, path, family, pipeline, device, dtype, seconds, cached,
-  default_size: [w, h], memory_savers: [...], scheduler}. `config` is a diffusers folder
-  whose configs a single file uses instead of the family's reference configs.
+  config_cache_dir, hf_cache_dir?} → RESULT {name, path, family, pipeline, device, dtype,
+  seconds, cached, default_size: [w, h], memory_savers: [...], scheduler, repo_id?, revision?,
+  sha256?}. `config` is a diffusers folder whose configs a single file uses instead of its
+  family's reference configs; `threads` sets torch's CPU threads.
 - GENERATE {params (ImageParams JSON), model? (LOAD args: loaded first when it differs from
   the loaded model — so a fresh child after a crash reloads by itself), output_dir, name?,
   thumbnail_dir?, thumbnail_size? (256), preview? (true)} streams PROGRESS events
   {phase: "loading"}; {phase: "step", image, images, step, steps, preview?: PNG bytes ≤ 64 px,
   preview_size?: [w, h]}; {phase: "image", index, path, thumbnail, seed, width, height,
-  seconds, params}; then RESULT {images: [the "image" data…], seconds, load_seconds, sampler,
-  device, model: LOAD's RESULT}. Cancel is noticed between steps (→ CANCELLED).
+  seconds, params, sampler, created_at}; then RESULT {images: [the "image" data…], seconds,
+  load_seconds, sampler, device, model: LOAD's RESULT, params}. Cancel is noticed between
+  steps (→ CANCELLED).
 - UNLOAD {} → RESULT {}.
 
 ERROR kinds: "bad-input" (parameters; sizes not a multiple of 8 are refused before anything
@@ -258,36 +260,14 @@ class _Engine:
 
         checkpoint = _checkpoint(path)
         self._free()  # never two models in memory at once
-        dtype = getattr(torch, dtype_name)
         started = time.perf_counter()
-        try:
-            if checkpoint.format is CheckpointFormat.DIFFUSERS:
-                pipeline = _load_folder(path, dtype)
-                family = _folder_family(pipeline)
-            else:
-                family = checkpoint.family
-                pipeline = _load_single_file(path, family, config, dtype, args)
-        except EngineFailure:
-            raise
-        except Exception as error:
-            self._free()
-            if failure_kind(error) == "out-of-memory":
-                raise EngineFailure(
-                    "out-of-memory", f"not enough memory to load {path.name} on {device}"
-                ) from None
-            raise EngineFailure(
-                "load-failed", f"cannot load {path.name}: {_one_line(error)}"
-            ) from None
-        if not callable(pipeline) or not hasattr(pipeline, "scheduler"):
-            raise EngineFailure(
-                "not-a-pipeline",
-                f"{path.name} is a {type(pipeline).__name__}, not an image pipeline",
-            )
+        pipeline, family = _load_pipeline(
+            path, checkpoint, config, getattr(torch, dtype_name), args
+        )
         width, height = _default_size(pipeline, family)
-        free = _free_memory(device)
         savers = choose_memory_savers(
             device=device,
-            free_memory=free,
+            free_memory=_free_memory(device),
             family=family,
             width=width,
             height=height,
@@ -296,7 +276,9 @@ class _Engine:
         try:
             _place(pipeline, device, savers)
         except Exception as error:
-            self._free()
+            del pipeline
+            gc.collect()
+            _empty_cache(device)
             if failure_kind(error) == "out-of-memory":
                 raise EngineFailure(
                     "out-of-memory", f"not enough memory on {device} for {path.name}"
@@ -554,8 +536,8 @@ def _checkpoint(path: Path) -> Any:
         raise EngineFailure("not-found", f"{path} does not exist")
     try:
         checkpoint = sniff(path)
-    except CheckpointError as error:
-        kind = "not-a-pipeline" if path.is_dir() else "not-diffusion"
+    except CheckpointError as error:  # a folder without model_index.json, a damaged file, …
+        kind = "not-a-pipeline" if path.is_dir() else "load-failed"
         raise EngineFailure(kind, str(error)) from None
     name = path.name
     if checkpoint.format is CheckpointFormat.PICKLE:
@@ -588,6 +570,31 @@ def _checkpoint(path: Path) -> Any:
     return checkpoint
 
 
+def _load_pipeline(
+    path: Path, checkpoint: Any, config: str | None, dtype: Any, args: Mapping[str, Any]
+) -> tuple[Any, str | None]:
+    """The pipeline at `path` (on the CPU) and its family; load failures as EngineFailure."""
+    try:
+        if checkpoint.format is CheckpointFormat.DIFFUSERS:
+            pipeline = _load_folder(path, dtype)
+            family = _folder_family(pipeline)
+        else:
+            family = checkpoint.family
+            pipeline = _load_single_file(path, family, config, dtype, args)
+    except EngineFailure:
+        raise
+    except Exception as error:
+        gc.collect()
+        if failure_kind(error) == "out-of-memory":
+            raise EngineFailure("out-of-memory", f"not enough memory to load {path.name}") from None
+        raise EngineFailure("load-failed", f"cannot load {path.name}: {_one_line(error)}") from None
+    if not callable(pipeline) or not hasattr(pipeline, "scheduler"):
+        raise EngineFailure(
+            "not-a-pipeline", f"{path.name} is a {type(pipeline).__name__}, not an image pipeline"
+        )
+    return pipeline, family
+
+
 def _load_folder(path: Path, dtype: Any) -> Any:
     from diffusers import DiffusionPipeline
 
@@ -598,7 +605,8 @@ def _load_folder(path: Path, dtype: Any) -> Any:
     }
     if str(dtype) != "torch.float32" and any(path.glob("*/*.fp16.safetensors")):
         kwargs["variant"] = "fp16"  # half the bytes to read when the repo has them
-    return DiffusionPipeline.from_pretrained(str(path), **kwargs)
+    loader: Any = DiffusionPipeline  # diffusers' loaders are untyped
+    return loader.from_pretrained(str(path), **kwargs)
 
 
 def _load_single_file(

@@ -11,6 +11,7 @@ architecture: 'foo'") and a successful one can report how the layers were split.
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import os
 import random
@@ -31,6 +32,7 @@ from app.engines.protocol import (
     RequestContext,
     serve,
 )
+from app.engines.stop_strings import StopStrings
 
 # ggml type ids for the KV cache (ggml.h: GGML_TYPE_F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8).
 KV_CACHE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
@@ -177,54 +179,43 @@ class LlamaWorker:
                 "context-full",
                 f"The prompt is {len(tokens):,} tokens; the context holds {model.n_ctx():,}.",
             )
+        limit = min(max_tokens, room)
+        reply = _ReplyText(context, StopStrings(sampling.get("stop", [])))
+        is_end_of_generation = self._llama_cpp.llama_vocab_is_eog
+        vocab = model._model.vocab  # not on the public Llama
+        model.set_seed(int(seed))
         started = time.perf_counter()
         first_token_at: float | None = None
-        generated = 0
-        finish_reason = "stop"
-        pending: list[str] = []
-        last_flush = 0.0
-        stream = model.create_completion(
+        finish_reason = "length" if limit == max_tokens else "context-full"
+        # llama-cpp-python's own sampler and eval loop; the text is decoded incrementally.
+        tokens_out = model.generate(
             tokens,
-            max_tokens=min(max_tokens, room),
-            temperature=float(sampling.get("temperature", 0.8)),
+            temp=float(sampling.get("temperature", 0.8)),
             top_p=float(sampling.get("top_p", 0.95)),
             top_k=int(sampling.get("top_k", 40)),
             min_p=float(sampling.get("min_p", 0.05)),
             repeat_penalty=float(sampling.get("repeat_penalty", 1.1)),
-            seed=int(seed),
-            stop=list(sampling.get("stop", [])) or None,
-            stream=True,
         )
         try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                now = time.perf_counter()
+            for token in tokens_out:
                 if first_token_at is None:
-                    first_token_at = now
-                # One chunk per token, but the chunk that reports the end carries no token of
-                # its own unless it flushes held-back text.
-                if choice["finish_reason"] is None or choice["text"]:
-                    generated += 1
-                pending.append(choice["text"])
-                if choice["finish_reason"] is not None:
-                    finish_reason = choice["finish_reason"]
-                if now - last_flush >= FLUSH_INTERVAL_S:
-                    context.emit(EventKind.CHUNK, {"text": "".join(pending)})
-                    pending.clear()
-                    last_flush = now
-                    if context.cancelled():
-                        finish_reason = "cancelled"
-                        break
+                    first_token_at = time.perf_counter()
+                if is_end_of_generation(vocab, token):
+                    finish_reason = "stop"
+                    break
+                if reply.add(model.detokenize([token])):
+                    finish_reason = "stop"
+                    break
+                if reply.tokens >= limit:
+                    break
+                if reply.flush_due() and context.cancelled():
+                    raise RequestCancelled
         finally:
-            stream.close()
-        ended = time.perf_counter()
-        if pending:
-            context.emit(EventKind.CHUNK, {"text": "".join(pending)})
-        if finish_reason == "cancelled":
-            raise RequestCancelled
-        if finish_reason == "stop" and max_tokens > room and generated >= room:
-            finish_reason = "context-full"
+            tokens_out.close()
+            ended = time.perf_counter()
+            reply.finish()
         decode_seconds = ended - first_token_at if first_token_at is not None else 0.0
+        generated = reply.tokens
         return {
             "prompt_tokens": len(tokens),
             "generated_tokens": generated,
@@ -280,6 +271,50 @@ def _has_special_tokens(model: Any, text: str) -> bool:
     parsed: list[int] = model.tokenize(data, add_bos=False, special=True)
     plain: list[int] = model.tokenize(data, add_bos=False, special=False)
     return parsed != plain
+
+
+class _ReplyText:
+    """A reply's text as tokens come: UTF-8 decoded across token boundaries, stop strings
+    held back, and sent to the app at most every `FLUSH_INTERVAL_S` (the first piece at once,
+    so time to first token is not delayed)."""
+
+    def __init__(self, context: RequestContext, stops: StopStrings) -> None:
+        self._context = context
+        self._stops = stops
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending: list[str] = []
+        self._last_flush = 0.0
+        self._stopped = False
+        self.tokens = 0
+
+    def add(self, piece: bytes) -> bool:
+        """Add one token's bytes; True when a stop string ended the reply."""
+        self.tokens += 1
+        text, self._stopped = self._stops.feed(self._decoder.decode(piece))
+        self._pending.append(text)
+        return self._stopped
+
+    def flush_due(self) -> bool:
+        """Send the pending text if it is time; True when it was sent."""
+        now = time.perf_counter()
+        if now - self._last_flush < FLUSH_INTERVAL_S:
+            return False
+        self._send()
+        self._last_flush = now
+        return True
+
+    def finish(self) -> None:
+        """Send what is left (held-back text that did not become a stop string)."""
+        if not self._stopped:
+            text, _ = self._stops.feed(self._decoder.decode(b"", final=True))
+            self._pending += [text, self._stops.flush()]
+        self._send()
+
+    def _send(self) -> None:
+        text = "".join(self._pending)
+        self._pending.clear()
+        if text:
+            self._context.emit(EventKind.CHUNK, {"text": text})
 
 
 def _token_text(model: Any, token: int) -> str:

@@ -7,8 +7,9 @@ objects. Every `generate` also carries the model to use, so after a crash (the s
 ends the request with a STOPPED event) the next `generate` starts a fresh child that loads
 the model again by itself.
 
-The first call starts the child (importing torch and diffusers takes seconds): call `start`
-off the GUI thread before the first `load`/`generate`, which then return immediately.
+`load` and `generate` start the child first when it is not running (importing torch and
+diffusers takes seconds, also after a crash): call them off the GUI thread, or call `start`
+there first; with the child running they return at once.
 """
 
 from __future__ import annotations
@@ -209,7 +210,9 @@ class ImageEngine:
 
         `config` is a diffusers folder whose configs a single file should use instead of its
         family's reference configs. The RESULT says the family, device, default size, and
-        memory savers chosen; an ERROR's kind is one of `ERROR_KINDS`.
+        memory savers chosen; an ERROR's kind is one of `ERROR_KINDS`. `model` becomes the
+        engine's model even when it fails to load: `generate` then fails the same way until
+        another `load`.
 
         Raises:
             ValueError: `model` has no path.

@@ -54,7 +54,6 @@ FAMILY_CONFIGS: tuple[FamilyConfig, ...] = (
 )
 
 _MERGES_FILE = "clip-merges.txt.gz"
-_COMPONENT_CONFIGS = ("config.json", "scheduler_config.json")
 _TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
@@ -124,28 +123,41 @@ def _cached_snapshot(config: FamilyConfig, hf_cache_dir: Path) -> Path | None:
         candidates = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
     except OSError:
         return None
-    needed = _needed_files(config)
     for snapshot in candidates:
-        if all((snapshot / name).is_file() for name in needed):
+        needed = _needed_files(snapshot)
+        if needed and all((snapshot / name).is_file() for name in needed):
             return snapshot
     return None
 
 
-def _needed_files(config: FamilyConfig) -> list[str]:
-    """Paths (relative) that `from_single_file` reads from a config folder of this family."""
-    shipped = resources.files("app.images").joinpath("configs", config.folder)
+# Components `from_single_file` never reads from the config folder.
+_SKIPPED_COMPONENTS = frozenset({"safety_checker"})
+
+
+def _needed_files(folder: Path) -> list[str]:
+    """Paths (relative) that `from_single_file` reads from a config folder; [] if it has no
+    readable model_index.json."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(index, dict):
+        return []
     needed = ["model_index.json"]
-    for component in shipped.iterdir():
-        if not component.is_dir():
+    for name, value in index.items():
+        if name.startswith("_") or name in _SKIPPED_COMPONENTS:
             continue
-        if component.name in config.tokenizers:
-            needed += [f"{component.name}/{name}" for name in _TOKENIZER_FILES]
+        if not isinstance(value, list) or len(value) != 2 or value[0] is None:
+            continue
+        class_name = str(value[1])
+        if "Tokenizer" in class_name:
+            needed += [f"{name}/{file}" for file in _TOKENIZER_FILES]
+        elif "Scheduler" in class_name:
+            needed.append(f"{name}/scheduler_config.json")
+        elif "Processor" in class_name or "FeatureExtractor" in class_name:
+            needed.append(f"{name}/preprocessor_config.json")
         else:
-            needed += [
-                f"{component.name}/{child.name}"
-                for child in component.iterdir()
-                if child.name in _COMPONENT_CONFIGS
-            ]
+            needed.append(f"{name}/config.json")
     return needed
 
 

@@ -1,15 +1,17 @@
 """Generations for the one engine, one at a time in arrival order, bridged to asyncio.
 
-The engine's `RequestHandle` is read by a blocking call, so each generation has a pump thread
-that reads its events and hands them to the event loop (`call_soon_threadsafe`); the loop
-never blocks on the engine. The next request in line is sent to the engine when the previous
-one's terminal event has arrived — whether or not its client is still reading.
+The engine's calls block (rendering the prompt, restarting a crashed engine) and its
+`RequestHandle` is read by a blocking call, so each generation has a thread that makes the
+request and then pumps its events to the event loop (`call_soon_threadsafe`); the loop never
+blocks on the engine. The next request in line is made when the previous one's terminal
+event has arrived — whether or not its client is still reading.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
 
@@ -22,57 +24,94 @@ class ServerClosingError(Exception):
 
 
 class Generation:
-    """One engine request's events, delivered on the event loop."""
+    """One engine request, made on its own thread, with its events delivered on the loop.
+
+    Args:
+        submit: makes the request (blocking); its exception is raised by `next_event`.
+        on_done: called on the loop once the request is over (its terminal event arrived,
+            or `submit` failed).
+    """
 
     def __init__(
         self,
-        handle: RequestHandle,
+        submit: Callable[[], RequestHandle],
         loop: asyncio.AbstractEventLoop,
         on_done: Callable[[], None],
     ) -> None:
-        self.handle = handle
         self.outcome: Event | None = None  # the terminal event, once it reached the loop
+        self._submit = submit
         self._loop = loop
         self._on_done = on_done
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
-        self._thread = threading.Thread(
-            target=self._pump, name=f"serve request {handle.request.id}", daemon=True
-        )
+        self._events: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+        self._lock = threading.Lock()
+        self._handle: RequestHandle | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._run, name="serve request", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     async def next_event(self) -> Event:
-        """The next event (the terminal one last)."""
-        return await self._events.get()
+        """The next event (the terminal one last).
+
+        Raises:
+            Exception: what making the request raised (EngineError, ChatTemplateError…).
+        """
+        item = await self._events.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def cancel(self) -> None:
-        """Ask the engine to stop; the terminal event (CANCELLED, or RESULT if it had just
-        finished) still comes."""
-        self.handle.cancel()
+        """Ask the engine to stop (at once, or as soon as the request is made); the terminal
+        event (CANCELLED, or RESULT if it had just finished) still comes."""
+        with self._lock:
+            self._cancelled = True
+            handle = self._handle
+        if handle is not None:
+            handle.cancel()
 
     async def finish(self, timeout: float) -> Event | None:
-        """Skip to the terminal event; None if it did not come within `timeout` seconds."""
+        """Skip to the terminal event; None if it did not come within `timeout` seconds (or
+        the request could not be made)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self.outcome is None:
-                    await self._events.get()
+                    if isinstance(await self._events.get(), BaseException):
+                        break
         return self.outcome
 
-    # -- the pump thread -----------------------------------------------------------------
+    # -- the request's thread ------------------------------------------------------------
 
-    def _pump(self) -> None:
-        for event in self.handle.events():
-            try:
-                self._loop.call_soon_threadsafe(self._arrive, event)
-            except RuntimeError:  # the loop is closed: the server stopped
-                self.handle.cancel()
+    def _run(self) -> None:
+        try:
+            handle = self._submit()
+        except Exception as error:
+            self._to_loop(functools.partial(self._fail, error))
+            return
+        with self._lock:
+            self._handle = handle
+            cancelled = self._cancelled
+        if cancelled:
+            handle.cancel()
+        for event in handle.events():
+            self._to_loop(functools.partial(self._arrive, event))
+
+    def _to_loop(self, callback: Callable[[], None]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed: the server stopped
+            self.cancel()
 
     def _arrive(self, event: Event) -> None:
         self._events.put_nowait(event)
         if event.terminal:
             self.outcome = event
             self._on_done()
+
+    def _fail(self, error: Exception) -> None:
+        self._events.put_nowait(error)
+        self._on_done()
 
 
 class EngineQueue:
@@ -99,11 +138,8 @@ class EngineQueue:
         return self._busy
 
     async def start(self, submit: Callable[[], RequestHandle]) -> Generation:
-        """Wait for the engine's turn, then call `submit` (in a worker thread: it renders the
-        prompt and may restart a crashed engine) and return its generation.
-
-        Cancelling the caller while it waits takes it out of the line; cancelling it during
-        `submit` cancels the request once it is made. Exceptions of `submit` propagate.
+        """Wait for the engine's turn, then start a generation that calls `submit` on its own
+        thread. Cancelling the caller while it waits takes it out of the line.
 
         Raises:
             ServerClosingError: `close` was called.
@@ -119,46 +155,20 @@ class EngineQueue:
             self._lock.release()
             raise ServerClosingError
         self._busy = True
-        loop = asyncio.get_running_loop()
-        submitted = loop.run_in_executor(None, submit)
-        try:
-            handle = await asyncio.shield(submitted)
-        except asyncio.CancelledError:
-            submitted.add_done_callback(self._abandon)
-            raise
-        except BaseException:
-            self._release()
-            raise
-        return self._track(handle)
+        generation: Generation
+
+        def done() -> None:
+            self._live.discard(generation)
+            self._busy = False
+            self._lock.release()
+
+        generation = Generation(submit, asyncio.get_running_loop(), done)
+        self._live.add(generation)
+        generation.start()
+        return generation
 
     def close(self) -> None:
         """Refuse new generations and cancel the running one (call on the loop)."""
         self._closing = True
         for generation in list(self._live):
             generation.cancel()
-
-    def _abandon(self, submitted: asyncio.Future[RequestHandle]) -> None:
-        """A request submitted for a caller that is gone: cancel it, and keep the line
-        closed until the engine has answered it."""
-        if submitted.cancelled() or submitted.exception() is not None:
-            self._release()
-            return
-        self._track(submitted.result()).cancel()
-
-    def _track(self, handle: RequestHandle) -> Generation:
-        generation: Generation
-
-        def done() -> None:
-            self._live.discard(generation)
-            self._release()
-
-        generation = Generation(handle, asyncio.get_running_loop(), done)
-        self._live.add(generation)
-        generation.start()
-        if self._closing:
-            generation.cancel()
-        return generation
-
-    def _release(self) -> None:
-        self._busy = False
-        self._lock.release()

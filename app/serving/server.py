@@ -155,19 +155,25 @@ class ModelServer:
                     hint="Install them with `pip install 'modeldeck[serve]'`.",
                 ) from exc
             listener = _bind(host, port, addresses[0])
+            bound_port: int = listener.getsockname()[1]
             queue = EngineQueue()
-            app = create_api(self.served, queue, api_key=api_key, log=self.log)
-            config = uvicorn.Config(
-                app,
-                log_config=None,  # leave the app's logging alone
-                log_level="warning",
-                access_log=False,  # the request log is ours
-                lifespan="off",
-                ws="none",
-                server_header=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            )
-            server = uvicorn.Server(config)
+            try:
+                app = create_api(self.served, queue, api_key=api_key, log=self.log)
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        app,
+                        log_config=None,  # leave the app's logging alone
+                        log_level="warning",
+                        access_log=False,  # the request log is ours
+                        lifespan="off",
+                        ws="none",
+                        server_header=False,
+                        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                    )
+                )
+            except BaseException:
+                listener.close()
+                raise
             ended = threading.Event()
             thread = threading.Thread(
                 target=self._run,
@@ -176,7 +182,7 @@ class ModelServer:
                 daemon=True,
             )
             self._server, self._queue, self._thread = server, queue, thread
-            self._host, self._port = host, listener.getsockname()[1]
+            self._host, self._port = host, bound_port
             self._api_key = api_key
             thread.start()
             deadline = time.monotonic() + START_TIMEOUT_S
@@ -185,7 +191,7 @@ class ModelServer:
             if not server.started:
                 self._stop_locked(timeout=1.0)
                 listener.close()
-                raise ServerStartError(f"The API server did not start on {host}:{self._port}.")
+                raise ServerStartError(f"The API server did not start on {host}:{bound_port}.")
             url = self.url
             assert url is not None
             return url
@@ -227,10 +233,11 @@ class ModelServer:
             with contextlib.suppress(RuntimeError):  # the loop has already ended
                 loop.call_soon_threadsafe(queue.close)
         server.should_exit = True
-        thread.join(timeout)
-        if thread.is_alive():
-            server.force_exit = True
+        if thread.ident is not None:  # it was started
             thread.join(timeout)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(timeout)
         self._server = self._thread = self._loop = self._queue = None
         self._api_key = None
         self._port = 0
@@ -273,7 +280,10 @@ def _bind(
     host: str, port: int, resolved: tuple[socket.AddressFamily, tuple[str, int]]
 ) -> socket.socket:
     family, address = resolved
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only
+    # on sockets that say they are TCP, and the accepted ones inherit this. With Nagle on, a
+    # reused connection waits ~40 ms for a delayed ACK on every response.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)

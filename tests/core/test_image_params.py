@@ -285,6 +285,17 @@ def test_a_cached_reference_repo_is_preferred(tmp_path: Path) -> None:
     assert config_folder("SD 1.x", cache_dir=tmp_path / "x", hf_cache_dir=tmp_path / "hub") == (
         snapshot
     )
+    index = json.loads((snapshot / "model_index.json").read_text())
+    index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]  # as in the real repo
+    (snapshot / "model_index.json").write_text(json.dumps(index))
+    assert config_folder("SD 1.x", cache_dir=tmp_path / "x", hf_cache_dir=tmp_path / "hub") != (
+        snapshot  # its preprocessor_config.json is missing
+    )
+    (snapshot / "feature_extractor").mkdir()
+    (snapshot / "feature_extractor" / "preprocessor_config.json").write_text("{}")
+    assert config_folder("SD 1.x", cache_dir=tmp_path / "x", hf_cache_dir=tmp_path / "hub") == (
+        snapshot
+    )
     (snapshot / "unet" / "config.json").unlink()  # incomplete: the shipped copy is used
     assert config_folder("SD 1.x", cache_dir=tmp_path / "x", hf_cache_dir=tmp_path / "hub") != (
         snapshot

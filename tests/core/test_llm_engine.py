@@ -245,3 +245,20 @@ def test_a_plain_message_is_tokenized_in_one_piece(
     messages = [{"role": "user", "content": "plain words"}]
     outcome = engine.generate(messages, Sampling()).wait(30)
     assert outcome.data["prompt_tokens"] == engine.count_tokens(engine.render(messages).text)
+
+
+def test_a_stop_string_ends_the_reply_before_it(engine: LlmEngine, models: dict[str, Path]) -> None:
+    engine.load(LoadSettings(path=models["scripted"], context_length=256))
+    handle = engine.generate_from_prompt(CHATML_PROMPT, Sampling(stop=("fox",)))
+    events = list(handle.events(timeout=30))
+    text = "".join(str(e.data["text"]) for e in events if e.kind is EventKind.CHUNK)
+    assert text == "Quick "
+    assert events[-1].data["finish_reason"] == "stop"
+
+
+def test_a_long_reply_runs_to_max_tokens(engine: LlmEngine, models: dict[str, Path]) -> None:
+    """6,000 tokens, counted exactly (benchmarks.llm measures the speed)."""
+    engine.load(LoadSettings(path=models["endless"], context_length=8192))
+    outcome = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=6000)).wait(120)
+    assert outcome.data["generated_tokens"] == 6000
+    assert outcome.data["finish_reason"] == "length"

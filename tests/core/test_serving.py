@@ -21,7 +21,8 @@ import pytest
 
 from app.chat.sampling import Sampling
 from app.engines.llm import LlmEngine, LoadSettings
-from app.engines.protocol import EventKind
+from app.engines.protocol import Event, EventKind, Op, Request
+from app.engines.supervisor import RequestHandle
 from app.serving import (
     ModelServer,
     RequestLogEntry,
@@ -29,6 +30,7 @@ from app.serving import (
     ServingError,
     UnprotectedBindError,
 )
+from app.serving.engine_queue import EngineQueue
 from tests.core.conftest import REPO_ROOT
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.llama_server import free_port
@@ -45,9 +47,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadSettings]:
     folder = tmp_path_factory.mktemp("gguf")
     scripted = write_scripted_gguf(folder / "Scripted-Q8_0.gguf")
     endless = write_scripted_gguf(folder / "endless.gguf", endless=True, context_length=8192)
+    # One thread: these models need no more, and on a busy two-core machine llama.cpp's
+    # threads would wait on each other.
     return {
-        "scripted": LoadSettings(path=scripted, context_length=512),
-        "endless": LoadSettings(path=endless, context_length=8192),
+        "scripted": LoadSettings(path=scripted, context_length=512, threads=1),
+        "endless": LoadSettings(path=endless, context_length=8192, threads=1),
     }
 
 
@@ -340,6 +344,29 @@ def test_requests_while_a_model_loads_are_503_with_retry_after(
     assert answer.json()["choices"][0]["message"]["content"] == SCRIPTED_REPLY
 
 
+def test_without_a_key_the_host_header_must_name_this_machine(
+    scripted: ModelServer, http: httpx2.Client
+) -> None:
+    # A web page that rebinds its own name to 127.0.0.1 still sends its name as Host.
+    refused = http.get("/models", headers={"host": "attacker.example:8080"})
+    assert refused.status_code == 403
+    assert _error(refused)["code"] == "host_not_allowed"
+    for host in ("localhost:1234", "127.0.0.1", "[::1]:8080"):
+        assert http.get("/models", headers={"host": host}).status_code == 200, host
+
+
+def test_with_no_model_loaded_the_list_is_empty_and_chats_are_503() -> None:
+    engine = LlmEngine()  # its child never starts: nothing asks it anything
+    with ModelServer(engine) as server:
+        url = server.start(port=0)
+        with httpx2.Client(base_url=url) as http:
+            assert http.get("/models").json() == {"object": "list", "data": []}
+            response = http.post("/chat/completions", json={"messages": HELLO})
+        assert response.status_code == 503
+        assert _error(response)["code"] == "model_not_loaded"
+    assert engine.pid is None
+
+
 # -- clients that leave, and many clients at once ---------------------------------------------
 
 
@@ -417,6 +444,41 @@ def test_twenty_concurrent_clients_are_all_answered(scripted: ModelServer) -> No
     assert scripted.queue_length == 0 and not scripted.busy
 
 
+def test_the_engine_queue_admits_in_arrival_order_and_forgets_who_left() -> None:
+    submitted: list[int] = []
+    handles: dict[int, RequestHandle] = {}
+
+    def submitter(n: int) -> Callable[[], RequestHandle]:
+        def submit() -> RequestHandle:
+            submitted.append(n)
+            handles[n] = RequestHandle(Request(n, Op.GENERATE), lambda handle: None)
+            return handles[n]
+
+        return submit
+
+    async def main() -> None:
+        queue = EngineQueue()
+        first = await queue.start(submitter(0))
+        waiting = [asyncio.create_task(queue.start(submitter(n))) for n in range(1, 5)]
+        await asyncio.sleep(0.01)
+        assert queue.waiting == 4 and queue.busy
+        waiting[1].cancel()  # request 2 leaves before its turn
+        await asyncio.sleep(0.01)
+        assert queue.waiting == 3
+        handles[0].put(Event(0, EventKind.RESULT, {}))
+        assert (await first.next_event()).kind is EventKind.RESULT
+        for n, task in ((1, waiting[0]), (3, waiting[2]), (4, waiting[3])):
+            generation = await task
+            handles[n].put(Event(n, EventKind.RESULT, {}))
+            await generation.next_event()
+        assert queue.waiting == 0
+        await asyncio.sleep(0.01)
+        assert not queue.busy
+
+    asyncio.run(main())
+    assert submitted == [0, 1, 3, 4]
+
+
 # -- starting and stopping --------------------------------------------------------------------
 
 
@@ -433,6 +495,28 @@ def test_serving_beyond_loopback_needs_an_api_key(engine: LlmEngine) -> None:
     assert not server.running and server.url is None
 
 
+def test_stopping_the_server_ends_a_running_stream(engine: LlmEngine, endless: ModelServer) -> None:
+    other = ModelServer(engine)
+    url = other.start(port=0)
+    body = {"messages": HELLO, "stream": True, "max_tokens": 8000}
+    with (
+        httpx2.Client(base_url=url, timeout=30) as http,
+        http.stream("POST", "/chat/completions", json=body) as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+        stopper = threading.Thread(target=other.stop)
+        started = time.perf_counter()
+        stopper.start()
+        rest = [line for line in lines if line]
+    stopper.join(30)
+    assert time.perf_counter() - started < 10
+    assert not other.running
+    last = json.loads(rest[-1].removeprefix("data: "))
+    assert last["error"]["code"] == "server_stopping"
+    assert not endless.busy  # the module's server on the same engine is untouched
+
+
 def test_a_taken_port_is_a_clear_error(engine: LlmEngine, server: ModelServer) -> None:
     with pytest.raises(ServerStartError, match="already in use"):
         ModelServer(engine).start(port=server.port)
@@ -446,6 +530,7 @@ def test_the_request_log_tells_its_listeners(scripted: ModelServer, http: httpx2
     try:
         http.post("/chat/completions", json={"messages": HELLO})
         http.post("/chat/completions", json={"model": "nope", "messages": HELLO})
+        _wait_for(lambda: len(heard) == 2)  # an entry is made once its answer is sent
     finally:
         remove()
     ok, missing = heard

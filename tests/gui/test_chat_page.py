@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.chat.conversations import MessageState, Role
+from app.chat.template_formats import FALLBACK_FORMATS
 from app.core import Core
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.hub_server import HubServer
@@ -135,7 +136,14 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     dialog = page.prompt_dialog
     assert dialog is not None and dialog.text.isReadOnly()
     assert "<|im_start|>user\nHello there<|im_end|>" in dialog.text.toPlainText()
+    assert "the model's template" in dialog.format_label.text()
     dialog.close()
+
+    # Another chat template replaces the model's own for this engine.
+    page.panel.template.choice.setCurrentText("Llama 3")
+    assert core.llm.template_override == FALLBACK_FORMATS["Llama 3"]
+    page.panel.template.choice.setCurrentText("Model's template")
+    assert core.llm.template_override is None
 
     # The endless model: the reply grows until Stop; what came is kept.
     load(qtbot, page, models["endless"], context=ENDLESS_CONTEXT, max_tokens=1_000_000)
@@ -181,6 +189,11 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     assert page.composer.send_button.text() == "Send"
     stored = core.conversations.messages(page.conversation_id or 0)
     assert [m.content for m in stored] == [m.content for m in page.transcript.messages()]
+
+    # Settings are kept per model: picking the first model again brings its context back.
+    with qtbot.waitSignal(page.panel.presetApplied, timeout=10_000):
+        page.pick_model(models["scripted"])
+    assert page.panel.load_form.context.value() == 2048
 
 
 def test_a_killed_engine_interrupts_the_reply_and_the_next_message_works(
@@ -296,6 +309,13 @@ def test_conversations_are_created_renamed_searched_and_deleted(
     assert core.conversations.get(new_id).title == "Trip plans"
     assert page.title.text() == "Trip plans"
 
+    # The system prompt belongs to the conversation.
+    page.panel.system_prompt.setPlainText("Answer like a travel agent.")
+    qtbot.waitUntil(
+        lambda: core.conversations.get(new_id).system_prompt == "Answer like a travel agent.",
+        timeout=10_000,
+    )
+
     # Search looks at titles and message text.
     with qtbot.waitSignal(listing.listed, timeout=10_000) as listed:
         qtbot.keyClicks(listing.search, "PINEAPPLE")
@@ -380,6 +400,20 @@ def test_messages_render_markdown_safely_and_copy_code_blocks(qtbot: QtBot) -> N
     code_block = next(block for block in _blocks(streamed) if block.text() == "print('hi')")
     assert code_block.blockFormat().nonBreakableLines()  # still a code block
 
+    # A paragraph that never ends streams as plain text (cheap), then renders when done.
+    endless = "A *long* paragraph that goes on. " * 400
+    growing = MessageBody()
+    qtbot.addWidget(growing)
+    for end in range(50, len(endless) + 50, 50):
+        growing.stream(endless[:end])
+    assert growing.document().blockCount() > 2  # plain text, in blocks of bounded size
+    growing.finish()
+    rendered = MessageBody()
+    qtbot.addWidget(rendered)
+    rendered.show_text(endless)
+    assert growing.toPlainText() == rendered.toPlainText()
+    assert growing.document().blockCount() == 1
+
 
 def _blocks(body: MessageBody) -> list[object]:
     document = body.document()
@@ -427,3 +461,42 @@ def test_chat_with_this_after_a_gguf_download_in_discover(
     picked = window.chat.panel.load_form.picked()
     assert picked is not None and picked.path.name == "tiny-chat-Q8_0.gguf"
     assert picked.path.read_bytes() == models["scripted"].read_bytes()
+
+
+def test_a_remote_endpoint_is_tested_then_answers(
+    qtbot: QtBot, chat: ChatPage, models: dict[str, Path]
+) -> None:
+    from tests.support.llama_server import LlamaServer
+
+    page = chat
+    form = page.panel.remote_form
+    page.panel.source.setCurrentIndex(1)
+    with LlamaServer(models["scripted"]) as server:
+        form.url.setText("http://127.0.0.1:9/v1")  # nothing listens there
+        with qtbot.waitSignal(page.panel.remoteChecked, timeout=30_000) as checked:
+            form.test_button.click()
+        assert checked.args == [False] and form.status.property("error")
+        form.url.setText(server.url)
+        with qtbot.waitSignal(page.panel.remoteChecked, timeout=30_000) as checked:
+            form.test_button.click()
+        assert checked.args == [True], form.status.text()
+        assert "answers" in form.status.text()
+        assert form.model.count() >= 1  # the listed models are offered
+        form.use_button.click()
+        qtbot.waitUntil(lambda: page.panel.engine is not None, timeout=10_000)
+        assert "remote" in page.panel.active_label.text()
+        with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
+            send(qtbot, page, "Hello, server")
+        assert finished.args == ["complete"]
+        reply = reply_widget(page)
+        assert reply.body.text == SCRIPTED_REPLY
+        assert not reply.command_button.isVisible()  # no llama.cpp command for a remote reply
+        page.panel.close_engines()
+
+
+def test_the_kv_cache_choices_are_the_engines() -> None:
+    from app.engines.offload import KvCacheType
+    from ui.chat.load_form import KV_CACHE_TYPES
+
+    assert sorted(KV_CACHE_TYPES) == sorted(kind.value for kind in KvCacheType)
+    assert KV_CACHE_TYPES[0] == KvCacheType.F16.value  # llama.cpp's default

@@ -18,7 +18,7 @@ from ui.main_window import MainWindow
 def test_window_has_title_sidebar_and_pages(window: MainWindow, hub_server: HubServer) -> None:
     assert window.windowTitle() == "ModelDeck"
     titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
-    assert titles == ["Discover", "Library", "Chat", "Downloads", "Settings"]
+    assert titles == ["Discover", "Library", "Chat", "Images", "Downloads", "Settings"]
     assert window.pages.currentWidget() is window.discover
     assert hub_server.url in window.endpoint_label.text()
 
@@ -29,6 +29,7 @@ def test_sidebar_switches_pages_and_builds_them_on_first_use(
     titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
     settings, downloads = titles.index("Settings"), titles.index("Downloads")
     library, chat = titles.index("Library"), titles.index("Chat")
+    images = titles.index("Images")
     assert window.pages.widget(settings).__class__.__name__ == "QWidget"  # not built yet
     window.sidebar.setCurrentRow(settings)
     assert window.pages.currentWidget() is window.settings
@@ -38,6 +39,8 @@ def test_sidebar_switches_pages_and_builds_them_on_first_use(
     assert window.pages.currentWidget() is window.library
     window.sidebar.setCurrentRow(chat)
     assert window.pages.currentWidget() is window.chat
+    window.sidebar.setCurrentRow(images)
+    assert window.pages.currentWidget() is window.images
 
 
 def _app_env(tmp_path: Path, hub_server: HubServer) -> dict[str, str]:

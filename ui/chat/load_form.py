@@ -19,12 +19,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.conversations import ModelRef
-from app.engines.offload import KvCacheType
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when used: the engine modules stay out of the page's first paint
+    from app.engines.offload import KvCacheType
     from app.library import LibraryEntry
 
 DEFAULT_CONTEXT = 4096
+# `app.engines.offload.KvCacheType`'s values, llama.cpp's default first.
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0", "f32")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,8 +117,7 @@ class LoadForm(QWidget):
         self.threads.setRange(0, 512)
         self.threads.setSpecialValueText("auto")
         self.kv_cache = QComboBox()
-        for kind in KvCacheType:
-            self.kv_cache.addItem(kind.value, kind)
+        self.kv_cache.addItems(KV_CACHE_TYPES)
         self.flash_attention = QCheckBox("Flash attention")
 
         form = QFormLayout(self)
@@ -168,13 +169,15 @@ class LoadForm(QWidget):
             self.model.setCurrentIndex(index)
 
     def options(self) -> LoadOptions:
+        from app.engines.offload import KvCacheType
+
         gpu_layers = self.gpu_layers.value()
         threads = self.threads.value()
         return LoadOptions(
             context_length=self.context.value(),
             gpu_layers=None if gpu_layers < 0 else gpu_layers,
             threads=threads or None,
-            kv_cache_type=KvCacheType(self.kv_cache.currentData()),
+            kv_cache_type=KvCacheType(self.kv_cache.currentText()),
             flash_attention=self.flash_attention.isChecked(),
         )
 
@@ -186,7 +189,7 @@ class LoadForm(QWidget):
         self.gpu_layers.setValue(layers if isinstance(layers, int) else -1)
         threads = preset.get("threads")
         self.threads.setValue(threads if isinstance(threads, int) else 0)
-        index = self.kv_cache.findText(str(preset.get("kv_cache_type", KvCacheType.F16.value)))
+        index = self.kv_cache.findText(str(preset.get("kv_cache_type", KV_CACHE_TYPES[0])))
         self.kv_cache.setCurrentIndex(max(index, 0))
         self.flash_attention.setChecked(preset.get("flash_attention") is True)
 

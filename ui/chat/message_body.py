@@ -29,11 +29,33 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
 from app.hub.links import SAFE_SCHEMES
-from ui.chat.markdown import COPY_CODE_PREFIX, code_blocks, render_html, stable_end
+from ui.chat.markdown import (
+    COPY_CODE_PREFIX,
+    code_blocks,
+    render_html,
+    split_segments,
+    stable_end,
+)
 
 # Above this many characters, an unfinished block is appended as plain text while it streams
 # (re-rendering it costs about 1 ms per 2 kB on each update).
 TAIL_MARKDOWN_LIMIT = 4_000
+# Plain text goes into blocks of about this size: Qt lays out a whole block again on each
+# append, and one endless paragraph would make every update slower than the last.
+PLAIN_BLOCK_CHARS = 2_000
+# A finished reply's plain tail longer than this stays plain: rendering one giant block at
+# once would stall the window (a model that never ends a paragraph writes no Markdown anyway).
+FINISH_MARKDOWN_LIMIT = 30_000
+
+
+def _plain_block_format() -> QTextBlockFormat:
+    block = QTextBlockFormat()
+    block.setTopMargin(0)
+    block.setBottomMargin(0)
+    return block
+
+
+_PLAIN_BLOCK = _plain_block_format()
 
 
 def _css(palette: QPalette) -> str:
@@ -78,6 +100,8 @@ class MessageBody(QTextBrowser):
         self._codes = 0  # code blocks among them
         self._tail_start = 0  # document position where the unfinished tail begins
         self._tail_plain = -1  # characters of the tail shown as plain text; -1: as Markdown
+        self._plain_block = 0  # characters in the last plain block
+        self._plain_format = QTextCharFormat()
         self._fit_height()
 
     @property
@@ -117,20 +141,18 @@ class MessageBody(QTextBrowser):
         if len(tail) <= TAIL_MARKDOWN_LIMIT:
             self._remove_tail()
             self._append_html(render_html(tail, first_code=self._codes)[0])
-        elif self._tail_plain < 0:
-            self._remove_tail()
-            self._append_plain(tail)
-            self._tail_plain = len(tail)
         else:
-            cursor = QTextCursor(self.document())
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-            cursor.insertText(tail[self._tail_plain :])
+            if self._tail_plain < 0:
+                self._remove_tail()
+                self._start_plain(code=split_segments(tail[:200])[0].code)
+                self._tail_plain = 0
+            self._extend_plain(tail[self._tail_plain :])
             self._tail_plain = len(tail)
         self._text = text
 
     def finish(self) -> None:
-        """The reply ended: render a long plain tail as Markdown after all."""
-        if self._tail_plain >= 0:
+        """The reply ended: render a long plain tail as Markdown after all (unless huge)."""
+        if self._tail_plain >= 0 and len(self._text) - self._committed <= FINISH_MARKDOWN_LIMIT:
             self._remove_tail()
             html, codes = render_html(self._text[self._committed :], first_code=self._codes)
             self._append_html(html)
@@ -184,12 +206,38 @@ class MessageBody(QTextBrowser):
         QTextCursor(piece).insertBlock()
         cursor.insertFragment(QTextDocumentFragment(piece))
 
-    def _append_plain(self, text: str) -> None:
+    def _start_plain(self, *, code: bool) -> None:
+        """Begin a plain-text tail in a block of its own (monospace for code)."""
+        self._plain_format = QTextCharFormat()
+        if code:
+            self._plain_format.setFontFamilies(["monospace"])
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         if not self.document().isEmpty():
-            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
-        cursor.insertText(text)
+            cursor.insertBlock(_PLAIN_BLOCK, self._plain_format)
+        else:
+            cursor.setBlockFormat(_PLAIN_BLOCK)
+            cursor.setBlockCharFormat(self._plain_format)
+        self._plain_block = 0
+
+    def _extend_plain(self, text: str) -> None:
+        """Append plain text, starting a new block at a space every `PLAIN_BLOCK_CHARS`."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        while text:
+            room = PLAIN_BLOCK_CHARS - self._plain_block
+            cut = text.find(" ", max(room, 0)) if len(text) > room else -1
+            if cut < 0:
+                cursor.insertText(text, self._plain_format)
+                newline = text.rfind("\n")
+                self._plain_block = (
+                    len(text) - newline - 1 if newline >= 0 else (self._plain_block + len(text))
+                )
+                return
+            cursor.insertText(text[: cut + 1], self._plain_format)
+            cursor.insertBlock(_PLAIN_BLOCK, self._plain_format)
+            self._plain_block = 0
+            text = text[cut + 1 :]
 
     # -- size and links ------------------------------------------------------------------
 

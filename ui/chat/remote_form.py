@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -13,8 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engines.remote import RemoteEndpoint
 from ui.style import mark_error
+
+if TYPE_CHECKING:  # imported when used: the engine modules stay out of the page's first paint
+    from app.engines.remote import RemoteEndpoint
 
 
 class RemoteForm(QWidget):
@@ -54,6 +58,8 @@ class RemoteForm(QWidget):
 
     def endpoint(self) -> RemoteEndpoint:
         """The endpoint described. Raises SettingsError for an address that is no URL."""
+        from app.engines.remote import RemoteEndpoint
+
         return RemoteEndpoint(
             self.url.text().strip(),
             self.model.currentText().strip(),

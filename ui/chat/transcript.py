@@ -98,6 +98,7 @@ class Transcript(QScrollArea):
 
     def sync(self, messages: Sequence[Message]) -> None:
         """Show exactly `messages`: new ones are added, changed ones updated, gone ones removed."""
+        self._generation += 1  # a conversation still filling in stops: this is the whole of it
         wanted = [message.id for message in messages]
         for message_id in set(self._order) - set(wanted):
             self._remove(message_id)

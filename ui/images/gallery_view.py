@@ -1,0 +1,132 @@
+"""The gallery pane: thumbnails in a grid, newest first, with a menu on each image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.images.gallery import GalleryImage
+from ui.images.gallery_model import ICON_SIDE, GalleryModel, ImageRole
+from ui.style import set_font
+
+GRID_MARGIN = 10
+
+
+class GalleryPane(QWidget):
+    """Double-click opens an image; its menu reuses, starts from, or deletes it."""
+
+    openRequested = Signal(object)  # a GalleryImage
+    reuseRequested = Signal(object)
+    initRequested = Signal(object)
+    deleteRequested = Signal(object)
+    openFolderRequested = Signal()
+
+    def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        title = QLabel("Gallery")
+        set_font(title, points_delta=1.5, bold=True)
+        self.count = QLabel()
+        self.folder_button = QPushButton("Open folder")
+        self.folder_button.setToolTip("Show the images folder in the file manager")
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(title)
+        header.addWidget(self.count, 1)
+        header.addWidget(self.folder_button)
+
+        self.view = QListView()
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setWrapping(True)
+        self.view.setUniformItemSizes(True)  # the layout never asks every row for its size
+        self.view.setIconSize(QSize(ICON_SIDE, ICON_SIDE))
+        side = ICON_SIDE + GRID_MARGIN
+        self.view.setGridSize(QSize(side, side))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setModel(model)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.empty = QLabel("No images yet: write a prompt and press Generate.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.empty)
+
+        self.menu = QMenu(self.view)
+        self.open_action = self.menu.addAction("Open")
+        self.reuse_action = self.menu.addAction("Reuse these settings")
+        self.init_action = self.menu.addAction("Use as init image")
+        self.menu.addSeparator()
+        self.delete_action = self.menu.addAction("Delete…")
+        self._acting_on: GalleryImage | None = None
+        for action, signal in (
+            (self.open_action, self.openRequested),
+            (self.reuse_action, self.reuseRequested),
+            (self.init_action, self.initRequested),
+            (self.delete_action, self.deleteRequested),
+        ):
+            action.triggered.connect(self._emitter(signal.emit))
+
+        self.folder_button.clicked.connect(self.openFolderRequested)
+        self.view.doubleClicked.connect(self._double_clicked)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        model.rowsInserted.connect(self._update_empty)
+        model.rowsRemoved.connect(self._update_empty)
+        model.modelReset.connect(self._update_empty)
+        model.fetched.connect(lambda _rows: self._update_empty())
+
+    def selected(self) -> GalleryImage | None:
+        image = self.view.currentIndex().data(ImageRole)
+        return image if isinstance(image, GalleryImage) else None
+
+    def set_count(self, count: int) -> None:
+        self.count.setText(f"  {count:,} image{'s' if count != 1 else ''}")
+
+    def menu_for(self, row: int) -> QMenu:
+        """Select `row` and get its menu ready (what a right click shows)."""
+        index = self.model.index(row)
+        self.view.setCurrentIndex(index)
+        image = index.data(ImageRole)
+        self._acting_on = image if isinstance(image, GalleryImage) else None
+        self.reuse_action.setEnabled(
+            self._acting_on is not None and self._acting_on.params is not None
+        )
+        return self.menu
+
+    def _emitter(self, emit: Callable[[object], None]) -> Callable[[], None]:
+        def act() -> None:
+            if self._acting_on is not None:
+                emit(self._acting_on)
+
+        return act
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.view.indexAt(position)
+        if index.isValid():
+            self.menu_for(index.row()).popup(self.view.viewport().mapToGlobal(position))
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        image = index.data(ImageRole)
+        if isinstance(image, GalleryImage):
+            self.openRequested.emit(image)
+
+    def _update_empty(self) -> None:
+        self.empty.setVisible(self.model.rowCount() == 0 and self.model.complete)

@@ -1,0 +1,219 @@
+"""Which diffusion model draws: the library's diffusers folders and single SD files, or one
+opened from disk, with its license in view (a RAIL license's use restrictions spelled out)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.images.params import ModelRef
+from ui.style import set_font
+
+if TYPE_CHECKING:
+    from app.library import LibraryEntry
+
+# Attachment A of the CreativeML OpenRAIL-M (and of the Open RAIL++-M that SDXL uses), in
+# short: what the model and anything made from it may not be used for. The license binds
+# whoever uses the model, so it is shown where images are made, not only in Discover.
+RAIL_M_USE_RESTRICTIONS: tuple[str, ...] = (
+    "anything that breaks the law",
+    "exploiting or harming minors",
+    "false information meant to harm others",
+    "personal information that can be used to harm someone",
+    "defaming, disparaging or harassing others",
+    "fully automated decisions that hurt someone's legal rights",
+    "discriminating against or harming people for their social behaviour or personal traits",
+    "exploiting the vulnerabilities of a group (age, social, physical or mental traits)",
+    "discriminating against people for legally protected characteristics",
+    "medical advice or interpreting medical results",
+    "justice, law enforcement, immigration or asylum decisions (e.g. predicting crime)",
+)
+_RAIL_M_IDS = frozenset({"creativeml-openrail-m", "openrail++"})
+
+
+def license_text(license_id: str | None) -> str:
+    """What the model's license says, in a few lines (its use restrictions for RAIL-M)."""
+    from app.licenses import license_info
+
+    if not license_id:
+        return "License: not known here. Read the model's page before sharing what you make."
+    info = license_info(license_id)
+    lines = [f"License: {info.name} ({info.category.value})", info.summary]
+    if info.id in _RAIL_M_IDS:
+        lines.append("Not to be used for: " + "; ".join(RAIL_M_USE_RESTRICTIONS) + ".")
+    if info.url:
+        lines.append(f"Full text: {info.url}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageModel:
+    """A diffusion model the person can pick, and what the library knows of it."""
+
+    ref: ModelRef
+    label: str
+    license: str | None = None
+
+    @property
+    def path(self) -> Path:
+        assert self.ref.path is not None  # every listed model has a path
+        return Path(self.ref.path)
+
+    @property
+    def family(self) -> str | None:
+        return self.ref.family
+
+    @classmethod
+    def from_entry(cls, entry: LibraryEntry) -> ImageModel | None:
+        """The model of a library entry (None for entries that are not present now)."""
+        from app.images.choice import model_ref
+
+        if not entry.present:
+            return None
+        ref = model_ref(entry)
+        family = f" · {ref.family}" if ref.family else ""
+        return cls(ref=ref, label=f"{entry.name}{family}", license=entry.license)
+
+    @classmethod
+    def from_path(cls, path: Path) -> ImageModel:
+        """A file or folder opened from disk (the engine says what is wrong with it, if so)."""
+        name = path.stem if path.suffix else path.name
+        return cls(ref=ModelRef(name=name, path=str(path)), label=path.name)
+
+    def with_family(self, family: str | None) -> ImageModel:
+        return replace(self, ref=replace(self.ref, family=family))
+
+
+class ModelPicker(QWidget):
+    """A list of diffusion models, "Open…" for others, and the picked model's license."""
+
+    picked = Signal(object)  # the ImageModel chosen, or None
+    openFileRequested = Signal()
+    openFolderRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setPlaceholderText("No diffusion model found — open one")
+        self.combo.setMinimumContentsLength(14)
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.open_button = QToolButton()
+        self.open_button.setText("Open…")
+        self.open_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.open_button)
+        self.open_file_action = menu.addAction("A .safetensors file…")
+        self.open_folder_action = menu.addAction("A diffusers folder…")
+        self.open_button.setMenu(menu)
+        self.license = QLabel()
+        self.license.setWordWrap(True)
+        self.license.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        set_font(self.license, points_delta=-1)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.open_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.license)
+        self.license.hide()
+
+        self.combo.currentIndexChanged.connect(lambda _index: self._changed())
+        self.open_file_action.triggered.connect(self.openFileRequested)
+        self.open_folder_action.triggered.connect(self.openFolderRequested)
+
+    def model(self) -> ImageModel | None:
+        model = self.combo.currentData()
+        return model if isinstance(model, ImageModel) else None
+
+    def models(self) -> list[ImageModel]:
+        listed = (self.combo.itemData(index) for index in range(self.combo.count()))
+        return [model for model in listed if isinstance(model, ImageModel)]
+
+    def set_models(self, models: Iterable[ImageModel]) -> None:
+        """List `models`; the one picked stays picked (and listed) if it was."""
+        current = self.model()
+        listed = list(models)
+        if current is not None and all(model.path != current.path for model in listed):
+            listed.insert(0, current)
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for model in listed:
+            self._add(model)
+        index = self._index_of(current.path) if current is not None else -1
+        self.combo.setCurrentIndex(index if index >= 0 else (0 if listed else -1))
+        self.combo.blockSignals(False)
+        picked = self.model()
+        if (picked.path if picked else None) != (current.path if current else None):
+            self._changed()
+
+    def pick(self, model: ImageModel) -> None:
+        """Pick `model`, listing it first when it is not there (a listed copy keeps its
+        license and family)."""
+        index = self._index_of(model.path)
+        if index < 0:
+            self._add(model)
+            index = self.combo.count() - 1
+        if index == self.combo.currentIndex():
+            self._changed()
+        else:
+            self.combo.setCurrentIndex(index)
+
+    def find_listed(self, ref: ModelRef) -> ImageModel | None:
+        """The listed model `ref` names: by path, then sha256, then name."""
+        models = self.models()
+        for model in models:
+            if ref.path and model.ref.path == ref.path:
+                return model
+        for model in models:
+            if ref.sha256 and model.ref.sha256 and model.ref.sha256.startswith(ref.sha256):
+                return model
+        short = ref.short_hash
+        for model in models:
+            if short and model.ref.short_hash == short:
+                return model
+        for model in models:
+            if ref.name.casefold() in (model.ref.name.casefold(), model.label.casefold()):
+                return model
+        return None
+
+    def learned(self, model: ImageModel) -> None:
+        """Replace the listed copy of `model` (the engine told its family)."""
+        index = self._index_of(model.path)
+        if index >= 0:
+            self.combo.setItemData(index, model)
+
+    def _add(self, model: ImageModel) -> None:
+        self.combo.addItem(model.label, model)
+        self.combo.setItemData(self.combo.count() - 1, str(model.path), Qt.ItemDataRole.ToolTipRole)
+
+    def _index_of(self, path: Path) -> int:
+        for index in range(self.combo.count()):
+            model = self.combo.itemData(index)
+            if isinstance(model, ImageModel) and model.path == path:
+                return index
+        return -1
+
+    def _changed(self) -> None:
+        model = self.model()
+        if model is None:
+            self.license.hide()
+        else:
+            self.license.setText(license_text(model.license))
+            self.license.show()
+        self.picked.emit(model)
