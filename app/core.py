@@ -19,6 +19,7 @@ from app.store import Database
 
 if TYPE_CHECKING:
     from app.chat.conversations import ConversationStore
+    from app.chat.remote_settings import EndpointKeyStore
     from app.downloads import DownloadManager
     from app.engines.llm import LlmEngine
     from app.hub.offline import OfflineAwareHub
@@ -134,6 +135,13 @@ class Core:
                 self._conversations = ConversationStore(self.database)
                 self._conversations.recover_interrupted()
             return self._conversations
+
+    @property
+    def endpoint_keys(self) -> EndpointKeyStore:
+        """API keys of remote OpenAI-compatible endpoints (the keyring, or a private file)."""
+        from app.chat.remote_settings import EndpointKeyStore
+
+        return EndpointKeyStore(self.database.path.parent / "endpoint-keys")
 
     @property
     def llm(self) -> LlmEngine:

@@ -78,11 +78,11 @@ def server_run(client: openai.OpenAI, model: str, count: int) -> tuple[float, fl
     return first - started, ended - started
 
 
-def bench_speed(name: str, path: Path, runs: int, count: int) -> None:
+def bench_speed(name: str, path: Path, runs: int, count: int, threads: int) -> None:
     engine = LlmEngine()
     server = ModelServer(engine)
     url = server.start(port=0)
-    server.load(LoadSettings(path=path, context_length=4096, threads=2))
+    server.load(LoadSettings(path=path, context_length=4096, threads=threads))
     model = server.model_id
     assert model is not None
     engine_ttft, engine_total, server_ttft, server_total = [], [], [], []
@@ -110,7 +110,8 @@ def bench_speed(name: str, path: Path, runs: int, count: int) -> None:
         t - f for t, f in zip(server_total, server_ttft, strict=True)
     )
     overhead_ms = (statistics.median(server_ttft) - statistics.median(engine_ttft)) * 1000
-    print(f"== {name} model ({path.stat().st_size / 1e6:.0f} MB), {count} tokens, median of {runs}")
+    size = path.stat().st_size / 1e6
+    print(f"== {name} model ({size:.0f} MB), {count} tokens, {threads} threads, median of {runs}")
     print(f"  in-app engine            {engine_speed:9.1f} tokens/s")
     print(f"  through the server (SSE) {server_speed:9.1f} tokens/s")
     print(f"  ratio server / engine    {server_speed / engine_speed:9.3f}")
@@ -124,73 +125,87 @@ def bench_speed(name: str, path: Path, runs: int, count: int) -> None:
     )
 
 
-def bench_clients(path: Path, clients: int, rounds: int) -> None:
-    """`clients` threads ask at once for a short completion; then the same one by one."""
+def ask(client: openai.OpenAI, model: str, n: int) -> str | None:
+    """One short chat completion; None when it was answered right, else what went wrong."""
+    try:
+        answer = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": f"Question {n}"}],
+            max_tokens=16,
+            seed=n,
+        )
+    except openai.OpenAIError as exc:
+        return repr(exc)
+    text = answer.choices[0].message.content
+    return None if text == SCRIPTED_REPLY else repr(text)
+
+
+def concurrent_round(
+    clients: list[openai.OpenAI], model: str, server: ModelServer
+) -> tuple[float, list[str | None], int]:
+    """Every client asks at once: (requests/s, each one's failure or None, longest queue)."""
+    results: list[str | None] = [None] * len(clients)
+    peak = 0
+    done = threading.Event()
+
+    def watch_queue() -> None:
+        nonlocal peak
+        while not done.wait(0.005):
+            peak = max(peak, server.queue_length)
+
+    def worker(n: int) -> None:
+        results[n] = ask(clients[n], model, n)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(len(clients))]
+    watcher = threading.Thread(target=watch_queue)
+    watcher.start()
+    started = time.perf_counter()
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    rate = len(clients) / (time.perf_counter() - started)
+    done.set()
+    watcher.join()
+    return rate, results, peak
+
+
+def bench_clients(path: Path, count: int, rounds: int, threads: int) -> None:
+    """`count` clients ask at once for a short completion; then the same one by one."""
     engine = LlmEngine()
     server = ModelServer(engine)
     url = server.start(port=0)
-    server.load(LoadSettings(path=path, context_length=2048, threads=2))
+    server.load(LoadSettings(path=path, context_length=2048, threads=threads))
     model = server.model_id
     assert model is not None
-    peak = 0
-    answered = 0
-    failures: list[str] = []
-    lock = threading.Lock()
-
-    def ask(client: openai.OpenAI, n: int) -> None:
-        nonlocal answered
-        try:
-            answer = client.chat.completions.create(
-                model=model,
-                messages=[{"role": "user", "content": f"Question {n}"}],
-                max_tokens=16,
-                seed=n,
-            )
-        except openai.OpenAIError as exc:
-            failures.append(repr(exc))
-            return
-        with lock:
-            if answer.choices[0].message.content == SCRIPTED_REPLY:
-                answered += 1
-            else:
-                failures.append(repr(answer.choices[0].message.content))
-
-    concurrent_rates, sequential_rates = [], []
-    openai_clients = [
+    clients = [
         openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
-        for _ in range(clients)
+        for _ in range(count)
     ]
+    results: list[str | None] = []
+    concurrent_rates, sequential_rates, peaks = [], [], []
     try:
-        for client in openai_clients:  # connect and warm each
-            ask(client, 0)
-        answered = 0
+        for n, client in enumerate(clients):  # connect and warm each
+            ask(client, model, n)
         for _ in range(rounds):
-            threads = [
-                threading.Thread(target=ask, args=(client, n))
-                for n, client in enumerate(openai_clients)
-            ]
+            rate, answers, peak = concurrent_round(clients, model, server)
+            concurrent_rates.append(rate)
+            results += answers
+            peaks.append(peak)
             started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            while any(thread.is_alive() for thread in threads):
-                peak = max(peak, server.queue_length)
-                time.sleep(0.005)
-            concurrent_rates.append(clients / (time.perf_counter() - started))
-            started = time.perf_counter()
-            for n in range(clients):
-                ask(openai_clients[0], n)
-            sequential_rates.append(clients / (time.perf_counter() - started))
+            results += [ask(clients[0], model, n) for n in range(count)]
+            sequential_rates.append(count / (time.perf_counter() - started))
     finally:
-        for client in openai_clients:
+        for client in clients:
             client.close()
         server.stop()
         engine.close()
-    total = 2 * clients * rounds
-    print(f"== {clients} concurrent clients, short chat completions (tiny model), {rounds} rounds")
-    print(f"  answered                 {answered} of {total} ({len(failures)} failed or dropped)")
+    failures = [result for result in results if result is not None]
+    print(f"== {count} concurrent clients, short chat completions (tiny model), {rounds} rounds")
+    print(f"  answered right           {len(results) - len(failures)} of {len(results)}")
     print(f"  concurrent               {statistics.median(concurrent_rates):9.1f} requests/s")
     print(f"  one after another        {statistics.median(sequential_rates):9.1f} requests/s")
-    print(f"  longest queue seen       {peak:9d}")
+    print(f"  longest queue seen       {max(peaks):9d}")
     if failures:
         print(f"  first failure: {failures[0]}")
 
@@ -201,6 +216,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="llama.cpp threads (2, as benchmarks.llm; the server's own work needs a core too)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         paths = {
@@ -211,9 +232,9 @@ def main() -> None:
         }
         for name, path in paths.items():
             count = args.tokens if name == "tiny" else max(40, args.tokens // 5)
-            bench_speed(name, path, args.runs, count)
+            bench_speed(name, path, args.runs, count, args.threads)
         short = write_scripted_gguf(Path(folder) / "short.gguf")
-        bench_clients(short, args.clients, rounds=args.runs)
+        bench_clients(short, args.clients, rounds=args.runs, threads=args.threads)
 
 
 if __name__ == "__main__":

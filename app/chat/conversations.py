@@ -126,6 +126,7 @@ class GenerationStats:
     tokens_per_second: float | None = None
     duration_s: float | None = None
     finish_reason: str | None = None  # e.g. 'stop', 'length', 'cancelled'
+    seed: int | None = None  # the sampling seed, so the reply can be made again
     model: str | None = None  # the name of the model that wrote the reply
     settings: Mapping[str, Any] = field(default_factory=dict)  # the sampling settings used
 
@@ -149,7 +150,8 @@ class GenerationStats:
         for name in _STATS_NUMBERS:
             item = value.get(name)
             if isinstance(item, int | float) and not isinstance(item, bool):
-                numbers[name] = int(item) if name.endswith("_tokens") else float(item)
+                whole = name.endswith("_tokens") or name == "seed"
+                numbers[name] = int(item) if whole else float(item)
         texts = {name: value[name] for name in _STATS_TEXTS if isinstance(value.get(name), str)}
         settings = value.get("settings")
         return cls(**numbers, **texts, settings=settings if isinstance(settings, dict) else {})
@@ -161,6 +163,7 @@ _STATS_NUMBERS = (
     "time_to_first_token_s",
     "tokens_per_second",
     "duration_s",
+    "seed",
 )
 _STATS_TEXTS = ("finish_reason", "model")
 

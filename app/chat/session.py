@@ -237,9 +237,10 @@ class ChatSession:
         last_user = max((m.position for m in history if m.role is Role.USER), default=None)
         if last_user is None:
             raise ValueError("There is no message to answer yet.")
+        kept = [m for m in history if m.position <= last_user]
+        # Fit first: a refusal (ContextOverflowError) must leave the last reply in place.
+        prompt, dropped = self._fit(self._prompt_messages(kept), sampling, overflow)
         self.store.truncate_from(self.conversation_id, last_user + 1)
-        history = self.store.messages(self.conversation_id)
-        prompt, dropped = self._fit(self._prompt_messages(history), sampling, overflow)
         self._mark_dropped(dropped)
         return self._start(prompt, sampling, on_text)
 

@@ -78,6 +78,7 @@ def test_a_reply_streams_into_the_store(
         MessageState.COMPLETE,
     )
     assert assistant.stats is not None and assistant.stats.prompt_tokens
+    assert assistant.stats.seed is not None  # so the reply can be made again
 
 
 def test_an_empty_message_is_refused(
@@ -192,6 +193,19 @@ def test_an_overflowing_conversation_asks_then_drops_the_oldest_turns_with_a_mar
     assert messages[-2].content == "What now?"
     # Everything is still stored; only the prompt left the oldest turns out.
     assert sum(1 for m in messages if m.role is Role.USER) == 4
+
+
+def test_a_regenerate_that_does_not_fit_keeps_the_last_reply(
+    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+) -> None:
+    session = session_with(store, engine, models["scripted"], context=256)
+    for word in ("alpha", "bravo", "charlie"):
+        store.append_message(session.conversation_id, Role.USER, f"{word} " * 30)
+        store.append_message(session.conversation_id, Role.ASSISTANT, SCRIPTED_REPLY)
+    before = store.messages(session.conversation_id)
+    with pytest.raises(ContextOverflowError):
+        session.regenerate(Sampling(max_tokens=32))
+    assert store.messages(session.conversation_id) == before
 
 
 def test_a_message_too_long_for_any_context_is_refused_even_when_dropping(

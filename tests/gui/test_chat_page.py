@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.chat.conversations import MessageState, Role
+from app.chat.sampling import Sampling
+from app.engines.protocol import EventKind
 from app.chat.template_formats import FALLBACK_FORMATS
 from app.core import Core
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
@@ -491,6 +493,39 @@ def test_a_remote_endpoint_is_tested_then_answers(
         reply = reply_widget(page)
         assert reply.body.text == SCRIPTED_REPLY
         assert not reply.command_button.isVisible()  # no llama.cpp command for a remote reply
+        page.panel.close_engines()
+
+
+def test_a_remote_api_key_is_kept_for_its_url_and_the_endpoint_remembered(
+    qtbot: QtBot, chat: ChatPage, core: Core, models: dict[str, Path]
+) -> None:
+    from tests.support.llama_server import LlamaServer
+    from ui.chat.model_panel import ModelPanel
+
+    page = chat
+    form = page.panel.remote_form
+    page.panel.source.setCurrentIndex(1)
+    with LlamaServer(models["scripted"], api_key="sk-kept") as server:
+        form.url.setText(server.url)
+        form.model.setCurrentText("tiny")
+        form.api_key.setText("sk-kept")
+        form.use_button.click()
+        qtbot.waitUntil(lambda: page.panel.engine is not None, timeout=10_000)
+        assert core.endpoint_keys.load(server.url) == "sk-kept"
+
+        # Next time: the URL and model are filled in, and the kept key is used unasked.
+        again = ModelPanel(core)
+        qtbot.addWidget(again)
+        assert again.remote_form.url.text() == server.url
+        assert again.remote_form.api_key.text() == ""
+        again.source.setCurrentIndex(1)
+        again.remote_form.use_button.click()
+        qtbot.waitUntil(lambda: again.engine is not None, timeout=10_000)
+        reply = again.engine.generate(  # type: ignore[union-attr]
+            [{"role": "user", "content": "Hi"}], Sampling()
+        ).wait(30)
+        assert reply.kind is EventKind.RESULT, reply.data
+        again.close_engines()
         page.panel.close_engines()
 
 

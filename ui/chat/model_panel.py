@@ -41,10 +41,11 @@ if TYPE_CHECKING:
     from app.chat.load_plan import LoadPlan
     from app.chat.session import ChatEngine
     from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
-    from app.engines.remote import RemoteEngine
+    from app.engines.remote import RemoteEndpoint, RemoteEngine
     from app.library import LibraryEntry
 
 PANEL_WIDTH = 340
+REMOTE_SETTING = "chat.remote_endpoint"  # the last endpoint used: {"url", "model"}
 REMOTE_TEST_TIMEOUT_S = 10.0
 
 
@@ -114,6 +115,10 @@ class ModelPanel(QScrollArea):
         local_layout.addStretch(1)
 
         self.remote_form = RemoteForm()
+        last = core.database.get_setting(REMOTE_SETTING)
+        if isinstance(last, dict):
+            self.remote_form.url.setText(str(last.get("url", "")))
+            self.remote_form.model.setCurrentText(str(last.get("model", "")))
         remote = QWidget()
         remote_layout = QVBoxLayout(remote)
         remote_layout.addWidget(self.remote_form)
@@ -385,6 +390,7 @@ class ModelPanel(QScrollArea):
                 "Name the model to ask for (Test connection lists them).", error=True
             )
             return
+        endpoint = await run_blocking(lambda: self._remember_endpoint(endpoint))
         previous, self._remote = self._remote, RemoteEngine(endpoint)
         if previous is not None:
             await run_blocking(previous.close)
@@ -393,6 +399,19 @@ class ModelPanel(QScrollArea):
         ref = self.model_ref()
         if ref is not None:
             await self._apply_preset(ref)
+
+    def _remember_endpoint(self, endpoint: RemoteEndpoint) -> RemoteEndpoint:
+        """Keep a typed API key in the keyring, or use the one kept for this URL; remember
+        the URL and model for the next start (on a worker: the keyring may block)."""
+        keys = self._core.endpoint_keys
+        if endpoint.api_key:
+            keys.save(endpoint.base_url, endpoint.api_key)
+        else:
+            endpoint = keys.with_key(endpoint)
+        self._core.database.set_setting(
+            REMOTE_SETTING, {"url": endpoint.base_url, "model": endpoint.model}
+        )
+        return endpoint
 
     # -- display -------------------------------------------------------------------------
 

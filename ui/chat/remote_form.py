@@ -36,8 +36,10 @@ class RemoteForm(QWidget):
         self.model.setToolTip("The model name the server knows; Test connection lists them")
         self.api_key = QLineEdit()
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.api_key.setPlaceholderText("none")
-        self.api_key.setToolTip("Sent as a bearer token; kept only while ModelDeck runs")
+        self.api_key.setPlaceholderText("none, or the one kept for this URL")
+        self.api_key.setToolTip(
+            "Sent as a bearer token; kept in the system keyring for this URL once used"
+        )
         self.test_button = QPushButton("Test connection")
         self.use_button = QPushButton("Use this endpoint")
         buttons = QHBoxLayout()
