@@ -61,13 +61,11 @@ def generate_run(llm: Any, tokens: list[int], count: int) -> tuple[float, float]
     fastest a Python caller of llama-cpp-python gets."""
     started = time.perf_counter()
     first = None
-    produced = 0
     llm.set_seed(1)
-    for token in llm.generate(tokens, temp=0.8):
+    for produced, token in enumerate(llm.generate(tokens, temp=0.8), start=1):
         if first is None:
             first = time.perf_counter()
         llm.detokenize([token])
-        produced += 1
         if produced >= count:
             break
     ended = time.perf_counter()

@@ -97,7 +97,6 @@ def run(
     from app.errors import AppError
     from app.images.choice import ImageModelChoiceError, choose_diffusion_model
     from app.images.engine import ImageEngine, ImageEngineError
-    from app.images.gallery import Gallery
     from app.images.params import ImageParamsError
 
     err = sys.stderr if err is None else err
@@ -122,7 +121,7 @@ def run(
             device=args.device,
             threads=args.threads,
         )
-    gallery = Gallery(core.database)
+    gallery = core.gallery
     job = _Generation(engine, _Progress(err))
     try:
         job.run(model, params, explicit_size=args.size is not None, output=output, gallery=gallery)

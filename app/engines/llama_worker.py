@@ -16,6 +16,7 @@ import ctypes
 import os
 import random
 import re
+import signal
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -391,6 +392,7 @@ def _devices(lib: Any) -> list[dict[str, Any]]:
 
 def main(connection: Connection) -> None:
     """The child's entry point (spawned by `app.engines.llm.LlmEngine`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # before the slow import, too
     try:
         import llama_cpp
     except ImportError as error:

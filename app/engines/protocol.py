@@ -12,6 +12,7 @@ so a generation loop calls it between tokens or steps (cheaply: see `FLUSH_INTER
 from __future__ import annotations
 
 import collections
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -146,6 +147,8 @@ def serve(
     An `EngineFailure` becomes an ERROR with its kind; any other exception an ERROR of kind
     "internal" with the traceback's last line, so a bug in a handler never kills the engine.
     """
+    # Ctrl+C in a terminal reaches the whole process group; the app decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = ChildChannel(connection)
     channel.send(Event(NO_REQUEST, EventKind.READY, dict(ready or {})))
     while True:

@@ -101,6 +101,7 @@ class EngineProcess:
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
         self._open: dict[int, RequestHandle] = {}
+        self._reader: threading.Thread | None = None
         self._ready = threading.Event()
         self.capabilities: Mapping[str, Any] = {}
         self.last_exit: str | None = None  # how the previous child ended, for a person
@@ -117,6 +118,10 @@ class EngineProcess:
 
     def start(self, *, timeout: float = 60.0) -> Mapping[str, Any]:
         """Start the child if it is not running; wait for READY; return its capabilities."""
+        with self._lock:
+            process, reader = self._process, self._reader
+        if process is not None and not process.is_alive() and reader is not None:
+            reader.join(timeout)  # the child ended: let the reader finish its requests first
         with self._lock:
             if self._process is None:
                 self._spawn()
@@ -155,6 +160,9 @@ class EngineProcess:
         if process.is_alive():
             process.kill()
             process.join(timeout)
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout)  # so a start() right after this spawns a fresh child
 
     def kill(self) -> None:
         """End the child at once (SIGKILL); open requests end as STOPPED."""
@@ -174,9 +182,10 @@ class EngineProcess:
         process.start()
         child_end.close()  # so a dead child shows as EOF on our end
         self._process, self._connection = process, parent_end
-        threading.Thread(
+        self._reader = threading.Thread(
             target=self._read, args=(process, parent_end), name=f"{self.name} reader", daemon=True
-        ).start()
+        )
+        self._reader.start()
 
     def _read(self, process: BaseProcess, connection: Connection) -> None:
         while True:

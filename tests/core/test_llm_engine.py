@@ -262,3 +262,18 @@ def test_a_long_reply_runs_to_max_tokens(engine: LlmEngine, models: dict[str, Pa
     outcome = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=6000)).wait(120)
     assert outcome.data["generated_tokens"] == 6000
     assert outcome.data["finish_reason"] == "length"
+
+
+def test_a_stopped_engine_starts_again_at_once(models: dict[str, Path]) -> None:
+    engine = LlmEngine()
+    try:
+        engine.capabilities()
+        first = engine.pid
+        engine.close()
+        engine.capabilities()  # right after: a fresh child, not "could not start"
+        assert engine.pid not in (None, first)
+        engine.kill()
+        engine.capabilities()  # and after a kill
+        assert engine.pid is not None
+    finally:
+        engine.close()

@@ -19,9 +19,9 @@ from pytestqt.qtbot import QtBot
 
 from app.chat.conversations import MessageState, Role
 from app.chat.sampling import Sampling
-from app.engines.protocol import EventKind
 from app.chat.template_formats import FALLBACK_FORMATS
 from app.core import Core
+from app.engines.protocol import EventKind
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.hub_server import HubServer
 from ui.chat.message_body import MessageBody

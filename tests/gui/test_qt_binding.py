@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from pytestqt.qtbot import QtBot
 from PySide6.QtWidgets import QLabel
+from pytestqt.qtbot import QtBot
 
 
 def test_qt_calls_that_return_nothing_keep_none_alive(qtbot: QtBot) -> None:
