@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from app.images.engine import ImageEngine
     from app.images.gallery import Gallery
     from app.library import Library
+    from app.serving import ModelServer
 
 
 class Core:
@@ -51,6 +52,7 @@ class Core:
         self._downloads: DownloadManager | None = None
         self._conversations: ConversationStore | None = None
         self._llm: LlmEngine | None = None
+        self._server: ModelServer | None = None
         self._images: ImageEngine | None = None
         self._gallery: Gallery | None = None
 
@@ -154,6 +156,18 @@ class Core:
             return self._llm
 
     @property
+    def server(self) -> ModelServer:
+        """The OpenAI-compatible API over `llm` (built on first use, stopped until started;
+        FastAPI and uvicorn are imported only by `start`)."""
+        llm = self.llm
+        with self._lock:
+            if self._server is None:
+                from app.serving import ModelServer
+
+                self._server = ModelServer(llm)
+            return self._server
+
+    @property
     def images(self) -> ImageEngine:
         """The local image engine (its child process starts on the first request; starting
         imports torch and diffusers, seconds: call `start` on a worker)."""
@@ -213,6 +227,10 @@ class Core:
         """Stop background work and close the database."""
         # Quitting waits little: what arrived is on disk, and the next start resumes from it.
         self._stop_downloads(timeout=2.0)
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:  # before the engine it answers from
+            server.stop(timeout=2.0)
         with self._lock:
             llm, self._llm = self._llm, None
         if llm is not None:

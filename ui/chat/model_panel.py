@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -32,6 +32,7 @@ from app.errors import AppError
 from ui.chat.load_form import LoadForm, LoadOptions, PickedModel
 from ui.chat.remote_form import RemoteForm
 from ui.chat.sampling_form import SamplingForm
+from ui.chat.server_panel import ServerPanel
 from ui.chat.template_picker import TemplatePicker
 from ui.style import make_notice, mark_error, set_font
 from ui.tasks import run_blocking, spawn
@@ -136,11 +137,13 @@ class ModelPanel(QScrollArea):
         self.template = TemplatePicker()
         self.prompt_button = QPushButton("Prompt as the model sees it…")
         self.prompt_button.setEnabled(False)
+        self.server_panel = ServerPanel(core)
 
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.addWidget(self.active_label)
         layout.addWidget(_section("Model", self.source))
+        layout.addWidget(self.server_panel)
         layout.addWidget(_section("System prompt", self.system_prompt))
         layout.addWidget(_section("Sampling", self.sampling))
         layout.addWidget(_section("Chat template", self.template, self.prompt_button))
@@ -164,6 +167,12 @@ class ModelPanel(QScrollArea):
         self.remote_form.useRequested.connect(lambda: spawn(self._use_remote()))
         self.template.changed.connect(self._apply_template)
         self.prompt_button.clicked.connect(self.promptRequested)
+        self.loadFinished.connect(
+            lambda _ok: self.server_panel.set_model_loaded(
+                self._llm is not None and self._llm.loaded is not None
+            )
+        )
+        self.server_panel.expandedChanged.connect(self._server_panel_toggled)
         self.refresh_models()
 
     # -- what the chat uses --------------------------------------------------------------
@@ -301,7 +310,8 @@ class ModelPanel(QScrollArea):
             self._llm = engine
             plan = await run_blocking(self._plan, engine, model.path, options)
             engine.template_override = self.template.override()
-            loaded = await run_blocking(engine.load, plan.settings)
+            # While serving, through the server: its clients hear "loading" meanwhile.
+            loaded = await run_blocking(self.server_panel.loader(engine), plan.settings)
             note = await run_blocking(self._template_note, engine)
         except (AppError, RuntimeError, OSError) as exc:
             self._set_loading(False, f"Not loaded: {exc}", error=True)
@@ -414,6 +424,10 @@ class ModelPanel(QScrollArea):
         return endpoint
 
     # -- display -------------------------------------------------------------------------
+
+    def _server_panel_toggled(self, expanded: bool) -> None:
+        if expanded:  # once the layout has made room for it
+            QTimer.singleShot(0, self, lambda: self.ensureWidgetVisible(self.server_panel))
 
     def _activate(self, source: str, text: str) -> None:
         self.active = source

@@ -239,6 +239,7 @@ class ChatPage(QWidget):
                 self._prompt_owner, self.panel.system_prompt.toPlainText()
             )
         self.panel.close_engines()
+        self.panel.server_panel.shutdown()  # API clients are not served by a closed window
 
     # -- conversations -------------------------------------------------------------------
 
