@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +32,20 @@ import qasync
 
 from app.core import Core
 from benchmarks.stall import Heartbeat
-from tests.support.gguf_builder import write_scripted_gguf
 from ui.application import create_application, open_main_window
 from ui.chat.page import ChatPage
 from ui.main_window import MainWindow
+
+WRITE_MODELS = """
+import sys
+from pathlib import Path
+from tests.support.gguf_builder import write_scripted_gguf
+folder = Path(sys.argv[1])
+write_scripted_gguf(folder / "tiny.gguf", endless=True, context_length=32768)
+write_scripted_gguf(
+    folder / "small.gguf", endless=True, embed=1024, ff=4096, block_count=8, context_length=8192
+)
+"""
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -116,19 +127,9 @@ def main() -> int:
     args = parser.parse_args()
     app = create_application(sys.argv)
     with tempfile.TemporaryDirectory() as folder:
-        models = {
-            "tiny": write_scripted_gguf(
-                Path(folder) / "tiny.gguf", endless=True, context_length=32768
-            ),
-            "small": write_scripted_gguf(
-                Path(folder) / "small.gguf",
-                endless=True,
-                embed=1024,
-                ff=4096,
-                block_count=8,
-                context_length=8192,
-            ),
-        }
+        # Written by another process: numpy's 270 MB of weights would stay in this one's RSS.
+        models = {"tiny": Path(folder) / "tiny.gguf", "small": Path(folder) / "small.gguf"}
+        subprocess.run([sys.executable, "-c", WRITE_MODELS, folder], check=True)
         core = Core.open(data_dir=Path(folder) / "data", endpoint_override="http://127.0.0.1:9")
         window = open_main_window(core)
         window.core = core  # type: ignore[attr-defined]  # for the engine's pid

@@ -99,7 +99,8 @@ def bench_model(name: str, path: Path, runs: int, count: int) -> None:
     child_rss = psutil.Process(engine.pid).memory_info().rss if engine.pid else 0
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=2, verbose=False)
     tokens = llm.tokenize(PROMPT.encode(), add_bos=True, special=True)
-    bare_ttft, bare_total, raw_total, engine_ttft, engine_total = [], [], [], [], []
+    bare_ttft, bare_total, engine_ttft, engine_total = [], [], [], []
+    raw_ttft, raw_total = [], []
     bare_run(llm, tokens, 8)  # warm all three
     generate_run(llm, tokens, 8)
     engine_run(engine, 8)
@@ -107,24 +108,39 @@ def bench_model(name: str, path: Path, runs: int, count: int) -> None:
         ttft, total = bare_run(llm, tokens, count)
         bare_ttft.append(ttft)
         bare_total.append(total)
-        raw_total.append(generate_run(llm, tokens, count)[1])
+        ttft, total = generate_run(llm, tokens, count)
+        raw_ttft.append(ttft)
+        raw_total.append(total)
         ttft, total = engine_run(engine, count)
         engine_ttft.append(ttft)
         engine_total.append(total)
     engine.close()
     llm.close()
 
-    bare_speed = count / statistics.median(bare_total)
-    raw_speed = count / statistics.median(raw_total)
-    engine_speed = count / statistics.median(engine_total)
+    def rate(totals: list[float], ttfts: list[float] | None = None) -> float:
+        """Generation tokens/s: after the first token (whole run when `ttfts` is None)."""
+        if ttfts is None:
+            return count / statistics.median(totals)
+        return (count - 1) / statistics.median(t - f for t, f in zip(totals, ttfts, strict=True))
+
+    bare_speed, raw_speed, engine_speed = rate(bare_total), rate(raw_total), rate(engine_total)
+    bare_gen, raw_gen = rate(bare_total, bare_ttft), rate(raw_total, raw_ttft)
+    engine_gen = rate(engine_total, engine_ttft)
     ttft_overhead_ms = (statistics.median(engine_ttft) - statistics.median(bare_ttft)) * 1000
     size_mb = path.stat().st_size / 1e6
     print(f"== {name} model ({size_mb:.0f} MB), {count} tokens, median of {runs}")
-    print(f"  bare create_completion {bare_speed:9.1f} tokens/s")
-    print(f"  bare Llama.generate    {raw_speed:9.1f} tokens/s")
-    print(f"  ModelDeck engine       {engine_speed:9.1f} tokens/s")
-    print(f"  ratio engine / create_completion {engine_speed / bare_speed:6.3f}")
-    print(f"  ratio engine / Llama.generate    {engine_speed / raw_speed:6.3f}")
+    print("  tokens/s                      whole reply   after the first token")
+    print(f"  bare create_completion        {bare_speed:11.1f}   {bare_gen:11.1f}")
+    print(f"  bare Llama.generate           {raw_speed:11.1f}   {raw_gen:11.1f}")
+    print(f"  ModelDeck engine              {engine_speed:11.1f}   {engine_gen:11.1f}")
+    print(
+        f"  ratio engine / create_completion {engine_speed / bare_speed:8.3f}   "
+        f"{engine_gen / bare_gen:11.3f}"
+    )
+    print(
+        f"  ratio engine / Llama.generate    {engine_speed / raw_speed:8.3f}   "
+        f"{engine_gen / raw_gen:11.3f}"
+    )
     print(
         f"  first token            bare {statistics.median(bare_ttft) * 1000:.1f} ms, "
         f"engine {statistics.median(engine_ttft) * 1000:.1f} ms, "

@@ -52,8 +52,10 @@ NO_REQUEST = 0
 
 # Streamed chunks are coalesced in the child: at most one message per this interval (the first
 # one goes at once, so time to first token is not delayed). Per-token pipe writes would cost
-# more than a tiny model's token; 20 ms is below what a reader notices.
-FLUSH_INTERVAL_S = 0.02
+# more than a tiny model's token, and every wake-up of the app's threads preempts one of
+# llama.cpp's (which wait on each other at every step): at 20 ms a 270 MB model lost 3% of
+# its speed, at 50 ms under 1% (benchmarks.llm). The window repaints every 50 ms anyway.
+FLUSH_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True)
