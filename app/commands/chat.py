@@ -86,11 +86,11 @@ class LoadedForCommand:
     loaded: LoadedModel
 
 
-def load_model(
+def plan_model(
     core: Core, engine: LlmEngine, args: argparse.Namespace, *, err: TextIO
-) -> LoadedForCommand:
-    """Choose `args.model`, plan the load (`--ctx`, `--gpu-layers`, `--threads`), print the
-    plan's notes on `err`, and load it. Shared by `chat` and `serve`.
+) -> tuple[ChosenModel, LoadPlan]:
+    """Choose `args.model` and plan its load (`--ctx`, `--gpu-layers`, `--threads`), printing
+    the plan's notes on `err`. Shared by `chat` and `serve`.
 
     Raises:
         ModelChoiceError, ModelTooLargeError, EngineError: as a one-line AppError.
@@ -113,6 +113,14 @@ def load_model(
     )
     for note in plan.notes:
         print(f"note: {note}", file=err)
+    return model, plan
+
+
+def load_model(
+    core: Core, engine: LlmEngine, args: argparse.Namespace, *, err: TextIO
+) -> LoadedForCommand:
+    """`plan_model`, then load it."""
+    model, plan = plan_model(core, engine, args, err=err)
     return LoadedForCommand(model, plan, engine.load(plan.settings))
 
 

@@ -53,11 +53,9 @@ def register(
 
 def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Serve the chosen model until Ctrl+C or SIGTERM; returns the exit status."""
-    from app.chat.load_plan import plan_load
-    from app.chat.model_choice import ModelChoiceError, choose_gguf
-    from app.engines.offload import KvCacheType
+    from app.chat.model_choice import ModelChoiceError
+    from app.commands.chat import plan_model
     from app.errors import AppError
-    from app.hardware import read_machine_memory
     from app.serving import ModelServer, ServingError, UnprotectedBindError, check_bind_address
 
     err = sys.stderr
@@ -69,19 +67,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     engine = core.llm
     server = ModelServer(engine)
     try:
-        model = choose_gguf(args.model, core.library)
-        plan = plan_load(
-            model.path,
-            context_length=args.ctx,
-            gpu_layers=args.gpu_layers,
-            threads=args.threads,
-            kv_cache_type=KvCacheType.F16,
-            flash_attention=False,
-            capabilities=engine.capabilities(),
-            machine=read_machine_memory(),
-        )
-        for note in plan.notes:
-            print(f"note: {note}", file=err)
+        model, plan = plan_model(core, engine, args, err=err)
         with _interrupt_on_sigterm():
             # Listening first: a client that comes during the load is told to retry (503).
             url = server.start(args.host, args.port, api_key)
