@@ -86,6 +86,8 @@ class LicenseInfo:
     # to the repository (e.g. "LICENSE")
     url: str | None
     is_known: bool  # False for ids not in the table
+    # What the model, and what it makes, may not be used for (RAIL licenses' Attachment A).
+    use_restrictions: tuple[str, ...] = ()
 
 
 def _license(
@@ -98,6 +100,7 @@ def _license(
     condition: str | None = None,
     obligations: tuple[str, ...] = (),
     url: str | None = None,
+    use_restrictions: tuple[str, ...] = (),
 ) -> LicenseInfo:
     """Build one table entry, refusing entries that break the table's own rules.
 
@@ -122,6 +125,7 @@ def _license(
         obligations=obligations,
         url=url,
         is_known=True,
+        use_restrictions=use_restrictions,
     )
 
 
@@ -208,6 +212,22 @@ _LGPL = (
     "the licensed work itself must be shared as source under the same license."
 )
 _RAIL_IF = "allowed, except for the uses the license's use restrictions forbid"
+# Attachment A of the CreativeML OpenRAIL-M (and of the Open RAIL++-M that SDXL uses), in
+# short: what the model and anything made from it may not be used for. The license binds
+# whoever uses the model, so the app shows it where images are made, not only in Discover.
+RAIL_M_USE_RESTRICTIONS: tuple[str, ...] = (
+    "anything that breaks the law",
+    "exploiting or harming minors",
+    "false information meant to harm others",
+    "personal information that can be used to harm someone",
+    "defaming, disparaging or harassing others",
+    "fully automated decisions that hurt someone's legal rights",
+    "discriminating against or harming people for their social behaviour or personal traits",
+    "exploiting the vulnerabilities of a group (age, social, physical or mental traits)",
+    "discriminating against people for legally protected characteristics",
+    "medical advice or interpreting medical results",
+    "justice, law enforcement, immigration or asylum decisions (e.g. predicting crime)",
+)
 _RAIL_SUMMARY = (
     "Use, modify and share it, also commercially, but not for the harmful uses the license "
     "lists. Anyone you share it or a derivative with must get a copy of the license and the "
@@ -735,6 +755,7 @@ _TABLE: tuple[LicenseInfo, ...] = (
         condition=_RAIL_IF,
         obligations=_RAIL,
         url="https://huggingface.co/spaces/CompVis/stable-diffusion-license",
+        use_restrictions=RAIL_M_USE_RESTRICTIONS,
     ),
     _license(
         "openrail++",
@@ -745,6 +766,7 @@ _TABLE: tuple[LicenseInfo, ...] = (
         condition=_RAIL_IF,
         obligations=_RAIL,
         url="https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/blob/main/LICENSE.md",
+        use_restrictions=RAIL_M_USE_RESTRICTIONS,
     ),
     _license(
         "bigscience-bloom-rail-1.0",

@@ -314,3 +314,14 @@ def test_enum_values() -> None:
         "unknown",
     ]
     assert [c.value for c in CommercialUse] == ["yes", "no", "conditional", "unknown"]
+
+
+@pytest.mark.parametrize("license_id", ["creativeml-openrail-m", "openrail++"])
+def test_image_model_rail_licenses_list_their_use_restrictions(license_id: str) -> None:
+    restrictions = license_info(license_id).use_restrictions
+    assert "exploiting or harming minors" in restrictions
+    assert len(restrictions) >= 10
+
+
+def test_permissive_licenses_have_no_use_restrictions() -> None:
+    assert license_info("apache-2.0").use_restrictions == ()

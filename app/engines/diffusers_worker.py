@@ -40,6 +40,7 @@ import io
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -121,10 +122,12 @@ def main(connection: Connection) -> None:
         import diffusers
         import torch
     except ImportError as error:
-        message = (
-            f"the image runtime is not installed ({error.name} is missing): "
-            "install it with pip install 'modeldeck[image]'"
+        how = (
+            "download the full ModelDeck bundle, which carries it"
+            if getattr(sys, "frozen", False)  # an installed bundle has no pip to run
+            else "install it with pip install 'modeldeck[image]'"
         )
+        message = f"the image runtime is not installed ({error.name} is missing): {how}"
 
         def missing(context: RequestContext) -> Mapping[str, Any]:
             raise EngineFailure("no-runtime", message)

@@ -43,6 +43,9 @@ def license_html(
     if info.obligations:
         items = "".join(f"<li>{escape(duty)}</li>" for duty in info.obligations)
         parts.append(f"<p><b>What you must do</b></p><ul>{items}</ul>")
+    if info.use_restrictions:
+        items = "".join(f"<li>{escape(use)}</li>" for use in info.use_restrictions)
+        parts.append(f"<p><b>Not to be used for</b></p><ul>{items}</ul>")
     # A card's license_link is often relative ("LICENSE"): it points into the repository.
     url = safe_link(info.url, f"{details.url}/blob/{details.sha or 'main'}/") if info.url else None
     if url:

@@ -25,24 +25,6 @@ from ui.style import set_font
 if TYPE_CHECKING:
     from app.library import LibraryEntry
 
-# Attachment A of the CreativeML OpenRAIL-M (and of the Open RAIL++-M that SDXL uses), in
-# short: what the model and anything made from it may not be used for. The license binds
-# whoever uses the model, so it is shown where images are made, not only in Discover.
-RAIL_M_USE_RESTRICTIONS: tuple[str, ...] = (
-    "anything that breaks the law",
-    "exploiting or harming minors",
-    "false information meant to harm others",
-    "personal information that can be used to harm someone",
-    "defaming, disparaging or harassing others",
-    "fully automated decisions that hurt someone's legal rights",
-    "discriminating against or harming people for their social behaviour or personal traits",
-    "exploiting the vulnerabilities of a group (age, social, physical or mental traits)",
-    "discriminating against people for legally protected characteristics",
-    "medical advice or interpreting medical results",
-    "justice, law enforcement, immigration or asylum decisions (e.g. predicting crime)",
-)
-_RAIL_M_IDS = frozenset({"creativeml-openrail-m", "openrail++"})
-
 
 def license_text(license_id: str | None) -> str:
     """What the model's license says, in a few lines (its use restrictions for RAIL-M)."""
@@ -52,8 +34,8 @@ def license_text(license_id: str | None) -> str:
         return "License: not known here. Read the model's page before sharing what you make."
     info = license_info(license_id)
     lines = [f"License: {info.name} ({info.category.value})", info.summary]
-    if info.id in _RAIL_M_IDS:
-        lines.append("Not to be used for: " + "; ".join(RAIL_M_USE_RESTRICTIONS) + ".")
+    if info.use_restrictions:
+        lines.append("Not to be used for: " + "; ".join(info.use_restrictions) + ".")
     if info.url:
         lines.append(f"Full text: {info.url}")
     return "\n".join(lines)
