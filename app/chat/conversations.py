@@ -141,6 +141,24 @@ class GenerationStats:
             document["settings"] = dict(self.settings)
         return document
 
+    def summary(self) -> str:
+        """The line under a reply (the Chat page, `modeldeck chat`): tokens in and out,
+        first-token time, speed, and why it stopped when that was not its own end."""
+        parts = []
+        if self.prompt_tokens is not None:
+            parts.append(f"{self.prompt_tokens:,} prompt tokens")
+        if self.generated_tokens is not None:
+            parts.append(f"{self.generated_tokens:,} generated")
+        if self.time_to_first_token_s is not None:
+            parts.append(f"first token {self.time_to_first_token_s * 1000:,.0f} ms")
+        if self.tokens_per_second is not None:
+            parts.append(f"{self.tokens_per_second:,.1f} tokens/s")
+        if self.finish_reason == "length":
+            parts.append("stopped at the token limit")
+        elif self.finish_reason == "context-full":
+            parts.append("stopped: the context is full")
+        return " · ".join(parts)
+
     @classmethod
     def from_json(cls, value: object) -> GenerationStats | None:
         """The stats `to_json` wrote; figures of the wrong type are dropped, not trusted."""

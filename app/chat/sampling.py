@@ -1,4 +1,4 @@
-"""How to sample a reply, and what a finished reply reports: shared by every chat engine."""
+"""How to sample a reply: the settings every chat engine takes."""
 
 from __future__ import annotations
 
@@ -45,27 +45,3 @@ class Sampling:
         if "stop" in known:
             known["stop"] = tuple(known["stop"])
         return cls(**known)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReplyStats:
-    """What one reply cost: the figures shown under it and exported with it."""
-
-    prompt_tokens: int
-    generated_tokens: int
-    time_to_first_token_s: float | None  # None: no token came
-    tokens_per_second: float | None  # generated tokens / time after the first token
-    finish_reason: str  # "stop" (end of text or a stop string), "length", "cancelled"…
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReplyStats:
-        return cls(
-            prompt_tokens=int(data.get("prompt_tokens", 0)),
-            generated_tokens=int(data.get("generated_tokens", 0)),
-            time_to_first_token_s=data.get("time_to_first_token_s"),
-            tokens_per_second=data.get("tokens_per_second"),
-            finish_reason=str(data.get("finish_reason", "stop")),
-        )

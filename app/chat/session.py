@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from app.chat.conversations import ConversationStore, Message, Role
-from app.chat.sampling import ReplyStats, Sampling
+from app.chat.conversations import ConversationStore, GenerationStats, Message, Role
+from app.chat.sampling import Sampling
 from app.engines.protocol import EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import AppError
@@ -39,7 +39,7 @@ class ChatEngine(Protocol):
         """The prompt's size in tokens, or None when the engine cannot tell."""
 
     def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
-        """Start a reply; CHUNK events carry text; RESULT carries `ReplyStats` fields."""
+        """Start a reply; CHUNK events carry text; RESULT carries `GenerationStats` fields."""
 
 
 class ChatBusyError(AppError, RuntimeError):
@@ -81,7 +81,7 @@ class ReplySnapshot:
 
     text: str
     state: ReplyState
-    stats: ReplyStats | None
+    stats: GenerationStats | None
     error: str | None
 
 
@@ -103,7 +103,7 @@ class Reply:
         self._lock = threading.Lock()
         self._parts: list[str] = []
         self._state = ReplyState.STREAMING
-        self._stats: ReplyStats | None = None
+        self._stats: GenerationStats | None = None
         self._error: str | None = None
         self._finished = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="chat reply", daemon=True)
@@ -169,9 +169,9 @@ class Reply:
 
 def _outcome(
     kind: EventKind, data: Mapping[str, Any]
-) -> tuple[ReplyState, str | None, ReplyStats | None]:
+) -> tuple[ReplyState, str | None, GenerationStats | None]:
     if kind is EventKind.RESULT:
-        return ReplyState.COMPLETE, None, ReplyStats.from_dict(data)
+        return ReplyState.COMPLETE, None, GenerationStats.from_json(dict(data))
     if kind is EventKind.CANCELLED:
         return ReplyState.CANCELLED, None, None
     message = str(data.get("message", kind.value))

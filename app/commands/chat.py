@@ -133,6 +133,7 @@ def _answer(
     out: TextIO,
     err: TextIO,
 ) -> int:
+    from app.chat.conversations import GenerationStats
     from app.chat.llama_command import llama_cli_command
     from app.engines.llm import result_data
     from app.engines.protocol import EventKind
@@ -158,7 +159,8 @@ def _answer(
     stats = dict(result_data(handle.wait()))
     if not args.json:
         out.write("\n")
-        print(_stats_line(stats), file=err)
+        reply_stats = GenerationStats.from_json(stats)
+        print(reply_stats.summary() if reply_stats else "", file=err)
         return EXIT_OK
     settings = loaded.plan.settings
     document = {
@@ -178,19 +180,6 @@ def _answer(
     }
     out.write(json.dumps(document, ensure_ascii=False) + "\n")
     return EXIT_OK
-
-
-def _stats_line(stats: dict[str, object]) -> str:
-    ttft, speed = stats.get("time_to_first_token_s"), stats.get("tokens_per_second")
-    parts = [
-        f"{stats.get('prompt_tokens')} prompt tokens",
-        f"{stats.get('generated_tokens')} generated",
-    ]
-    if isinstance(ttft, float):
-        parts.append(f"first token {ttft * 1000:.0f} ms")
-    if isinstance(speed, float):
-        parts.append(f"{speed:.1f} tokens/s")
-    return " · ".join(parts)
 
 
 def _fail(err: TextIO, message: str, status: int) -> int:

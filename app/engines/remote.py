@@ -143,7 +143,7 @@ class RemoteEngine:
     def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
         """Start a reply on a worker thread and return its handle at once.
 
-        CHUNK events carry {"text"}; the terminal event is RESULT (the `ReplyStats` fields, the
+        CHUNK events carry {"text"}; the terminal event is RESULT (the `GenerationStats` fields, the
         model's name, and `estimated`: True when the server sent no token counts, so the
         generated count is the number of streamed chunks and the prompt's is 0),
         CANCELLED, or ERROR ({"kind", "message"}; kinds: "unreachable", "timeout", "auth",

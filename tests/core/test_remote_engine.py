@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from app.chat.conversations import ConversationStore, MessageState
+from app.chat.conversations import ConversationStore, GenerationStats, MessageState
 from app.chat.remote_settings import KEYRING_SERVICE, EndpointKeyStore
-from app.chat.sampling import ReplyStats, Sampling
+from app.chat.sampling import Sampling
 from app.chat.session import ChatSession, ReplyState
 from app.engines.llm import EngineError
 from app.engines.protocol import Event, EventKind
@@ -262,7 +262,8 @@ def test_the_llama_server_streams_the_scripted_reply(llama_server: LlamaServer) 
     assert outcome.kind is EventKind.RESULT, outcome
     assert text_of(streamed) == SCRIPTED_REPLY
     assert all(event.kind is EventKind.CHUNK for event in streamed)
-    stats = ReplyStats.from_dict(outcome.data)
+    stats = GenerationStats.from_json(dict(outcome.data))
+    assert stats is not None
     # llama-cpp-python's server sends no usage: one chunk per token, counted.
     assert outcome.data["estimated"] is True
     assert stats.generated_tokens == len(SCRIPTED_REPLY)
@@ -530,7 +531,8 @@ def test_the_servers_usage_gives_the_token_counts(serve: Serve) -> None:
     assert outcome.kind is EventKind.RESULT
     assert outcome.data["estimated"] is False
     assert outcome.data["model"] == "m1"
-    stats = ReplyStats.from_dict(outcome.data)
+    stats = GenerationStats.from_json(dict(outcome.data))
+    assert stats is not None
     assert (stats.prompt_tokens, stats.generated_tokens, stats.finish_reason) == (31, 3, "length")
 
 

@@ -13,29 +13,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.conversations import GenerationStats, Message, MessageState, Role
+from app.chat.conversations import Message, MessageState, Role
 from ui.chat.message_body import MessageBody
 from ui.style import mark_error, set_font
 
 ROLE_TITLES = {Role.USER: "You", Role.ASSISTANT: "Assistant"}
-
-
-def describe_stats(stats: GenerationStats) -> str:
-    """The stats line under a reply: tokens in and out, first-token time, speed."""
-    parts = []
-    if stats.prompt_tokens is not None:
-        parts.append(f"{stats.prompt_tokens:,} prompt tokens")
-    if stats.generated_tokens is not None:
-        parts.append(f"{stats.generated_tokens:,} generated")
-    if stats.time_to_first_token_s is not None:
-        parts.append(f"first token {stats.time_to_first_token_s * 1000:,.0f} ms")
-    if stats.tokens_per_second is not None:
-        parts.append(f"{stats.tokens_per_second:,.1f} tokens/s")
-    if stats.finish_reason == "length":
-        parts.append("stopped at the token limit")
-    elif stats.finish_reason == "context-full":
-        parts.append("stopped: the context is full")
-    return " · ".join(parts)
 
 
 def describe_outcome(message: Message) -> tuple[str, bool]:
@@ -176,7 +158,7 @@ class MessageWidget(QFrame):
         self.note.setVisible(bool(note))
         mark_error(self.note, error)
         stats = self._message.stats
-        self.stats.setText(describe_stats(stats) if stats is not None else "")
+        self.stats.setText(stats.summary() if stats is not None else "")
         self.stats.setVisible(stats is not None)
         self.command_button.setVisible(self._command_available and self._has_stats())
 
