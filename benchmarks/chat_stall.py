@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -31,7 +30,7 @@ import psutil
 import qasync
 
 from app.core import Core
-from benchmarks.stall import Heartbeat
+from benchmarks.stall import Heartbeat, wait_until
 from ui.application import create_application, open_main_window
 from ui.chat.page import ChatPage
 from ui.main_window import MainWindow
@@ -48,14 +47,6 @@ write_scripted_gguf(
 """
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the page did not get there in time")
-        await asyncio.sleep(0.005)
-
-
 async def load(page: ChatPage, path: Path, *, context: int, max_tokens: int) -> None:
     loaded: list[bool] = []
     page.panel.loadFinished.connect(loaded.append)
@@ -64,7 +55,7 @@ async def load(page: ChatPage, path: Path, *, context: int, max_tokens: int) -> 
     page.panel.load_form.context.setValue(context)
     page.panel.sampling.max_tokens.setValue(max_tokens)
     page.panel.load_button.click()
-    await wait_until(lambda: bool(loaded))
+    await wait_until(lambda: bool(loaded), timeout=120)
     page.panel.loadFinished.disconnect(loaded.append)
     assert loaded == [True], page.panel.load_status.text()
 

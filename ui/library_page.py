@@ -100,7 +100,8 @@ def _chat_path(entry: LibraryEntry | None) -> Path | None:
 
     if entry is None or entry.kind is not ModelKind.LLM_GGUF:
         return None
-    return next((place.path for place in entry.locations if place.present), None)
+    location = entry.usable_location
+    return location.path if location is not None else None
 
 
 def describe_plan(plan: DeletePlan) -> str:

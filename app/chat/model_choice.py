@@ -69,5 +69,6 @@ def choose_gguf(query: str, library: Library) -> ChosenModel:
             hint="Add the quantization, e.g. REPO:Q4_K_M, or give the entry key or path.",
         )
     entry = present[0]
-    location = next(location for location in entry.locations if location.present)
+    location = entry.usable_location
+    assert location is not None  # `present` holds entries with a copy on disk
     return ChosenModel(path=location.path, name=entry.name, sha256=entry.sha256, entry=entry)

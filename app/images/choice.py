@@ -63,7 +63,12 @@ def choose_diffusion_model(query: str, library: Library) -> ModelRef:
 
 def model_ref(entry: LibraryEntry) -> ModelRef:
     """The `ModelRef` of a library entry, loading from its first copy present on disk."""
-    location = next(location for location in entry.locations if location.present)
+    location = entry.usable_location
+    if location is None:
+        raise ImageModelChoiceError(
+            f"No copy of {entry.name} is on disk now.",
+            hint="Plug in the drive or folder that holds it.",
+        )
     family = entry.architecture if entry.kind is ModelKind.DIFFUSION_SINGLE_FILE else None
     return ModelRef(
         name=entry.name,

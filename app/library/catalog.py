@@ -90,7 +90,12 @@ class LibraryEntry:
     @property
     def present(self) -> bool:
         """Whether at least one copy can be used now."""
-        return any(location.present for location in self.locations)
+        return self.usable_location is not None
+
+    @property
+    def usable_location(self) -> Location | None:
+        """The first copy on disk now (the one a runtime loads), or None."""
+        return next((location for location in self.locations if location.present), None)
 
     @property
     def repo_ids(self) -> tuple[str, ...]:

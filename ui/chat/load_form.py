@@ -41,7 +41,7 @@ class PickedModel:
 
     @classmethod
     def from_entry(cls, entry: LibraryEntry) -> PickedModel | None:
-        location = next((place for place in entry.locations if place.present), None)
+        location = entry.usable_location
         if location is None:
             return None
         quant = f" · {entry.quantization}" if entry.quantization else ""
