@@ -159,6 +159,7 @@ def _answer(
     stats = dict(result_data(handle.wait()))
     if not args.json:
         out.write("\n")
+        out.flush()  # before the stats line on stderr, even when stdout is a pipe
         reply_stats = GenerationStats.from_json(stats)
         print(reply_stats.summary() if reply_stats else "", file=err)
         return EXIT_OK

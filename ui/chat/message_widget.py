@@ -87,6 +87,8 @@ class MessageWidget(QFrame):
         self.note.setWordWrap(True)
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats = QLabel()
+        # Wraps rather than widening the message past a narrow transcript (its buttons clip).
+        self.stats.setWordWrap(True)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_font(self.stats, points_delta=-1)
         stats_palette = QPalette(self.stats.palette())
@@ -101,8 +103,7 @@ class MessageWidget(QFrame):
         set_font(self.command_button, points_delta=-1)
         footer = QHBoxLayout()
         footer.setContentsMargins(0, 0, 0, 0)
-        footer.addWidget(self.stats)
-        footer.addStretch(1)
+        footer.addWidget(self.stats, 1)
         footer.addWidget(self.command_button)
 
         layout = QVBoxLayout(self)
