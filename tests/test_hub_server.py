@@ -26,11 +26,14 @@ from huggingface_hub.errors import (
 
 from tests.support.demo_hub import seed_demo_hub
 from tests.support.hub_server import (
+    Answer,
     DropAfter,
     Fault,
     FlipByte,
     HubServer,
+    Lies,
     MalformedJson,
+    Oversize,
     Refuse,
     Stall,
     Status,
@@ -497,3 +500,105 @@ def test_demo_hub_serves_the_real_client(hub_server: HubServer, api: HfApi) -> N
     sizes = {s.rfilename: s.size or 0 for s in siblings}
     unet = "unet/diffusion_pytorch_model"
     assert 0 < sizes[f"{unet}.fp16.safetensors"] < sizes[f"{unet}.safetensors"]
+
+
+# --- a hostile hub: lies ---------------------------------------------------------------------
+
+
+def test_lies_list_names_the_hub_would_never_store(hub_server: HubServer, api: HfApi) -> None:
+    hub_server.add_repo("org/evil", {"model.gguf": GGUF, "config.json": CONFIG})
+    names = {"model.gguf": "../../../../.config/autostart/x.desktop", "config.json": "C:\\x\0y"}
+    with pytest.raises(ValueError, match="not a valid path"):
+        hub_server.add_repo("org/other", {"../x": b""})  # it never stores such a name
+
+    hub_server.lie("org/evil", Lies(names=names))
+
+    info = api.model_info("org/evil", files_metadata=True)
+    assert {s.rfilename for s in info.siblings or []} == set(names.values())
+    tree = api.list_repo_tree("org/evil", recursive=True)
+    assert {entry.path for entry in tree} == set(names.values())
+    # The real client asks for the name as its URL normalizes it; the hub serves it there.
+    response = httpx2.get(
+        f"{hub_server.url}/org/evil/resolve/main/../../../../.config/autostart/x.desktop",
+        follow_redirects=True,
+    )
+    assert response.content == GGUF
+    # huggingface_hub refuses such a name itself (its own path check).
+    with pytest.raises(ValueError, match="Invalid filename"):
+        hf_hub_download("org/evil", names["model.gguf"], endpoint=hub_server.url)
+
+
+def test_lies_in_json_fields_and_resolve_headers(hub_server: HubServer, api: HfApi) -> None:
+    sha = hub_server.add_repo("org/evil", {"model.gguf": GGUF, "config.json": CONFIG})
+    lies = Lies(
+        repo_id="org/../../x",
+        sha="../../x",
+        repo_commit="0" * 40,
+        etag="e" * 64,
+        fields={
+            "config.json": {"size": -1, "blobId": "../blob"},
+            "model.gguf": {"lfs": {"sha256": "A" * 64, "size": 1 << 62, "pointerSize": 1}},
+        },
+        extra=({"rfilename": "config.json", "blobId": "1" * 40, "size": 5},),
+    )
+    hub_server.lie("org/evil", lies)
+
+    info = api.model_info("org/evil", files_metadata=True)
+    assert (info.id, info.sha) == ("org/../../x", "../../x")
+    listed = [(s.rfilename, s.size, s.blob_id) for s in info.siblings or []]
+    assert listed.count(("config.json", -1, "../blob")) == 1
+    assert listed.count(("config.json", 5, "1" * 40)) == 1  # listed twice
+    gguf = next(s for s in info.siblings or [] if s.rfilename == "model.gguf")
+    assert gguf.lfs is not None and gguf.lfs.sha256 == "A" * 64
+    entries = {(e.path, getattr(e, "blob_id", None)) for e in api.list_repo_tree("org/evil")}
+    assert ("config.json", "../blob") in entries and ("config.json", "1" * 40) in entries
+    head, _ = raw_request(hub_server.url, "HEAD", f"/org/evil/resolve/{sha}/model.gguf")
+    assert head.headers["X-Repo-Commit"] == "0" * 40
+    assert head.headers["X-Linked-Etag"] == f'"{"e" * 64}"'
+
+    hub_server.lie("org/evil", None)  # the truth again
+    assert api.model_info("org/evil").sha == sha
+    with pytest.raises(KeyError):
+        hub_server.lie("org/evil", Lies(names={"nope.txt": "x"}))
+
+
+@pytest.mark.parametrize("content_length", [True, False])
+def test_lies_send_bodies_longer_than_declared(hub_server: HubServer, content_length: bool) -> None:
+    hub_server.add_repo("org/evil", {"model.gguf": GGUF, "config.json": CONFIG})
+    extra = Oversize(100_000, content_length=content_length)
+    hub_server.lie("org/evil", Lies(oversize={"model.gguf": extra, "config.json": extra}))
+
+    for path, data in (("config.json", CONFIG), ("model.gguf", GGUF)):
+        response = httpx2.get(
+            f"{hub_server.url}/org/evil/resolve/main/{path}", follow_redirects=True
+        )
+        assert response.content == data + bytes(100_000)
+        assert ("content-length" in response.headers) is content_length
+    head, _ = raw_request(hub_server.url, "HEAD", "/org/evil/resolve/main/config.json")
+    assert head.headers["Content-Length"] == str(len(CONFIG))  # the HEAD tells the truth
+
+
+def test_lies_redirect_anywhere_and_pad_json(hub_server: HubServer, api: HfApi) -> None:
+    hub_server.add_repo("org/evil", {"model.gguf": GGUF})
+    hub_server.lie(
+        "org/evil",
+        Lies(redirects={"model.gguf": "http://127.0.0.1:9/elsewhere"}, json_padding=5 << 20),
+    )
+
+    head, _ = raw_request(hub_server.url, "HEAD", "/org/evil/resolve/main/model.gguf")
+    assert (head.status, head.headers["Location"]) == (302, "http://127.0.0.1:9/elsewhere")
+    _, body = raw_request(hub_server.url, "GET", "/api/models/org/evil")
+    assert len(body) > 5 << 20 and json.loads(body)["id"] == "org/evil"
+    assert api.model_info("org/evil").id == "org/evil"
+
+
+def test_answer_fault_serves_any_json_or_bytes(hub_server: HubServer, api: HfApi) -> None:
+    hub_server.add_repo("org/tiny", {"model.gguf": GGUF})
+    hub_server.inject(Fault(Answer([1, "two", None]), path=r"^/api/models/org/tiny$"))
+    hub_server.inject(Fault(Answer(b"\xff\xfe", status=201), path=r"^/api/models/org/tiny$"))
+
+    first, body = raw_request(hub_server.url, "GET", "/api/models/org/tiny")
+    assert (first.status, json.loads(body)) == (200, [1, "two", None])
+    second, body = raw_request(hub_server.url, "GET", "/api/models/org/tiny")
+    assert (second.status, body) == (201, b"\xff\xfe")
+    assert api.model_info("org/tiny").id == "org/tiny"  # the faults are spent

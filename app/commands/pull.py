@@ -104,6 +104,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     )
     job_id: int | None = None
     interrupted = False
+    refused: AppError | None = None
     try:
         manager.start()
         job_id = manager.enqueue(plan)
@@ -116,9 +117,13 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         interrupted = True
         if job_id is not None:
             manager.pause(job_id)  # written to the database at once: the next run adopts it
+    except AppError as exc:  # the queue refused the plan (nothing was saved)
+        refused = exc
     finally:
         # After Ctrl+C, do not wait out a stalled connection: what arrived is on disk already.
         manager.shutdown(timeout=_INTERRUPT_GRACE_S if interrupted else None)
+    if refused is not None:
+        return report.failed(str(refused), ErrorKind.of(refused))
     if interrupted:
         return report.paused(manager.job(job_id) if job_id is not None else None)
 

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from app.downloads.cache import CachedFile, repo_folder, write_ref
-from app.downloads.plan import DownloadPlan, PlannedFile
+from app.downloads.plan import DownloadPlan, PlannedFile, check_plan
 from app.downloads.speed import SpeedMeter
 from app.downloads.status import ErrorKind, FileState, FileStatus, JobState, JobStatus
 from app.downloads.store import JobStore, StoredJob, now_iso
@@ -34,6 +34,7 @@ from app.downloads.transfer import (
     fetch_file,
 )
 from app.errors import AppError, DiskFullError, HubUnreachableError
+from app.hub.untrusted import UnsafeHubDataError
 from app.store import Database
 
 _log = logging.getLogger(__name__)
@@ -43,6 +44,29 @@ _UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.WAITING, JobState.PAU
 _BUSY_WAIT_MIN_S = 0.05  # a blob locked by another download is asked for again this often
 
 JobCallback = Callable[[JobStatus], None]
+
+
+def _for_display(plan: DownloadPlan) -> DownloadPlan:
+    """`plan` with every field made text or a size, for a job that is shown but never run."""
+
+    def text(value: object) -> str:
+        return value if isinstance(value, str) else repr(value)
+
+    def size(value: object) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        return 0
+
+    return DownloadPlan(
+        repo_id=text(plan.repo_id),
+        revision=text(plan.revision),
+        label=text(plan.label),
+        files=tuple(
+            PlannedFile(path=text(f.path), size=size(f.size), sha256=None, etag=text(f.etag))
+            for f in plan.files
+        ),
+        ref=None,
+    )
 
 
 def free_disk_bytes(path: Path) -> int:
@@ -72,6 +96,7 @@ class _Job:
     stop: StopSignal | None = None  # set while a worker runs the job
     not_before: float = 0.0  # a waiting job is tried again from this time.monotonic() on
     meter: SpeedMeter = field(default_factory=SpeedMeter)
+    refused: str | None = None  # why a saved plan cannot be run (see `_job_from_store`)
 
     @property
     def bytes_done(self) -> int:
@@ -186,7 +211,12 @@ class DownloadManager:
 
         The same plan (repository, commit, files) still unfinished is not queued twice: that
         job's id is returned, and it is resumed if it was paused.
+
+        Raises:
+            UnsafeHubDataError: a name or hash in `plan` is refused (`check_plan`); nothing
+                is saved.
         """
+        check_plan(plan)  # before it is saved: a saved job is run again at every start
         with self._lock:
             same = self._unfinished_like(plan)
             if same is not None:
@@ -258,6 +288,8 @@ class DownloadManager:
         with self._lock:
             job = self._get(job_id)
             if job.state not in (JobState.FAILED, JobState.CANCELLED) or job.is_running:
+                return False
+            if job.refused is not None:  # its plan cannot run, now or later
                 return False
             for file in job.files:
                 if file.state is FileState.FAILED:
@@ -527,6 +559,10 @@ class DownloadManager:
         return _File(planned, state, min(target.partial_size(), planned.size))
 
     def _job_from_store(self, stored: StoredJob, resume_unfinished: bool) -> _Job:
+        try:
+            check_plan(stored.plan)
+        except UnsafeHubDataError as exc:
+            return self._refused_job(stored, exc)
         files = [
             self._file(stored.plan, planned, state)
             for planned, state in zip(stored.plan.files, stored.file_states, strict=True)
@@ -551,6 +587,31 @@ class DownloadManager:
         for file in files:
             if file.state is FileState.RUNNING:
                 file.state = FileState.PENDING
+        return job
+
+    def _refused_job(self, stored: StoredJob, error: UnsafeHubDataError) -> _Job:
+        """A saved job whose plan is refused (saved by an older version): failed, never run.
+
+        It stays in the list with its reason, so a person sees what happened and can remove
+        it; the rest of the queue runs as usual. Nothing of its plan touches the disk.
+        """
+        message = " ".join(f"Refused: {error}".split())
+        plan = _for_display(stored.plan)
+        job = _Job(
+            id=stored.id,
+            endpoint=stored.endpoint,
+            plan=plan,
+            files=[_File(planned, FileState.FAILED, 0) for planned in plan.files],
+            state=JobState.FAILED,
+            error=message,
+            error_kind=ErrorKind.OTHER,
+            created_at=stored.created_at,
+            finished_at=stored.finished_at or now_iso(),
+            refused=message,
+        )
+        if (stored.state, stored.error) != (JobState.FAILED, message):
+            _log.warning("download job %s cannot be restored: %s", stored.id, message)
+            self._save_state(job)
         return job
 
     def _delete_partials(self, job: _Job) -> None:

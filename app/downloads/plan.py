@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from app.errors import RepoFileNotFoundError
 from app.hub.models import ModelDetails, RepoFile
 from app.hub.repo_files import GgufModel, group_gguf_models
+from app.hub.untrusted import (
+    UnsafeHubDataError,
+    check_commit,
+    check_file_path,
+    check_git_oid,
+    check_ref,
+    check_repo_id,
+    check_sha256,
+    check_size,
+    shown,
+)
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -55,6 +67,8 @@ def plan_files(
 
     Raises:
         RepoFileNotFoundError: when a pattern matches nothing (the whole plan is refused).
+        UnsafeHubDataError: when a chosen file's name, hash or size, or the commit, is one the
+            cache cannot safely hold (see `check_plan`).
         ValueError: when `details` lack file sizes or hashes (fetched without file metadata).
     """
     files = details.files
@@ -203,19 +217,122 @@ def _plan(
 ) -> DownloadPlan:
     if not details.sha:
         raise ValueError(f"the details of {details.repo_id} name no commit")
-    return DownloadPlan(
-        repo_id=details.repo_id,
-        revision=details.sha,
+    repo_id = check_repo_id(details.repo_id)
+    revision = check_commit(details.sha, repo_id=repo_id)
+    if ref is not None and _looks_like_commit(ref) and ref.lower() != revision:
+        # A commit was asked for and the hub described another one.
+        raise UnsafeHubDataError(
+            f"{repo_id}: commit {ref[:12]} was asked for, and the hub answered with commit "
+            f"{revision[:12]}.",
+            repo_id=repo_id,
+            field="commit id",
+            value=revision,
+        )
+    plan = DownloadPlan(
+        repo_id=repo_id,
+        revision=revision,
         label=label,
-        files=tuple(_planned(details.repo_id, file) for file in files),
-        ref=None if ref == details.sha else ref,
+        files=tuple(_planned(repo_id, file) for file in files),
+        ref=None if ref is None or ref.lower() == revision else ref,
     )
+    check_plan(plan)
+    return plan
+
+
+def check_plan(plan: DownloadPlan) -> None:
+    """Check every name and hash in `plan` before the queue saves it or writes a byte.
+
+    The repository id, commit, branch, each file's path, size, sha256 and blob name must pass
+    `app.hub.untrusted` (hashes in lower case), an LFS file's blob name must be its sha256,
+    and no path may be listed twice or be both a file and a folder (also when they differ
+    only in letter case or Unicode form, as they would collide on macOS and Windows).
+
+    Raises:
+        UnsafeHubDataError: naming the first thing that is refused.
+    """
+    repo_id = check_repo_id(plan.repo_id)
+    _canonical(plan.revision, check_commit(plan.revision, repo_id=repo_id), repo_id)
+    if plan.ref is not None:
+        check_ref(plan.ref, repo_id=repo_id)
+    if not isinstance(plan.label, str) or not _is_utf8(plan.label):
+        raise UnsafeHubDataError(
+            f"{repo_id}: the download's label {shown(plan.label)} is not text.",
+            repo_id=repo_id,
+            field="label",
+            value=plan.label,
+        )
+    seen: set[str] = set()
+    folders: set[str] = set()
+    for file in plan.files:
+        path = check_file_path(file.path, repo_id=repo_id)
+        check_size(file.size, repo_id=repo_id, path=path)
+        if file.sha256 is not None:
+            _canonical(file.sha256, check_sha256(file.sha256, repo_id=repo_id), repo_id)
+            if file.etag != file.sha256:
+                raise UnsafeHubDataError(
+                    f"{repo_id}: {shown(path)} is stored by its sha256, but its blob name "
+                    f"is {shown(file.etag)}.",
+                    repo_id=repo_id,
+                    field="blob name",
+                    value=file.etag,
+                )
+        else:
+            _canonical(file.etag, check_git_oid(file.etag, repo_id=repo_id), repo_id)
+        key = _collision_key(path)
+        if key in seen or key in folders:
+            raise UnsafeHubDataError(
+                f"{repo_id}: the hub lists {shown(path)} twice (or as a file and a folder).",
+                repo_id=repo_id,
+                field="file name",
+                value=path,
+            )
+        seen.add(key)
+        parts = key.split("/")
+        folders.update("/".join(parts[:end]) for end in range(1, len(parts)))
+    if seen & folders:
+        clash = sorted(seen & folders)[0]
+        raise UnsafeHubDataError(
+            f"{repo_id}: the hub lists {shown(clash)} both as a file and as a folder.",
+            repo_id=repo_id,
+            field="file name",
+            value=clash,
+        )
 
 
 def _planned(repo_id: str, file: RepoFile) -> PlannedFile:
-    etag = file.sha256 or file.blob_id
-    if file.size is None or etag is None:
+    if file.size is None or (file.sha256 or file.blob_id) is None:
         raise ValueError(
             f"{repo_id}: {file.path} has no size or hash; fetch the details with file metadata"
         )
-    return PlannedFile(path=file.path, size=file.size, sha256=file.sha256, etag=etag)
+    # Hubs send lower-case hex; an upper-case one is the same hash, and the cache (like
+    # huggingface_hub) names blobs in lower case.
+    sha256 = check_sha256(file.sha256, repo_id=repo_id) if file.sha256 else None
+    etag = sha256 or check_git_oid(file.blob_id, repo_id=repo_id)
+    return PlannedFile(path=file.path, size=file.size, sha256=sha256, etag=etag)
+
+
+def _looks_like_commit(ref: str) -> bool:
+    return len(ref) == 40 and all(c in "0123456789abcdefABCDEF" for c in ref)
+
+
+def _canonical(value: str, checked: str, repo_id: str) -> None:
+    if value != checked:
+        raise UnsafeHubDataError(
+            f"{repo_id}: the hash {shown(value)} is in upper case; a saved plan uses lower case.",
+            repo_id=repo_id,
+            field="hash",
+            value=value,
+        )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the database cannot hold it
+        return False
+    return True
+
+
+def _collision_key(path: str) -> str:
+    """Paths that name the same file on a case-insensitive, normalizing file system match."""
+    return unicodedata.normalize("NFC", path).casefold()

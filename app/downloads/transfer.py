@@ -15,15 +15,17 @@ its own retries where a pause cannot interrupt it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
 import os
 import queue
 import re
+import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,7 +39,7 @@ from huggingface_hub import get_session, hf_hub_url, hf_raise_for_status
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from app import __version__
-from app.downloads.cache import CachedFile
+from app.downloads.cache import CachedFile, UnsafeCacheError, ensure_inside
 from app.downloads.plan import PlannedFile
 from app.errors import (
     AppError,
@@ -52,14 +54,24 @@ from app.errors import (
     RepoNotFoundError,
 )
 from app.hub.credentials import redact
+from app.hub.untrusted import UnsafeHubDataError, shown
 from app.units import format_bytes
 
 FREE_SPACE_RESERVE = 32 << 20
 """Bytes left free on the disk after a download, so that the system and other apps can breathe."""
 
 _HASH_BLOCK = 1 << 20
+_MAX_REDIRECTS = 5  # the hub to its CDN is one; httpx's own default is 20
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-\d+/(\d+|\*)")
+# Opening a partial file: never through a link (O_NOFOLLOW), never blocking on a FIFO planted
+# in its place (O_NONBLOCK), binary on Windows. Flags a platform lacks are 0.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_OPEN_FLAGS = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_OPEN_FLAGS |= getattr(os, "O_CLOEXEC", 0)
+# errno of an open refused because of what the path is: a link (ELOOP; EMLINK on BSDs),
+# a FIFO without a reader (ENXIO), a folder (EISDIR).
+_NOT_A_FILE = {errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +135,10 @@ class FileBusyError(DownloadError):
     """Another process (or job) is downloading the same blob right now; try again later."""
 
 
+class OversizeError(IntegrityError):
+    """The hub sent more bytes than the file's declared size; the partial file is deleted."""
+
+
 def fetch_file(
     target: CachedFile,
     file: PlannedFile,
@@ -150,6 +166,9 @@ def fetch_file(
         DiskFullError: the disk filled up while writing; the partial file is kept.
         IntegrityError: the bytes did not match the published hash twice in a row.
         GatedRepoError, RepoNotFoundError, RepoFileNotFoundError: the hub refused the file.
+        OversizeError: the hub sent more than `file.size` bytes; nothing was kept.
+        UnsafeCacheError: a link or a non-file is planted where the file would be written.
+        UnsafeHubDataError: the hub answered with another commit or LFS sha256 than planned.
         HubUnreachableError: the hub could not be reached, `policy.attempts` times in a row.
         HubResponseError: the hub kept answering with an error.
     """
@@ -157,7 +176,9 @@ def fetch_file(
         target.link(new_blob=False)
         on_progress(file.size)
         return
+    target.ensure_inside(target.partial)
     target.blob.parent.mkdir(parents=True, exist_ok=True)
+    target.ensure_inside(target.partial)  # a link planted while the folders were made
     lock = _lock_blob(target)
     if lock is None:
         raise FileBusyError(
@@ -178,10 +199,10 @@ def fetch_file(
             stop=stop,
             on_progress=on_progress,
         )
-        if not session.download_verified():
+        if not _download_verified(session):
             target.partial.unlink(missing_ok=True)
             on_progress(0)
-            if not session.download_verified():  # once more, from zero
+            if not _download_verified(session):  # once more, from zero
                 target.partial.unlink(missing_ok=True)
                 on_progress(0)
                 raise IntegrityError(
@@ -193,6 +214,16 @@ def fetch_file(
         target.link(new_blob=True)
     finally:
         lock.release()
+
+
+def _download_verified(session: _Transfer) -> bool:
+    """`session.download_verified()`; bytes beyond the declared size leave no partial file."""
+    try:
+        return session.download_verified()
+    except OversizeError:
+        session.target.partial.unlink(missing_ok=True)
+        session.on_progress(0)
+        raise
 
 
 def discard_partial(target: CachedFile) -> bool:
@@ -213,8 +244,15 @@ class _NoLock:
 
 
 def _lock_blob(target: CachedFile) -> FileLock | _NoLock | None:
-    """Take the blob's lock (huggingface_hub's own lock file) without waiting; None if taken."""
+    """Take the blob's lock (huggingface_hub's own lock file) without waiting; None if taken.
+
+    Raises:
+        UnsafeCacheError: the lock's folder is a link that leads out of the cache's `.locks`.
+    """
+    locks = target.cache_dir / ".locks"
+    ensure_inside(locks, target.lock)
     target.lock.parent.mkdir(parents=True, exist_ok=True)
+    ensure_inside(locks, target.lock)
     lock = FileLock(target.lock, timeout=0, mode=0o664)
     try:
         lock.acquire()
@@ -239,8 +277,52 @@ def check_free_space(directory: Path, needed: int, free_space: Callable[[Path], 
 
 
 def _open_partial(path: Path) -> io.FileIO:
+    """Open (or create) a partial file to append to, refusing anything but a file of its own.
+
+    Raises:
+        UnsafeCacheError: `path` is a link, a folder, a FIFO or a device, or a hard link to a
+            file elsewhere: the cache may be shared, and its bytes must not land there.
+    """
     # Unbuffered: what arrived is on disk at once, so a kill -9 loses nothing that was received.
-    return io.FileIO(path, "ab")
+    return io.FileIO(_open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
+
+
+def _read_partial(path: Path) -> io.FileIO | None:
+    """Open an existing partial file to read it, on the same terms; None if there is none."""
+    try:
+        return io.FileIO(_open_regular(path, os.O_RDONLY), "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor for `path`, opened without following a link, if it is a regular file."""
+    if not _NOFOLLOW:  # Windows: no O_NOFOLLOW, so look at the name itself first
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise _not_a_file(path)
+        except FileNotFoundError:
+            pass
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE:
+            raise _not_a_file(path) from exc
+        raise
+    info = os.fstat(fd)
+    # More than one name: a hard link to a file outside the download (st_nlink is 0 or 1 on
+    # file systems that do not count links).
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        raise _not_a_file(path)
+    return fd
+
+
+def _not_a_file(path: Path) -> UnsafeCacheError:
+    return UnsafeCacheError(
+        f"Refusing to write {path}: it is a link or not a plain file (planted in the cache?).",
+        hint="Remove it, then retry; nothing was written through it.",
+    )
 
 
 class _Retry(Exception):
@@ -366,17 +448,25 @@ class _Transfer:
             digest.close()
 
     def _resume(self, digest: _Digest) -> int:
-        """Hash the bytes already on disk; returns how many there are."""
+        """Hash the bytes already on disk; returns how many there are.
+
+        Raises:
+            UnsafeCacheError: the partial file is a link or not a plain file.
+        """
         partial = self.target.partial
-        size = self.target.partial_size()
-        if size > self.file.size:  # not a prefix of this file: start again
-            partial.unlink(missing_ok=True)
-            size = 0
-        if size:
-            with partial.open("rb") as handle:
-                while block := handle.read(_HASH_BLOCK):
+        size = 0
+        handle = _read_partial(partial)
+        if handle is not None:
+            with handle:
+                on_disk = os.fstat(handle.fileno()).st_size
+                # Larger than the file: not a prefix of it, start again (deleted below).
+                while on_disk <= self.file.size and (block := handle.read(_HASH_BLOCK)):
                     digest.update(block)
+                    size += len(block)
                     self.stop.check()
+            if on_disk > self.file.size:
+                partial.unlink(missing_ok=True)
+                size = 0
         self.on_progress(size)
         return size
 
@@ -386,9 +476,7 @@ class _Transfer:
         if self.offset:
             headers["Range"] = f"bytes={self.offset}-"
         try:
-            with get_session().stream(
-                "GET", self.url, headers=headers, timeout=self.timeout, follow_redirects=True
-            ) as response:
+            with self._answer(headers) as response:
                 status = response.status_code
                 if status >= 400 and status != 416:
                     response.read()
@@ -398,7 +486,11 @@ class _Transfer:
                     self._restart(handle, digest)
                     if status != 200:  # a 200 carries the whole file: take it
                         raise _Retry(self._response_error(status), wait=0)
+                self._check_length(response)
                 for chunk in response.iter_bytes():
+                    if self.offset + len(chunk) > self.file.size:
+                        # Never past the declared size: the free-space check counted on it.
+                        raise self._oversize()
                     self._write(handle, chunk)
                     digest.update(chunk)
                     self.offset += len(chunk)
@@ -410,6 +502,81 @@ class _Transfer:
             raise self._classify(exc) from exc
         if self.offset < self.file.size:
             raise _Retry(self._unreachable("the connection ended early"))
+
+    @contextlib.contextmanager
+    def _answer(self, headers: dict[str, str]) -> Iterator[httpx2.Response]:
+        """The streamed answer to a GET of the file, its redirects followed one by one.
+
+        Each answer is checked before the next request (`_check_answer`), so a hub that
+        answers about another commit or file is refused before any byte is fetched. httpx
+        builds each next request, and drops the token when it leaves the hub's origin.
+        """
+        session = get_session()
+        with contextlib.ExitStack() as responses:
+            response = responses.enter_context(
+                session.stream(
+                    "GET", self.url, headers=headers, timeout=self.timeout, follow_redirects=False
+                )
+            )
+            for _ in range(_MAX_REDIRECTS):
+                self._check_answer(response)
+                following = response.next_request
+                if following is None:
+                    yield response
+                    return
+                response.close()
+                response = session.send(following, stream=True, follow_redirects=False)
+                responses.callback(response.close)
+            raise HubResponseError(
+                f"The hub redirected {self.file.path} of {self.target.repo_id} more than "
+                f"{_MAX_REDIRECTS} times.",
+                status=response.status_code,
+            )
+
+    def _check_answer(self, response: httpx2.Response) -> None:
+        """Refuse an answer about another commit or another LFS file than the plan's.
+
+        The hub (not the CDN it redirects to) says which commit it resolved
+        (`X-Repo-Commit`) and which LFS object it sends (`X-Linked-Etag`); both were fixed when
+        the download was planned.
+        """
+        commit = response.headers.get("X-Repo-Commit")
+        if commit is not None and commit.strip().lower() != self.target.revision:
+            raise self._mismatch("commit", commit.strip())
+        linked = response.headers.get("X-Linked-Etag")
+        sha256 = self.file.sha256
+        if linked is not None and sha256 is not None and _normalize_etag(linked) != sha256:
+            raise self._mismatch("LFS sha256", _normalize_etag(linked))
+
+    def _check_length(self, response: httpx2.Response) -> None:
+        """Refuse a body longer than the bytes still missing, before reading any of it."""
+        length = response.headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > self.file.size - self.offset:
+            raise self._oversize(int(length) + self.offset)
+
+    def _mismatch(self, what: str, value: str) -> UnsafeHubDataError:
+        repo_id, path = self.target.repo_id, self.file.path
+        planned = self.target.revision if what == "commit" else self.file.sha256
+        return UnsafeHubDataError(
+            f"{repo_id}: the hub answered for {path} with {what} {shown(value)}, "
+            f"not the planned {str(planned)[:12]}.",
+            repo_id=repo_id,
+            field=what,
+            value=value,
+        )
+
+    def _oversize(self, sent: int | None = None) -> OversizeError:
+        size = format_bytes(self.file.size)
+        sent_text = (
+            f"{format_bytes(sent)} for a file of {size}"
+            if sent is not None
+            else f"more than the {size} of the file"
+        )
+        return OversizeError(
+            f"{self.file.path} of {self.target.repo_id}: the hub sent {sent_text}; "
+            "the download stopped there.",
+            hint="Nothing was kept. The repository or the hub is broken or hostile.",
+        )
 
     def _range_honoured(self, response: httpx2.Response) -> bool:
         if response.status_code != 206:
@@ -503,6 +670,11 @@ class _Transfer:
             f"The hub answered {status} for {self.file.path} of {self.target.repo_id}{text}",
             status=status,
         )
+
+
+def _normalize_etag(value: str) -> str:
+    """An ETag without its weak marker and quotes, in lower case (as huggingface_hub reads it)."""
+    return value.strip().removeprefix("W/").strip('"').lower()
 
 
 def _retry_after(response: httpx2.Response) -> float | None:

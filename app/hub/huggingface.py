@@ -10,9 +10,12 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from huggingface_hub import HfApi, get_session, hf_hub_download
+from huggingface_hub import HfApi, get_session, hf_hub_download, hf_raise_for_status
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.hf_api import ModelInfo, RepoSibling
+
+# The documented home of these; its lazy __init__ hides the names from mypy.
+from huggingface_hub.utils import build_hf_headers, validate_repo_id  # type: ignore[attr-defined]
 
 from app import __version__
 from app.errors import (
@@ -37,6 +40,9 @@ from app.hub.models import (
     SearchQuery,
     SortOrder,
 )
+from app.hub.untrusted import check_repo_id
+from app.units import format_bytes
+from app.untrusted_json import parse_untrusted_json
 
 # The fields a search result shows; asking for these and no more keeps pages small.
 _SEARCH_FIELDS: list[Any] = [
@@ -56,6 +62,11 @@ _SORT_KEYS: dict[SortOrder, Literal["downloads", "likes", "last_modified"]] = {
 }
 
 T = TypeVar("T")
+
+MAX_MODEL_INFO_BYTES = 32 << 20
+"""The largest model description read from a hub. A repository of 100,000 files is ~20 MB of
+JSON with file hashes; a larger answer is a broken or hostile hub, and reading it whole could
+exhaust memory."""
 
 
 class HuggingFaceHub:
@@ -132,12 +143,47 @@ class HuggingFaceHub:
     # -- one repository -------------------------------------------------------------------
 
     def model_details(self, repo_id: str, *, revision: str | None = None) -> ModelDetails:
-        """Metadata and files (with sizes and LFS sha256) of `repo_id`."""
+        """Metadata and files (with sizes and LFS sha256) of `repo_id`.
+
+        File names and hashes are kept as the hub sent them (a download checks them, see
+        `app.hub.untrusted`); the repository id the hub answers with must be a valid one.
+        """
         try:
-            info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
+            return self._details_from_info(self._model_info(repo_id, revision=revision))
         except Exception as exc:
             raise self._translate(exc, repo_id=repo_id, revision=revision) from exc
-        return self._details_from_info(info)
+
+    def _model_info(self, repo_id: str, *, revision: str | None) -> ModelInfo:
+        """`HfApi.model_info(files_metadata=True)`, reading at most `MAX_MODEL_INFO_BYTES`.
+
+        The same request and parser as huggingface_hub's; only the body is read in chunks and
+        refused once it is too large, where `model_info` would read any size into memory.
+        """
+        validate_repo_id(repo_id)
+        url = f"{self._endpoint}/api/models/{repo_id}"
+        if revision is not None:
+            url += f"/revision/{quote(revision, safe='')}"
+        headers = build_hf_headers(
+            token=self._token or False, library_name="modeldeck", library_version=__version__
+        )
+        with get_session().stream("GET", url, headers=headers, params={"blobs": True}) as answer:
+            body = _read_at_most(answer, MAX_MODEL_INFO_BYTES, what=f"description of {repo_id}")
+        response = httpx2.Response(
+            answer.status_code, headers=answer.headers, content=body, request=answer.request
+        )
+        hf_raise_for_status(response)
+        data = parse_untrusted_json(
+            body, max_bytes=MAX_MODEL_INFO_BYTES, what=f"The hub's description of {repo_id}"
+        )
+        if not isinstance(data, dict):
+            raise HubResponseError(f"The hub's description of {repo_id} is not a JSON object.")
+        try:
+            return ModelInfo(**data)  # type: ignore[no-untyped-call]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # huggingface_hub's parser meets a field of the wrong shape.
+            raise HubResponseError(
+                f"The hub's description of {repo_id} cannot be read ({_first_line(exc)})."
+            ) from exc
 
     def model_card(self, repo_id: str, *, revision: str | None = None) -> ModelCard:
         """The README of `repo_id`, from the HF cache when the hub is unreachable."""
@@ -273,10 +319,12 @@ class HuggingFaceHub:
         return HubError(f"Unexpected error talking to the hub: {detail}")
 
     def _details_from_info(self, info: ModelInfo) -> ModelDetails:
+        # The hub's own id names the cache folder of every download from it: checked here.
+        repo_id = check_repo_id(info.id)
         card_data = _card_data(info)
         license_id = _license_id(info, card_data)
         return ModelDetails(
-            repo_id=info.id,
+            repo_id=repo_id,
             sha=info.sha,
             last_modified=_as_datetime(info.last_modified),
             gating=Gating.from_hub(info.gated),
@@ -291,7 +339,7 @@ class HuggingFaceHub:
             license_link=_optional_str(card_data.get("license_link")),
             files=tuple(_repo_file(sibling) for sibling in info.siblings or ()),
             card_data=card_data,
-            url=self.repo_url(info.id),
+            url=self.repo_url(repo_id),
         )
 
 
@@ -309,13 +357,47 @@ def _summary_from_info(info: ModelInfo) -> ModelSummary:
 
 
 def _repo_file(sibling: RepoSibling) -> RepoFile:
+    """One listed file, its fields typed: a size that is no number, or a hash that is no text,
+    becomes None. The name and hashes are kept as sent; a download checks them."""
+    path: object = sibling.rfilename
+    if not isinstance(path, str):
+        raise HubResponseError(f"The hub listed a file whose name is not text ({path!r:.40}).")
     lfs = sibling.lfs
+    size = _whole_number(sibling.size)
+    if size is None and lfs:
+        size = _whole_number(lfs.size)
+    sha256: object = lfs.sha256 if lfs else None
+    blob_id: object = sibling.blob_id
     return RepoFile(
-        path=sibling.rfilename,
-        size=sibling.size if sibling.size is not None else (lfs.size if lfs else None),
-        sha256=lfs.sha256 if lfs else None,
-        blob_id=sibling.blob_id,
+        path=path,
+        size=size,
+        sha256=sha256 if isinstance(sha256, str) else None,
+        blob_id=blob_id if isinstance(blob_id, str) else None,
     )
+
+
+def _whole_number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _read_at_most(response: httpx2.Response, limit: int, *, what: str) -> bytes:
+    """The body of a streamed `response`, or `HubResponseError` once it passes `limit` bytes."""
+    too_large = HubResponseError(
+        f"The hub's {what} is larger than {format_bytes(limit)}; ModelDeck does not read it.",
+        status=response.status_code,
+        hint="The hub is broken or hostile.",
+    )
+    declared = response.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _card_data(info: ModelInfo) -> dict[str, Any]:

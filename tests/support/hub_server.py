@@ -5,9 +5,12 @@ protocol that ModelDeck uses (see `/work/shared/guide/TESTING.md`): model search
 paging, model info with file hashes, file trees, `auth-check`, and `/resolve` downloads where
 LFS files are redirected to a second origin, like the real CDN (the client drops the token there).
 
-Two things make it more than a fixture: faults (`inject`) so tests can prove that the app
+Three things make it more than a fixture: faults (`inject`) so tests can prove that the app
 survives refused connections, 5xx, rate limits, truncated bodies, stalls and corrupted bytes;
-and a request log (`requests`, `requests_to`) so tests can assert what was actually sent.
+lies (`lie`), a hostile hub's answers about a repo: file names it would never store
+(`../../x`, `C:\\x`, NUL), malformed commit ids, blob ids and hashes in its JSON and headers,
+bodies longer than declared, redirects anywhere, oversized JSON; and a request log
+(`requests`, `requests_to`) so tests can assert what was actually sent.
 
 Only the standard library is used for serving; PyYAML parses the card's front matter, as the
 Hub does server-side.
@@ -25,12 +28,13 @@ import contextlib
 import functools
 import hashlib
 import json
+import posixpath
 import re
 import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,13 +47,16 @@ import yaml
 __all__ = [
     "LFS_MIN_SIZE",
     "LFS_SUFFIXES",
+    "Answer",
     "DropAfter",
     "Fault",
     "FaultKind",
     "FlipByte",
     "Gated",
     "HubServer",
+    "Lies",
     "MalformedJson",
+    "Oversize",
     "RecordedRequest",
     "Refuse",
     "Stall",
@@ -302,7 +309,16 @@ class FlipByte:
     offset: int
 
 
-FaultKind: TypeAlias = Refuse | Status | MalformedJson | DropAfter | Stall | FlipByte
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer with this body instead: any JSON value (serialized here), or raw bytes as sent."""
+
+    body: object
+    status: int = 200
+    content_type: str = "application/json; charset=utf-8"
+
+
+FaultKind: TypeAlias = Refuse | Status | MalformedJson | DropAfter | Stall | FlipByte | Answer
 _BODY_FAULTS = (MalformedJson, DropAfter, FlipByte)  # a HEAD has no body: these skip HEADs
 
 
@@ -333,6 +349,83 @@ class Fault:
 class _ArmedFault:
     fault: Fault
     remaining: int | None
+
+
+# --------------------------------------------------------------------------------------------
+# A hostile hub
+
+
+@dataclass(frozen=True, slots=True)
+class Oversize:
+    """Send `extra_bytes` of filler after a file's real content (beyond its declared size).
+
+    With `content_length`, the `Content-Length` header counts them (an honest header for a
+    dishonest listing); without, there is none and the body ends when the connection closes.
+    """
+
+    extra_bytes: int
+    content_length: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Lies:
+    """What a hostile hub says about one repo in place of the truth (see `HubServer.lie`).
+
+    Every field left at its default tells the truth. Files are named by their stored path.
+
+    Attributes:
+        repo_id: the `id` and `modelId` that model info and listings answer with.
+        sha: the commit `sha` that model info answers with.
+        repo_commit: the `X-Repo-Commit` header of `/resolve` answers.
+        etag: the `ETag` (and `X-Linked-Etag` for LFS files) of `/resolve` answers.
+        names: stored path -> the name listed for it in model info and the tree, any text at
+            all (`../../x`, `/etc/x`, `C:\\x`, `a\0b`); `/resolve` serves the file under it.
+        fields: stored path -> JSON fields that replace its listed ones, in model-info terms
+            (`size`, `blobId`, `lfs`: {`sha256`, `size`, `pointerSize`}, `rfilename`); the tree
+            gets them translated (`oid`, `lfs.oid`, `path`).
+        extra: raw sibling objects appended to model info (and, translated, to the root
+            tree listing): a file listed twice, an entry of the wrong shape.
+        oversize: stored path -> bytes sent beyond its size, on the hub and on the CDN.
+        redirects: stored path -> a `Location` that `/resolve` redirects to (302).
+        json_padding: bytes of whitespace after model info and tree answers (oversize JSON).
+    """
+
+    repo_id: str | None = None
+    sha: str | None = None
+    repo_commit: str | None = None
+    etag: str | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    extra: tuple[Mapping[str, Any], ...] = ()
+    oversize: Mapping[str, Oversize] = field(default_factory=dict)
+    redirects: Mapping[str, str] = field(default_factory=dict)
+    json_padding: int = 0
+
+    def stored_path(self, listed: str) -> str | None:
+        """The stored path that is listed as `listed`, if a name was made up for it."""
+        return next((path for path, name in self.names.items() if name == listed), None)
+
+    def paths(self) -> set[str]:
+        """Stored paths these lies are about."""
+        return {*self.names, *self.fields, *self.oversize, *self.redirects}
+
+
+_TRUTH = Lies()
+_TREE_KEYS = {"rfilename": "path", "blobId": "oid"}
+
+
+def _tree_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Sibling fields of model info as a tree entry names them."""
+    entry: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "lfs" and isinstance(value, Mapping):
+            lfs = dict(value)
+            if "sha256" in lfs:
+                lfs["oid"] = lfs.pop("sha256")
+            entry["lfs"] = lfs
+        else:
+            entry[_TREE_KEYS.get(key, key)] = value
+    return entry
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,18 +496,43 @@ class _Response:
     status: int
     headers: Mapping[str, str]
     body: bytes | _FileSlice = b""
+    filler: int = 0  # zero bytes sent after the body (a hostile hub's oversized file)
+    content_length: bool = True  # False: no Content-Length; the connection closes at the end
 
     @property
     def length(self) -> int:
-        return self.body.length if isinstance(self.body, _FileSlice) else len(self.body)
+        size = self.body.length if isinstance(self.body, _FileSlice) else len(self.body)
+        return size + self.filler
 
 
 def _json_response(
-    obj: object, status: int = 200, headers: Mapping[str, str] | None = None
+    obj: object, status: int = 200, headers: Mapping[str, str] | None = None, padding: int = 0
 ) -> _Response:
-    body = json.dumps(obj, ensure_ascii=False).encode()
+    # surrogatepass: a hostile hub's names may hold lone surrogates, which JSON can carry.
+    body = json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
     content_type = {"Content-Type": "application/json; charset=utf-8"}
-    return _Response(status, {**content_type, **(headers or {})}, body)
+    return _Response(status, {**content_type, **(headers or {})}, body + b" " * padding)
+
+
+def _cdn_query(oversize: Oversize | None) -> str:
+    """The query that tells the CDN origin to oversize a file (a signed URL has one anyway)."""
+    if oversize is None:
+        return ""
+    query = {"oversize": oversize.extra_bytes, "length": int(oversize.content_length)}
+    return "?" + urlencode(query)
+
+
+def _oversized(response: _Response, oversize: Oversize | None) -> _Response:
+    """`response` with filler after its body, if it has one (a HEAD still says the truth)."""
+    if oversize is None or response.status not in (200, 206):
+        return response
+    return _Response(
+        response.status,
+        response.headers,
+        response.body,
+        filler=oversize.extra_bytes,
+        content_length=oversize.content_length,
+    )
 
 
 def _error(status: int, code: str | None, message: str, **headers: str) -> _Response:
@@ -480,6 +598,7 @@ class HubServer:
         self._blobs: dict[str, Path] = {}  # sha256 -> content, for the CDN
         self._grants: set[tuple[str, str]] = set()
         self._faults: list[_ArmedFault] = []
+        self._lies: dict[str, Lies] = {}  # by the true repo id
         self._log: list[RecordedRequest] = []
         self._errors: list[BaseException] = []
         self._adds = 0
@@ -580,7 +699,9 @@ class HubServer:
             The commit sha (40 hex digits, deterministic).
 
         Raises:
-            ValueError: for an empty repo id or file path, or a card given twice.
+            ValueError: for an empty repo id, a file path git would not store (an empty,
+                `.` or `..` part, a backslash, NUL; `lie` lists such names), or a card given
+                twice.
         """
         _check_repo_id(repo_id)
         contents: dict[str, FileData] = dict(files)
@@ -616,13 +737,36 @@ class HubServer:
         with self._lock:
             self._grants.add((repo_id, token))
 
+    def lie(self, repo_id: str, lies: Lies | None) -> None:
+        """Make the hub answer `lies` about `repo_id` from now on (None: the truth again).
+
+        Raises:
+            KeyError: no such repo, or a lie about a path its latest commit does not have.
+        """
+        with self._lock:
+            repo = self._repos[repo_id]
+            if lies is None:
+                self._lies.pop(repo_id, None)
+                return
+            unknown = lies.paths() - set(repo.head.files)
+            if unknown:
+                raise KeyError(f"{repo_id} has no files {sorted(unknown)}")
+            self._lies[repo_id] = lies
+
+    def _lies_about(self, repo: _Repo) -> Lies:
+        with self._lock:
+            return self._lies.get(repo.repo_id, _TRUTH)
+
     def repo_ids(self) -> list[str]:
         """Ids of all repos, in the order they were first added."""
         with self._lock:
             return list(self._repos)
 
     def _store(self, path: str, data: FileData) -> StoredFile:
-        if not path or "" in path.split("/"):
+        # Like git and the Hub: a relative path of plain names. A hostile hub lists other
+        # names through `lie`, for files stored under valid ones.
+        parts = path.split("/")
+        if not path or {"", ".", ".."} & set(parts) or "\\" in path or "\0" in path:
             raise ValueError(f"not a valid path in a repo: {path!r}")
         if isinstance(data, Path):
             size, sha256, content_oid = _hash_file(data)
@@ -743,6 +887,10 @@ class HubServer:
         if segments[:2] == ("api", "models"):
             rest = segments[2:]
             return self._list_models(request) if not rest else self._model_api(request, rest)
+        lied = self._lied_download(request.path)
+        if lied is not None:
+            repo, revision, name = lied
+            return self._resolve(request, repo, repo.repo_id, revision, name)
         # "ns/name/resolve/rev/path" or "name/resolve/rev/path"; a known repo wins.
         splits = [i for i in (2, 1) if len(segments) > i + 2 and segments[i] == "resolve"]
         if not splits:
@@ -751,6 +899,20 @@ class HubServer:
         repo_id, revision = "/".join(segments[:index]), segments[index + 1]
         path = "/".join(segments[index + 2 :])
         return self._resolve(request, self._find_repo(segments[:index]), repo_id, revision, path)
+
+    def _lied_download(self, path: str) -> tuple[_Repo, str, str] | None:
+        """(repo, revision, listed name) when `path` is the URL of a made-up name, as a client
+        sends it: `/../` segments are resolved by URL normalization (`../../x` is the URL `/x`),
+        and a hostile hub answers there too."""
+        with self._lock:
+            lying = [(self._repos[repo_id], lies) for repo_id, lies in self._lies.items()]
+        for repo, lies in lying:
+            for name in lies.names.values():
+                for revision in ("main", *repo.commits):
+                    url = f"/{repo.repo_id}/resolve/{revision}/{name}"
+                    if posixpath.normpath(url).replace("//", "/") == path and url != path:
+                        return repo, revision, name
+        return None
 
     def _find_repo(self, segments: tuple[str, ...]) -> _Repo | None:
         with self._lock:
@@ -803,6 +965,7 @@ class HubServer:
                 repo.head,
                 card=expand or request.flag("cardData"),
                 siblings="names" if expand or request.flag("full") else None,
+                lies=self._lies_about(repo),
             )
             for repo in page
         ]
@@ -820,7 +983,9 @@ class HubServer:
         if commit is None:
             return _revision_not_found(repo.repo_id, revision)
         siblings: Literal["names", "blobs"] = "blobs" if request.flag("blobs") else "names"
-        return _json_response(_model_json(repo, commit, card=True, siblings=siblings, full=True))
+        lies = self._lies_about(repo)
+        item = _model_json(repo, commit, card=True, siblings=siblings, full=True, lies=lies)
+        return _json_response(item, padding=lies.json_padding)
 
     # -- tree ------------------------------------------------------------------------------------
 
@@ -835,9 +1000,12 @@ class HubServer:
             offset = _cursor(request)
         except ValueError as exc:
             return _error(400, None, str(exc))
+        lies = self._lies_about(repo)
+        if lies is not _TRUTH:
+            entries = _lied_tree(entries, commit, lies, root=not path.strip("/"))
         page = entries[offset : offset + self.tree_page_size]
         link = self._next_link(request, offset + self.tree_page_size, entries)
-        return _json_response(page, headers=link)
+        return _json_response(page, headers=link, padding=lies.json_padding)
 
     # -- gating ------------------------------------------------------------------------------
 
@@ -875,20 +1043,31 @@ class HubServer:
         commit = repo.commit(revision)
         if commit is None:
             return _revision_not_found(repo.repo_id, revision)
-        stored = commit.files.get(path)
+        lies = self._lies_about(repo)
+        stored = commit.files.get(lies.stored_path(path) or path)
         if stored is None:
             return _error(404, "EntryNotFound", f"{path} does not exist on {revision!r}")
-        headers = {"X-Repo-Commit": commit.sha, "ETag": f'"{stored.etag}"'}
+        etag = lies.etag or stored.etag
+        headers = {"X-Repo-Commit": lies.repo_commit or commit.sha, "ETag": f'"{etag}"'}
+        elsewhere = lies.redirects.get(stored.path)
+        if elsewhere is not None:
+            return _Response(302, {**headers, "Location": elsewhere})
+        # A HEAD tells the truth: the lie is in the body, beyond the size the listing declares.
+        oversize = lies.oversize.get(stored.path) if request.method == "GET" else None
         if stored.is_lfs:
-            location = f"{self.cdn_url}/lfs/{stored.sha256}/{quote(path)}"
+            cdn_path = f"/lfs/{stored.sha256}/{quote(stored.path)}"
+            location = f"{self.cdn_url}{cdn_path}{_cdn_query(oversize)}"
             redirect = {
                 **headers,
                 "Location": location,
-                "X-Linked-Etag": f'"{stored.sha256}"',
+                "X-Linked-Etag": f'"{lies.etag or stored.sha256}"',
                 "X-Linked-Size": str(stored.size),
             }
             return _Response(302, redirect)
-        return _file_response(request, stored.blob, stored.size, headers, _content_type(path))
+        response = _file_response(
+            request, stored.blob, stored.size, headers, _content_type(stored.path)
+        )
+        return _oversized(response, oversize)
 
     def _cdn(self, request: _Request) -> _Response:
         """`/lfs/<sha256>/<path>`: like a signed CDN URL, it needs no token."""
@@ -904,7 +1083,11 @@ class HubServer:
             "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
         }
         size = blob.stat().st_size
-        return _file_response(request, blob, size, headers, "application/octet-stream")
+        response = _file_response(request, blob, size, headers, "application/octet-stream")
+        extra = request.param("oversize")
+        if extra is None or not extra.isdigit() or request.method != "GET":
+            return response
+        return _oversized(response, Oversize(int(extra), content_length=request.flag("length")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1000,14 +1183,15 @@ def _model_json(
     card: bool,
     siblings: Literal["names", "blobs"] | None,
     full: bool = False,
+    lies: Lies = _TRUTH,
 ) -> dict[str, Any]:
     """A model as `/api/models` (full=False) or `/api/models/{id}` (full=True) return it."""
     item: dict[str, Any] = {
         "_id": commit.sha[:24],
-        "id": repo.repo_id,
-        "modelId": repo.repo_id,
+        "id": lies.repo_id if lies.repo_id is not None else repo.repo_id,
+        "modelId": lies.repo_id if lies.repo_id is not None else repo.repo_id,
         "author": repo.author,
-        "sha": commit.sha,
+        "sha": lies.sha if lies.sha is not None else commit.sha,
         "lastModified": format_hub_datetime(commit.last_modified),
         "createdAt": format_hub_datetime(repo.created_at),
         "private": False,
@@ -1025,8 +1209,9 @@ def _model_json(
         item["cardData"] = dict(repo.card_data)
     if siblings is not None:
         item["siblings"] = [
-            _sibling_json(f, blobs=siblings == "blobs") for f in commit.files.values()
-        ]
+            _lied_sibling(_sibling_json(f, blobs=siblings == "blobs"), f.path, lies)
+            for f in commit.files.values()
+        ] + [dict(entry) for entry in lies.extra]
     if full:
         item["spaces"] = []
         item["usedStorage"] = sum(f.size for f in commit.files.values())
@@ -1041,6 +1226,30 @@ def _sibling_json(stored: StoredFile, *, blobs: bool) -> dict[str, Any]:
         if stored.is_lfs:
             sibling["lfs"] = stored.lfs_json(sha_key="sha256")
     return sibling
+
+
+def _lied_sibling(sibling: dict[str, Any], path: str, lies: Lies) -> dict[str, Any]:
+    if path in lies.names:
+        sibling["rfilename"] = lies.names[path]
+    return {**sibling, **lies.fields.get(path, {})}
+
+
+def _lied_tree(
+    entries: list[dict[str, Any]], commit: _Commit, lies: Lies, *, root: bool
+) -> list[dict[str, Any]]:
+    """Tree entries with the lies about their files told (and the extra entries, at the root)."""
+    told = []
+    for entry in entries:
+        path = entry["path"]
+        lied = dict(entry)
+        if entry["type"] == "file" and path in commit.files:
+            lied.update(_tree_fields(lies.fields.get(path, {})))
+            if path in lies.names:
+                lied["path"] = lies.names[path]
+        told.append(lied)
+    if root:
+        told += [{"type": "file", **_tree_fields(extra)} for extra in lies.extra]
+    return told
 
 
 def _tree_entries(commit: _Commit, base: str, *, recursive: bool) -> list[dict[str, Any]] | None:
@@ -1234,14 +1443,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, _latin1(value))
-        self.send_header("Content-Length", str(response.length))
+        if response.content_length:
+            self.send_header("Content-Length", str(response.length))
+        else:  # the body ends when the connection does (HTTP/1.0 style)
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if request.method == "HEAD":
             return
         limit = fault.n_bytes if isinstance(fault, DropAfter) else None
         flip = fault.offset if isinstance(fault, FlipByte) else None
         sent = 0
-        for start, chunk in _body_chunks(response.body):
+        for start, chunk in _body_chunks(response.body, response.filler):
             data = _flip(chunk, flip - start) if flip is not None else chunk
             if limit is not None:
                 data = data[: max(0, limit - sent)]
@@ -1255,6 +1468,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _injected_response(fault: FaultKind | None) -> _Response | None:
+    if isinstance(fault, Answer):
+        if isinstance(fault.body, bytes):
+            return _Response(fault.status, {"Content-Type": fault.content_type}, fault.body)
+        answer = _json_response(fault.body, fault.status)
+        return _Response(fault.status, {"Content-Type": fault.content_type}, answer.body)
     if isinstance(fault, Status):
         headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
         return _error(fault.code, None, fault.body, **headers)
@@ -1263,8 +1481,18 @@ def _injected_response(fault: FaultKind | None) -> _Response | None:
     return None
 
 
-def _body_chunks(body: bytes | _FileSlice) -> Iterator[tuple[int, bytes]]:
-    """(offset of the chunk in the whole resource, chunk) pairs."""
+def _body_chunks(body: bytes | _FileSlice, filler: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(offset of the chunk in the whole resource, chunk) pairs; then `filler` zero bytes."""
+    yield from _content_chunks(body)
+    end = (body.start + body.length) if isinstance(body, _FileSlice) else len(body)
+    while filler > 0:
+        chunk = bytes(min(_CHUNK_SIZE, filler))
+        yield end, chunk
+        end += len(chunk)
+        filler -= len(chunk)
+
+
+def _content_chunks(body: bytes | _FileSlice) -> Iterator[tuple[int, bytes]]:
     if isinstance(body, bytes):
         yield 0, body
         return
