@@ -1,6 +1,7 @@
 """`modeldeck list|import|rm`: the library from the command line.
 
-    modeldeck list [--json]                    every model on this machine
+    modeldeck list [--json]                    every model on this machine (files whose
+                                               header cannot be read: "rejected", and why)
     modeldeck import PATH... [--json]          use files or folders in place (nothing is copied)
     modeldeck rm MODEL [--yes] [--delete-files] [--other-apps]
 
@@ -124,6 +125,7 @@ def entry_json(entry: LibraryEntry) -> dict[str, Any]:
         "sha256": entry.sha256,
         "present": entry.present,
         "warning": entry.warning,
+        "unreadable": entry.unreadable,
         "last_used": entry.last_used.isoformat() if entry.last_used else None,
         "locations": [
             {
@@ -159,6 +161,11 @@ def _list(library: Library, args: argparse.Namespace, out: TextIO) -> int:
         for entry in entries
     ]
     _write_table(out, ("KEY", "NAME", "KIND", "QUANT", "SIZE", "WHERE"), rows)
+    # A file whose header cannot be read is listed (it takes space; `rm` frees it), and says
+    # why here, in the words `modeldeck import` uses for what it turns down.
+    for entry in entries:
+        if entry.unreadable:
+            out.write(f"rejected  {entry.name} ({_where(entry)}): {entry.unreadable}\n")
     return EXIT_OK
 
 

@@ -60,6 +60,7 @@ from app.engines.protocol import (
 from app.errors import CheckpointError
 from app.images.memory import MemorySavers, choose_memory_savers
 from app.images.params import DEFAULT_SCHEDULER, SCHEDULERS, ImageParams, ImageParamsError, ModelRef
+from app.images.pixels import open_image
 from app.images.png_metadata import ImageMetadata, save_png
 from app.images.single_file import config_folder, family_config
 from app.library.sniff import CheckpointFormat, ModelKind, sniff
@@ -774,7 +775,7 @@ def _init_image(params: ImageParams) -> Any:
 
     path = Path(str(params.init_image))
     try:
-        with Image.open(path) as source:
+        with open_image(path) as source:  # ImageTooLargeError (an OSError) before decoding
             image = source.convert("RGB")
     except (OSError, UnidentifiedImageError) as error:
         raise EngineFailure("bad-input", f"cannot read the source image {path}: {error}") from None

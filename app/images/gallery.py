@@ -23,6 +23,7 @@ from typing import Any
 from app import paths
 from app.images.engine import GeneratedImage
 from app.images.params import ImageParams, ImageParamsError
+from app.images.pixels import open_image
 from app.images.png_metadata import read_metadata
 from app.store import Database
 
@@ -211,17 +212,16 @@ def make_thumbnail(path: Path, folder: Path, *, size: int = THUMBNAIL_SIZE) -> P
     Blocking (Pillow): call it off the GUI thread.
 
     Raises:
-        OSError: the image cannot be read or the thumbnail written.
+        OSError: the image cannot be read (or declares too many pixels: `ImageTooLargeError`)
+            or the thumbnail written.
     """
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{Path(path).stem}.jpg"
     number = 2
     while target.exists():
         target = folder / f"{Path(path).stem}-{number}.jpg"
         number += 1
-    with Image.open(path) as image:
+    with open_image(path) as image:  # a decompression bomb is refused before decoding
         image.draft("RGB", (size, size))  # JPEG sources decode at a smaller scale
         thumbnail = image.convert("RGB")
     thumbnail.thumbnail((size, size))

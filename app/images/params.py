@@ -269,7 +269,7 @@ def _as_int(value: object, name: str) -> int:
         raise ImageParamsError(f"{name} must be a whole number, not {value!r}", field=name)
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int beyond any float (10**400)
         raise ImageParamsError(
             f"{name} must be a whole number, not {value!r}", field=name
         ) from None
@@ -283,5 +283,5 @@ def _as_float(value: object, name: str) -> float:
         raise ImageParamsError(f"{name} must be a number, not {value!r}", field=name)
     try:
         return float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int beyond any float (10**400)
         raise ImageParamsError(f"{name} must be a number, not {value!r}", field=name) from None

@@ -9,18 +9,30 @@ Each image ModelDeck saves carries two text chunks:
 `read_metadata` also parses a `parameters` chunk written by those other tools, so their
 images can be made again here. Pillow is imported when a file is read or written (it comes
 with the image runtime), so this module imports cheaply.
+
+A dropped PNG is a stranger's file, read while a window waits, so reading is bounded:
+- text chunks are found by walking the chunk list (`png_text_chunks`), never by decoding the
+  pixels (a small PNG can inflate to gigabytes), and only the two keys above are kept, each
+  at most `MAX_TEXT_CHARS` once inflated;
+- the `parameters` text is parsed in one pass (`_a1111_pairs`): A1111's own regular
+  expression takes quadratic time on a long line without a colon (64 kB: 36 s);
+- the `modeldeck` JSON goes through `parse_untrusted_json` (size and nesting bounded).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.images.params import SCHEDULERS, ImageParams, ImageParamsError
+from app.untrusted_json import parse_untrusted_json
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -32,6 +44,7 @@ __all__ = [
     "a1111_parameters",
     "metadata_chunks",
     "parse_a1111_parameters",
+    "png_text_chunks",
     "read_metadata",
     "save_png",
 ]
@@ -40,9 +53,25 @@ METADATA_KEY = "modeldeck"
 A1111_KEY = "parameters"
 _FORMAT = 1
 
-# "Key: value" pairs of A1111's last line; a value is either JSON-quoted or runs to a comma.
-_A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-_SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
+# Text chunks longer than this are not read (real parameters are a few kB at most).
+MAX_TEXT_CHARS = 16 * 1024
+# A prompt longer than this is not restored: the form lays out a 64 kB word in 0.6 s on the
+# GUI thread, and CLIP reads 77 tokens (A1111's longest prompts are a few kB).
+MAX_PROMPT_CHARS = 8 * 1024
+# Pieces of A1111's pattern for one "Key: value" pair of its last line,
+#   \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)
+# which `_a1111_pairs` applies in one pass (see there). Each piece is linear where it is used.
+_SPACES = re.compile(r"\s*")
+_WORD = re.compile(r"\w")
+_KEY_RUN = re.compile(r"[\w \-/]*")
+_QUOTED = re.compile(r'"(?:\\.|[^\\"])+"')
+_SIZE = re.compile(r"^\s*(\d{1,6})\s*x\s*(\d{1,6})\s*$")
+_MIN_PAIRS = 3  # a last line with fewer "Key: value" pairs is part of the prompt
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+_MAX_TEXT_CHUNK = 4 * MAX_TEXT_CHARS  # stored bytes of one text chunk (UTF-8, compressed)
+_MAX_CHUNKS = 100_000  # chunks walked; a real PNG has tens (IDAT in 8-64 kB pieces)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,10 +140,16 @@ def parse_a1111_parameters(text: str) -> ImageMetadata:
     Raises:
         ImageParamsError: a value is out of range (a size that is not a multiple of 8, …).
     """
+    if len(text) > MAX_TEXT_CHARS:
+        raise ImageParamsError(
+            f"the parameters text is {len(text)} characters, more than {MAX_TEXT_CHARS}",
+            field="prompt",
+        )
     *lines, last = text.strip().split("\n")
-    if len(_A1111_PAIR.findall(last)) < 3:
+    pairs = _a1111_pairs(last)
+    if len(pairs) < _MIN_PAIRS:
         lines.append(last)
-        last = ""
+        pairs = []
     prompt: list[str] = []
     negative: list[str] = []
     in_negative = False
@@ -124,7 +159,7 @@ def parse_a1111_parameters(text: str) -> ImageMetadata:
             in_negative = True
             line = line[len("Negative prompt:") :].strip()
         (negative if in_negative else prompt).append(line)
-    fields = {key.strip(): _unquote(value) for key, value in _A1111_PAIR.findall(last)}
+    fields = {key.strip(): _unquote(value) for key, value in pairs}
 
     def take(key: str) -> str | None:
         return fields.pop(key, None)
@@ -146,7 +181,7 @@ def parse_a1111_parameters(text: str) -> ImageMetadata:
     model_name = take("Model")
     if model_name is not None:
         values["model"] = {"name": model_name}
-    params = ImageParams.from_json(values)
+    params = _checked_prompts(ImageParams.from_json(values))
     return ImageMetadata(params=params, source="a1111", sampler=sampler, fields=fields)
 
 
@@ -167,15 +202,19 @@ def read_metadata(path: Path) -> ImageMetadata | None:
     Raises:
         OSError: the file cannot be opened or is not an image.
     """
-    from PIL import Image
+    chunks = png_text_chunks(path, keys=frozenset({METADATA_KEY, A1111_KEY}))
+    if chunks is None:  # not a PNG: Pillow says whether it is an image at all (pixels unread)
+        from PIL import Image
 
-    with Image.open(path) as image:
-        image.load()  # text chunks after the image data are read with it
-        chunks = {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+        with Image.open(path):
+            return None
     if METADATA_KEY in chunks:
         try:
-            return _from_document(json.loads(chunks[METADATA_KEY]))
-        except (ValueError, TypeError):  # ImageParamsError is a ValueError
+            document = parse_untrusted_json(
+                chunks[METADATA_KEY], max_bytes=MAX_TEXT_CHARS, what="the modeldeck chunk"
+            )
+            return _from_document(document)
+        except (ValueError, TypeError):  # UntrustedJsonError, ImageParamsError are ValueErrors
             pass
     if A1111_KEY in chunks:
         try:
@@ -185,16 +224,151 @@ def read_metadata(path: Path) -> ImageMetadata | None:
     return None
 
 
-def _from_document(document: Mapping[str, Any]) -> ImageMetadata:
+def png_text_chunks(path: Path, *, keys: frozenset[str]) -> dict[str, str] | None:
+    """The text chunks named in `keys` of the PNG at `path`; None if it is not a PNG.
+
+    Walks the chunk list and seeks past everything else, pixels included, so the time is
+    that of reading a few hundred bytes per chunk however large the image claims to be. A
+    chunk is decoded as Pillow does (tEXt and zTXt as Latin-1, iTXt as UTF-8); one longer
+    than `MAX_TEXT_CHARS` (inflated), damaged or cut short is left out. The first chunk of
+    each key wins.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    found: dict[str, str] = {}
+    with open(path, "rb") as file:
+        if file.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+            return None
+        for _ in range(_MAX_CHUNKS):
+            header = file.read(8)
+            if len(header) < 8:
+                break
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"IEND":
+                break
+            if kind in _TEXT_CHUNKS and length <= _MAX_TEXT_CHUNK:
+                data = file.read(length)
+                if len(data) < length:
+                    break
+                file.seek(4, 1)  # the CRC
+                decoded = _text_chunk(kind, data, keys)
+                if decoded is not None and decoded[0] not in found:
+                    found[decoded[0]] = decoded[1]
+            else:
+                file.seek(length + 4, 1)
+    return found
+
+
+def _text_chunk(kind: bytes, data: bytes, keys: frozenset[str]) -> tuple[str, str] | None:
+    """(keyword, text) of one tEXt/zTXt/iTXt chunk whose keyword is wanted; else None."""
+    keyword_bytes, separator, rest = data.partition(b"\0")
+    keyword = keyword_bytes.decode("latin-1")
+    if not separator or keyword not in keys:
+        return None
+    encoding = "latin-1"
+    compressed = kind == b"zTXt"
+    if kind == b"zTXt":
+        rest = rest[1:]  # the compression method: 0 (zlib) is the only one
+    elif kind == b"iTXt":
+        # flag, method, language tag \0, translated keyword \0, then the UTF-8 text
+        if len(rest) < 2:
+            return None
+        compressed = rest[0] == 1
+        _language, _, after_language = rest[2:].partition(b"\0")
+        _translated, _, rest = after_language.partition(b"\0")
+        encoding = "utf-8"
+    if compressed:
+        inflated = _inflate(rest, limit=4 * MAX_TEXT_CHARS)
+        if inflated is None:
+            return None
+        rest = inflated
+    try:
+        text = rest.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    return (keyword, text) if len(text) <= MAX_TEXT_CHARS else None
+
+
+def _inflate(data: bytes, *, limit: int) -> bytes | None:
+    """`data` decompressed, or None when it is damaged or inflates past `limit` bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    return inflated if len(inflated) <= limit else None
+
+
+def _from_document(document: object) -> ImageMetadata:
     if not isinstance(document, Mapping) or not isinstance(document.get("params"), Mapping):
         raise ValueError("no parameters")
-    seconds = document.get("seconds")
     return ImageMetadata(
-        params=ImageParams.from_json(document["params"]),
+        params=_checked_prompts(ImageParams.from_json(document["params"])),
         sampler=_text_or_none(document.get("sampler")),
-        seconds=float(seconds) if isinstance(seconds, int | float) else None,
+        seconds=_seconds_or_none(document.get("seconds")),
         created_at=_text_or_none(document.get("created_at")),
     )
+
+
+def _a1111_pairs(line: str) -> list[tuple[str, str]]:
+    """The (key, raw value) pairs A1111's pattern finds in `line`, in time linear in it.
+
+    `re.findall` with that pattern retries at every character after a failed match, and each
+    try runs to the end of a long key-like run: quadratic. Here a failed try skips every
+    start that must fail the same way: a run of spaces leads to the same next character, and
+    every start inside a run of key characters meets the same character after it, and no
+    key starts before a word character.
+    """
+    pairs: list[tuple[str, str]] = []
+    position, end = 0, len(line)
+    while position < end:
+        start = _SPACES.match(line, position).end()  # type: ignore[union-attr]
+        if start >= end:
+            break
+        if not _WORD.match(line, start):  # no key starts before the next word character
+            word = _WORD.search(line, start)
+            position = end if word is None else word.start()
+            continue
+        run_end = _KEY_RUN.match(line, start + 1).end()  # type: ignore[union-attr]
+        if run_end == start + 1 or run_end >= end or line[run_end] != ":":
+            position = max(run_end, start + 1)
+            continue
+        value_start = _SPACES.match(line, run_end + 1).end()  # type: ignore[union-attr]
+        quoted = _QUOTED.match(line, value_start)
+        if quoted is not None and (quoted.end() == end or line[quoted.end()] == ","):
+            value_end = quoted.end()
+        else:
+            comma = line.find(",", value_start)
+            value_end = end if comma < 0 else comma
+        pairs.append((line[start:run_end], line[value_start:value_end]))
+        position = value_end + 1
+    return pairs
+
+
+def _checked_prompts(params: ImageParams) -> ImageParams:
+    """`params`, if its prompts are short enough to show (`MAX_PROMPT_CHARS`).
+
+    Raises:
+        ImageParamsError: the prompt or the negative prompt is longer.
+    """
+    for name, text in (("prompt", params.prompt), ("negative", params.negative)):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise ImageParamsError(
+                f"the {name} is {len(text)} characters, more than {MAX_PROMPT_CHARS}", field=name
+            )
+    return params
+
+
+def _seconds_or_none(value: object) -> float | None:
+    """A duration from the document; None unless a finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _text_or_none(value: object) -> str | None:

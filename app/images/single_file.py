@@ -25,6 +25,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from app.errors import CheckpointError
+from app.untrusted_json import parse_untrusted_json
 
 __all__ = [
     "FAMILY_CONFIGS",
@@ -130,6 +131,7 @@ def _cached_snapshot(config: FamilyConfig, hf_cache_dir: Path) -> Path | None:
     return None
 
 
+_MAX_MODEL_INDEX = 1024 * 1024
 # Components `from_single_file` never reads from the config folder.
 _SKIPPED_COMPONENTS = frozenset({"safety_checker"})
 
@@ -138,8 +140,11 @@ def _needed_files(folder: Path) -> list[str]:
     """Paths (relative) that `from_single_file` reads from a config folder; [] if it has no
     readable model_index.json."""
     try:
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with open(folder / "model_index.json", "rb") as file:
+            raw = file.read(_MAX_MODEL_INDEX + 1)
+        # A cached snapshot is a stranger's file: size and nesting are bounded.
+        index = parse_untrusted_json(raw, max_bytes=_MAX_MODEL_INDEX, what="model_index.json")
+    except (OSError, ValueError):  # ValueError includes UntrustedJsonError
         return []
     if not isinstance(index, dict):
         return []

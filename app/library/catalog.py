@@ -86,6 +86,9 @@ class LibraryEntry:
     locations: tuple[Location, ...]
     warning: str | None = None
     last_used: datetime | None = None  # HF cache: when a file of it was last read
+    # Why its header could not be read (damaged, or not a checkpoint): listed because it
+    # takes space and can be deleted, but no runtime is offered it.
+    unreadable: str | None = None
 
     @property
     def present(self) -> bool:

@@ -58,6 +58,7 @@ class Found:
     license: str | None = None
     details: Details | None = None  # from the header, once read (or remembered)
     warning: str | None = None
+    unreadable: str | None = None  # why its header could not be read (it is still listed)
     is_folder: bool = False  # a diffusers folder or a whole HF cache revision
     real_path: Path | None = None  # the file behind the location, when known without a lookup
     managed_paths: tuple[Path, ...] = ()  # removed together with the files (Ollama manifests)

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
+from app.hub.card import load_front_matter
 from app.library.catalog import Location, Source
 from app.library.found import Found, group_gguf_files
 from app.library.sniff import ModelKind
@@ -180,11 +179,8 @@ def read_card_license(path: Path) -> str | None:
         return simple.group(1)
     if "license" not in front:
         return None
-    try:
-        data = yaml.load(front, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        return None
-    value = data.get("license") if isinstance(data, dict) else None
+    data, _error = load_front_matter(front)  # bounded: a README is a stranger's text
+    value = data.get("license")
     if isinstance(value, list) and value:
         value = value[0]
     return str(value) if isinstance(value, str | int | float) and str(value).strip() else None

@@ -415,10 +415,7 @@ class Library:
     ) -> Checkpoint | CheckpointError:
         result = self._headers.get(key) or used.get(key)
         if result is None:
-            try:
-                result = sniff(key[0])
-            except CheckpointError as exc:
-                result = exc
+            result = sniff_or_error(key[0])
         used[key] = result
         return result
 
@@ -434,7 +431,10 @@ class Library:
         checkpoint = self._sniff(key, used)
         if isinstance(checkpoint, CheckpointError):
             return dataclasses.replace(
-                found, kind=found.kind or ModelKind.OTHER, warning=checkpoint.message
+                found,
+                kind=found.kind or ModelKind.OTHER,
+                warning=checkpoint.message,
+                unreadable=_one_line(checkpoint.message),
             )
         return dataclasses.replace(found, details=Details.of(checkpoint))
 
@@ -517,10 +517,9 @@ def _checkpoints_at(path: Path) -> tuple[list[tuple[Path, Checkpoint]], list[tup
     if not os.path.exists(path):
         return [], [(path, "no such file or folder")]
     if path.is_dir():
-        try:
-            return [(path, sniff(path))], []  # a diffusers pipeline (or a cache snapshot)
-        except CheckpointError:
-            pass
+        pipeline = sniff_or_error(path)
+        if not isinstance(pipeline, CheckpointError):
+            return [(path, pipeline)], []  # a diffusers pipeline (or a cache snapshot)
         root = (
             path / "snapshots"
             if (path / "snapshots").is_dir() and (path / "blobs").is_dir()
@@ -540,11 +539,31 @@ def _checkpoints_at(path: Path) -> tuple[list[tuple[Path, Checkpoint]], list[tup
     return _checkpoint_file(path)
 
 
-def _checkpoint_file(path: Path) -> tuple[list[tuple[Path, Checkpoint]], list[tuple[Path, str]]]:
+def sniff_or_error(path: Path) -> Checkpoint | CheckpointError:
+    """`sniff`, with any failure as a `CheckpointError` value: one bad file never ends a scan.
+
+    `sniff` bounds every claim of a header and raises only `CheckpointError`; an exception of
+    another kind is a bug in that bounding, met on a file a stranger may have written. It is
+    logged with its traceback (to be fixed) and the file is listed as unreadable, instead of
+    failing the whole scan or import for every other model.
+    """
     try:
-        checkpoint = sniff(path)
+        return sniff(path)
     except CheckpointError as exc:
-        return [], [(path, _one_line(exc.message))]
+        return exc
+    except Exception as exc:  # see the docstring: logged with its traceback
+        _log.exception("reading the header of %s failed unexpectedly", path)
+        return CheckpointError(
+            f"{path.name}: its header could not be read ({type(exc).__name__})",
+            path=str(path),
+            hint="The file may be damaged; download it again.",
+        )
+
+
+def _checkpoint_file(path: Path) -> tuple[list[tuple[Path, Checkpoint]], list[tuple[Path, str]]]:
+    checkpoint = sniff_or_error(path)
+    if isinstance(checkpoint, CheckpointError):
+        return [], [(path, _one_line(checkpoint.message))]
     if checkpoint.format is CheckpointFormat.PICKLE:
         return [], [(path, PICKLE_REASON)]
     return [(path, checkpoint)], []
@@ -577,8 +596,9 @@ def _unreadable(
 ) -> Found:
     """An import that is there but cannot be used any more (damaged, now a pickle, …)."""
     stat = stat_or_none(path)
+    unreadable = None
     if isinstance(header, CheckpointError):
-        warning = header.message
+        warning = unreadable = header.message
     else:
         warning = header.warning or PICKLE_REASON
     found = _remembered(path, source, None, None, kind)
@@ -589,6 +609,7 @@ def _unreadable(
         first_size=stat.st_size if stat else 0,
         mtime_ns=stat.st_mtime_ns if stat else 0,
         warning=warning,
+        unreadable=_one_line(unreadable) if unreadable else None,
         is_folder=path.is_dir(),
     )
 

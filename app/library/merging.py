@@ -112,6 +112,7 @@ def _entry(members: list[Found]) -> LibraryEntry:
         warning=next((m.warning for m in members if m.warning), None)
         or (details.warning if details else None),
         last_used=_last_used(members),
+        unreadable=next((m.unreadable for m in members if m.unreadable), None),
     )
 
 

@@ -21,7 +21,6 @@ as an extra folder instead.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 from app.library.catalog import Location, Source
 from app.library.found import Found, group_gguf_files, stat_or_none
 from app.library.sniff import ModelKind
+from app.untrusted_json import parse_untrusted_json
 
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 _OLLAMA_LIBRARY = ("registry.ollama.ai", "library")
@@ -175,10 +175,15 @@ def _read_manifests(folder: Path) -> dict[Path, tuple[str, str, tuple[str, ...]]
 def _parse_manifest(path: Path) -> tuple[str, tuple[str, ...]] | None:
     try:
         with path.open("rb") as handle:
-            data = json.loads(handle.read(_MANIFEST_LIMIT))
+            # ValueError covers UntrustedJsonError: malformed, too large or nested too deep.
+            data = parse_untrusted_json(
+                handle.read(_MANIFEST_LIMIT + 1), max_bytes=_MANIFEST_LIMIT, what="manifest"
+            )
     except (OSError, ValueError):
         return None
-    layers = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    layers = data.get("layers")
     if not isinstance(layers, list):
         return None
     model: str | None = None

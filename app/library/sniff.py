@@ -2,9 +2,12 @@
 
 `sniff` reads only headers: the GGUF key/value metadata and tensor infos, the safetensors
 JSON header, a diffusers `model_index.json`. Every read is bounded by the file's size and by
-fixed caps, so a corrupt or hostile file gives a `CheckpointError` quickly instead of
-exhausting memory or time. Pickle checkpoints (`.ckpt`, `.bin`, `.pt`, `.pth`) are reported,
-never unpickled: loading one can run arbitrary code.
+fixed caps, and every claim of a header is bounded by what the file can hold before anything
+is built or multiplied from it (strings and items by the bytes left, layers by the tensors
+present, tensor bytes by the file size, a shape's product by its tensor's bytes; JSON nesting
+by `parse_untrusted_json`), so a corrupt or hostile file gives a `CheckpointError` quickly
+instead of exhausting memory or time. Pickle checkpoints (`.ckpt`, `.bin`, `.pt`, `.pth`) are
+reported, never unpickled: loading one can run arbitrary code.
 
 `find_checkpoints` walks a folder for candidates to hand to `sniff`, within a budget of
 entries and seconds.
@@ -12,7 +15,6 @@ entries and seconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,7 +23,7 @@ import stat
 import struct
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import BinaryIO
 
 from app.errors import CheckpointError
 from app.hub.repo_files import parse_quantization
+from app.untrusted_json import UntrustedJsonError, parse_untrusted_json
 
 __all__ = [
     "Checkpoint",
@@ -315,11 +318,14 @@ _MAX_KV = 100_000  # real models have a few dozen
 _MAX_TENSORS = 100_000  # real models have a few thousand at most
 _MAX_VARIABLE_ITEMS = 8_000_000  # string/array items walked one by one, over the whole header
 _MAX_ARRAY_DEPTH = 4
+_MAX_NESTED_ARRAYS = 1_000_000  # arrays inside arrays: rare in real models, ~1 µs each here
 _MAX_DIMS = 8  # ggml has 4; allow a little room
 _MIN_KV_BYTES = 13  # key length (8) + 1 byte of key + type (4): at least 13 bytes with a value
 _MIN_TENSOR_INFO_BYTES = 24  # name length (8) + n_dims (4) + type (4) + offset (8)
 _GGUF_FIXED_HEADER = 24  # magic, version, tensor_count, kv_count
 _DEFAULT_ALIGNMENT = 32
+_SCAN_BLOCK = 1 << 20  # bytes read at once when walking an array of strings
+_U64 = struct.Struct("<Q")
 
 _STRING, _ARRAY = 8, 9
 # GGUF metadata value types with a fixed size: type id -> struct format.
@@ -506,10 +512,23 @@ class _GgufReader:
         self._path = path
         self.position = 0
         self.variable_items = 0  # strings and arrays walked one by one
+        self.nested_arrays = 0  # arrays inside arrays, over the whole header
 
     @property
     def remaining(self) -> int:
         return self._size - self.position
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def file_name(self) -> str:
+        return self._path.name
+
+    @property
+    def file_path(self) -> str:
+        return str(self._path)
 
     def truncated(self, needed: int) -> CheckpointError:
         return CheckpointError(
@@ -560,6 +579,31 @@ class _GgufReader:
                 f"{self.remaining} remain in the file (corrupt or truncated)"
             )
         return length
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Move past `count` strings (each a u64 length, then its bytes), a block at a time.
+
+        Vocabularies hold hundreds of thousands of strings; reading each length with its own
+        read and seek costs ~1 µs a string, stepping through one buffer a fraction of that.
+        A string this cannot step over within the block (longer than what is left of it, or
+        with a bad length) goes through `skip` and `string_length`, with their checks.
+        """
+        left = count
+        while left:
+            block = self._file.read(min(_SCAN_BLOCK, self.remaining))
+            offset = 0
+            while left and offset + 8 <= len(block):
+                (length,) = _U64.unpack_from(block, offset)
+                end = offset + 8 + length
+                if length > _MAX_STRING or end > len(block):
+                    break
+                offset = end
+                left -= 1
+            self._file.seek(offset - len(block), os.SEEK_CUR)  # back to the first unread byte
+            self.position += offset
+            if left and offset == 0:
+                self.skip(self.string_length(what))
+                left -= 1
 
     def count_items(self, count: int) -> None:
         self.variable_items += count
@@ -724,6 +768,13 @@ def _read_tensor_infos(
         # ggml quantizes along the first dimension, in blocks that never span two rows.
         rows = math.prod(dims[1:])
         nbytes = -(-(dims[0] if dims else 1) // block) * block_bytes * rows
+        if offset + nbytes > reader.size:  # fail on the first tensor that cannot fit
+            raise CheckpointError(
+                f"{reader.file_name} is truncated: tensor {index} needs bytes up to "
+                f"{offset + nbytes}, the file has {reader.size}",
+                path=reader.file_path,
+                hint=_redownload_hint(),
+            )
         if data_end is not None:
             data_end = max(data_end, offset + nbytes)
         if tensor_bytes is not None:
@@ -785,9 +836,15 @@ def _skip_array(reader: _GgufReader, key: str, item_type: int, count: int, *, de
         )
     reader.count_items(count)
     if item_type == _STRING:
-        for _ in range(count):
-            reader.skip(reader.string_length(f"an item of {key!r}"))
+        reader.skip_strings(count, f"an item of {key!r}")
     elif item_type == _ARRAY:
+        # Each nested array is walked in Python (~1 µs); no converter writes them in bulk.
+        reader.nested_arrays += count
+        if reader.nested_arrays > _MAX_NESTED_ARRAYS:
+            raise reader.corrupt(
+                f"the metadata holds more than {_MAX_NESTED_ARRAYS} nested arrays; "
+                "no real model has that many"
+            )
         for _ in range(count):
             _skip_value(reader, key, _ARRAY, depth=depth + 1)
     else:
@@ -872,7 +929,9 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
         split_parts=parts,
         warning=warning,
         gguf_shape=(
-            _gguf_shape(metadata, architecture, tensor_bytes) if tensor_bytes is not None else None
+            _gguf_shape(metadata, architecture, tensor_bytes, tensor_count or 0)
+            if tensor_bytes is not None
+            else None
         ),
     )
 
@@ -888,12 +947,20 @@ def _sum_tensor_bytes(headers: list[_GgufHeader]) -> _TensorBytes | None:
 
 
 def _gguf_shape(
-    metadata: dict[str, _MetaValue], architecture: str | None, tensors: _TensorBytes
+    metadata: dict[str, _MetaValue],
+    architecture: str | None,
+    tensors: _TensorBytes,
+    tensor_count: int,
 ) -> GgufShape | None:
     """The model's shape from "<arch>.*" metadata and its tensors; None if essentials lack.
 
     Defaults are llama.cpp's (llama-model.cpp, load_hparams): head_count_kv = head_count,
     key_length = value_length = embedding_length / head_count.
+
+    `block_count` is a claim of the header that sizes the lists built here: a layer has at
+    least one tensor, so a count above `tensor_count` (all parts of a split model) is not
+    believed, and the shape is unknown. A 258-byte file claiming 2**40 layers would
+    otherwise cost gigabytes.
     """
     if architecture is None:
         return None
@@ -911,6 +978,8 @@ def _gguf_shape(
     block_count = count("block_count")
     embedding_length = count("embedding_length")
     if block_count is None or embedding_length is None:
+        return None
+    if block_count > min(tensor_count, _MAX_LAYER_ARRAY):
         return None
     heads = per_layer("attention.head_count", block_count)
     head_count = next((h for h in heads or () if h > 0), None)
@@ -981,6 +1050,10 @@ def _positive_int(value: object) -> int | None:
 # --- safetensors -----------------------------------------------------------------------------
 
 _MAX_SAFETENSORS_HEADER = 100_000_000
+# The header nests three deep: {name: {"shape": [...]}}; "__metadata__" is {str: str}.
+_MAX_SAFETENSORS_DEPTH = 4
+# No dtype stores an element in less than a bit: a tensor's bytes bound its element count.
+_MAX_BITS_PER_BYTE = 8
 _METADATA_KEY = "__metadata__"
 
 # One pass over the tensor names; each alternative is a group named after what it shows.
@@ -1033,45 +1106,24 @@ def _read_safetensors(file: BinaryIO, size: int, path: Path, head: bytes) -> Che
     if len(raw) != length:
         raise CheckpointError(f"{path.name} is truncated", path=str(path))
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise invalid("the header is not JSON") from None
+        header = parse_untrusted_json(
+            raw, max_bytes=_MAX_SAFETENSORS_HEADER, max_depth=_MAX_SAFETENSORS_DEPTH, what="header"
+        )
+    except UntrustedJsonError as error:
+        raise invalid(f"the {error.message}") from None
     if not isinstance(header, dict):
         raise invalid("the header is not a JSON object")
 
     elements_by_dtype: Counter[str] = Counter()
     parameter_count = 0
-    data_end = 0
     names: list[str] = []
     for name, entry in header.items():
         if name == _METADATA_KEY:
             continue
-        if not isinstance(entry, dict):
-            raise invalid(f"tensor {name!r} is not described by an object")
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if not isinstance(dtype, str) or not dtype:
-            raise invalid(f"tensor {name!r} has no dtype")
-        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-            raise invalid(f"tensor {name!r} has no valid shape")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(_is_count(o) for o in offsets)
-            or offsets[0] > offsets[1]
-        ):
-            raise invalid(f"tensor {name!r} has no valid data_offsets")
-        elements = math.prod(shape)
+        dtype, elements = _safetensors_tensor(name, entry, size - 8 - length, path, invalid)
         parameter_count += elements
         elements_by_dtype[dtype] += elements
-        data_end = max(data_end, offsets[1])
         names.append(name)
-    if 8 + length + data_end > size:
-        raise CheckpointError(
-            f"{path.name} is truncated: its tensors need {8 + length + data_end} bytes, "
-            f"the file has {size}",
-            path=str(path),
-            hint=_redownload_hint(),
-        )
 
     family, is_diffusion = _safetensors_family(names, header)
     main_dtype = (
@@ -1102,8 +1154,72 @@ def _read_safetensors(file: BinaryIO, size: int, path: Path, head: bytes) -> Che
     )
 
 
+def _safetensors_tensor(
+    name: str,
+    entry: object,
+    data_size: int,
+    path: Path,
+    invalid: Callable[[str], CheckpointError],
+) -> tuple[str, int]:
+    """The dtype and element count of one header entry, each claim checked against the file.
+
+    Raises:
+        CheckpointError: the entry is malformed, its data lies past the end of the file
+            (`data_size`: the bytes after the header), or its shape claims more elements
+            than its bytes can hold.
+    """
+    if not isinstance(entry, dict):
+        raise invalid(f"tensor {_shown(name)} is not described by an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or not dtype:
+        raise invalid(f"tensor {_shown(name)} has no dtype")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise invalid(f"tensor {_shown(name)} has no valid shape")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_count(o) for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise invalid(f"tensor {_shown(name)} has no valid data_offsets")
+    if offsets[1] > data_size:
+        raise CheckpointError(
+            f"{path.name} is truncated: tensor {_shown(name)} needs {offsets[1]} bytes of "
+            f"data, the file holds {data_size}",
+            path=str(path),
+            hint=_redownload_hint(),
+        )
+    nbytes = offsets[1] - offsets[0]
+    elements = _elements_within(shape, _MAX_BITS_PER_BYTE * nbytes)
+    if elements is None:
+        raise invalid(f"tensor {_shown(name)} claims more elements than its {nbytes} bytes hold")
+    return dtype, elements
+
+
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _elements_within(shape: list[int], limit: int) -> int | None:
+    """The product of `shape`, or None once it passes `limit`.
+
+    The dimensions come from a stranger's header: multiplied blindly, a thousand of them
+    with thousands of digits each make a number of millions of digits (a minute of CPU).
+    Stopping at `limit` keeps every intermediate product below `limit` times one dimension.
+    """
+    if 0 in shape:
+        return 0
+    product = 1
+    for dimension in shape:
+        product *= dimension
+        if product > limit:
+            return None
+    return product
+
+
+def _shown(name: str) -> str:
+    """A tensor name for a message: quoted, and cut short if a header made it huge."""
+    return repr(name) if len(name) <= 200 else repr(name[:200]) + "…"
 
 
 def _safetensors_family(names: list[str], header: dict[str, object]) -> tuple[str | None, bool]:
@@ -1135,6 +1251,7 @@ def _safetensors_family(names: list[str], header: dict[str, object]) -> tuple[st
 
 _MODEL_INDEX = "model_index.json"
 _MAX_MODEL_INDEX = 1024 * 1024
+_MAX_MODEL_INDEX_DEPTH = 8  # {"unet": ["diffusers", "UNet2DConditionModel"]}: two deep
 _MAX_FOLDER_ENTRIES = 100_000  # sizing a pipeline folder stops here (the size is then a floor)
 
 
@@ -1155,12 +1272,12 @@ def _sniff_folder(path: Path) -> Checkpoint:
     def malformed(reason: str) -> CheckpointError:
         return CheckpointError(f"malformed {_MODEL_INDEX} in {path}: {reason}", path=str(path))
 
-    if len(raw) > _MAX_MODEL_INDEX:
-        raise malformed(f"larger than {_MAX_MODEL_INDEX} bytes")
     try:
-        index = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise malformed("not JSON") from None
+        index = parse_untrusted_json(
+            raw, max_bytes=_MAX_MODEL_INDEX, max_depth=_MAX_MODEL_INDEX_DEPTH, what="the file"
+        )
+    except UntrustedJsonError as error:
+        raise malformed(error.message) from None
     if not isinstance(index, dict):
         raise malformed("not a JSON object")
     class_name = index.get("_class_name")
