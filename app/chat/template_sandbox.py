@@ -10,11 +10,15 @@ way transformers and llama-cpp-python do (an `ImmutableSandboxedEnvironment` wit
   methods that change lists and dicts; that is what keeps a template from reaching Python
   itself. Jinja before 3.1.6 had sandbox escapes through `str.format`, hence the floor in
   pyproject.toml.
-- Sizes are bounded. Every string or list a template builds (`+`, `*`, `**`, `%`, `~`, filter and
-  function results, `{% set %}` and macro output) and the output itself must stay within
-  `max_chars`; numbers used as counts or widths must stay within `MAX_RANGE`; and the filters
-  and string methods that can multiply a size in one step (`join`, `replace`, `indent`, …) are
-  checked before they run.
+- Sizes are bounded before anything is built (`template_limits`). Every place a template
+  makes a value passes through one of these hooks, and each measures what it would build
+  against `max_chars` first: operators (`+ * ** %` and `~`), list and dict literals, calls
+  (`str` methods by a table of what each can build; `str.format` field by field, after its
+  nested fields are filled in), filters (their size arguments, their input when they turn it
+  into text or pieces, and an estimate for those that multiply), slices, the output of
+  `{{ … }}`, and every buffer a macro, block or `{% set %}` collects. Results are checked
+  too, and counted: all the values one render builds may add up to `BUILT_FACTOR` (8) times
+  `max_chars`, so a template cannot keep hundreds of large values alive at once.
 - Time is bounded. A trace function on the rendering thread stops the template at its
   deadline, however it loops.
 
@@ -26,12 +30,10 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
+import types
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -42,30 +44,72 @@ from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.ext import Extension, loopcontrols
 from jinja2.nodes import EvalContext
 from jinja2.parser import Parser
-from jinja2.runtime import Context
-from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
-from jinja2.utils import generate_lorem_ipsum, pass_environment, pass_eval_context
+from jinja2.runtime import Context, LoopContext, Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
+from jinja2.utils import generate_lorem_ipsum, pass_environment, pass_eval_context, pformat
+from markupsafe import EscapeFormatter, Markup
 
+from app.chat.template_limits import (
+    BUDGET,
+    Budget,
+    check_binop,
+    check_counts,
+    check_estimate,
+    check_format_digits,
+    check_percent,
+    check_pieces,
+    check_result,
+    check_size,
+    check_str_call,
+    current_budget,
+    field_estimate,
+    join_estimate,
+    join_items,
+    note_built,
+    refuse,
+    replace_estimate,
+    shape,
+    text_of,
+    text_size,
+)
 from app.errors import ChatTemplateError
 
 __all__ = ["MAX_TEMPLATE_CHARS", "render_sandboxed"]
 
 # Real chat templates are a few kB, the largest tens of kB; parsing more is wasted time.
 MAX_TEMPLATE_CHARS = 256_000
-# The largest number a template may hand a filter or function as a count or a width: the same
-# bound the sandbox puts on range().
-_MAX_COUNT = MAX_RANGE
-# Big integers are a way to burn time in one C call (10 ** (10 ** 9)); no template needs them.
-_MAX_INT_BITS = 4096
 # tojson's indent: templates use 2 or 4; deep nesting multiplies it.
 _MAX_JSON_INDENT = 16
+# urlize's target and rel are written into every link: short words, never whole texts.
+_MAX_LINK_ATTRIBUTE_CHARS = 100
+# A date format is a few directives; strftime grows its buffer up to 256 times the format.
+_MAX_DATE_FORMAT_CHARS = 200
 # A failure's reason goes into a note; the template chooses the text of raise_exception().
 _MAX_REASON_CHARS = 200
 # What Jinja names the code it compiles from a string.
 _TEMPLATE_FILENAME = "<template>"
-_DIGIT_RUN = re.compile(r"\d+")
 # Jinja's filters whose numeric arguments are sizes (widths, lengths, counts).
-_SIZED_FILTERS = frozenset({"batch", "center", "format", "indent", "slice", "truncate", "wordwrap"})
+_SIZED_FILTERS = frozenset({"batch", "center", "indent", "slice", "truncate", "urlize", "wordwrap"})
+# Filters that make one object per character or word of a string they are given (a list of
+# characters, a sorted list, words to wrap): the string's length is their count of pieces.
+_SPLITTING_FILTERS = frozenset(
+    {
+        "batch", "groupby", "join", "list", "map", "reject", "rejectattr", "select",
+        "selectattr", "slice", "sort", "striptags", "title", "unique", "urlize", "wordcount",
+        "wordwrap",
+    }
+)  # fmt: skip
+# Filters that never turn their whole input into text (they count, pick or reorder it), or
+# that estimate their own output: the others get their input measured first, since a list
+# holding one long string many times is small as a list and enormous as text.
+_STRUCTURAL_FILTERS = frozenset(
+    {
+        "abs", "attr", "batch", "count", "d", "default", "dictsort", "first", "float",
+        "groupby", "int", "items", "join", "last", "length", "list", "map", "max", "min",
+        "pprint", "random", "reject", "rejectattr", "reverse", "round", "select",
+        "selectattr", "slice", "sort", "sum", "tojson", "unique",
+    }
+)  # fmt: skip
 
 
 class _OutOfTime(BaseException):
@@ -77,22 +121,15 @@ class _TooLong(BaseException):
     """The rendered output passed `max_chars`."""
 
 
-@dataclass(frozen=True)
-class _Budget:
-    max_chars: int
-    deadline: float  # time.monotonic()
-
-
-# The budget of the render in progress on this thread (or task); the hooks of the shared
-# environment read it. Outside a render (compile-time constant folding) the default applies.
-_OUTSIDE_A_RENDER = _Budget(max_chars=1_000_000, deadline=float("inf"))
-_BUDGET: ContextVar[_Budget] = ContextVar("_BUDGET", default=_OUTSIDE_A_RENDER)
-
-
 def render_sandboxed(
     source: str, variables: Mapping[str, Any], *, max_chars: int, time_limit_s: float
 ) -> str:
     """Render the Jinja template `source` with `variables`, within the guards above.
+
+    Args:
+        max_chars: the most characters the output, or any one value the template builds,
+            may hold (and, times `BUILT_FACTOR`, all the values it builds together).
+        time_limit_s: the most seconds the template may take to compile and render.
 
     Raises:
         ChatTemplateError: the template could not be parsed, failed while rendering, tried
@@ -123,10 +160,9 @@ def _render_traced(
     The tracer is taken off before anything else runs here after the render (building the
     error, closing a half-read template), so nothing outside the template meets the deadline.
     """
-    budget = _Budget(max_chars=max_chars, deadline=time.monotonic() + time_limit_s)
-    token = _BUDGET.set(budget)
+    token = BUDGET.set(Budget.for_render(max_chars))
     previous_trace = sys.gettrace()
-    sys.settrace(_make_tracer(budget.deadline))
+    sys.settrace(_make_tracer(time.monotonic() + time_limit_s))
     stream: Generator[str, None, None] | None = None
     try:
         stream = _compile(source).generate(**variables)
@@ -142,7 +178,7 @@ def _render_traced(
         sys.settrace(previous_trace)
         if stream is not None:
             stream.close()
-        _BUDGET.reset(token)
+        BUDGET.reset(token)
 
 
 def _make_tracer(deadline: float) -> Callable[[FrameType, str, Any], Any]:
@@ -176,121 +212,7 @@ def _describe(exc: Exception) -> str:
     return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 1] + "…"
 
 
-# -- size checks --------------------------------------------------------------------------
-
-
-def _refuse(what: str) -> SecurityError:
-    return SecurityError(what)
-
-
-def _size(value: object, limit: int) -> int:
-    """About how many characters `value` holds: a string its length, a container one per item
-    plus its items' sizes (a list holding one long string many times counts it each time, as a
-    join or a repr would); anything else 1. Stops counting once past `limit`."""
-    total = 0
-    pending = [value]
-    while pending and total <= limit:
-        item = pending.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            total += len(item)
-            pending.extend(item)
-        elif isinstance(item, dict):
-            total += len(item)
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        else:
-            total += 1
-    return total
-
-
-def _check_size(value: object, what: str) -> None:
-    limit = _BUDGET.get().max_chars
-    if _size(value, limit) > limit:
-        raise _refuse(f"{what} would be over {limit:,} characters")
-
-
-def _check_estimate(estimate: int, what: str) -> None:
-    limit = _BUDGET.get().max_chars
-    if estimate > limit:
-        raise _refuse(f"{what} would be over {limit:,} characters")
-
-
-def _check_counts(args: Iterable[object]) -> None:
-    """Refuse numbers too big to be a count or a width (center(10**9), '%*s' % (10**9, x)).
-
-    Only applied where a number is a size: elsewhere a big number is just a number."""
-    for arg in args:
-        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > _MAX_COUNT:
-            raise _refuse(f"the number {arg} is over the {_MAX_COUNT:,} allowed as an argument")
-
-
-def _check_format_string(text: str) -> None:
-    """Refuse a format string with a width or precision over `_MAX_COUNT` ('%999999999s')."""
-    for run in _DIGIT_RUN.findall(text):
-        if len(run) > len(str(_MAX_COUNT)) or int(run) > _MAX_COUNT:
-            raise _refuse(f"a format string asks for a width of {run[:12]}")
-
-
-def _check_binop(operator: str, left: Any, right: Any) -> None:
-    if operator == "**":
-        if (
-            isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and left.bit_length() * right > _MAX_INT_BITS
-            and abs(left) > 1
-        ):
-            raise _refuse("a power would be an enormous number")
-    elif operator == "*":
-        if isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > _MAX_INT_BITS:
-                raise _refuse("a product would be an enormous number")
-        elif isinstance(left, (str, list, tuple)) and isinstance(right, int):
-            _check_estimate(_size(left, _BUDGET.get().max_chars) * max(right, 0), "a repetition")
-        elif isinstance(right, (str, list, tuple)) and isinstance(left, int):
-            _check_estimate(_size(right, _BUDGET.get().max_chars) * max(left, 0), "a repetition")
-    elif operator == "+":
-        if not isinstance(left, (int, float)):
-            limit = _BUDGET.get().max_chars
-            _check_estimate(_size(left, limit) + _size(right, limit), "a sum")
-    elif operator == "%" and isinstance(left, str):
-        _check_format_string(left)
-        if "*" in left:  # a width taken from the arguments
-            _check_counts(right if isinstance(right, tuple) else (right,))
-
-
-def _check_str_method(owner: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Check a call of a `str` method, before it runs, for a result that would be too big.
-
-    Returns the arguments to call it with: `join` gets its iterable as a list, so that it can
-    be measured first.
-    """
-    limit = _BUDGET.get().max_chars
-    if name in ("format", "format_map"):
-        _check_format_string(owner)
-    elif name == "join" and args:
-        items = list(args[0])
-        _check_estimate(_size(items, limit) + len(owner) * len(items), "a join")
-        return (items, *args[1:])
-    elif name == "replace" and len(args) >= 2:
-        _check_estimate(_replace_estimate(owner, args[0], args[1]), "a replace")
-    elif name == "expandtabs":
-        tab = args[0] if args and isinstance(args[0], int) else 8
-        _check_estimate(len(owner) + owner.count("\t") * tab, "expandtabs")
-    elif name in ("translate", "maketrans"):
-        raise _refuse(f"str.{name} is not available to chat templates")
-    return args
-
-
-def _replace_estimate(text: object, old: object, new: object) -> int:
-    text, old, new = str(text), str(old), str(new)
-    hits = text.count(old) if old else len(text) + 1
-    return len(text) + hits * len(new)
-
-
-# -- the environment ------------------------------------------------------------------------
+# -- where a template builds values ---------------------------------------------------------
 
 
 class _BoundedBuffer(list[str]):
@@ -302,23 +224,25 @@ class _BoundedBuffer(list[str]):
         self._chars = 0
 
     def append(self, piece: str) -> None:
-        self._add(len(piece))
+        self._add(piece)
         super().append(piece)
 
     def extend(self, pieces: Iterable[str]) -> None:
         pieces = tuple(pieces)
-        self._add(sum(len(piece) for piece in pieces))
+        for piece in pieces:
+            self._add(piece)
         super().extend(pieces)
 
-    def _add(self, chars: int) -> None:
-        self._chars += chars
-        limit = _BUDGET.get().max_chars
-        if self._chars > limit:
-            raise _refuse(f"a block's output would be over {limit:,} characters")
+    def _add(self, piece: str) -> None:
+        self._chars += len(piece)
+        check_estimate(self._chars, "a block's output")
 
 
 class _BoundedCodeGenerator(CodeGenerator):
-    """Jinja's code generator, with capture buffers and `~` routed through size checks."""
+    """Jinja's code generator, with capture buffers, `~`, slices and list, tuple and dict
+    literals routed through size checks (a literal is cheap to build however big the
+    strings it refers to: `[s, s, s, …]` only becomes enormous once it is turned into
+    text)."""
 
     def buffer(self, frame: Frame) -> None:
         frame.buffer = self.temporary_identifier()
@@ -330,6 +254,39 @@ class _BoundedCodeGenerator(CodeGenerator):
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self.write("environment.checked_literal(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":  # a target: `{% for a, b in … %}`, `{% set a, b = … %}`
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.checked_literal(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self.write("environment.checked_literal(")
+        super().visit_Dict(node, frame)
+        self.write(")")
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if not isinstance(node.arg, nodes.Slice):  # Jinja sends these through getitem
+            super().visit_Getitem(node, frame)
+            return
+        # Jinja writes a slice as Python's own `x[a:b]`; a slice is a copy, so count it.
+        self.write("environment.checked_slice(")
+        self.visit(node.node, frame)
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            self.write(", ")
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+        self.write(")")
 
 
 class _IgnoreGenerationTags(Extension):
@@ -347,6 +304,36 @@ class _IgnoreGenerationTags(Extension):
         return body
 
 
+class _BoundedFormatter(SandboxedFormatter):
+    """The sandbox's `str.format`, measuring each field before it is formatted.
+
+    Python's Formatter fills in nested fields (`{:>{w}}`) before it formats the outer one,
+    so `format_field` sees the width a template asked for, whether written in the format
+    string or passed as an argument (a number or a string of digits). The fields of one
+    call add up, so a format string that names one long value many times is refused too.
+    """
+
+    _chars = 0
+
+    def vformat(self, format_string: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        self._chars = len(format_string)
+        return super().vformat(format_string, args, kwargs)
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion is not None:  # !r, !s, !a: the value as text
+            check_size(value, "a format field")
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        self._chars += field_estimate(value, format_spec)
+        check_estimate(self._chars, "a format string's result")
+        return super().format_field(value, format_spec)
+
+
+class _BoundedEscapeFormatter(_BoundedFormatter, EscapeFormatter):
+    """`_BoundedFormatter` for a `Markup` format string (it escapes each field)."""
+
+
 class _ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox transformers renders chat templates in, with the size checks wired in."""
 
@@ -358,9 +345,9 @@ class _ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
             trim_blocks=True,
             lstrip_blocks=True,
             extensions=[_IgnoreGenerationTags, loopcontrols],
+            finalize=_checked_output,
         )
         self.filters.update(_checked_filters(self.filters))
-        self.filters["tojson"] = _tojson
         self.filters = {name: _guard_filter(name, func) for name, func in self.filters.items()}
         self.globals["lipsum"] = _lipsum
         self.globals["raise_exception"] = _raise_exception
@@ -369,90 +356,178 @@ class _ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
     def new_buffer(self) -> _BoundedBuffer:
         return _BoundedBuffer()
 
+    def concat(self, pieces: Iterable[str]) -> str:
+        """Join a macro's, a block's (`self.name()`, `super()`) or a capture's pieces,
+        counting them as they come: a block's generator is joined whole otherwise."""
+        buffer = _BoundedBuffer()
+        for piece in pieces:
+            buffer.append(piece)
+        result = "".join(buffer)
+        note_built(result)
+        return result
+
+    def checked_literal(self, value: Any) -> Any:
+        check_result(value, "a list or dict")
+        return value
+
     def concat_checked(self, values: tuple[Any, ...]) -> str:
-        pieces = [str(value) for value in values]
-        _check_estimate(sum(len(piece) for piece in pieces), "a ~ concatenation")
-        return "".join(pieces)
+        limit = current_budget().max_chars
+        check_estimate(sum(text_size(value, limit) for value in values), "a ~ concatenation")
+        result = "".join([str(value) for value in values])
+        note_built(result)
+        return result
+
+    def checked_slice(self, value: Any, start: Any, stop: Any, step: Any) -> Any:
+        result = value[start:stop:step]
+        note_built(result)  # a slice is a copy
+        return result
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        _check_binop(operator, left, right)
+        check_binop(operator, left, right)
         result = super().call_binop(context, operator, left, right)
-        _check_size(result, f"the result of {operator}")
+        check_result(result, f"the result of {operator}")
         return result
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
         owner = getattr(target, "__self__", None)
-        if isinstance(owner, str):  # center(10**9), zfill(10**9), …
-            _check_counts((*args, *kwargs.values()))
-            args = _check_str_method(owner, getattr(target, "__name__", ""), args)
+        name = getattr(target, "__name__", "")
+        if isinstance(owner, str) and name not in ("format", "format_map"):
+            args = check_str_call(owner, name, args, kwargs)
+        elif isinstance(owner, (int, float)):  # (1).to_bytes(10**9)
+            check_counts((*args, *kwargs.values()))
         result = super().call(context, obj, *args, **kwargs)
-        _check_size(result, "a call's result")
+        if isinstance(obj, (Macro, LoopContext)):  # its output was counted as it was joined
+            check_size(result, "a call's result")
+        else:
+            check_result(result, "a call's result")
         return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja's wrapper for `str.format` / `format_map`, with `_BoundedFormatter` in
+        place of its formatter (Jinja builds the formatter inside, so this is its code with
+        that one change)."""
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        owner = value.__self__
+        if not isinstance(owner, str):
+            return None
+        formatter: _BoundedFormatter
+        if isinstance(owner, Markup):
+            formatter = _BoundedEscapeFormatter(self, escape=owner.escape)
+        else:
+            formatter = _BoundedFormatter(self)
+        is_format_map = value.__name__ == "format_map"
+        text_type = type(owner)
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_format_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs, args = args[0], ()
+            return text_type(formatter.vformat(owner, args, kwargs))
+
+        return functools.update_wrapper(wrapper, value)
+
+
+def _checked_output(value: Any) -> Any:
+    """Jinja's `finalize`: every `{{ … }}` value, measured before it becomes text; a value
+    that is not a string yet is a new string once it is (kept in a macro's buffer, say)."""
+    check_size(value, "an output value")
+    if not isinstance(value, str):
+        note_built(value, as_text=True)
+    return value
 
 
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """`func`, refusing a result that is too big and, for the filters that take a size, a huge
-    size among its arguments."""
+    """`func`, refusing before it runs a huge size among its arguments (for the filters that
+    take one), a string it would split into too many pieces, or an input too big as text;
+    and refusing a result that is too big."""
     # The value being filtered comes after the context or environment Jinja passes first.
-    first_option = 2 if getattr(func, "jinja_pass_arg", None) is not None else 1
+    value_at = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
     takes_size = name in _SIZED_FILTERS
+    splits = name in _SPLITTING_FILTERS
+    keeps_structure = name in _STRUCTURAL_FILTERS
 
     @functools.wraps(func)  # keeps Jinja's pass_context / pass_environment marks
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if takes_size:
-            _check_counts((*args[first_option:], *kwargs.values()))
+            check_counts((*args[value_at + 1 :], *kwargs.values()))
+        if len(args) > value_at:
+            value = args[value_at]
+            if isinstance(value, str):
+                if splits:
+                    check_pieces(value, len(value), f"the {name} filter")
+            elif not keeps_structure:
+                check_size(value, f"the {name} filter's input")
         result = func(*args, **kwargs)
-        _check_size(result, "a filter's result")
+        check_result(result, "a filter's result")
         return result
 
     return guarded
 
 
 def _checked_filters(originals: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    """Jinja's filters that can multiply a size in one step, checked before they run."""
+    """Jinja's filters that can multiply a size in one step, estimated before they run."""
     join, replace, indent = originals["join"], originals["replace"], originals["indent"]
     wordwrap, sum_, format_ = originals["wordwrap"], originals["sum"], originals["format"]
+    urlize = originals["urlize"]
 
     @pass_eval_context
     def checked_join(
         eval_ctx: EvalContext, value: Iterable[Any], d: str = "", attribute: Any = None
     ) -> str:
-        items = list(value)
-        limit = _BUDGET.get().max_chars
-        _check_estimate(_size(items, limit) + len(str(d)) * len(items), "a join")
+        items = join_items(value, "a join")
+        check_estimate(join_estimate(items, d), "a join")
         return str(join(eval_ctx, items, d, attribute))
 
     @pass_eval_context
     def checked_replace(
         eval_ctx: EvalContext, s: str, old: str, new: str, count: int | None = None
     ) -> str:
-        _check_estimate(_replace_estimate(s, old, new), "a replace")
+        check_estimate(replace_estimate(s, old, new, -1 if count is None else count), "a replace")
         return str(replace(eval_ctx, s, old, new, count))
 
     def checked_indent(
         s: str, width: int | str = 4, first: bool = False, blank: bool = False
     ) -> str:
+        text = text_of(s, "an indent")
+        lines = text.count("\n") + 1
+        check_pieces(text, lines, "an indent")
         step = len(width) if isinstance(width, str) else int(width)
-        _check_estimate(len(str(s)) + (str(s).count("\n") + 1) * step, "an indent")
+        check_estimate(len(text) + lines * step, "an indent")
         return str(indent(s, width, first, blank))
 
     @pass_environment
     def checked_wordwrap(environment: Any, s: str, *args: Any, **kwargs: Any) -> str:
         wrapstring = kwargs.get("wrapstring", args[2] if len(args) > 2 else None)
-        breaks = len(str(wrapstring)) if wrapstring is not None else 2
-        _check_estimate(len(str(s)) * (1 + breaks), "a wordwrap")
+        limit = current_budget().max_chars
+        breaks = text_size(wrapstring, limit) if wrapstring is not None else 2
+        check_estimate(text_size(s, limit) * (1 + breaks), "a wordwrap")
         return str(wordwrap(environment, s, *args, **kwargs))
 
     @pass_environment
     def checked_sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
         if isinstance(start, bool) or not isinstance(start, (int, float)):
-            raise _refuse("the sum filter only adds numbers here")
+            raise refuse("the sum filter only adds numbers here")
         return sum_(environment, iterable, attribute, start)
 
     def checked_format(value: str, *args: Any, **kwargs: Any) -> str:
-        _check_format_string(str(value))
+        # The filter is `value % (kwargs or args)`.
+        check_percent(text_of(value, "a format"), kwargs or args)
         return str(format_(value, *args, **kwargs))
+
+    @pass_eval_context
+    def checked_urlize(eval_ctx: EvalContext, value: str, *args: Any, **kwargs: Any) -> str:
+        # target and rel (and extra schemes) are repeated in every link it makes.
+        for option in (*args[1:], *kwargs.values()):
+            if text_size(option, _MAX_LINK_ATTRIBUTE_CHARS) > _MAX_LINK_ATTRIBUTE_CHARS:
+                raise refuse("urlize was given a target, rel or scheme that long")
+        return str(urlize(eval_ctx, value, *args, **kwargs))
 
     return {
         "join": checked_join,
@@ -461,6 +536,9 @@ def _checked_filters(originals: Mapping[str, Callable[..., Any]]) -> dict[str, C
         "wordwrap": checked_wordwrap,
         "sum": checked_sum,
         "format": checked_format,
+        "urlize": checked_urlize,
+        "tojson": _tojson,
+        "pprint": _pprint,
     }
 
 
@@ -472,18 +550,30 @@ def _tojson(
     sort_keys: bool = False,
 ) -> str:
     """JSON as transformers' templates expect it: not HTML-escaped like Jinja's own filter."""
-    width = len(indent) if isinstance(indent, str) else (indent or 0)
-    if width > _MAX_JSON_INDENT or (separators and sum(map(len, separators)) > 8):
-        raise _refuse("tojson was asked for an indent or separators that large")
+    width = len(indent) if isinstance(indent, str) else max(int(indent or 0), 0)
+    separating = sum(map(len, separators)) if separators else 3
+    if width > _MAX_JSON_INDENT or separating > 8:
+        raise refuse("tojson was asked for an indent or separators that large")
+    measured = shape(value, current_budget().max_chars)
+    # Each item: its quotes and separators, and with an indent a new line as deep as it is.
+    per_item = 2 + separating + (width * measured.depth + 1 if indent is not None else 0)
+    check_estimate(measured.chars + measured.items * per_item, "tojson")
     return json.dumps(
         value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
     )
 
 
+def _pprint(value: Any) -> str:
+    """Jinja's pprint, measured first: pformat indents each item by its depth."""
+    measured = shape(value, current_budget().max_chars)
+    check_estimate(measured.chars + measured.items * (measured.depth + 4), "pprint")
+    return pformat(value)
+
+
 def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
     """Jinja's placeholder text, with its counts bounded."""
     if n > 100 or max > 1000:
-        raise _refuse("lipsum was asked for that much text")
+        raise refuse("lipsum was asked for that much text")
     return str(generate_lorem_ipsum(n=n, html=html, min=min, max=max))
 
 
@@ -494,7 +584,9 @@ def _raise_exception(message: str) -> None:
 
 def _strftime_now(format_string: str = "%Y-%m-%d %H:%M:%S") -> str:
     """Today's date for templates that write it into the system prompt (Llama 3.1, …)."""
-    _check_format_string(format_string)
+    if len(format_string) > _MAX_DATE_FORMAT_CHARS:
+        raise refuse(f"strftime_now was given a format of {len(format_string):,} characters")
+    check_format_digits(format_string)
     return datetime.now().strftime(format_string)
 
 

@@ -2,7 +2,9 @@
 
 MODEL is chosen as `modeldeck chat` chooses it. The server listens on 127.0.0.1:8080 unless
 told otherwise; any other address needs an API key, given with `--api-key` or, to keep it out
-of the shell's history, in MODELDECK_API_KEY. Ctrl+C or SIGTERM stops it (exit status 0).
+of the shell's history, in MODELDECK_API_KEY. Web pages may call it only from the origins
+given with `--allow-origin` (repeatable), or else those in the settings (the Chat page's
+server panel keeps them); none by default. Ctrl+C or SIGTERM stops it (exit status 0).
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def register(
         "--api-key",
         help=f"require this bearer token (default: ${API_KEY_ENV}; needed beyond 127.0.0.1)",
     )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (e.g. http://localhost:3000) call the API from a "
+        "browser; repeatable (default: the allowed origins in the settings, none at first)",
+    )
     serve.add_argument("--ctx", type=int, default=4096, help="context length (4096)")
     serve.add_argument(
         "--gpu-layers", type=int, help="layers on the GPU (default: as many as fit; -1 all)"
@@ -55,14 +64,17 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Serve the chosen model until Ctrl+C or SIGTERM; returns the exit status."""
     from app.chat.model_choice import ModelChoiceError
     from app.commands.chat import plan_model
-    from app.errors import AppError
+    from app.errors import AppError, SettingsError
     from app.serving import ModelServer, ServingError, UnprotectedBindError, check_bind_address
+    from app.settings import validate_origins
 
     err = sys.stderr
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     try:
         check_bind_address(args.host, args.port, api_key=api_key)  # before a slow load
-    except ServingError as exc:
+        # The flags for this run, else the saved setting (flags are not saved).
+        origins = validate_origins(args.allow_origin or core.settings.api_allowed_origins)
+    except (ServingError, SettingsError) as exc:
         return _fail(err, str(exc), EXIT_USAGE)
     engine = core.llm
     server = ModelServer(engine)
@@ -70,10 +82,12 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         model, plan = plan_model(core, engine, args, err=err)
         with _interrupt_on_sigterm():
             # Listening first: a client that comes during the load is told to retry (503).
-            url = server.start(args.host, args.port, api_key)
+            url = server.start(args.host, args.port, api_key, allowed_origins=origins)
             loaded = server.load(plan.settings)
             key_note = " (API key required)" if server.requires_key else ""
             print(f"Serving {server.model_id} at {url}{key_note}", file=out, flush=True)
+            if origins:
+                print(f"Web pages allowed from: {', '.join(origins)}", file=err)
             print(f"Loaded {model.name}: {loaded.placement}, context {loaded.context_length:,}",
                   file=err)  # fmt: skip
             print("Press Ctrl+C to stop.", file=out, flush=True)

@@ -7,10 +7,16 @@ says `"stream": true`. Errors have OpenAI's shape, `{"error": {"message", "type"
 
 - 400: a body that is not JSON or fails validation (a missing field names it in `param`), a
   negative temperature, a prompt longer than the context (`context_length_exceeded`);
+  bodies are bounded before they are parsed (`request_body`);
 - 401: a missing or wrong API key when the server has one (`invalid_api_key`);
-- 403: without a key, a Host header that does not name this machine (`host_not_allowed`:
-  a web page must not reach a loopback server through DNS rebinding);
+- 403: a request from a web page whose origin is not allowed (`origin_not_allowed`), or, on
+  a loopback server, a Host header that does not name this machine (`host_not_allowed`:
+  DNS rebinding). See `browser_guard`; allowed origins get CORS answers;
 - 404: a model other than the loaded one (`model_not_found`); `model` may be left out;
+- 413: a body over `MAX_BODY_BYTES` (`request_too_large`). FastAPI counts the bytes as they
+  arrive; to a body that declares a Content-Length over the limit it answers itself, in
+  plain text, before anything here runs;
+- 415: a body not declared `application/json` (`unsupported_media_type`);
 - 503: a model is loading (with `Retry-After`), or none is loaded.
 
 `max_tokens` larger than the context is clamped, not refused (OpenAI answers 400): clients
@@ -25,12 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import inspect
-import ipaddress
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +42,7 @@ from typing import Any, TypeVar
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
@@ -49,7 +53,9 @@ from app.engines.llm import EngineError
 from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import ChatTemplateError
+from app.serving.browser_guard import BrowserGuard
 from app.serving.engine_queue import EngineQueue, Generation, ServerClosingError
+from app.serving.request_body import MAX_BODY_BYTES, BodyError, parse_body
 from app.serving.request_log import RequestLog, RequestLogEntry
 from app.serving.schemas import (
     COMPLETION_DEFAULT_MAX_TOKENS,
@@ -63,7 +69,6 @@ T = TypeVar("T")
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 RETRY_AFTER_LOADING_S = 5
-MAX_BODY_BYTES = 32 * 1024 * 1024  # a 128k-token prompt is well under 1 MB
 CANCEL_WAIT_S = 5.0  # how long a left request waits for the engine to confirm the stop
 STATUS_CLIENT_CLOSED = 499  # nginx's "client closed request": for the log only
 
@@ -112,12 +117,18 @@ def create_api(
     *,
     api_key: str | None,
     log: RequestLog,
+    allowed_origins: Collection[str] = (),
+    loopback_only: bool = True,
 ) -> FastAPI:
     """The ASGI app serving `served` (one generation at a time, through `queue`).
 
     Args:
         api_key: when set, every /v1 request needs `Authorization: Bearer <api_key>`.
         log: where each answered request is recorded.
+        allowed_origins: web origins whose pages may call the API (normalized, see
+            `app.settings.validate_origins`); none by default.
+        loopback_only: the server listens on loopback only, so the Host header must name
+            this machine.
     """
     api = _Api(served, queue, api_key=api_key)
     app = FastAPI(
@@ -125,7 +136,10 @@ def create_api(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        **_fastapi_options(),
+        # FastAPI ≥ 0.164 counts body bytes as they arrive and answers 413 past this.
+        max_body_size=MAX_BODY_BYTES,
+        # No OpenTelemetry spans from the app process (FastAPI ≥ 0.164 makes them by default).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     router = APIRouter(dependencies=[Depends(api.check_access)])
     router.add_api_route("/models", api.models, methods=["GET"])
@@ -135,25 +149,20 @@ def create_api(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
+    # The last added runs first: the log records every request, refused ones included.
+    app.add_middleware(
+        BrowserGuard,
+        allowed_origins=allowed_origins,
+        loopback_only=loopback_only,
+        refuse=_refusal,
+    )
     app.add_middleware(_RequestLogMiddleware, log=log)
     return app
 
 
-def _fastapi_options() -> dict[str, Any]:
-    """No OpenTelemetry spans from the app process (FastAPI ≥ 0.16x makes them by default),
-    and a cap on body size, where this FastAPI has the options."""
-    parameters = inspect.signature(FastAPI.__init__).parameters
-    options: dict[str, Any] = {}
-    if "telemetry" in parameters:
-        options["telemetry"] = {
-            "tracing": False,
-            "metrics": False,
-            "logs": False,
-            "auto_configure": False,
-        }
-    if "max_body_size" in parameters:
-        options["max_body_size"] = MAX_BODY_BYTES
-    return options
+def _refusal(status: int, message: str, code: str) -> Response:
+    """An answer in OpenAI's shape for the browser guard."""
+    return ApiError(status, message, code=code).response()
 
 
 @dataclass(frozen=True)
@@ -243,17 +252,9 @@ class _Api:
     # -- checks, in the order a request meets them ---------------------------------------
 
     async def check_access(self, request: Request) -> None:
-        """With a key: the key. Without one (loopback only), the Host header must name this
-        machine, so a web page cannot reach the API through DNS rebinding."""
+        """The API key, when the server has one (the browser guard has checked Host and
+        Origin before this)."""
         if self.api_key is None:
-            host = _host_name(request.headers.get("host", ""))
-            if not _names_this_machine(host):
-                raise ApiError(
-                    403,
-                    f"Requests must address this server as 127.0.0.1 or localhost, not {host!r}. "
-                    "Set an API key to accept other names.",
-                    code="host_not_allowed",
-                )
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
@@ -524,51 +525,9 @@ async def _parse(request: Request, model: type[BodyT]) -> BodyT:
     """The JSON body as `model`; 400 in OpenAI's words when it is not JSON or not valid."""
     raw = await request.body()
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(
-            400,
-            "We could not parse the JSON body of your request. Send JSON, e.g. "
-            '{"messages": [{"role": "user", "content": "Hello"}]}.',
-        ) from None
-    if not isinstance(document, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise _validation_error(exc) from None
-
-
-def _validation_error(exc: ValidationError) -> ApiError:
-    error = exc.errors(include_url=False)[0]
-    location = _location(error["loc"])
-    param = str(error["loc"][0]) if error["loc"] else None
-    if error["type"] == "missing":
-        return ApiError(400, f"Missing required parameter: {location!r}.", param=param)
-    return ApiError(400, f"Invalid value for {location!r}: {error['msg']}.", param=param)
-
-
-def _location(loc: Sequence[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _host_name(header: str) -> str:
-    """The host of a Host header, without its port ("[::1]:8080" -> "::1")."""
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
-
-
-def _names_this_machine(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return parse_body(raw, model)
+    except BodyError as exc:
+        raise ApiError(400, exc.message, param=exc.param) from None
 
 
 def _same_secret(given: str, expected: str) -> bool:
@@ -611,8 +570,13 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    error = ApiError(exc.status_code, str(exc.detail), code=code, headers=exc.headers)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+        exc.status_code
+    )
+    message = str(exc.detail)
+    if exc.status_code == 413:
+        message = f"The request body is larger than the {MAX_BODY_BYTES:,} bytes allowed."
+    error = ApiError(exc.status_code, message, code=code, headers=exc.headers)
     return error.response()
 
 

@@ -5,6 +5,10 @@ Unknown fields are ignored (clients send `user`, `logit_bias`, … freely). Beyo
 fields, llama.cpp's `top_k`, `min_p` and `repeat_penalty` are accepted. A field left out
 takes the app's default (`Sampling`: llama.cpp's defaults), except `max_tokens`: a chat reply
 may fill the context, a completion stops at 16 tokens (as OpenAI's do).
+
+Numbers must be finite (JSON's `1e999` parses as infinity, which `ge=0` lets through), and
+the lists and strings that cost work per token or per message are bounded: stop strings
+(checked against the text at every token), messages, a model name (echoed in errors).
 """
 
 from __future__ import annotations
@@ -17,10 +21,19 @@ from app.chat.sampling import Sampling
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16
 MAX_STOP_STRINGS = 16
+MAX_STOP_CHARS = 1024
+# Far more turns than any context holds; a bound that says so before a template walks them.
+MAX_MESSAGES = 10_000
+MAX_MODEL_NAME_CHARS = 1024
+# llama.cpp takes top_k as a 32-bit int.
+MAX_TOP_K = 2**31 - 1
+
+# Every body model: unknown fields ignored, numbers finite.
+_BODY = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = _BODY
 
     type: Literal["text"]
     text: str
@@ -29,13 +42,13 @@ class TextPart(BaseModel):
 class OtherPart(BaseModel):
     """A content part the model cannot read (an image, audio…): refused with a message."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = _BODY
 
     type: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = _BODY
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | OtherPart] | None = None
@@ -60,27 +73,28 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = _BODY
 
     include_usage: bool = False
 
 
-Stop = str | Annotated[list[str], Field(max_length=MAX_STOP_STRINGS)] | None
+StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+Stop = StopString | Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)] | None
 
 
 class SamplingFields(BaseModel):
     """The sampling fields shared by both endpoints."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = _BODY
 
-    model: str | None = None  # None: the loaded model
+    model: Annotated[str, Field(max_length=MAX_MODEL_NAME_CHARS)] | None = None  # None: loaded
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
     min_p: float | None = Field(default=None, ge=0, le=1)
     repeat_penalty: float | None = Field(default=None, gt=0)
     seed: int | None = None
@@ -127,7 +141,7 @@ class SamplingFields(BaseModel):
 
 
 class ChatCompletionRequest(SamplingFields):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
 
 
 class CompletionRequest(SamplingFields):

@@ -2,7 +2,8 @@
 
 The server answers from the app's own `LlmEngine` (the same child process the Chat page
 uses), so nothing is loaded twice. It listens on 127.0.0.1 unless told otherwise, and it
-refuses to listen anywhere else without an API key.
+refuses to listen anywhere else without an API key. Web pages may use it only from the
+origins it is given (none by default; `browser_guard`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from app.serving.errors import (
 )
 from app.serving.request_log import RequestLog
 from app.serving.served_engine import ServedEngine
+from app.settings import validate_origins
 
 if TYPE_CHECKING:
     import uvicorn
@@ -63,6 +66,7 @@ class ModelServer:
         self._host = DEFAULT_HOST
         self._port = 0
         self._api_key: str | None = None
+        self._allowed_origins: tuple[str, ...] = ()
 
     # -- state ---------------------------------------------------------------------------
 
@@ -91,6 +95,11 @@ class ModelServer:
     @property
     def requires_key(self) -> bool:
         return self._api_key is not None
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """The web origins whose pages may use the running server (none: no web page)."""
+        return self._allowed_origins if self.running else ()
 
     @property
     def queue_length(self) -> int:
@@ -125,21 +134,30 @@ class ModelServer:
     # -- start and stop ------------------------------------------------------------------
 
     def start(
-        self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, api_key: str | None = None
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        api_key: str | None = None,
+        *,
+        allowed_origins: Iterable[str] = (),
     ) -> str:
         """Listen on `host:port` (port 0: any free one) and return the API's URL.
 
         Args:
             api_key: when set, every request needs `Authorization: Bearer <api_key>`;
                 required for any address but this machine's loopback.
+            allowed_origins: web origins ("https://app.example") whose pages may call the
+                API from a browser; requests from any other page are refused.
 
         Raises:
             UnprotectedBindError: `host` is reachable from other machines and no key is set.
             ServerStartError: the address could not be bound (port in use, unknown host).
+            SettingsError: an allowed origin is not an http(s) origin.
             ServingUnavailableError: FastAPI / uvicorn / sse-starlette are not installed.
             ServingError: the server is already running.
         """
         api_key = api_key or None
+        origins = validate_origins(allowed_origins)
         with self._lock:
             if self.running:
                 raise ServingError(f"The server is already running at {self.url}.")
@@ -158,7 +176,14 @@ class ModelServer:
             bound_port: int = listener.getsockname()[1]
             queue = EngineQueue()
             try:
-                app = create_api(self.served, queue, api_key=api_key, log=self.log)
+                app = create_api(
+                    self.served,
+                    queue,
+                    api_key=api_key,
+                    log=self.log,
+                    allowed_origins=origins,
+                    loopback_only=_is_loopback(addresses[0][1]),  # the address it binds
+                )
                 server = uvicorn.Server(
                     uvicorn.Config(
                         app,
@@ -184,6 +209,7 @@ class ModelServer:
             self._server, self._queue, self._thread = server, queue, thread
             self._host, self._port = host, bound_port
             self._api_key = api_key
+            self._allowed_origins = origins
             thread.start()
             deadline = time.monotonic() + START_TIMEOUT_S
             while not server.started and thread.is_alive() and time.monotonic() < deadline:
@@ -240,6 +266,7 @@ class ModelServer:
                 thread.join(timeout)
         self._server = self._thread = self._loop = self._queue = None
         self._api_key = None
+        self._allowed_origins = ()
         self._port = 0
 
 

@@ -112,11 +112,19 @@ class ServerPanel(QWidget):
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
         self.api_key.setPlaceholderText("needed beyond 127.0.0.1")
         self.api_key.setToolTip("Clients send it as a bearer token (the openai client's api_key)")
+        # Saved in the settings when the server starts (modeldeck serve uses them too).
+        self.origins = QLineEdit(", ".join(core.settings.api_allowed_origins))
+        self.origins.setPlaceholderText("none: no web page may use it")
+        self.origins.setToolTip(
+            "Web pages that may call the API from a browser, e.g. http://localhost:3000 "
+            "(separate several with commas). Pages from anywhere else are refused."
+        )
         fields = QFormLayout()
         fields.setContentsMargins(0, 0, 0, 0)
         fields.addRow("Host", self.host)
         fields.addRow("Port", self.port)
         fields.addRow("API key", self.api_key)
+        fields.addRow("Web origins", self.origins)
 
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -224,6 +232,7 @@ class ServerPanel(QWidget):
 
     async def _start(self) -> None:
         from app.serving import UnprotectedBindError
+        from app.settings import validate_origins
 
         host = self.host.text().strip() or DEFAULT_HOST
         port = self.port.value()
@@ -231,9 +240,15 @@ class ServerPanel(QWidget):
         self._set_changing(True)
         self._say(f"Starting on {host}…")
         try:
+            origins = validate_origins(self.origins.text().replace(",", " ").split())
+            if origins != self._core.settings.api_allowed_origins:
+                await run_blocking(lambda: self._core.update_settings(api_allowed_origins=origins))
+            self.origins.setText(", ".join(origins))
             server = await run_blocking(lambda: self._core.server)
             self._listen(server)
-            url = await run_blocking(server.start, host, port, api_key)
+            url = await run_blocking(
+                lambda: server.start(host, port, api_key, allowed_origins=origins)
+            )
         except UnprotectedBindError as exc:
             self._failed(f"{exc.message} Set an API key, or serve on 127.0.0.1.")
             return
@@ -339,7 +354,7 @@ class ServerPanel(QWidget):
         running = self.running
         self.switch.setEnabled(not self._changing and (running or self._model_loaded))
         self.switch.setToolTip("" if self._model_loaded else "Load a local model first")
-        for field in (self.host, self.port, self.api_key):
+        for field in (self.host, self.port, self.api_key, self.origins):
             field.setEnabled(not running and not self._changing)
         self.queue.setVisible(running)
         shown = self.status.text()
