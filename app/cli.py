@@ -96,11 +96,16 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     # Imported here, not at the top: the window's launcher parses arguments with this module.
     from app.core import Core
     from app.errors import AppError, GatedRepoError, HubUnreachableError, RepoNotFoundError
+    from app.store import DatabaseError
 
     try:
         core = Core.open(endpoint_override=args.endpoint)
+    except DatabaseError as exc:  # a damaged, foreign or newer database: nothing was run
+        return _fail(str(exc), EXIT_ERROR)
     except AppError as exc:
         return _fail(exc.message, EXIT_USAGE)
+    if core.database.recovery is not None:  # the command still runs, on a fresh database
+        sys.stderr.write(f"modeldeck: {core.database.recovery.message}\n")
     try:
         if args.command == "pull":
             from app.commands import pull

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app import paths
-from app.hub.credentials import ResolvedToken, TokenSource, TokenStore
+from app.hub.credentials import ResolvedToken, TokenSource, TokenStore, keep_out_of_logs
 from app.settings import Settings, load_settings, save_settings
 from app.store import Database
 
@@ -73,10 +73,17 @@ class Core:
 
     @property
     def token(self) -> ResolvedToken:
-        """The token in use and where it came from (may block on the OS keyring)."""
+        """The token for `endpoint` and where it came from (may block on the OS keyring).
+
+        Everything that sends a token (the hub, the download queue, `modeldeck pull`) takes it
+        from here, so the rules of `TokenStore.resolve` hold for all of them: a saved token
+        only to the endpoint it was saved for, and none over plain http to another machine.
+        """
+        endpoint = self.endpoint
         with self._lock:
             if self._token is None:
-                self._token = self.tokens.resolve()
+                self._token = self.tokens.resolve(endpoint)
+                keep_out_of_logs(self._token.value)
             return self._token
 
     @property
@@ -210,18 +217,29 @@ class Core:
             self._stop_downloads()  # rebuilt on next use, for the new endpoint and cache
         with self._lock:
             self.settings = load_settings(self.database)
+            self._token = None  # the token depends on the endpoint
             self._hub = None
             self._library = None  # the cache folder may have moved
         return self.settings
 
     def save_token(self, token: str) -> TokenSource:
-        """Keep a new token (empty clears it) and use it from now on. Returns where it is kept."""
-        location = self.tokens.save(token)
+        """Keep a new token for the endpoint in use (empty clears it) and use it from now on.
+        Returns where it is kept."""
+        location = self.tokens.save(token, endpoint=self.endpoint)
+        self._forget_token()
+        return location
+
+    def keep_token_for_endpoint(self) -> None:
+        """Let the saved token go to the endpoint in use (it was saved for another one)."""
+        self.tokens.rebind(self.endpoint)
+        self._forget_token()
+
+    def _forget_token(self) -> None:
+        """Resolve the token again on next use; the services holding the old one are rebuilt."""
         self._stop_downloads()  # rebuilt on next use, with the new token
         with self._lock:
             self._token = None
             self._hub = None
-        return location
 
     def close(self) -> None:
         """Stop background work and close the database."""

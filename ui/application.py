@@ -13,15 +13,17 @@ from PySide6.QtCore import (
     QEvent,
     QMessageLogContext,
     QObject,
+    Qt,
     QTimer,
     QtMsgType,
     qInstallMessageHandler,
 )
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
 from app.core import Core
+from app.store import DatabaseError
 from ui.main_window import MainWindow
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -112,8 +114,16 @@ def run_gui(*, endpoint_override: str | None = None, open_paths: Sequence[Path] 
         sys.stderr.write(f"modeldeck: {problem}\n")
         return 1
     app = create_application(sys.argv)
-    core = Core.open(endpoint_override=endpoint_override)
+    try:
+        core = Core.open(endpoint_override=endpoint_override)
+    except DatabaseError as exc:  # a damaged, foreign or newer database: start nothing
+        sys.stderr.write(f"modeldeck: {exc}\n")
+        if app.platformName() not in _HEADLESS_PLATFORMS:  # nobody could close the box there
+            QMessageBox.critical(None, "ModelDeck cannot start", str(exc))
+        return 1
     window = open_main_window(core)
+    if core.database.recovery is not None:
+        _tell_about_recovery(window, core.database.recovery.message)
     app.processEvents()  # paint the window now; the asyncio loop is not needed for that
     import asyncio
 
@@ -128,6 +138,14 @@ def run_gui(*, endpoint_override: str | None = None, open_paths: Sequence[Path] 
     with loop:
         loop.run_forever()
     return 0
+
+
+def _tell_about_recovery(window: MainWindow, message: str) -> None:
+    """Say, without blocking start-up, that a damaged database was moved aside."""
+    sys.stderr.write(f"modeldeck: {message}\n")
+    box = QMessageBox(QMessageBox.Icon.Warning, "ModelDeck", message, parent=window)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
 
 
 def _import_paths(window: MainWindow, paths: list[Path]) -> None:

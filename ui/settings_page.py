@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
 from app import paths
 from app.core import Core
 from app.errors import AppError
-from app.hub.credentials import TokenSource
-from app.hub.endpoint import DEFAULT_ENDPOINT
+from app.hub.credentials import ResolvedToken, TokenSource
+from app.hub.endpoint import DEFAULT_ENDPOINT, may_carry_token, same_endpoint
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
 
@@ -45,6 +45,11 @@ class SettingsPage(QWidget):
         self.clear_token_button = QPushButton("Forget token")
         self.token_status = QLabel()
         self.token_status.setWordWrap(True)
+        # Which endpoint the saved token goes to: the one it was saved for, and only that one.
+        self.token_binding = QLabel()
+        self.token_binding.setWordWrap(True)
+        self.keep_token_button = QPushButton()
+        self.keep_token_button.hide()  # shown when the saved token belongs to another endpoint
         self.cache_dir = QLineEdit(core.settings.hf_cache_dir or "")
         self.cache_dir.setPlaceholderText(
             f"default: {paths.hf_cache_dir()} (shared with other tools)"
@@ -77,6 +82,8 @@ class SettingsPage(QWidget):
         form = QFormLayout()
         form.addRow("Hub endpoint", self.endpoint)
         form.addRow("Access token", token_row)
+        form.addRow("", self.token_binding)
+        form.addRow("", self.keep_token_button)
         form.addRow("", self.token_status)
         form.addRow("Model cache (HF cache)", cache_row)
         form.addRow("App data", data_row)
@@ -96,6 +103,7 @@ class SettingsPage(QWidget):
         # Bound methods, not lambdas: PySide tracks them weakly, so the page can be torn down.
         self.save_token_button.clicked.connect(self._save_token_clicked)
         self.clear_token_button.clicked.connect(self._forget_token_clicked)
+        self.keep_token_button.clicked.connect(self._keep_token_clicked)
         browse.clicked.connect(self._choose_cache_dir)
         open_cache.clicked.connect(self._open_cache_dir)
         open_data.clicked.connect(self._open_data_dir)
@@ -124,6 +132,7 @@ class SettingsPage(QWidget):
             return
         self.endpoint.setText(settings.hub_endpoint or "")
         self._say(f"Saved. Using {self._core.endpoint}.")
+        await self._show_token_status()  # a token is bound to its endpoint
         self.hubChanged.emit()
 
     def _save_token_clicked(self) -> None:
@@ -131,6 +140,9 @@ class SettingsPage(QWidget):
 
     def _forget_token_clicked(self) -> None:
         spawn(self._save_token(""))
+
+    def _keep_token_clicked(self) -> None:
+        spawn(self._keep_token())
 
     def _open_cache_dir(self) -> None:
         folder = self.cache_dir.text().strip() or str(paths.hf_cache_dir())
@@ -155,8 +167,29 @@ class SettingsPage(QWidget):
         await self._show_token_status()
         self.hubChanged.emit()
 
+    async def _keep_token(self) -> None:
+        try:
+            await run_blocking(self._core.keep_token_for_endpoint)
+        except Exception as exc:  # the keyring backends raise their own error types
+            self._say(f"The token could not be kept: {type(exc).__name__}", error=True)
+            return
+        self._say(f"The saved token now goes to {self._core.endpoint}.")
+        await self._show_token_status()
+        self.hubChanged.emit()
+
     async def _show_token_status(self) -> None:
-        resolved = await run_blocking(lambda: self._core.token)
+        core = self._core
+
+        def read() -> tuple[ResolvedToken, str | None]:
+            saved = core.tokens.saved()  # the endpoint only: the value stays on the worker
+            return core.token, saved.endpoint if saved else None
+
+        resolved, saved_for = await run_blocking(read)
+        endpoint = core.endpoint
+        self.token_binding.setText(token_binding_text(endpoint, saved_for))
+        elsewhere = saved_for is not None and not same_endpoint(saved_for, endpoint)
+        self.keep_token_button.setText(f"Keep the saved token for {endpoint}")
+        self.keep_token_button.setVisible(elsewhere)
         if resolved.value:
             self.token_status.setText(f"A token is in use, from {resolved.source.value}.")
         else:
@@ -173,3 +206,23 @@ class SettingsPage(QWidget):
     def _say(self, text: str, *, error: bool = False) -> None:
         self.feedback.setText(text)
         mark_error(self.feedback, error)
+
+
+def token_binding_text(endpoint: str, saved_for: str | None) -> str:
+    """The line under the token field: which endpoint the saved token goes to, and the rule
+    that no token goes over plain http to another machine.
+
+    Args:
+        endpoint: the endpoint in use.
+        saved_for: the endpoint the saved token belongs to; None: no token is saved.
+    """
+    never = "A token is never sent over plain http to another machine."
+    if saved_for is None:
+        text = f"A token saved here is bound to {endpoint} and sent only there. {never}"
+    elif same_endpoint(saved_for, endpoint):
+        text = f"The saved token is bound to {saved_for} and sent only there. {never}"
+    else:
+        text = f"The saved token belongs to {saved_for}, so it is not sent to {endpoint}. {never}"
+    if not may_carry_token(endpoint):
+        text += f" {endpoint} is plain http to another machine: no token goes there."
+    return text

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
+from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
 from tests.support.hub_server import HubServer
 from ui.discover.results_model import SearchState
 from ui.main_window import MainWindow
+from ui.settings_page import token_binding_text
 
 SECRET = "hf_SettingsPageSecret1234567890"
 
@@ -67,3 +71,63 @@ def test_a_token_without_a_keyring_goes_to_a_private_file_and_is_never_shown(
         page.clear_token_button.click()
     assert not token_file.exists()
     qtbot.waitUntil(lambda: "No token" in page.token_status.text(), timeout=5_000)
+
+
+def test_the_token_line_says_which_endpoint_it_is_bound_to_and_offers_to_keep_it(
+    qtbot: QtBot,
+    qt_loop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    hub_server: HubServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its own core: the shared fixture pins the endpoint for the run, and this one moves it.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    core = Core.open(data_dir=tmp_path / "bound-data")
+    window = MainWindow(core)
+    qtbot.addWidget(window)
+    window.show()
+    page = window.settings
+    window.show_page(page)
+    with HubServer(tmp_path / "other-hub") as other:
+        try:
+            page.endpoint.setText(hub_server.url)
+            with qtbot.waitSignal(page.hubChanged, timeout=10_000):
+                page.apply_button.click()
+            page.token.setText(SECRET)
+            with qtbot.waitSignal(page.hubChanged, timeout=10_000):
+                page.save_token_button.click()
+            qtbot.waitUntil(lambda: "bound to" in page.token_binding.text(), timeout=5_000)
+            assert f"bound to {hub_server.url} and sent only there" in page.token_binding.text()
+            assert "never sent over plain http to another machine" in page.token_binding.text()
+            assert page.keep_token_button.isHidden()
+
+            page.endpoint.setText(other.url)
+            with qtbot.waitSignal(page.hubChanged, timeout=10_000):
+                page.apply_button.click()
+
+            line = page.token_binding.text()
+            assert f"belongs to {hub_server.url}, so it is not sent to {other.url}" in line
+            assert page.keep_token_button.isVisible()
+            assert other.url in page.keep_token_button.text()
+            assert core.token.value is None
+            assert SECRET not in line + page.token_status.text() + page.feedback.text()
+
+            with qtbot.waitSignal(page.hubChanged, timeout=10_000):
+                page.keep_token_button.click()
+
+            assert f"bound to {other.url} and sent only there" in page.token_binding.text()
+            assert page.keep_token_button.isHidden()
+            assert core.token.value == SECRET
+        finally:
+            window.close()
+            core.close()
+
+
+def test_the_token_line_warns_about_plain_http_to_another_machine() -> None:
+    line = token_binding_text("http://mirror.lan:8080", "http://mirror.lan:8080")
+
+    assert "http://mirror.lan:8080 is plain http to another machine: no token goes there" in line
+    assert "plain http to another machine: no token" not in token_binding_text(
+        "http://127.0.0.1:8080", None
+    )
