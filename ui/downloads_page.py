@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -32,6 +31,7 @@ from app.units import format_bytes, format_duration
 from ui.style import mark_error
 from ui.table_model import Column, Index
 from ui.tasks import run_blocking, spawn
+from ui.widgets import heading_label, plain_label, tooltip_html
 
 if TYPE_CHECKING:
     from app.downloads import DownloadManager, DownloadPlan, JobStatus
@@ -99,11 +99,14 @@ class DownloadsModel(QStandardItemModel):
             if item.text() != text:
                 item.setText(text)
         self.item(row, PROGRESS_COLUMN).setData(job.fraction, Qt.ItemDataRole.UserRole)
+        # File names come from the hub; QToolTip guesses rich text (the cells are drawn plainly).
         self.item(row, 0).setToolTip(
-            "\n".join(
-                f"{file.path}: {format_bytes(file.bytes_done)} / {format_bytes(file.size)}"
-                f" ({file.state.value})"
-                for file in job.files
+            tooltip_html(
+                "\n".join(
+                    f"{file.path}: {format_bytes(file.bytes_done)} / {format_bytes(file.size)}"
+                    f" ({file.state.value})"
+                    for file in job.files
+                )
             )
         )
 
@@ -154,10 +157,10 @@ class DownloadsPage(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.status = QLabel(
-            "No downloads yet. Choose a file in Discover ▸ Files and press Download."
+        self.status = plain_label(
+            "No downloads yet. Choose a file in Discover ▸ Files and press Download.",
+            word_wrap=True,
         )
-        self.status.setWordWrap(True)
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
         for name in ("Pause", "Resume", "Cancel", "Retry", "Remove"):
@@ -168,7 +171,7 @@ class DownloadsPage(QWidget):
             row.addWidget(button)
         row.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("<h2>Downloads</h2>"))
+        layout.addWidget(heading_label("Downloads"))
         layout.addWidget(self.status)
         layout.addLayout(row)
         layout.addWidget(self.view, 1)

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
@@ -35,6 +34,7 @@ from app.units import format_bytes, format_count
 from ui.style import mark_error
 from ui.table_model import Column, ColumnTableModel
 from ui.tasks import run_blocking, spawn
+from ui.widgets import LONG_CHARS, clip, heading_label, plain_html, plain_label, tooltip_html
 
 if TYPE_CHECKING:
     from app.library import DeletePlan, ImportResult, LibraryEntry
@@ -83,6 +83,8 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
         if role == Qt.ItemDataRole.ForegroundRole and not item.present:
             return MISSING_COLOUR
         if role == Qt.ItemDataRole.ToolTipRole:
+            # Paths and warnings quote file names and metadata: QToolTip must not read them as
+            # HTML. (Cells are drawn plainly by the view.)
             lines = [
                 f"{location.source.label}: {location.path}"
                 + ("" if location.present else "  (not present now)")
@@ -90,7 +92,7 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
             ]
             if item.warning:
                 lines.append(item.warning)
-            return "\n".join(lines)
+            return tooltip_html("\n".join(lines))
         return None
 
 
@@ -135,8 +137,12 @@ class LibraryPage(QWidget):
         self.chat_button = QPushButton("Chat with this")
         self.chat_button.setToolTip("Open the selected GGUF model in Chat")
         self.chat_button.setEnabled(False)
-        self.status = QLabel("Drop .gguf or .safetensors files, or model folders, to import them.")
-        self.status.setWordWrap(True)
+        # Says what an import or a scan did, quoting file names and reasons: plain text.
+        self.status = plain_label(
+            "Drop .gguf or .safetensors files, or model folders, to import them.",
+            word_wrap=True,
+            shrinkable=True,
+        )
 
         self.model = LibraryModel(self)
         self.proxy = QSortFilterProxyModel(self)
@@ -167,7 +173,7 @@ class LibraryPage(QWidget):
         ):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("<h2>Library</h2>"))
+        layout.addWidget(heading_label("Library"))
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.view, 1)
@@ -303,7 +309,8 @@ class LibraryPage(QWidget):
 
     def confirm_plan(self, plan: DeletePlan) -> bool:
         """Ask before deleting; files of other apps need a second, explicit yes."""
-        answer = QMessageBox.question(self, "Delete model", describe_plan(plan))
+        # Message boxes guess rich text: the plan names files and a model name from its metadata.
+        answer = QMessageBox.question(self, "Delete model", plain_html(describe_plan(plan)))
         if answer != QMessageBox.StandardButton.Yes:
             return False
         if not plan.needs_second_confirmation:
@@ -312,13 +319,15 @@ class LibraryPage(QWidget):
         again = QMessageBox.warning(
             self,
             "Delete another app's files",
-            f"These files belong to {apps}. Deleting them removes the model from {apps} too. "
-            "Delete them anyway?",
+            plain_html(
+                f"These files belong to {apps}. Deleting them removes the model from {apps} too. "
+                "Delete them anyway?"
+            ),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )
         return again == QMessageBox.StandardButton.Yes
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        self.status.setText(text)
+        self.status.setText(clip(text, LONG_CHARS))
         mark_error(self.status, error)

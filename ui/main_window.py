@@ -10,7 +10,6 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -22,6 +21,7 @@ from app.core import Core
 from ui.discover.page import DiscoverPage
 from ui.style import set_font
 from ui.tasks import run_blocking, spawn
+from ui.widgets import plain_label
 
 if TYPE_CHECKING:
     from app.downloads import DownloadPlan
@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.sidebar)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
-        self.endpoint_label = QLabel()
+        self.endpoint_label = plain_label()  # the endpoint a person typed in Settings
         self.statusBar().addPermanentWidget(self.endpoint_label)
         self._show_endpoint()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, QUrl
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from tests.hostile.test_rich_text import labels_guessing, magenta_pixels, write_marker
 from tests.support.hub_server import Fault, HubServer, Status
 from ui.discover.card_view import MORE_LINK
 from ui.discover.results_model import PAGE_SIZE, SearchState
@@ -288,3 +291,34 @@ def test_results_model_is_a_well_behaved_qt_model(
     window.discover.search_now()
     wait_for_state(qtbot, window, SearchState.RESULTS)
     qtmodeltester.check(window.discover.results)
+
+
+def test_hostile_metadata_is_shown_as_text_and_loads_no_file(
+    qtbot: QtBot, window: MainWindow, hub_server: HubServer, tmp_path: Path
+) -> None:
+    # The reported case: a library_name that is an <img> of a local file rendered the image.
+    marker = write_marker(tmp_path / "marker.png")
+    image = f'<img src="{QUrl.fromLocalFile(str(marker)).toString()}">'
+    hub_server.add_repo(
+        "mallory/metadata",
+        card="---\nbase_model: '<a href=\"https://evil.example\">base</a>'\n---\n# Card",
+        library_name=image,
+        pipeline_tag="<b>bold</b>",
+        tags=["<i>italic</i>", "<img src=marker.png>"],  # tags with a ":" are not chips
+    )
+    search(qtbot, window, "metadata")
+    select_repo(qtbot, window, "mallory/metadata")
+    qtbot.wait(100)  # a stray resource load would paint by now
+
+    view = window.discover.details.view
+    assert view.facts.textFormat() == Qt.TextFormat.PlainText
+    assert image in view.facts.text()
+    assert "<b>bold</b>" in view.facts.text()
+    assert view.title.textFormat() == Qt.TextFormat.PlainText
+    # Chips are the app's markup around escaped values: the hub's text shows as written.
+    chips = view.chips.text()
+    assert "&lt;img src=marker.png&gt;" in chips and "&lt;i&gt;italic" in chips
+    assert "<img" not in chips and "<i>" not in chips
+    assert labels_guessing(window.discover) == []
+    assert view.card.resource_requests == []
+    assert magenta_pixels(window) == 0

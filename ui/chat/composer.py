@@ -10,12 +10,13 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
+
+from ui.widgets import PlainLabel
 
 
 class Composer(QWidget):
@@ -32,7 +33,9 @@ class Composer(QWidget):
         self._can_regenerate = False
         self._editing: int | None = None
 
-        self.edit_note = QLabel("Editing a message: Resend replaces it and everything after it.")
+        self.edit_note = PlainLabel(
+            "Editing a message: Resend replaces it and everything after it."
+        )
         self.cancel_edit_button = QPushButton("Cancel edit")
         edit_row = QHBoxLayout()
         edit_row.addWidget(self.edit_note, 1)

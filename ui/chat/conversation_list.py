@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.chat.conversations import NEW_CONVERSATION_TITLE
 from app.errors import AppError
 from ui.tasks import run_blocking, spawn
+from ui.widgets import plain_html
 
 if TYPE_CHECKING:
     from app.chat.conversations import Conversation, ConversationStore
@@ -112,7 +113,8 @@ class ConversationList(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete conversation",
-            f"Delete “{item.text()}” and all its messages? This cannot be undone.",
+            # Message boxes guess rich text; a title can be anything (a model may write it).
+            plain_html(f"Delete “{item.text()}” and all its messages? This cannot be undone."),
         )
         if answer == QMessageBox.StandardButton.Yes:
             spawn(self._delete(int(item.data(IdRole))))

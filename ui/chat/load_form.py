@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.conversations import ModelRef
+from ui.widgets import tooltip_html
 
 if TYPE_CHECKING:  # imported when used: the engine modules stay out of the page's first paint
     from app.engines.offload import KvCacheType
@@ -148,7 +149,7 @@ class LoadForm(QWidget):
         for model in listed:
             self.model.addItem(model.label, model)
             self.model.setItemData(
-                self.model.count() - 1, str(model.path), Qt.ItemDataRole.ToolTipRole
+                self.model.count() - 1, tooltip_html(str(model.path)), Qt.ItemDataRole.ToolTipRole
             )
         index = self._index_of(current.path) if current is not None else -1
         self.model.setCurrentIndex(index if index >= 0 else (0 if listed else -1))

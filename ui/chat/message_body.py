@@ -1,8 +1,8 @@
 """The text of one chat message: safe rich text that grows as a reply streams, never reloaded.
 
 `MessageBody` is a read-only QTextBrowser as tall as its text (the transcript scrolls, not
-the message). It loads no resources whatever the HTML says, opens only safe links, in the
-system browser, and turns "Copy code" links into clipboard copies.
+the message). It loads no resources whatever the HTML says (`ui.inert_text`), opens only safe
+links, in the system browser, and turns "Copy code" links into clipboard copies.
 
 Streaming (`stream`) costs the GUI thread only the new part: finished Markdown blocks are
 rendered once and appended; the unfinished tail is re-rendered on each update while it is
@@ -23,10 +23,9 @@ from PySide6.QtGui import (
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
-    QTextDocument,
     QTextDocumentFragment,
 )
-from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
+from PySide6.QtWidgets import QFrame, QSizePolicy, QWidget
 
 from app.hub.links import SAFE_SCHEMES
 from ui.chat.markdown import (
@@ -36,6 +35,7 @@ from ui.chat.markdown import (
     split_segments,
     stable_end,
 )
+from ui.inert_text import InertTextBrowser
 
 # Above this many characters, an unfinished block is appended as plain text while it streams
 # (re-rendering it costs about 1 ms per 2 kB on each update).
@@ -72,7 +72,7 @@ th, td {{ border: 1px solid {muted}; padding: 3px 6px; }}
 """
 
 
-class MessageBody(QTextBrowser):
+class MessageBody(InertTextBrowser):
     """Rich text of one message, as tall as its content."""
 
     codeCopied = Signal(int)  # the index of the code block put on the clipboard
@@ -80,8 +80,6 @@ class MessageBody(QTextBrowser):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setOpenLinks(False)
-        self.setOpenExternalLinks(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -94,7 +92,6 @@ class MessageBody(QTextBrowser):
         self.document().setDocumentMargin(2)
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.anchorClicked.connect(self._open_link)
-        self.resource_requests: list[str] = []  # what the HTML asked for (nothing is loaded)
         self._text = ""  # the Markdown shown
         self._committed = 0  # characters of `_text` rendered as finished blocks
         self._codes = 0  # code blocks among them
@@ -108,10 +105,6 @@ class MessageBody(QTextBrowser):
     def text(self) -> str:
         """The Markdown shown."""
         return self._text
-
-    def loadResource(self, type: int, name: QUrl | str) -> object:
-        self.resource_requests.append(name.toString() if isinstance(name, QUrl) else name)
-        return None
 
     def show_text(self, text: str) -> None:
         """Show `text` whole, rendered as Markdown."""
@@ -200,7 +193,8 @@ class MessageBody(QTextBrowser):
         if document.isEmpty():
             cursor.insertHtml(html)
             return
-        piece = QTextDocument()
+        # Inert too: the HTML parser fetches style sheets as it reads, before insertion.
+        piece = self.scratch_document()
         piece.setDefaultStyleSheet(document.defaultStyleSheet())
         piece.setHtml(html)
         QTextCursor(piece).insertBlock()

@@ -7,7 +7,6 @@ from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -16,6 +15,7 @@ from PySide6.QtWidgets import (
 from app.chat.conversations import Message, MessageState, Role
 from ui.chat.message_body import MessageBody
 from ui.style import mark_error, set_font
+from ui.widgets import PlainLabel, tooltip_html
 
 ROLE_TITLES = {Role.USER: "You", Role.ASSISTANT: "Assistant"}
 
@@ -70,7 +70,7 @@ class MessageWidget(QFrame):
             self.setPalette(palette)
             self.setAutoFillBackground(True)
 
-        self.role = QLabel(ROLE_TITLES.get(message.role, message.role.value))
+        self.role = PlainLabel(ROLE_TITLES.get(message.role, message.role.value))
         set_font(self.role, bold=True)
         self.copy_button = _tool_button("Copy", "Copy this message as Markdown")
         self.edit_button = _tool_button("Edit", "Edit this message and send it again")
@@ -83,10 +83,10 @@ class MessageWidget(QFrame):
         header.addWidget(self.copy_button)
 
         self.body = MessageBody()
-        self.note = QLabel()
+        self.note = PlainLabel()
         self.note.setWordWrap(True)
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.stats = QLabel()
+        self.stats = PlainLabel()
         # Wraps rather than widening the message past a narrow transcript (its buttons clip).
         self.stats.setWordWrap(True)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -176,8 +176,8 @@ class MarkerWidget(QWidget):
         self._message = message
         dropped = message.dropped or 0
         noun = "message" if dropped == 1 else "messages"
-        self.label = QLabel(f"{dropped} earlier {noun} dropped to fit the context")
-        self.label.setToolTip(message.content)
+        self.label = PlainLabel(f"{dropped} earlier {noun} dropped to fit the context")
+        self.label.setToolTip(tooltip_html(message.content))  # QToolTip guesses rich text
         set_font(self.label, points_delta=-1)
         font = self.label.font()
         font.setItalic(True)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -36,6 +35,7 @@ from ui.chat.server_panel import ServerPanel
 from ui.chat.template_picker import TemplatePicker
 from ui.style import make_notice, mark_error, set_font
 from ui.tasks import run_blocking, spawn
+from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
 
 if TYPE_CHECKING:
     from app.chat.conversations import ModelRef
@@ -85,7 +85,8 @@ class ModelPanel(QScrollArea):
         self._loaded_model: PickedModel | None = None
         self.active: str | None = None  # "local" or "remote" once something answers
 
-        self.active_label = QLabel("No model yet: pick one and press Load.")
+        self.active_label = PlainLabel("No model yet: pick one and press Load.")
+        let_shrink(self.active_label)  # names a model from its file's metadata
         self.active_label.setWordWrap(True)
         set_font(self.active_label, bold=True)
 
@@ -96,10 +97,11 @@ class ModelPanel(QScrollArea):
         self.busy.setTextVisible(False)
         self.busy.setMaximumHeight(8)
         self.busy.hide()
-        self.load_status = QLabel()
+        self.load_status = PlainLabel()
+        let_shrink(self.load_status)
         self.load_status.setWordWrap(True)
         self.load_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.notes = QLabel()
+        self.notes = PlainLabel()
         self.notes.setWordWrap(True)
         make_notice(self.notes)
         self.notes.hide()
@@ -431,7 +433,7 @@ class ModelPanel(QScrollArea):
 
     def _activate(self, source: str, text: str) -> None:
         self.active = source
-        self.active_label.setText(text)
+        self.active_label.setText(clip(text, LONG_CHARS))  # quotes a name from a model file
         self.prompt_button.setEnabled(source == "local")
         self.engineChanged.emit(self.engine)
 
@@ -444,5 +446,5 @@ class ModelPanel(QScrollArea):
         self._say(text, error=error)
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        self.load_status.setText(text)
+        self.load_status.setText(clip(text, LONG_CHARS))
         mark_error(self.load_status, error)

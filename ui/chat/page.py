@@ -21,7 +21,6 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QMenu,
     QMessageBox,
     QSplitter,
@@ -41,6 +40,7 @@ from ui.chat.sampling_form import MAX_SEED
 from ui.chat.transcript import Transcript
 from ui.style import mark_error, set_font
 from ui.tasks import run_blocking, spawn
+from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
 
 if TYPE_CHECKING:
     from app.chat.conversations import Conversation, ConversationStore
@@ -106,7 +106,8 @@ class ChatPage(QWidget):
 
         self.conversations = ConversationList(lambda: self._core.conversations)
         self.conversations.setMinimumWidth(180)
-        self.title = QLabel(NEW_CONVERSATION_TITLE)
+        self.title = PlainLabel(NEW_CONVERSATION_TITLE)
+        let_shrink(self.title)  # a title (a model may write it) must not widen the window
         set_font(self.title, points_delta=2, bold=True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = QToolButton()
@@ -130,7 +131,8 @@ class ChatPage(QWidget):
 
         self.transcript = Transcript()
         self.composer = Composer()
-        self.status = QLabel()
+        self.status = PlainLabel()
+        let_shrink(self.status)
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_font(self.status, points_delta=-1)
@@ -288,7 +290,7 @@ class ChatPage(QWidget):
 
     def _show_title(self, title: str) -> None:
         self._title = title
-        self.title.setText(title)
+        self.title.setText(clip(title))  # one line: a long title would widen the window
 
     async def _sync(self, conversation_id: int) -> None:
         messages = await run_blocking(lambda: self._core.conversations.messages(conversation_id))
@@ -486,6 +488,7 @@ class ChatPage(QWidget):
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("The conversation no longer fits")
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the message may quote a model's name
         box.setText(error.message)
         box.setInformativeText(
             "Drop the oldest turns to make room? A divider in the conversation shows where. "
@@ -601,7 +604,7 @@ class ChatPage(QWidget):
         self.export_button.setEnabled(self._conversation_id is not None)
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        self.status.setText(text)
+        self.status.setText(clip(text, LONG_CHARS))
         mark_error(self.status, error)
         if text:
             self.said.emit(text)

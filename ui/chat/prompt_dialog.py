@@ -6,13 +6,13 @@ from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QLabel,
     QPlainTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from ui.style import make_notice
+from ui.widgets import PlainLabel
 
 
 class PromptDialog(QDialog):
@@ -24,8 +24,8 @@ class PromptDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Prompt as the model sees it")
         self.resize(760, 560)
-        self.format_label = QLabel(f"Rendered with {format_name}; {len(text):,} characters.")
-        self.note = QLabel(note or "")
+        self.format_label = PlainLabel(f"Rendered with {format_name}; {len(text):,} characters.")
+        self.note = PlainLabel(note or "")
         self.note.setWordWrap(True)
         make_notice(self.note)
         self.note.setVisible(bool(note))

@@ -9,13 +9,13 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QWidget,
 )
 
 from ui.style import mark_error
+from ui.widgets import PlainLabel
 
 if TYPE_CHECKING:  # imported when used: the engine modules stay out of the page's first paint
     from app.engines.remote import RemoteEndpoint
@@ -46,7 +46,7 @@ class RemoteForm(QWidget):
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.use_button)
-        self.status = QLabel()
+        self.status = PlainLabel()
         self.status.setWordWrap(True)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)

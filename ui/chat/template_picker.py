@@ -7,9 +7,10 @@ from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QVBoxLayout, QWidget
 
 from app.chat.template_formats import FALLBACK_FORMATS
+from ui.widgets import PlainLabel
 
 MODEL_TEMPLATE = "Model's template"
 CUSTOM = "Custom…"
@@ -39,7 +40,7 @@ class TemplatePicker(QWidget):
         self.custom.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.custom.setMaximumHeight(8 * self.custom.fontMetrics().lineSpacing() + 12)
         self.custom.hide()
-        self.hint = QLabel("Variables: messages, add_generation_prompt, bos_token, eos_token.")
+        self.hint = PlainLabel("Variables: messages, add_generation_prompt, bos_token, eos_token.")
         self.hint.setWordWrap(True)
         self.hint.hide()
         layout = QVBoxLayout(self)

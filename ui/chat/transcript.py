@@ -12,11 +12,12 @@ import time
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from app.chat.conversations import Message, Role
 from ui.chat.message_widget import MarkerWidget, MessageWidget
 from ui.tasks import yield_to_loop
+from ui.widgets import PlainLabel
 
 _BOTTOM_SLACK_PX = 8
 _TURN_SECONDS = 0.015  # GUI-thread work between two yields while a long conversation fills in
@@ -40,7 +41,7 @@ class Transcript(QScrollArea):
         self._layout = QVBoxLayout(container)
         self._layout.setContentsMargins(12, 12, 12, 12)
         self._layout.setSpacing(8)
-        self.placeholder = QLabel()
+        self.placeholder = PlainLabel()
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self._layout.addWidget(self.placeholder)

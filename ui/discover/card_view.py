@@ -6,9 +6,10 @@ import time
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
-from PySide6.QtWidgets import QTextBrowser, QWidget
+from PySide6.QtWidgets import QWidget
 
 from app.hub.links import SAFE_SCHEMES
+from ui.inert_text import InertDocument, InertTextBrowser
 from ui.tasks import spawn, yield_to_loop
 
 # A few lines of CSS that Qt's rich-text engine understands, for readable cards.
@@ -30,11 +31,12 @@ _TURN_SECONDS = 0.015  # GUI-thread work between two yields to the event loop
 _BLOCKS_PER_STEP = 150  # ~10 ms of work per step on a slow machine
 
 
-class CardView(QTextBrowser):
+class CardView(InertTextBrowser):
     """Shows card HTML from `app.hub.card_html` and opens links only in the system browser.
 
-    Resources (images, style sheets) are never loaded, whatever the HTML says: `loadResource`
-    answers nothing. Large cards are appended chunk by chunk with a yield to the event loop
+    Resources (images, style sheets) are never loaded, whatever the HTML says: the view and
+    its documents are inert (`ui.inert_text`); `resource_requests` lists what was asked for.
+    Large cards are appended chunk by chunk with a yield to the event loop
     between chunks, so painting and input continue while a big card fills in; a large
     previous card is dismantled the same way, in the background.
     """
@@ -43,18 +45,10 @@ class CardView(QTextBrowser):
     restShown = Signal()  # the rest of a long card has been appended
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setOpenLinks(False)
-        self.setOpenExternalLinks(False)
-        self.setDocument(self._new_document())
+        super().__init__(parent)  # shows a `new_document()`, with the card style sheet
         self.anchorClicked.connect(self._open_link)
-        self.resource_requests: list[str] = []  # what the HTML asked for (nothing is loaded)
         self._rest: list[str] = []  # chunks of a long card not shown yet
         self._rest_starts = 0  # where the "show the rest" paragraph begins
-
-    def loadResource(self, type: int, name: QUrl | str) -> object:
-        self.resource_requests.append(name.toString() if isinstance(name, QUrl) else name)
-        return None
 
     def clear(self) -> None:
         """Empty the view at once; a big old document is taken apart in the background."""
@@ -63,7 +57,7 @@ class CardView(QTextBrowser):
             super().clear()
             return
         old.setParent(None)  # so that setDocument does not delete it here and now
-        self.setDocument(self._new_document())
+        self.setDocument(self.new_document())
         spawn(_dismantle(old))
 
     @property
@@ -124,8 +118,8 @@ class CardView(QTextBrowser):
             f"(about {remaining // 1000:,} kB more)</b></a></p>"
         )
 
-    def _new_document(self) -> QTextDocument:
-        document = QTextDocument(self)
+    def new_document(self) -> InertDocument:
+        document = super().new_document()
         document.setDefaultStyleSheet(_CARD_CSS)
         return document
 

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTreeView,
     QVBoxLayout,
@@ -24,6 +23,7 @@ from app.hub.models import ModelDetails, RepoFile
 from app.units import format_bytes
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
+from ui.widgets import LONG_CHARS, clip, plain_label, tooltip_html
 
 if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of startup
     from app.hardware import FitEstimate, MachineMemory
@@ -36,6 +36,8 @@ FIT_COLOURS = {"fits": "#2e7d32", "tight": "#ef6c00", "won't fit": "#c62828"}
 def _row(
     name: str, size: int | None, quantization: str, fit: FitEstimate | None, sha256: str
 ) -> list[QStandardItem]:
+    # Cell texts are drawn plainly by the view; tooltips go through QToolTip, which guesses
+    # rich text, so they are escaped (a hub sends file names and sha256s as it likes).
     cells = [
         QStandardItem(name),
         QStandardItem(format_bytes(size) if size is not None else "?"),
@@ -47,11 +49,11 @@ def _row(
         cell.setEditable(False)
     cells[1].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     if sha256:
-        cells[4].setToolTip(sha256)
+        cells[4].setToolTip(tooltip_html(sha256))
     if fit:
         cells[3].setForeground(QColor(FIT_COLOURS[fit.fit.value]))
-        cells[3].setToolTip(fit.explanation)
-        cells[0].setToolTip(fit.explanation)
+        cells[3].setToolTip(tooltip_html(fit.explanation))
+        cells[0].setToolTip(tooltip_html(fit.explanation))
     return cells
 
 
@@ -137,8 +139,8 @@ class FilesView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
+        # Names variants and quantizations of files; a problem may quote a file name.
+        self.summary = plain_label(word_wrap=True, shrinkable=True)
         self.download_button = QPushButton("Download")
         self.download_button.setEnabled(False)
         self.variant = QComboBox()
@@ -146,8 +148,7 @@ class FilesView(QWidget):
         self.chat_button = QPushButton("Chat with this")
         self.chat_button.setToolTip("Open this model in Chat")
         self.chat_button.hide()
-        self.problem = QLabel()
-        self.problem.setWordWrap(True)
+        self.problem = plain_label(word_wrap=True, shrinkable=True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.download_button)
         buttons.addWidget(self.chat_button)
@@ -198,7 +199,8 @@ class FilesView(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.expandAll()
         self.summary.setText(
-            f"{describe_layout(details)}. Fit assumes a {context_length:,}-token context "
+            f"{clip(describe_layout(details), LONG_CHARS)}. "
+            f"Fit assumes a {context_length:,}-token context "
             f"and {format_bytes(memory.ram_available)} of free RAM"
             + (f" plus {len(memory.gpus)} GPU(s)" if memory.gpus else "")
             + "."
@@ -285,5 +287,5 @@ class FilesView(QWidget):
         self.downloadRequested.emit(plan)
 
     def _say(self, text: str) -> None:
-        self.problem.setText(text)
+        self.problem.setText(clip(text, LONG_CHARS))
         mark_error(self.problem, True)

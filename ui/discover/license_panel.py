@@ -11,6 +11,7 @@ from app.hub.models import AccessStatus, Gating, ModelDetails
 from app.licenses import CommercialUse, LicenseInfo, license_info
 from ui.discover.card_view import CardView
 from ui.discover.results_model import CATEGORY_COLOURS
+from ui.widgets import clip
 
 _COMMERCIAL_TEXT = {
     CommercialUse.YES: "Commercial use: allowed",
@@ -33,7 +34,7 @@ def license_html(
     """The panel's content as HTML; every value from the hub is escaped."""
     colour = CATEGORY_COLOURS[info.category]
     parts = [
-        f"<h2>{escape(info.name)}</h2>",
+        f"<h2>{escape(clip(info.name))}</h2>",  # a hub's license name can be any length
         f'<p><span style="background:{colour}; color:white">&nbsp;{escape(info.category.value)}'
         f"&nbsp;</span>&nbsp; <b>{escape(_COMMERCIAL_TEXT[info.commercial_use])}</b></p>",
     ]

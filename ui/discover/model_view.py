@@ -8,14 +8,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from app.hub.models import Gating, ModelCard, ModelDetails
 from app.units import format_bytes
 from ui.discover.card_view import CardView
 from ui.discover.files_view import FilesView
 from ui.discover.license_panel import LicensePanel
-from ui.style import make_notice
+from ui.style import make_notice, set_font
+from ui.widgets import LONG_CHARS, clip, html_label, let_shrink, plain_label
 
 # Card metadata keys worth a chip, in display order.
 _CHIP_KEYS = ("pipeline_tag", "library_name", "license", "base_model", "language", "datasets")
@@ -38,8 +39,9 @@ def _open_url(url: str) -> None:
 
 
 def chips_html(chips: Iterable[str]) -> str:
+    """The chips as HTML; each chip's text (hub metadata) is cut short and escaped."""
     return " ".join(
-        f'<span style="background-color: palette(midlight)">&nbsp;{escape(chip)}&nbsp;</span>'
+        f'<span style="background-color: palette(midlight)">&nbsp;{escape(clip(chip))}&nbsp;</span>'
         for chip in chips
     )
 
@@ -49,17 +51,20 @@ class ModelView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel()
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.title.setOpenExternalLinks(False)
-        self.title.linkActivated.connect(_open_url)
-        self.facts = QLabel()
-        self.facts.setWordWrap(True)
-        self.chips = QLabel()
+        # Everything here comes from the hub: plain labels, except the app's own link and the
+        # chips' markup, whose values are escaped.
+        self.title = plain_label(selectable=True, shrinkable=True)
+        set_font(self.title, points_delta=5, bold=True)
+        self.hub_link = html_label()
+        self.hub_link.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.hub_link.setOpenExternalLinks(False)
+        self.hub_link.linkActivated.connect(_open_url)
+        self.facts = plain_label(word_wrap=True, selectable=True, shrinkable=True)
+        self.chips = html_label()
         self.chips.setWordWrap(True)
-        self.notice = QLabel()  # offline copy, broken metadata, …
+        let_shrink(self.chips)
+        self.notice = plain_label(word_wrap=True, shrinkable=True)  # offline copy, broken metadata
         make_notice(self.notice)
-        self.notice.setWordWrap(True)
         self.notice.hide()
 
         self.card = CardView()
@@ -70,18 +75,20 @@ class ModelView(QWidget):
         self.tabs.addTab(self.license, "License")
         self.tabs.addTab(self.files, "Files")
 
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.hub_link, 0, Qt.AlignmentFlag.AlignBottom)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.title, self.facts, self.chips, self.notice):
+        layout.addLayout(header)
+        for widget in (self.facts, self.chips, self.notice):
             layout.addWidget(widget)
         layout.addWidget(self.tabs, 1)
 
     def show_details(self, details: ModelDetails) -> None:
         """Fill the header and chips from the repository's metadata; empty the card."""
-        self.title.setText(
-            f'<h2 style="margin:0">{escape(details.repo_id)}</h2>'
-            f'<a href="{escape(details.url)}">Open on the hub</a>'
-        )
+        self.title.setText(clip(details.repo_id))
+        self.hub_link.setText(f'<a href="{escape(details.url)}">Open on the hub</a>')
         gated = {
             Gating.OPEN: "",
             Gating.AUTO: " · gated (terms accepted automatically)",
@@ -89,9 +96,12 @@ class ModelView(QWidget):
         }[details.gating]
         total = sum(file.size or 0 for file in details.files)
         updated = details.last_modified.date().isoformat() if details.last_modified else "?"
-        base = f" · base model: {', '.join(details.base_models)}" if details.base_models else ""
+        base = (
+            f" · base model: {clip(', '.join(details.base_models))}" if details.base_models else ""
+        )
         self.facts.setText(
-            f"{details.task or 'task not stated'} · {details.library or 'library not stated'}"
+            f"{clip(details.task or 'task not stated')}"
+            f" · {clip(details.library or 'library not stated')}"
             f" · {details.downloads:,} downloads · {details.likes:,} likes · updated {updated}"
             f" · {len(details.files)} files, {format_bytes(total)}"
             f" · commit {(details.sha or '?')[:10]}{gated}{base}"
@@ -114,5 +124,5 @@ class ModelView(QWidget):
             )
         if card is not None and card.metadata_error:
             notes.append(card.metadata_error)
-        self.notice.setText(" ".join(notes))
+        self.notice.setText(clip(" ".join(notes), LONG_CHARS))
         self.notice.setVisible(bool(notes))

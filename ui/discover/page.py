@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QSplitter,
     QTableView,
@@ -22,6 +21,7 @@ from app.hub.models import SearchQuery, SortOrder
 from ui.discover.details_pane import DetailsPane
 from ui.discover.results_model import SearchResultsModel, SearchState
 from ui.style import mark_error, set_font
+from ui.widgets import LONG_CHARS, clip, plain_label
 
 SEARCH_DEBOUNCE_MS = 300  # typing never waits on the network; a search starts after a pause
 DETAILS_DEBOUNCE_MS = 200  # arrowing through results loads only the row the user stops on
@@ -109,8 +109,7 @@ class DiscoverPage(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.results_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = plain_label(word_wrap=True, shrinkable=True)  # may quote a hub's error
 
         self.details = DetailsPane(
             lambda: self._core.hub, lambda: self._core.settings.default_context_length
@@ -200,7 +199,7 @@ class DiscoverPage(QWidget):
         return super().eventFilter(watched, event)
 
     def _show_state(self, state: str, message: str) -> None:
-        self.status.setText(message)
+        self.status.setText(clip(message, LONG_CHARS))
         self.status.setProperty("state", state)
         mark_error(self.status, state in (SearchState.OFFLINE, SearchState.ERROR))
         if state in (SearchState.EMPTY, SearchState.ERROR) or (

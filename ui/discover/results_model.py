@@ -19,6 +19,7 @@ from app.errors import AppError, HubUnreachableError
 from app.hub.models import ModelSummary, SearchQuery
 from ui.table_model import Column, ColumnTableModel, Index
 from ui.tasks import run_blocking, spawn
+from ui.widgets import tooltip_html
 
 if TYPE_CHECKING:
     import asyncio
@@ -104,7 +105,10 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
         info = license_info(item.license_id)
         if role == Qt.ItemDataRole.ForegroundRole:
             return QColor(CATEGORY_COLOURS[info.category])
-        return f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"
+        # QToolTip guesses rich text, and an unknown license's name is the hub's own string.
+        return tooltip_html(
+            f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"
+        )
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return not parent.isValid() and self._results is not None and self._fetching is None

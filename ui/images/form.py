@@ -43,6 +43,7 @@ from app.images.params import (
 )
 from ui.images.pictures import read_scaled
 from ui.tasks import run_blocking, spawn
+from ui.widgets import PlainLabel, tooltip_html
 
 CUSTOM_SIZE = "Custom"
 INIT_THUMBNAIL = 56
@@ -95,7 +96,7 @@ class ImageForm(QWidget):
         size_row = QHBoxLayout()
         size_row.setContentsMargins(0, 0, 0, 0)
         size_row.addWidget(self.width_box, 1)
-        size_row.addWidget(QLabel("x"))
+        size_row.addWidget(PlainLabel("x"))
         size_row.addWidget(self.height_box, 1)
         self.scheduler = QComboBox()
         for name in SCHEDULERS:
@@ -104,11 +105,11 @@ class ImageForm(QWidget):
         self.batch.setRange(1, MAX_BATCH)
         self.batch.setToolTip("Images to make; seeds count up from the first")
 
-        self.init_preview = QLabel()
+        self.init_preview = PlainLabel()
         self.init_preview.setFixedSize(INIT_THUMBNAIL, INIT_THUMBNAIL)
         self.init_preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.init_preview.setFrameShape(QLabel.Shape.StyledPanel)
-        self.init_label = QLabel()
+        self.init_label = PlainLabel()
         self.init_label.setWordWrap(True)
         self.clear_init_button = QPushButton("Clear")
         self.strength = QDoubleSpinBox()
@@ -137,9 +138,9 @@ class ImageForm(QWidget):
         settings.addRow("Batch", self.batch)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Prompt"))
+        layout.addWidget(PlainLabel("Prompt"))
         layout.addWidget(self.prompt)
-        layout.addWidget(QLabel("Negative prompt"))
+        layout.addWidget(PlainLabel("Negative prompt"))
         layout.addWidget(self.negative)
         layout.addLayout(settings)
         layout.addWidget(init_box)
@@ -299,7 +300,7 @@ class ImageForm(QWidget):
             )
         else:
             self.init_label.setText(path.name)
-            self.init_label.setToolTip(str(path))
+            self.init_label.setToolTip(tooltip_html(str(path)))
             self.init_preview.clear()
             spawn(self._show_init_preview(path))
         self.initImageChanged.emit(path)

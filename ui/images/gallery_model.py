@@ -24,6 +24,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from app.errors import AppError
 from ui.images.pictures import read_first
 from ui.tasks import run_blocking, spawn
+from ui.widgets import tooltip_html
 
 if TYPE_CHECKING:
     import asyncio
@@ -87,7 +88,7 @@ class GalleryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(image)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return describe(image)
+            return tooltip_html(describe(image))  # QToolTip guesses rich text; prompts are text
         if role == Qt.ItemDataRole.SizeHintRole:
             return QSize(ICON_SIDE, ICON_SIDE)
         if role == ImageRole:

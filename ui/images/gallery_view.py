@@ -8,7 +8,6 @@ from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QLabel,
     QListView,
     QMenu,
     QPushButton,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 from app.images.gallery import GalleryImage
 from ui.images.gallery_model import ICON_SIDE, GalleryModel, ImageRole
 from ui.style import set_font
+from ui.widgets import PlainLabel
 
 GRID_MARGIN = 10
 
@@ -35,9 +35,9 @@ class GalleryPane(QWidget):
     def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
-        title = QLabel("Gallery")
+        title = PlainLabel("Gallery")
         set_font(title, points_delta=1.5, bold=True)
-        self.count = QLabel()
+        self.count = PlainLabel()
         self.folder_button = QPushButton("Open folder")
         self.folder_button.setToolTip("Show the images folder in the file manager")
         header = QHBoxLayout()
@@ -60,7 +60,7 @@ class GalleryPane(QWidget):
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.view.setModel(model)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.empty = QLabel("No images yet: write a prompt and press Generate.")
+        self.empty = PlainLabel("No images yet: write a prompt and press Generate.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
 

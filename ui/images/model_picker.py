@@ -12,7 +12,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QMenu,
     QToolButton,
     QVBoxLayout,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.images.params import ModelRef
 from ui.style import set_font
+from ui.widgets import PlainLabel, tooltip_html
 
 if TYPE_CHECKING:
     from app.library import LibraryEntry
@@ -101,7 +101,7 @@ class ModelPicker(QWidget):
         self.open_file_action = menu.addAction("A .safetensors file…")
         self.open_folder_action = menu.addAction("A diffusers folder…")
         self.open_button.setMenu(menu)
-        self.license = QLabel()
+        self.license = PlainLabel()
         self.license.setWordWrap(True)
         self.license.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_font(self.license, points_delta=-1)
@@ -182,7 +182,9 @@ class ModelPicker(QWidget):
 
     def _add(self, model: ImageModel) -> None:
         self.combo.addItem(model.label, model)
-        self.combo.setItemData(self.combo.count() - 1, str(model.path), Qt.ItemDataRole.ToolTipRole)
+        self.combo.setItemData(
+            self.combo.count() - 1, tooltip_html(str(model.path)), Qt.ItemDataRole.ToolTipRole
+        )
 
     def _index_of(self, path: Path) -> int:
         for index in range(self.combo.count()):

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -45,6 +44,7 @@ from ui.images.preview import PreviewPane
 from ui.images.viewer import ImageViewer
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
+from ui.widgets import PlainLabel, plain_html
 
 if TYPE_CHECKING:
     import asyncio
@@ -152,7 +152,7 @@ class ImagesPage(QWidget):
         left.setMaximumWidth(max(FORM_WIDTH, needed) + 160)
 
         self.preview = PreviewPane()
-        self.status = QLabel()
+        self.status = PlainLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.offer_button = QPushButton("Use it as the init image")
@@ -281,7 +281,10 @@ class ImagesPage(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete image",
-            f"Delete {image.path.name}? The file and its thumbnail are removed from disk.",
+            # Message boxes guess rich text; a file name can look like HTML.
+            plain_html(
+                f"Delete {image.path.name}? The file and its thumbnail are removed from disk."
+            ),
         )
         if answer != QMessageBox.StandardButton.Yes:
             return False

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QW
 
 from app.images.engine import StepProgress
 from ui.style import set_font
+from ui.widgets import PlainLabel
 
 MIN_SIDE = 256
 
@@ -22,7 +23,7 @@ class PreviewPane(QWidget):
         self._finished: QPixmap | None = None  # the last finished image
         self._finished_caption = ""
         self._smooth = True
-        self.picture = QLabel("Your image appears here.")
+        self.picture = PlainLabel("Your image appears here.")
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setMinimumSize(QSize(MIN_SIDE, MIN_SIDE))
         self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
@@ -32,7 +33,7 @@ class PreviewPane(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
         self.progress.setValue(0)
-        self.caption = QLabel()
+        self.caption = PlainLabel()
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_font(self.caption, bold=True)
         layout = QVBoxLayout(self)

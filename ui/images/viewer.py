@@ -11,10 +11,8 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSizePolicy,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -22,7 +20,9 @@ from PySide6.QtWidgets import (
 from app.images.gallery import GalleryImage
 from app.images.params import DEFAULT_SCHEDULER
 from ui.images.pictures import read_scaled
+from ui.inert_text import InertTextBrowser
 from ui.tasks import run_blocking, spawn
+from ui.widgets import PlainLabel
 
 
 def parameters_html(image: GalleryImage) -> str:
@@ -73,11 +73,11 @@ class ImageViewer(QDialog):
         self.image = image
         self._pixmap: QPixmap | None = None
         self.setWindowTitle(image.path.name)
-        self.picture = QLabel("Loading…")
+        self.picture = PlainLabel("Loading…")
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setMinimumSize(QSize(256, 256))
         self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.details = QTextBrowser()
+        self.details = InertTextBrowser()  # prompts are outside text: escaped, and load nothing
         self.details.setHtml(parameters_html(image))
         self.details.setMinimumWidth(280)
         buttons = QDialogButtonBox()
