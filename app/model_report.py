@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.hardware import FitEstimate, MachineMemory, estimate_gguf_fit
+from app.hardware import MachineMemory
 from app.hub.models import AccessStatus, ModelDetails, ModelSummary
 from app.hub.repo_files import diffusers_layout, group_gguf_models, parse_quantization
 from app.licenses import license_info
+from app.llm.fit import FitEstimate, estimate_file_fit
 
 
 def describe_model(
@@ -25,7 +26,7 @@ def describe_model(
     for model in group_gguf_models(details.files):
         if model.size is None or model.is_projector:
             continue
-        estimate = estimate_gguf_fit(
+        estimate = estimate_file_fit(
             model.size, model.quantization, memory, context_length=context_length
         )
         for part in model.parts:

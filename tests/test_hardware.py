@@ -14,24 +14,27 @@ import pytest
 
 from app import hardware
 from app.hardware import (
-    COMFORTABLE_SHARE,
-    DEFAULT_CONTEXT_LENGTH,
     MIB,
-    Fit,
     GpuInfo,
     MachineMemory,
-    estimate_gguf_fit,
-    estimate_kv_cache_bytes,
-    estimate_overhead_bytes,
-    fit_within,
     is_apple_silicon,
-    kv_cache_bytes_of,
     machine_memory_from,
     parse_nvidia_smi,
     parse_rocm_smi,
     read_machine_memory,
 )
 from app.library.sniff import GgufShape
+from app.llm import (
+    COMFORTABLE_SHARE,
+    DEFAULT_CONTEXT_LENGTH,
+    Fit,
+    KvCacheType,
+    estimate_file_fit,
+    estimate_kv_cache_bytes,
+    estimate_overhead_bytes,
+    fit_within,
+    kv_cache_bytes_of,
+)
 from app.units import format_bytes
 
 GB = 1_000_000_000
@@ -372,57 +375,56 @@ def test_kv_cache_rejects_nonsense(parameters: float, context: int, element: flo
         estimate_kv_cache_bytes(parameters, context, kv_bytes_per_element=element)
 
 
-# --- estimate_gguf_fit -----------------------------------------------------------------------
+# --- estimate_file_fit -----------------------------------------------------------------------
 
 # A Q4_K_M file of 4.85 GB holds 8e9 parameters at 4.85 bits per weight: an 8B model.
 Q4_8B_SIZE = 4_850_000_000
 
 
 def test_fit_adds_weights_kv_cache_and_overhead() -> None:
-    estimate = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB))
+    estimate = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB))
     assert estimate.weights_bytes == Q4_8B_SIZE
     assert estimate.kv_cache_bytes == 2 * 32 * 1024 * 4096 * 2
     assert estimate.overhead_bytes == 300 * MIB + math.ceil(Q4_8B_SIZE * 0.05)
-    assert estimate.required_bytes == (
+    assert estimate.total_bytes == (
         estimate.weights_bytes + estimate.kv_cache_bytes + estimate.overhead_bytes
     )
-    assert estimate.available_bytes == 100 * GB
     assert estimate.context_length == DEFAULT_CONTEXT_LENGTH == 4096
     assert estimate.fit is Fit.FITS
 
 
 def test_fit_derives_the_parameter_count_from_the_quantization() -> None:
-    f16 = estimate_gguf_fit(16 * GB, "F16", ram_only(100 * GB))  # 8e9 parameters
-    q4 = estimate_gguf_fit(16 * GB, "Q4_K_M", ram_only(100 * GB))  # 26e9 parameters
+    f16 = estimate_file_fit(16 * GB, "F16", ram_only(100 * GB))  # 8e9 parameters
+    q4 = estimate_file_fit(16 * GB, "Q4_K_M", ram_only(100 * GB))  # 26e9 parameters
     assert f16.kv_cache_bytes == estimate_kv_cache_bytes(8e9, 4096)
     assert q4.kv_cache_bytes > f16.kv_cache_bytes
 
 
 def test_unknown_quantization_assumes_q4_k_m() -> None:
-    unknown = estimate_gguf_fit(Q4_8B_SIZE, None, ram_only(100 * GB))
-    odd = estimate_gguf_fit(Q4_8B_SIZE, "GPTQ", ram_only(100 * GB))
-    known = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB))
-    assert unknown.required_bytes == odd.required_bytes == known.required_bytes
+    unknown = estimate_file_fit(Q4_8B_SIZE, None, ram_only(100 * GB))
+    odd = estimate_file_fit(Q4_8B_SIZE, "GPTQ", ram_only(100 * GB))
+    known = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB))
+    assert unknown.total_bytes == odd.total_bytes == known.total_bytes
     assert "unknown" in unknown.explanation
     assert "unknown" not in known.explanation
 
 
 def test_longer_context_needs_more() -> None:
-    short = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=2048)
-    long = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=32768)
+    short = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=2048)
+    long = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=32768)
     assert long.kv_cache_bytes == 16 * short.kv_cache_bytes
     assert long.context_length == 32768
     assert "32,768 tokens" in long.explanation
 
 
 def test_fit_thresholds() -> None:
-    required = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB)).required_bytes
+    required = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB)).total_bytes
 
     def fit_with(available: int) -> Fit:
-        return estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(available)).fit
+        return estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(available)).fit
 
-    assert fit_with(math.ceil(required / 0.8) + 1) is Fit.FITS  # needs just under 80%
-    assert fit_with(math.floor(required / 0.8) - 1) is Fit.TIGHT  # just over 80%
+    assert fit_with(math.ceil(required / COMFORTABLE_SHARE) + 1) is Fit.FITS  # just under 90%
+    assert fit_with(math.floor(required / COMFORTABLE_SHARE) - 1) is Fit.TIGHT  # just over 90%
     assert fit_with(required) is Fit.TIGHT  # exactly all of it
     assert fit_with(required - 1) is Fit.WONT_FIT
     assert fit_with(0) is Fit.WONT_FIT
@@ -433,44 +435,43 @@ def test_free_vram_adds_to_available_ram() -> None:
     with_gpu = MachineMemory(
         ram_total=16 * GB, ram_available=5 * GB, gpus=(gpu,), unified_memory=False
     )
-    estimate = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", with_gpu)
-    assert estimate.available_bytes == 12 * GB
+    estimate = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", with_gpu)
+    assert estimate.gpu_layers == 33  # every layer of the guessed 8B shape, and the output
     assert estimate.fit is Fit.FITS
-    assert estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(5 * GB)).fit is Fit.WONT_FIT
-    assert "5 GB RAM + 7 GB GPU" in estimate.explanation
+    assert estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(5 * GB)).fit is Fit.WONT_FIT
+    assert "5 GB of RAM and 7 GB of GPU memory free now" in estimate.explanation
 
 
 def test_unified_memory_is_not_counted_twice() -> None:
     metal = GpuInfo(name="Apple M1", backend="metal", total_bytes=6 * GB, free_bytes=6 * GB)
     mac = MachineMemory(ram_total=8 * GB, ram_available=5 * GB, gpus=(metal,), unified_memory=True)
-    estimate = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", mac)
-    assert estimate.available_bytes == 5 * GB
+    estimate = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", mac)
     assert estimate.fit is Fit.WONT_FIT  # would fit in a double-counted 11 GB
     assert "shared by CPU and GPU" in estimate.explanation
 
 
 def test_explanation_reads_like_a_sentence() -> None:
-    estimate = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(18_200_000_000))
+    estimate = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(18_200_000_000))
     assert estimate.explanation == (
-        f"Needs about {format_bytes(estimate.required_bytes)} (4.85 GB weights + 537 MB "
-        "context at 4,096 tokens + buffers); 18.2 GB of RAM free now."
+        f"Needs about {format_bytes(estimate.total_bytes)} of RAM (4.85 GB weights + 537 MB "
+        "context at 4,096 tokens + buffers), all on the CPU; 18.2 GB of RAM free now."
     )
-    tight = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(estimate.required_bytes))
+    tight = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(estimate.total_bytes))
     assert "Tight" in tight.explanation
-    wont = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(GB))
+    wont = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(GB))
     assert "smaller quantization" in wont.explanation
 
 
 def test_an_empty_file_needs_only_the_overhead() -> None:
-    estimate = estimate_gguf_fit(0, "Q4_K_M", ram_only(GB))
+    estimate = estimate_file_fit(0, "Q4_K_M", ram_only(GB))
     assert estimate.kv_cache_bytes == 0
-    assert estimate.required_bytes == estimate.overhead_bytes == 300 * MIB
+    assert estimate.total_bytes == estimate.overhead_bytes == 300 * MIB
 
 
 @pytest.mark.parametrize(("size", "context"), [(-1, 4096), (GB, -1)])
 def test_fit_rejects_negative_input(size: int, context: int) -> None:
     with pytest.raises(ValueError):
-        estimate_gguf_fit(size, "Q4_K_M", ram_only(GB), context_length=context)
+        estimate_file_fit(size, "Q4_K_M", ram_only(GB), context_length=context)
 
 
 def test_fit_values_are_the_strings_the_ui_shows() -> None:
@@ -533,30 +534,30 @@ def test_fit_with_a_header_uses_the_exact_kv_cache() -> None:
     # An old model without grouped-query attention: 40 layers of 5120, all heads cache K/V.
     llama_2_13b = gguf_shape(layers=40, kv_heads=40, head_dim=128, embedding=5120)
     size = 7_870_000_000  # Q4_K_M
-    guessed = estimate_gguf_fit(size, "Q4_K_M", ram_only(100 * GB))
-    exact = estimate_gguf_fit(size, "Q4_K_M", ram_only(100 * GB), shape=llama_2_13b)
+    guessed = estimate_file_fit(size, "Q4_K_M", ram_only(100 * GB))
+    exact = estimate_file_fit(size, "Q4_K_M", ram_only(100 * GB), shape=llama_2_13b)
     assert exact.kv_cache_bytes == 2 * 40 * 5120 * 4096 * 2
     assert exact.kv_cache_bytes > guessed.kv_cache_bytes  # the table assumes GQA
     assert exact.weights_bytes == guessed.weights_bytes == size
     assert exact.overhead_bytes == guessed.overhead_bytes
-    assert exact.required_bytes == size + exact.kv_cache_bytes + exact.overhead_bytes
+    assert exact.total_bytes == size + exact.kv_cache_bytes + exact.overhead_bytes
 
 
 def test_fit_with_a_header_needs_no_quantization() -> None:
-    estimate = estimate_gguf_fit(Q4_8B_SIZE, None, ram_only(100 * GB), shape=LLAMA_8B)
+    estimate = estimate_file_fit(Q4_8B_SIZE, None, ram_only(100 * GB), shape=LLAMA_8B)
     assert estimate.kv_cache_bytes == kv_cache_bytes_of(LLAMA_8B, DEFAULT_CONTEXT_LENGTH)
     assert "unknown" not in estimate.explanation
 
 
 def test_fit_with_a_quantized_kv_cache() -> None:
-    f16 = estimate_gguf_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=8192)
-    q8 = estimate_gguf_fit(
+    f16 = estimate_file_fit(Q4_8B_SIZE, "Q4_K_M", ram_only(100 * GB), context_length=8192)
+    q8 = estimate_file_fit(
         Q4_8B_SIZE,
         "Q4_K_M",
         ram_only(100 * GB),
         context_length=8192,
         shape=LLAMA_8B,
-        kv_bytes_per_element=34 / 32,
+        kv_type=KvCacheType.Q8_0,
     )
     assert f16.kv_cache_bytes == 2**30
     assert q8.kv_cache_bytes == 2**30 * 34 // 64
@@ -570,11 +571,11 @@ def test_overhead_is_a_compute_buffer_and_a_margin() -> None:
 
 
 def test_fit_within() -> None:
-    assert fit_within(80, 100) is Fit.FITS
-    assert fit_within(81, 100) is Fit.TIGHT
+    assert fit_within(90, 100) is Fit.FITS
+    assert fit_within(91, 100) is Fit.TIGHT
     assert fit_within(100, 100) is Fit.TIGHT
     assert fit_within(101, 100) is Fit.WONT_FIT
-    assert fit_within(90, 100, comfortable_share=0.9) is Fit.FITS
+    assert fit_within(81, 100, comfortable_share=0.8) is Fit.TIGHT
     assert fit_within(0, 0) is Fit.FITS
     assert fit_within(1, 0) is Fit.WONT_FIT
-    assert COMFORTABLE_SHARE == 0.8
+    assert COMFORTABLE_SHARE == 0.9  # RAM and GPU memory alike

@@ -1,7 +1,7 @@
 """Before a model loads: clamp the context, choose the GPU layers, and check the memory.
 
-The same estimate Discover shows before a download (`app.engines.offload`), now with the
-GGUF header's exact shape and what the engine reports of its GPUs. A model that cannot fit
+The same estimate Discover and `modeldeck info` show before a download (`app.llm.fit`), now
+with the GGUF header's exact shape and what the engine reports of its GPUs. A model that cannot fit
 is refused before llama.cpp tries (an out-of-memory kill takes the machine with it for a
 while); a tight one loads with a warning.
 """
@@ -14,25 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from app.engines.llm import LoadSettings
-from app.engines.offload import (
+from app.errors import AppError
+from app.hardware import MachineMemory
+from app.library.sniff import sniff
+from app.llm import (
     EngineCapabilities,
+    Fit,
+    FitEstimate,
     KvCacheType,
-    LoadEstimate,
     choose_backend,
-    choose_gpu_layers,
     clamp_context,
-    estimate_load,
+    estimate_fit,
     memory_with_devices,
 )
-from app.errors import AppError
-from app.hardware import Fit, MachineMemory
-from app.library.sniff import sniff
 
 
 class ModelTooLargeError(AppError, MemoryError):
     """The estimate says the model cannot fit in RAM + GPU memory."""
 
-    def __init__(self, estimate: LoadEstimate) -> None:
+    def __init__(self, estimate: FitEstimate) -> None:
         super().__init__(
             f"This model will not fit: {estimate.explanation}",
             hint="Pick a smaller quantization, or a shorter context.",
@@ -45,7 +45,7 @@ class LoadPlan:
     """The settings to load with, the estimate behind them, and what to tell the person."""
 
     settings: LoadSettings
-    estimate: LoadEstimate | None  # None when the header gave no shape to estimate from
+    estimate: FitEstimate | None  # None when the header gave no shape to estimate from
     notes: tuple[str, ...]  # clamped context, a tight fit, an unused GPU…
 
     @property
@@ -93,23 +93,19 @@ def plan_load(
         )
         gpu_layers = 0
     memory = memory_with_devices(machine, engine)
-    estimate: LoadEstimate | None = None
+    estimate: FitEstimate | None = None
     if shape is not None:
-        if gpu_layers is None:
-            gpu_layers = choose_gpu_layers(
-                shape,
-                context_length=context,
-                kv_type=kv_cache_type,
-                memory=memory,
-                supports_gpu_offload=backend.offload,
-            )
-        estimate = estimate_load(
+        estimate = estimate_fit(
             shape,
             context_length=context,
+            memory=memory,
             kv_type=kv_cache_type,
             gpu_layers=gpu_layers,
-            memory=memory,
+            supports_gpu_offload=backend.offload,
+            file_size=checkpoint.size,
         )
+        if gpu_layers is None:
+            gpu_layers = estimate.gpu_layers
         if estimate.fit is Fit.WONT_FIT:
             raise ModelTooLargeError(estimate)
         if estimate.fit is Fit.TIGHT:

@@ -97,8 +97,8 @@ def plan_model(
     """
     from app.chat.load_plan import plan_load
     from app.chat.model_choice import choose_gguf
-    from app.engines.offload import KvCacheType
     from app.hardware import read_machine_memory
+    from app.llm import KvCacheType
 
     model = choose_gguf(args.model, core.library)
     plan = plan_load(

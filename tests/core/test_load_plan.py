@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.chat.load_plan import LoadPlan, ModelTooLargeError, plan_load
-from app.engines.offload import KvCacheType
 from app.hardware import MIB, GpuInfo, MachineMemory
+from app.llm import KvCacheType
 from tests.support.gguf_builder import write_scripted_gguf
 
 GIB = 1024 * MIB

@@ -530,7 +530,7 @@ def test_a_remote_api_key_is_kept_for_its_url_and_the_endpoint_remembered(
 
 
 def test_the_kv_cache_choices_are_the_engines() -> None:
-    from app.engines.offload import KvCacheType
+    from app.llm import KvCacheType
     from ui.chat.load_form import KV_CACHE_TYPES
 
     assert sorted(KV_CACHE_TYPES) == sorted(kind.value for kind in KvCacheType)

@@ -22,11 +22,11 @@ from app.chat.conversations import ModelRef
 from ui.widgets import tooltip_html
 
 if TYPE_CHECKING:  # imported when used: the engine modules stay out of the page's first paint
-    from app.engines.offload import KvCacheType
     from app.library import LibraryEntry
+    from app.llm import KvCacheType
 
 DEFAULT_CONTEXT = 4096
-# `app.engines.offload.KvCacheType`'s values, llama.cpp's default first.
+# `app.llm.KvCacheType`'s values, llama.cpp's default first.
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0", "f32")
 
 
@@ -170,7 +170,7 @@ class LoadForm(QWidget):
             self.model.setCurrentIndex(index)
 
     def options(self) -> LoadOptions:
-        from app.engines.offload import KvCacheType
+        from app.llm import KvCacheType
 
         gpu_layers = self.gpu_layers.value()
         threads = self.threads.value()

@@ -26,8 +26,9 @@ from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, clip, plain_label, tooltip_html
 
 if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of startup
-    from app.hardware import FitEstimate, MachineMemory
+    from app.hardware import MachineMemory
     from app.hub.repo_files import GgufModel
+    from app.llm.fit import FitEstimate
 
 HEADERS = ("File", "Size", "Quantization", "Fit", "SHA256")
 FIT_COLOURS = {"fits": "#2e7d32", "tight": "#ef6c00", "won't fit": "#c62828"}
@@ -61,10 +62,10 @@ TargetRole = Qt.ItemDataRole.UserRole + 1  # on column 0: the GgufModel or RepoF
 
 
 def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QStandardItem]:
-    from app.hardware import estimate_gguf_fit
+    from app.llm.fit import estimate_file_fit
 
     fit = (
-        estimate_gguf_fit(model.size, model.quantization, memory, context_length=context)
+        estimate_file_fit(model.size, model.quantization, memory, context_length=context)
         if model.size is not None and not model.is_projector
         else None
     )
