@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from app.chat.session import (
 from app.engines.llm import LlmEngine, LoadSettings
 from app.store import Database
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_a_second_send_while_streaming_is_refused_and_stop_keeps_the_text(
     reply = session.send("Go on", Sampling(max_tokens=6000))
     with pytest.raises(ChatBusyError):
         session.send("Another", Sampling())
-    _wait_for(lambda: len(reply.snapshot().text) > 20)
+    wait_until(lambda: len(reply.snapshot().text) > 20, timeout=20)
     session.stop()
     snapshot = reply.wait(10)
     assert snapshot.state is ReplyState.CANCELLED
@@ -113,7 +113,7 @@ def test_the_reply_is_flushed_to_the_store_while_it_streams(
     session = session_with(store, engine, models["endless"], context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
     try:
-        _wait_for(lambda: len(store.messages(session.conversation_id)[-1].content) > 0)
+        wait_until(lambda: len(store.messages(session.conversation_id)[-1].content) > 0, timeout=20)
         streaming = store.messages(session.conversation_id)[-1]
         assert streaming.state is MessageState.STREAMING
         assert SCRIPTED_REPLY.startswith(streaming.content[:10])
@@ -127,7 +127,7 @@ def test_a_killed_engine_keeps_the_partial_reply_and_the_next_message_works(
 ) -> None:
     session = session_with(store, engine, models["endless"], context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
-    _wait_for(lambda: len(reply.snapshot().text) > 20)
+    wait_until(lambda: len(reply.snapshot().text) > 20, timeout=20)
     assert engine.pid is not None
     os.kill(engine.pid, signal.SIGKILL)
     snapshot = reply.wait(10)
@@ -214,11 +214,3 @@ def test_a_message_too_long_for_any_context_is_refused_even_when_dropping(
     session = session_with(store, engine, models["scripted"], context=256)
     with pytest.raises(ContextOverflowError):
         session.send("word " * 400, Sampling(max_tokens=32), overflow=Overflow.DROP_OLDEST)
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)

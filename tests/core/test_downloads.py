@@ -46,6 +46,7 @@ from tests.support.hub_server import (
     Stall,
     Status,
 )
+from tests.support.waiting import wait_until
 
 FAST = RetryPolicy(delays=(0.05, 0.1, 0.2), attempts=4, stall_seconds=0.5)
 PLENTY = 1 << 40  # free bytes, as far as the manager can tell
@@ -111,13 +112,19 @@ def wait_for(
     manager: DownloadManager, job_id: int, test: Callable[[JobStatus], bool], timeout: float = 10
 ) -> JobStatus:
     """Poll `jobs()` like the UI does, until `test` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = next(s for s in manager.jobs() if s.id == job_id)
-        if test(status):
-            return status
-        time.sleep(0.01)
-    raise AssertionError(f"timed out; last status: {status}")
+
+    def status() -> JobStatus:
+        return next(s for s in manager.jobs() if s.id == job_id)
+
+    def matching() -> JobStatus | None:
+        current = status()
+        return current if test(current) else None
+
+    return wait_until(
+        matching,
+        timeout=timeout,
+        message=lambda: f"last status: {status()}",
+    )
 
 
 def blob(cache_dir: Path, repo_id: str, etag: str) -> Path:

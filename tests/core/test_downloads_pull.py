@@ -22,6 +22,7 @@ from app.commands import pull
 from app.core import Core
 from tests.core.conftest import REPO_ROOT
 from tests.support.hub_server import DropAfter, Fault, FlipByte, HubServer, Stall
+from tests.support.waiting import wait_until
 
 MODEL = os.urandom(1_000_000)
 MODEL_SHA = hashlib.sha256(MODEL).hexdigest()
@@ -176,13 +177,11 @@ def start_pull(hub_server: HubServer, data_dir: Path, hf_home: Path) -> subproce
 
 
 def wait_for_partial(partial: Path, size: int, child: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if partial.exists() and partial.stat().st_size == size:
-            return
+    def reached() -> bool:
         assert child.poll() is None, child.communicate()
-        time.sleep(0.02)
-    raise AssertionError(f"the partial file never reached {size} bytes")
+        return partial.exists() and partial.stat().st_size == size
+
+    wait_until(reached, timeout=30, interval=0.02, message=f"the partial file never reached {size}")
 
 
 def job_states(data_dir: Path) -> list[str]:

@@ -30,6 +30,7 @@ from app.store import Database
 from tests.core.conftest import MemoryKeyring
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.llama_server import LlamaServer, free_port
+from tests.support.waiting import wait_until
 
 SERVER_KEY = "sk-server-key-1234567890"
 WRONG_KEY = "sk-WRONG-key-0987654321"
@@ -606,7 +607,9 @@ def test_cancel_wakes_the_reader_even_when_the_server_is_silent(serve: Serve) ->
             time.sleep(0.005)
         # The server saw the connection go: it can stop generating.
         assert server.disconnected_at is not None
-        assert _wait_for_threads(threads_before, timeout=5)  # and its thread has ended
+        wait_until(
+            lambda: _remote_threads() <= threads_before, timeout=5, interval=0.005
+        )  # and its thread has ended
 
 
 def test_cancel_before_the_server_answers_ends_at_once(serve: Serve) -> None:
@@ -633,14 +636,6 @@ def test_closing_the_engine_cancels_its_replies_and_refuses_new_ones(serve: Serv
 
 def _remote_threads() -> int:
     return sum(thread.name == "remote reply" for thread in threading.enumerate())
-
-
-def _wait_for_threads(count: int, *, timeout: float) -> bool:
-    """True once no more than `count` reply threads are left (within `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while _remote_threads() > count and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return _remote_threads() <= count
 
 
 # --- the endpoint, and where its key is kept ------------------------------------------------

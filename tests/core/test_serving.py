@@ -34,6 +34,7 @@ from app.serving.engine_queue import EngineQueue
 from tests.core.conftest import REPO_ROOT
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.llama_server import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -103,14 +104,6 @@ def http(server: ModelServer) -> Iterator[httpx2.Client]:
     assert server.url is not None
     with httpx2.Client(base_url=server.url, timeout=30) as http:
         yield http
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the condition")
-        time.sleep(0.01)
 
 
 def _error(response: httpx2.Response) -> dict[str, object]:
@@ -327,7 +320,7 @@ def test_requests_while_a_model_loads_are_503_with_retry_after(
     loader = threading.Thread(target=endless.load, args=(models["scripted"],))
     loader.start()
     try:
-        _wait_for(lambda: endless.loading)
+        wait_until(lambda: endless.loading)
         for response in (
             http.post("/chat/completions", json={"messages": HELLO}),
             http.post("/completions", json={"prompt": "Hi"}),
@@ -386,7 +379,7 @@ def test_a_client_leaving_mid_stream_cancels_its_generation(
     assert any("Quick" in line or "fox" in line for line in received), received
 
     # The engine said CANCELLED (it did not run on to max_tokens), and is free at once.
-    _wait_for(lambda: any(e.outcome for e in _entries_for(endless, since)))
+    wait_until(lambda: any(e.outcome for e in _entries_for(endless, since)))
     (entry,) = _entries_for(endless, since)
     assert (entry.status, entry.outcome) == (200, "cancelled")
     assert not endless.busy
@@ -403,7 +396,7 @@ def test_a_client_that_times_out_waiting_cancels_its_generation(
     body = {"messages": HELLO, "max_tokens": 8000}  # not streamed: nothing comes until the end
     with pytest.raises(httpx2.ReadTimeout):
         http.post("/chat/completions", json=body, timeout=0.3)
-    _wait_for(lambda: any(e.outcome for e in _entries_for(endless, since)))
+    wait_until(lambda: any(e.outcome for e in _entries_for(endless, since)))
     (entry,) = _entries_for(endless, since)
     assert entry.outcome == "cancelled"
     assert entry.status == 499  # "client closed request", for the log
@@ -530,7 +523,7 @@ def test_the_request_log_tells_its_listeners(scripted: ModelServer, http: httpx2
     try:
         http.post("/chat/completions", json={"messages": HELLO})
         http.post("/chat/completions", json={"model": "nope", "messages": HELLO})
-        _wait_for(lambda: len(heard) == 2)  # an entry is made once its answer is sent
+        wait_until(lambda: len(heard) == 2)  # an entry is made once its answer is sent
     finally:
         remove()
     ok, missing = heard

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from app.store import Database
 from tests.hostile.bounds import within_bounds
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.llama_server import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -96,12 +96,6 @@ def _generations(server: ModelServer) -> int:
     return sum(1 for entry in server.log.entries() if entry.tokens is not None)
 
 
-def _wait_for_log(server: ModelServer, count: int) -> None:
-    deadline = time.monotonic() + 10
-    while len(server.log.entries()) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 # -- finding 7: a web page makes the model generate (CSRF) -----------------------------------
 
 
@@ -116,7 +110,7 @@ def test_a_cross_site_form_post_is_refused_and_generates_nothing(
 
     assert _error(response, 403)["code"] == "origin_not_allowed"
     assert "access-control-allow-origin" not in response.headers
-    _wait_for_log(server, logged + 1)
+    wait_until(lambda: len(server.log.entries()) >= logged + 1)
     assert server.log.entries()[-1].status == 403
     assert _generations(server) == before
 
