@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from app import paths
 from app.hub.credentials import ResolvedToken, TokenSource, TokenStore, keep_out_of_logs
+from app.model_list import ModelList
 from app.settings import Settings, load_settings, save_settings
 from app.store import Database
 
@@ -55,6 +56,8 @@ class Core:
         self._server: ModelServer | None = None
         self._images: ImageEngine | None = None
         self._gallery: Gallery | None = None
+        # The models every page shows, refreshed when they change (scanning builds `library`).
+        self.models = ModelList(lambda: self.library)
 
     @classmethod
     def open(cls, *, data_dir: Path | None = None, endpoint_override: str | None = None) -> Core:
@@ -206,20 +209,30 @@ class Core:
             manager.shutdown(wait=True, timeout=timeout)
 
     def update_settings(self, **changes: object) -> Settings:
-        """Validate, store and apply changed settings; the hub is rebuilt to match."""
+        """Validate, store and apply changed settings (blocking: use a worker).
+
+        Everything built from the settings is rebuilt to match: the hub, the library and the
+        token always; when the endpoint or the cache folder moved, the download queue; when
+        the cache folder moved, the image engine (its child is stopped and starts again on
+        the next request) and the shared model list, if anyone has listed it.
+        """
         settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
         save_settings(self.database, settings)
-        moved = (settings.hub_endpoint, settings.hf_cache_dir) != (
-            self.settings.hub_endpoint,
-            self.settings.hf_cache_dir,
-        )
-        if moved:
+        cache_moved = settings.hf_cache_dir != self.settings.hf_cache_dir
+        if cache_moved or settings.hub_endpoint != self.settings.hub_endpoint:
             self._stop_downloads()  # rebuilt on next use, for the new endpoint and cache
         with self._lock:
             self.settings = load_settings(self.database)
             self._token = None  # the token depends on the endpoint
             self._hub = None
             self._library = None  # the cache folder may have moved
+            images = None
+            if cache_moved:
+                images, self._images = self._images, None
+        if images is not None:
+            images.stop(timeout=2.0)
+        if cache_moved and self.models.scanned:
+            self.models.refresh()  # the pages list what the new folder holds
         return self.settings
 
     def save_token(self, token: str) -> TokenSource:

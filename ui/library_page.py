@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QObject,
     QPoint,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -30,70 +29,20 @@ from PySide6.QtWidgets import (
 
 from app.core import Core
 from app.errors import AppError
-from app.units import format_bytes, format_count
+from app.units import format_bytes
+from ui.library_model import LibraryModel
 from ui.style import mark_error
-from ui.table_model import Column, ColumnTableModel
 from ui.tasks import run_blocking, spawn
-from ui.widgets import LONG_CHARS, clip, heading_label, plain_html, plain_label, tooltip_html
+from ui.widgets import LONG_CHARS, clip, heading_label, plain_html, plain_label
 
 if TYPE_CHECKING:
     from app.library import DeletePlan, ImportResult, LibraryEntry
 
-MISSING_COLOUR = QColor("#9e9e9e")
 # What an empty Library (a first run) says: where models come from.
 NO_MODELS_YET = (
     "No models yet. Find one in Discover and download it, or import a .gguf or .safetensors "
     "file or a model folder you already have: drop it here or use Import… (Ctrl+I)."
 )
-
-
-def _where(entry: LibraryEntry) -> str:
-    labels = dict.fromkeys(location.source.label for location in entry.locations)
-    return ", ".join(labels)
-
-
-COLUMNS: tuple[Column[LibraryEntry], ...] = (
-    Column("Model", lambda entry: entry.name),
-    Column("Kind", lambda entry: entry.kind.value),
-    Column("Architecture", lambda entry: entry.architecture or ""),
-    Column(
-        "Parameters",
-        lambda entry: format_count(entry.parameter_count) if entry.parameter_count else "",
-        align_right=True,
-    ),
-    Column("Quantization", lambda entry: entry.quantization or ""),
-    Column("Size", lambda entry: format_bytes(entry.size), align_right=True),
-    Column("Where", _where),
-    Column("License", lambda entry: entry.license or ""),
-    Column(
-        "Last used",
-        lambda entry: entry.last_used.date().isoformat() if entry.last_used else "",
-    ),
-    Column("Path", lambda entry: str(entry.locations[0].path) if entry.locations else ""),
-)
-
-
-class LibraryModel(ColumnTableModel["LibraryEntry"]):
-    """`LibraryEntry` rows; a missing entry (unplugged drive) is greyed, never dropped."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(COLUMNS, parent)
-
-    def extra_data(self, item: LibraryEntry, column: int, role: int) -> object:
-        if role == Qt.ItemDataRole.ForegroundRole and not item.present:
-            return MISSING_COLOUR
-        if role == Qt.ItemDataRole.ToolTipRole:
-            # Paths and warnings quote file names and metadata: QToolTip must not read them as
-            # HTML. (Cells are drawn plainly by the view.)
-            lines = [
-                f"{location.source.label}: {location.path}"
-                + ("" if location.present else "  (not present now)")
-                for location in item.locations
-            ]
-            if item.warning:
-                lines.append(item.warning)
-            return tooltip_html("\n".join(lines))
-        return None
 
 
 def _chat_path(entry: LibraryEntry | None) -> Path | None:
@@ -118,13 +67,21 @@ def describe_plan(plan: DeletePlan) -> str:
 
 
 class LibraryPage(QWidget):
-    """Scan, filter, import (button or drag and drop), add folders, delete with a plan."""
+    """Scan, filter, import (button or drag and drop), add folders, delete with a plan.
 
-    scanned = Signal(int)  # number of entries, after each scan
+    Args:
+        core: the core.
+        models: the library's models as the window shares them among its pages (default: a
+            model of this page's own over `core.models`, which still follows every refresh).
+    """
+
+    scanned = Signal(int)  # number of entries, after each refresh of the library's list
     imported = Signal(int, int)  # imported, rejected — after an import
     chatRequested = Signal(object)  # the Path of a GGUF model to open in Chat
 
-    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._core = core
         self.filter = QLineEdit()
@@ -144,7 +101,7 @@ class LibraryPage(QWidget):
             shrinkable=True,
         )
 
-        self.model = LibraryModel(self)
+        self.model = models if models is not None else LibraryModel(core.models, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -190,6 +147,10 @@ class LibraryPage(QWidget):
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.doubleClicked.connect(lambda _index: self.chat_with_selected())
+        self.model.refreshed.connect(self._listed)
+        self.model.refreshFailed.connect(lambda text: self._say(text, error=True))
+        if self.model.models.scanned:
+            self._listed(self.model.rowCount())
 
     def selected_entry(self) -> LibraryEntry | None:
         index = self.proxy.mapToSource(self.view.currentIndex())
@@ -216,22 +177,18 @@ class LibraryPage(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(position))
 
     def refresh(self) -> None:
-        """Scan again (on a worker thread)."""
-        spawn(self._scan())
+        """Scan again (on a worker); every page showing the library follows."""
+        self._say("Scanning…")
+        self.model.refresh()
 
     def import_paths(self, paths: Sequence[Path]) -> None:
         """Import files or folders (dropped, chosen, …) and show what happened."""
         spawn(self._import(list(paths)))
 
-    async def _scan(self) -> None:
-        self._say("Scanning…")
-        try:
-            entries = await run_blocking(self._scan_library)
-        except AppError as exc:
-            self._say(f"The scan failed: {exc}", error=True)
-            return
-        self.model.set_items(entries)
+    def _listed(self, count: int) -> None:
+        """After each refresh of the list (asked for here or anywhere else)."""
         self.view.resizeColumnsToContents()
+        entries = self.model.entries()
         total = sum(entry.size for entry in entries)
         missing = sum(1 for entry in entries if not entry.present)
         gone = f"; {missing} on drives not present now" if missing else ""
@@ -239,28 +196,20 @@ class LibraryPage(QWidget):
             self._say(f"{len(entries)} models, {format_bytes(total)}{gone}.")
         else:
             self._say(NO_MODELS_YET)
-        self.scanned.emit(len(entries))
+        self.scanned.emit(count)
 
     async def _import(self, paths: list[Path]) -> None:
         self._say(f"Importing {len(paths)} item(s)…")
         try:
-            result: ImportResult = await run_blocking(self._import_into_library, paths)
+            result: ImportResult = await run_blocking(self._core.models.import_paths, paths)
         except AppError as exc:
             self._say(f"The import failed: {exc}", error=True)
             return
-        entries = await run_blocking(self._scan_library)
-        self.model.set_items(entries)
+        self.model.catch_up()
         parts = [f"Imported {len(result.imported)} model(s), used in place (nothing copied)."]
         parts += [f"Not imported: {path.name} — {reason}" for path, reason in result.rejected]
         self._say("\n".join(parts), error=bool(result.rejected) and not result.imported)
         self.imported.emit(len(result.imported), len(result.rejected))
-
-    def _scan_library(self) -> list[LibraryEntry]:
-        # On a worker: the first use of `core.library` imports and builds it.
-        return self._core.library.scan()
-
-    def _import_into_library(self, paths: list[Path]) -> ImportResult:
-        return self._core.library.import_paths(paths)
 
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
@@ -276,11 +225,11 @@ class LibraryPage(QWidget):
 
     async def _add_folder(self, folder: Path) -> None:
         try:
-            await run_blocking(self._core.library.add_folder, folder)
+            await run_blocking(self._core.models.add_folder, folder)
         except AppError as exc:
             self._say(str(exc), error=True)
             return
-        await self._scan()
+        self.model.catch_up()
 
     def _delete_clicked(self) -> None:
         entry = self.selected_entry()
@@ -297,14 +246,15 @@ class LibraryPage(QWidget):
             return
         try:
             freed = await run_blocking(
-                self._core.library.execute,
+                self._core.models.delete,
                 plan,
                 confirm_other_apps=plan.needs_second_confirmation,
             )
         except AppError as exc:
+            self.model.catch_up()
             self._say(f"Nothing more was deleted: {exc}", error=True)
             return
-        await self._scan()
+        self.model.catch_up()
         self._say(f"Deleted {plan.name}: {format_bytes(freed)} freed.")
 
     def confirm_plan(self, plan: DeletePlan) -> bool:

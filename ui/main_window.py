@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.core import Core
 from ui.discover.page import DiscoverPage
+from ui.library_model import LibraryModel
 from ui.style import set_font
 from ui.tasks import run_blocking, spawn
 from ui.widgets import plain_label
@@ -58,6 +59,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.setAcceptDrops(True)
 
+        # The library's models, one list that the Library, Chat and Images pages all show.
+        self.library_models = LibraryModel(core.models, self)
         self.discover = DiscoverPage(core)
         self._built: dict[int, QWidget] = {DISCOVER: self.discover}
         self.pages = QStackedWidget()
@@ -120,15 +123,14 @@ class MainWindow(QMainWindow):
         """The Library page (built on first use; it scans when built)."""
         from ui import library_page
 
-        page = self._page(LIBRARY, library_page.LibraryPage)
-        return page
+        return self._page(LIBRARY, lambda core: library_page.LibraryPage(core, self.library_models))
 
     @property
     def chat(self) -> ChatPage:
         """The Chat page (built on first use)."""
         from ui.chat import page as chat_page
 
-        return self._page(CHAT, chat_page.ChatPage)
+        return self._page(CHAT, lambda core: chat_page.ChatPage(core, self.library_models))
 
     def chat_with(self, path: Path) -> None:
         """Go to Chat with the GGUF at `path` picked (Load there loads it)."""
@@ -140,7 +142,7 @@ class MainWindow(QMainWindow):
         """The Images page (built on first use)."""
         from ui.images import page as images_page
 
-        return self._page(IMAGES, images_page.ImagesPage)
+        return self._page(IMAGES, lambda core: images_page.ImagesPage(core, self.library_models))
 
     def images_with(self, path: Path) -> None:
         """Go to Images with the diffusion model at `path` picked (Generate loads it)."""
@@ -254,8 +256,7 @@ class MainWindow(QMainWindow):
             spawn(self._resume_downloads())
 
     def _download_completed(self) -> None:
-        if LIBRARY in self._built:  # a library already on screen lists the new model
-            self.library.refresh()
+        self.library_models.refresh()  # every page that lists models shows the new one
         self.discover.details.downloads_changed()  # its Files tab may offer Chat now
 
     def _show_endpoint(self) -> None:

@@ -144,3 +144,60 @@ def test_saved_token_survives_reopening(data_dir: Path) -> None:
     second = Core.open(data_dir=data_dir)
     assert second.token.value == SECRET_TOKEN
     second.close()
+
+
+class _StoppedEngine:
+    """Stands in for a started image engine: records that it was stopped."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        self.stopped = True
+
+
+def test_moving_the_cache_folder_rebuilds_the_image_engine_for_it(
+    core: Core, tmp_path: Path
+) -> None:
+    first = core.images
+    assert first.hf_cache_dir == core.settings.resolved_cache_dir()
+    assert core.images is first  # built once
+
+    core.update_settings(hf_cache_dir=str(tmp_path / "moved"))
+
+    moved = core.images
+    assert moved is not first
+    assert moved.hf_cache_dir == tmp_path / "moved"  # what each load sends the child
+    assert moved.config_cache_dir == first.config_cache_dir
+
+    core.update_settings(default_context_length=1024)  # the cache stays: so does the engine
+    assert core.images is moved
+
+
+def test_the_old_image_engine_is_stopped_when_the_cache_folder_moves(
+    core: Core, tmp_path: Path
+) -> None:
+    running = _StoppedEngine()
+    core._images = running  # type: ignore[assignment]  # a started child, without torch
+
+    core.update_settings(hf_cache_dir=str(tmp_path / "moved"))
+
+    assert running.stopped
+    assert core.images is not running  # type: ignore[comparison-overlap]
+
+
+def test_the_model_list_follows_the_cache_folder_once_listed(core: Core, tmp_path: Path) -> None:
+    from tests.core.test_library_layouts import gguf_bytes, write_hf_repo
+
+    heard: list[int] = []
+    core.models.subscribe(lambda entries: heard.append(len(entries)))
+    core.update_settings(hf_cache_dir=str(tmp_path / "first"))
+    assert heard == []  # nobody listed the library yet: no scan
+
+    assert core.models.refresh() == ()
+    moved = tmp_path / "moved"
+    write_hf_repo(moved, "org/Tiny-GGUF", {"tiny-Q4_K_M.gguf": gguf_bytes()})
+    core.update_settings(hf_cache_dir=str(moved))
+
+    assert heard == [0, 1]
+    assert [entry.repo_ids for entry in core.models.entries] == [("org/Tiny-GGUF",)]

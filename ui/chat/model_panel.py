@@ -33,6 +33,7 @@ from ui.chat.remote_form import RemoteForm
 from ui.chat.sampling_form import SamplingForm
 from ui.chat.server_panel import ServerPanel
 from ui.chat.template_picker import TemplatePicker
+from ui.library_model import GgufChatModels, LibraryModel
 from ui.style import make_notice, mark_error, set_font
 from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from app.chat.session import ChatEngine
     from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
     from app.engines.remote import RemoteEndpoint, RemoteEngine
-    from app.library import LibraryEntry
 
 PANEL_WIDTH = 340
 REMOTE_SETTING = "chat.remote_endpoint"  # the last endpoint used: {"url", "model"}
@@ -68,18 +68,28 @@ def describe_load(name: str, loaded: LoadedModel) -> str:
 
 
 class ModelPanel(QScrollArea):
-    """Picks, loads and configures the model the chat talks to."""
+    """Picks, loads and configures the model the chat talks to.
+
+    Args:
+        core: the core.
+        models: the library's models as the window shares them (default: a model of this
+            panel's own over `core.models`); the picker lists its GGUF chat models.
+    """
 
     engineChanged = Signal(object)  # the ChatEngine that answers from now on
     loadFinished = Signal(bool)  # after each load attempt: whether a model is loaded
     remoteChecked = Signal(bool)  # after "Test connection": whether the server answered
-    modelsListed = Signal(int)  # GGUF models found by a library scan
+    modelsListed = Signal(int)  # GGUF models listed, after each refresh of the library
     presetApplied = Signal()  # after a picked model's saved settings were looked up (and shown)
     promptRequested = Signal()
 
-    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._core = core
+        self.library = models if models is not None else LibraryModel(core.models, self)
+        self.chat_models = GgufChatModels(self.library, self)
         self._llm: LlmEngine | None = None
         self._remote: RemoteEngine | None = None
         self._loaded_model: PickedModel | None = None
@@ -175,6 +185,8 @@ class ModelPanel(QScrollArea):
             )
         )
         self.server_panel.expandedChanged.connect(self._server_panel_toggled)
+        self.library.refreshed.connect(self._list_models)
+        self.library.refreshFailed.connect(lambda text: self._say(text, error=True))
         self.refresh_models()
 
     # -- what the chat uses --------------------------------------------------------------
@@ -238,8 +250,8 @@ class ModelPanel(QScrollArea):
     # -- local models --------------------------------------------------------------------
 
     def refresh_models(self) -> None:
-        """Scan the library for GGUF models (on a worker)."""
-        spawn(self._scan())
+        """Scan the library again (on a worker); the picker follows, as every page does."""
+        self.library.refresh()
 
     def pick(self, path: Path) -> None:
         """Pick the GGUF at `path` (listed already, or added)."""
@@ -257,27 +269,14 @@ class ModelPanel(QScrollArea):
         """Plan and load the picked model (on workers); `loadFinished` says how it went."""
         spawn(self._load())
 
-    async def _scan(self) -> None:
-        from app.library.sniff import ModelKind
-
-        try:
-            entries = await run_blocking(self._scan_library)
-        except AppError as exc:
-            self._say(f"The library scan failed: {exc}", error=True)
-            return
+    def _list_models(self) -> None:
         models = [
             model
-            for entry in entries
-            if entry.kind is ModelKind.LLM_GGUF
-            and (model := PickedModel.from_entry(entry)) is not None
+            for entry in self.chat_models.entries()
+            if (model := PickedModel.from_entry(entry)) is not None
         ]
         self.load_form.set_models(models)
         self.modelsListed.emit(len(models))
-
-    def _scan_library(self) -> list[LibraryEntry]:
-        # On a worker: the first use of `core.library` builds it (and the settings may have
-        # moved the cache since the last scan).
-        return self._core.library.scan()
 
     def _model_picked(self, model: PickedModel | None) -> None:
         if model is not None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from app.chat.sampling import Sampling
     from app.chat.session import ChatSession, ContextOverflowError, Overflow, Reply
     from app.engines.llm import LoadSettings
+    from ui.library_model import LibraryModel
 
     StartReply = Callable[[ChatSession, Sampling, Overflow], Reply]
 
@@ -90,7 +91,9 @@ class ChatPage(QWidget):
     exported = Signal(str)  # the path of a file written by Export
     said = Signal(str)  # each line shown in the status line
 
-    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._core = core
         self._conversation_id: int | None = None
@@ -144,7 +147,7 @@ class ChatPage(QWidget):
         center_layout.addWidget(self.composer)
         center_layout.addWidget(self.status)
 
-        self.panel = ModelPanel(core)
+        self.panel = ModelPanel(core, models)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.conversations)
         self.splitter.addWidget(center)

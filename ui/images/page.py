@@ -42,6 +42,7 @@ from ui.images.model_picker import ImageModel, ModelPicker
 from ui.images.pictures import read_scaled
 from ui.images.preview import PreviewPane
 from ui.images.viewer import ImageViewer
+from ui.library_model import ImagePipelines, LibraryModel
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
 from ui.widgets import PlainLabel, plain_html
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from app.images.engine import GeneratedImage, ImageEngine
     from app.images.gallery import Gallery, GalleryImage
     from app.images.params import ImageParams
-    from app.library import LibraryEntry
 
 POLL_MS = 50  # how often a running generation reaches the screen
 CLOSE_WAIT_S = 3.0  # closing waits this long for a cancelled generation to end
@@ -99,7 +99,7 @@ class _Job:
 class ImagesPage(QWidget):
     """Text to image and image to image with local diffusion models, and the gallery."""
 
-    modelsListed = Signal(int)  # diffusion models found by a library scan
+    modelsListed = Signal(int)  # diffusion models listed, after each refresh of the library
     generationStarted = Signal()
     stepShown = Signal(int, int)  # the step and the steps that reached the screen
     imagesAdded = Signal(int)  # images indexed in the gallery
@@ -108,9 +108,14 @@ class ImagesPage(QWidget):
     counted = Signal(int)  # the gallery's size, after each count
     said = Signal(str)  # each line shown in the status line
 
-    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._core = core
+        # The library's models as the window shares them; the picker lists the pipelines.
+        self.library = models if models is not None else LibraryModel(core.models, self)
+        self.pipelines = ImagePipelines(self.library, self)
         self._job: _Job | None = None
         self._offer: Path | None = None  # an image offered as the init image
         self._learned: dict[str, tuple[str | None, tuple[int, int] | None]] = {}
@@ -207,6 +212,8 @@ class ImagesPage(QWidget):
             # Text boxes take file drops as text: dropped files go to the page instead.
             editor.setAcceptDrops(False)
 
+        self.library.refreshed.connect(self._list_models)
+        self.library.refreshFailed.connect(lambda text: self._say(text, error=True))
         self.refresh_models()
         self.gallery_model.refresh()
         spawn(self._show_count())
@@ -232,8 +239,8 @@ class ImagesPage(QWidget):
         self._say(f"Picked {path.name}. It loads when you press Generate.")
 
     def refresh_models(self) -> None:
-        """Scan the library for diffusion models (on a worker)."""
-        spawn(self._scan())
+        """Scan the library again (on a worker); the picker follows, as every page does."""
+        self.library.refresh()
 
     def generate(self) -> None:
         """Generate with the settings shown (the engine starts and loads first if needed)."""
@@ -342,25 +349,14 @@ class ImagesPage(QWidget):
 
     # -- models --------------------------------------------------------------------------
 
-    async def _scan(self) -> None:
-        from app.images.choice import DIFFUSION_KINDS
-
-        try:
-            entries = await run_blocking(self._scan_library)
-        except AppError as exc:
-            self._say(f"The library scan failed: {exc}", error=True)
-            return
+    def _list_models(self) -> None:
         models = [
             model
-            for entry in entries
-            if entry.kind in DIFFUSION_KINDS and (model := ImageModel.from_entry(entry)) is not None
+            for entry in self.pipelines.entries()
+            if (model := ImageModel.from_entry(entry)) is not None
         ]
         self.picker.set_models(models)
         self.modelsListed.emit(len(models))
-
-    def _scan_library(self) -> list[LibraryEntry]:
-        # On a worker: the first use of `core.library` builds it.
-        return self._core.library.scan()
 
     def _model_picked(self, model: ImageModel | None) -> None:
         if model is None:
