@@ -15,11 +15,12 @@ package costs ~0.25 s (huggingface_hub), which the window should not wait for.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from app.subscribers import Subscribers
 
 if TYPE_CHECKING:
     from app.library.catalog import ImportResult, LibraryEntry
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from app.library.library import Library
 
 ModelListCallback = Callable[[tuple["LibraryEntry", ...]], None]
-
-_log = logging.getLogger(__name__)
 
 
 class ModelList:
@@ -46,7 +45,7 @@ class ModelList:
         self._lock = threading.Lock()
         self._entries: tuple[LibraryEntry, ...] = ()
         self._version = 0  # counts refreshes
-        self._subscribers: list[ModelListCallback] = []
+        self._subscribers: Subscribers[tuple[LibraryEntry, ...]] = Subscribers("model list")
 
     @property
     def entries(self) -> tuple[LibraryEntry, ...]:
@@ -75,15 +74,7 @@ class ModelList:
 
         Returns a function that unsubscribes. Exceptions in callbacks are logged and ignored.
         """
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def refresh(self) -> tuple[LibraryEntry, ...]:
         """Scan the library again and tell every subscriber (blocking)."""
@@ -92,12 +83,7 @@ class ModelList:
             with self._lock:
                 self._entries = entries
                 self._version += 1
-                subscribers = list(self._subscribers)
-            for callback in subscribers:
-                try:
-                    callback(entries)
-                except Exception:
-                    _log.exception("a model list subscriber failed")
+            self._subscribers.notify(entries)
             return entries
 
     def import_paths(self, paths: Sequence[Path]) -> ImportResult:

@@ -36,6 +36,7 @@ from app.downloads.transfer import (
 from app.errors import AppError, DiskFullError, HubUnreachableError
 from app.hub.untrusted import UnsafeHubDataError
 from app.store import Database
+from app.subscribers import Subscribers
 
 _log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class DownloadManager:
         self._changed = threading.Condition(self._lock)  # a job became runnable or changed state
         self._jobs: dict[int, _Job] = {}
         self._events: list[JobStatus] = []  # state changes to report once the lock is released
-        self._subscribers: list[JobCallback] = []
+        self._subscribers: Subscribers[JobStatus] = Subscribers("download")
         self._workers: list[threading.Thread] = []
         self._started = self._stopping = False
         for stored in self._store.load():
@@ -327,15 +328,7 @@ class DownloadManager:
 
         Returns a function that unsubscribes. Exceptions in callbacks are logged and ignored.
         """
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def wait(self, job_id: int, timeout: float | None = None) -> JobStatus:
         """Block until the job is completed, failed, cancelled or paused (or `timeout` passes)."""
@@ -510,13 +503,7 @@ class DownloadManager:
     def _emit(self) -> None:
         with self._lock:
             events, self._events = self._events, []
-            subscribers = list(self._subscribers)
-        for status in events:
-            for callback in subscribers:
-                try:
-                    callback(status)
-                except Exception:
-                    _log.exception("a download subscriber failed")
+        self._subscribers.notify(*events)
 
     def _get(self, job_id: int) -> _Job:
         job = self._jobs.get(job_id)
