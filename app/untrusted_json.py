@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 
 from app.errors import AppError
+from app.text import first_line
 
 __all__ = ["DEFAULT_MAX_DEPTH", "UntrustedJsonError", "parse_untrusted_json"]
 
@@ -52,7 +53,7 @@ def parse_untrusted_json(
     except RecursionError:
         raise UntrustedJsonError(f"{what} nests deeper than {max_depth} levels") from None
     except ValueError as error:  # UnicodeDecodeError and integers too long are ValueErrors
-        raise UntrustedJsonError(f"{what} is not JSON ({_first_line(error)})") from None
+        raise UntrustedJsonError(f"{what} is not JSON ({first_line(error)})") from None
     if _depth_exceeds(value, max_depth):
         raise UntrustedJsonError(f"{what} nests deeper than {max_depth} levels")
     return value
@@ -74,8 +75,3 @@ def _depth_exceeds(value: object, max_depth: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
-
-
-def _first_line(error: ValueError) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

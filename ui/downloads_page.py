@@ -6,7 +6,9 @@ The manager runs on its own threads; this page polls its cheap `jobs()` snapshot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
+from app.downloads.status import JobState
 from app.units import format_bytes, format_duration
 from ui.style import mark_error
 from ui.table_model import Column, Index
@@ -37,7 +40,36 @@ if TYPE_CHECKING:
     from app.downloads import DownloadManager, DownloadPlan, JobStatus
 
 POLL_MS = 200
-ACTIVE_STATES = ("queued", "running", "waiting")
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.WAITING})
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+
+class JobAction(Enum):
+    """What a button does to the selected job: its label, and the states it applies to."""
+
+    PAUSE = ("Pause", ACTIVE_STATES)
+    RESUME = ("Resume", frozenset({JobState.PAUSED}))
+    CANCEL = ("Cancel", ACTIVE_STATES | {JobState.PAUSED})
+    RETRY = ("Retry", frozenset({JobState.FAILED, JobState.CANCELLED}))
+    REMOVE = ("Remove", FINAL_STATES)
+
+    def __init__(self, label: str, applies_to: frozenset[JobState]) -> None:
+        self.label = label
+        self.applies_to = applies_to
+
+    def allowed(self, state: JobState | None) -> bool:
+        return state in self.applies_to
+
+    def method(self, manager: DownloadManager) -> Callable[[int], bool]:
+        """The manager's call for this action (it writes SQLite or deletes files: run it off
+        the GUI thread)."""
+        return {
+            JobAction.PAUSE: manager.pause,
+            JobAction.RESUME: manager.resume,
+            JobAction.CANCEL: manager.cancel,
+            JobAction.RETRY: manager.retry,
+            JobAction.REMOVE: manager.remove,
+        }[self]
 
 
 def _state_text(job: JobStatus) -> str:
@@ -50,12 +82,14 @@ COLUMNS: tuple[Column[JobStatus], ...] = (
     Column("Size", lambda job: f"{format_bytes(job.bytes_done)} / {format_bytes(job.total)}"),
     Column(
         "Speed",
-        lambda job: f"{format_bytes(job.speed)}/s" if job.state.value == "running" else "",
+        lambda job: f"{format_bytes(job.speed)}/s" if job.state is JobState.RUNNING else "",
     ),
     Column(
         "ETA",
         lambda job: (
-            format_duration(job.eta) if job.eta is not None and job.state.value == "running" else ""
+            format_duration(job.eta)
+            if job.eta is not None and job.state is JobState.RUNNING
+            else ""
         ),
     ),
     Column("State", _state_text),
@@ -161,13 +195,13 @@ class DownloadsPage(QWidget):
             "No downloads yet. Choose a file in Discover ▸ Files and press Download.",
             word_wrap=True,
         )
-        self.buttons: dict[str, QPushButton] = {}
+        self.buttons: dict[JobAction, QPushButton] = {}
         row = QHBoxLayout()
-        for name in ("Pause", "Resume", "Cancel", "Retry", "Remove"):
-            button = QPushButton(name)
+        for action in JobAction:
+            button = QPushButton(action.label)
             button.setEnabled(False)
-            button.clicked.connect(self._act)
-            self.buttons[name] = button
+            button.clicked.connect(functools.partial(self.act, action))
+            self.buttons[action] = button
             row.addWidget(button)
         row.addStretch(1)
         layout = QVBoxLayout(self)
@@ -208,12 +242,12 @@ class DownloadsPage(QWidget):
             return
         jobs = self._manager.jobs()
         self.model.update(jobs)
-        done = {job.id for job in jobs if job.state.value == "completed"}
+        done = {job.id for job in jobs if job.state is JobState.COMPLETED}
         if done - self._completed:
             self.completed.emit()
         self._completed = done
-        active = [job for job in jobs if job.state.value in ACTIVE_STATES]
-        failed = [job for job in jobs if job.state.value == "failed"]
+        active = [job for job in jobs if job.state in ACTIVE_STATES]
+        failed = [job for job in jobs if job.state is JobState.FAILED]
         if jobs:
             speed = sum(job.speed for job in active)
             self.status.setText(
@@ -235,28 +269,24 @@ class DownloadsPage(QWidget):
 
     def _update_buttons(self) -> None:
         job = self.selected_job()
-        state = job.state.value if job else None
-        allowed = {
-            "Pause": state in ACTIVE_STATES,
-            "Resume": state == "paused",
-            "Cancel": state in (*ACTIVE_STATES, "paused"),
-            "Retry": state in ("failed", "cancelled"),
-            "Remove": state in ("completed", "failed", "cancelled"),
-        }
-        for name, button in self.buttons.items():
-            button.setEnabled(allowed[name])
+        state = job.state if job else None
+        for action, button in self.buttons.items():
+            button.setEnabled(action.allowed(state))
 
-    def _act(self) -> None:
-        button = self.sender()
+    def act(self, action: JobAction) -> None:
+        """Apply `action` to the selected job, off the GUI thread (the manager writes SQLite
+        and may delete partial files)."""
         job = self.selected_job()
-        if self._manager is None or job is None or not isinstance(button, QPushButton):
+        if self._manager is None or job is None:
             return
-        action = {
-            "Pause": self._manager.pause,
-            "Resume": self._manager.resume,
-            "Cancel": self._manager.cancel,
-            "Retry": self._manager.retry,
-            "Remove": self._manager.remove,
-        }[button.text()]
-        action(job.id)  # quick: state changes only; the transfer threads do the work
-        self.refresh()
+        spawn(self._act(action, self._manager, job.id))
+
+    async def _act(self, action: JobAction, manager: DownloadManager, job_id: int) -> None:
+        for button in self.buttons.values():  # no second press while this one runs
+            button.setEnabled(False)
+        try:
+            await run_blocking(action.method(manager), job_id)
+        except KeyError:
+            pass  # the job is gone already: the refresh shows it
+        finally:
+            self.refresh()

@@ -116,6 +116,10 @@ class ModelRef:
         return None
 
 
+StatsStyle = Literal["screen", "document"]
+"""How `GenerationStats.summary` words its line: under a reply, or in an exported file."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class GenerationStats:
     """How a reply was made. Every figure is optional: a runtime reports what it knows."""
@@ -141,9 +145,16 @@ class GenerationStats:
             document["settings"] = dict(self.settings)
         return document
 
-    def summary(self) -> str:
-        """The line under a reply (the Chat page, `modeldeck chat`): tokens in and out,
-        first-token time, speed, and why it stopped when that was not its own end."""
+    def summary(self, *, style: StatsStyle = "screen") -> str:
+        """One line of the figures that are known, joined by " · ".
+
+        `"screen"` is the line under a reply (the Chat page, `modeldeck chat`): tokens in and
+        out, first-token time, speed, and why it stopped when that was not its own end.
+        `"document"` is the line an export keeps (Markdown): plain counts, seconds, the total
+        time and the model's name.
+        """
+        if style == "document":
+            return " · ".join(self._document_parts())
         parts = []
         if self.prompt_tokens is not None:
             parts.append(f"{self.prompt_tokens:,} prompt tokens")
@@ -158,6 +169,22 @@ class GenerationStats:
         elif self.finish_reason == "context-full":
             parts.append("stopped: the context is full")
         return " · ".join(parts)
+
+    def _document_parts(self) -> list[str]:
+        parts = []
+        if self.prompt_tokens is not None:
+            parts.append(f"{self.prompt_tokens} prompt tokens")
+        if self.generated_tokens is not None:
+            parts.append(f"{self.generated_tokens} tokens generated")
+        if self.time_to_first_token_s is not None:
+            parts.append(f"{self.time_to_first_token_s:.2f} s to first token")
+        if self.tokens_per_second is not None:
+            parts.append(f"{self.tokens_per_second:.1f} tokens/s")
+        if self.duration_s is not None:
+            parts.append(f"{self.duration_s:.1f} s in all")
+        if self.model:
+            parts.append(self.model)
+        return parts
 
     @classmethod
     def from_json(cls, value: object) -> GenerationStats | None:

@@ -12,15 +12,16 @@ from typing import Any
 
 from app.chat.conversations import (
     Conversation,
-    GenerationStats,
     Message,
     MessageState,
     ModelRef,
     Role,
 )
+from app.text import one_line
 
 FORMAT = "modeldeck.conversation"
 VERSION = 1
+_UNTITLED = "Untitled conversation"
 
 _ROLE_HEADINGS = {Role.USER: "User", Role.ASSISTANT: "Assistant"}
 _STATE_NOTES = {
@@ -36,7 +37,7 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
     Replies carry a small line of stats; replies that did not finish say so; markers (older
     turns left out to fit the context) appear as a quoted note where they happened.
     """
-    lines = [f"# {_one_line(conversation.title)}", ""]
+    lines = [f"# {one_line(conversation.title, fallback=_UNTITLED)}", ""]
     lines.append(f"- **Model:** {_describe_model(conversation.model)}")
     if conversation.settings:
         lines.append(f"- **Settings:** {_describe_settings(conversation.settings)}")
@@ -46,7 +47,7 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
     for message in messages:
         lines.append("")
         if message.role is Role.MARKER:
-            lines.append(f"> *{_one_line(message.content)}*")
+            lines.append(f"> *{one_line(message.content, fallback=_UNTITLED)}*")
             continue
         lines += [f"## {_ROLE_HEADINGS.get(message.role, message.role.title())}", ""]
         if message.content.strip():
@@ -56,7 +57,7 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
             note = f"Error: {message.error}" if message.error else "Error."
         if note:
             lines += [f"*({note})*", ""]
-        if message.stats is not None and (summary := _describe_stats(message.stats)):
+        if message.stats is not None and (summary := message.stats.summary(style="document")):
             lines += [f"*{summary}*", ""]
         lines.pop()  # the blank line after the section's last paragraph
     return "\n".join(lines) + "\n"
@@ -134,24 +135,3 @@ def _flatten(settings: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[st
 
 def _plain(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _describe_stats(stats: GenerationStats) -> str:
-    parts = []
-    if stats.prompt_tokens is not None:
-        parts.append(f"{stats.prompt_tokens} prompt tokens")
-    if stats.generated_tokens is not None:
-        parts.append(f"{stats.generated_tokens} tokens generated")
-    if stats.time_to_first_token_s is not None:
-        parts.append(f"{stats.time_to_first_token_s:.2f} s to first token")
-    if stats.tokens_per_second is not None:
-        parts.append(f"{stats.tokens_per_second:.1f} tokens/s")
-    if stats.duration_s is not None:
-        parts.append(f"{stats.duration_s:.1f} s in all")
-    if stats.model:
-        parts.append(stats.model)
-    return " · ".join(parts)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "Untitled conversation"

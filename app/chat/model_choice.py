@@ -6,11 +6,13 @@ the Library page's "Chat with this" all end here, so they pick the same file the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import AppError
 from app.library.catalog import LibraryEntry
+from app.library.choice import ChoiceMiss, choose_entry, list_options
 from app.library.library import Library
 from app.library.sniff import CheckpointFormat, ModelKind, sniff
 
@@ -52,23 +54,29 @@ def choose_gguf(query: str, library: Library) -> ChosenModel:
     name, quant = query, None
     if ":" in query and not library.find(query):
         name, _, quant = query.rpartition(":")
-    entries = [entry for entry in library.find(name) if entry.kind is ModelKind.LLM_GGUF]
-    if quant:
-        entries = [e for e in entries if (e.quantization or "").lower() == quant.lower()]
-    present = [entry for entry in entries if entry.present]
-    if not present:
-        missing = " (its drive or folder is not there now)" if entries else ""
-        raise ModelChoiceError(
+
+    def none_left(miss: ChoiceMiss) -> ModelChoiceError:
+        missing = " (its drive or folder is not there now)" if miss.absent else ""
+        return ModelChoiceError(
             f"No GGUF model matches {query!r} on this machine{missing}.",
             hint="See `modeldeck list`, or download one with `modeldeck pull`.",
         )
-    if len(present) > 1:
-        options = ", ".join(sorted(f"{e.name} [{e.quantization or '?'}]" for e in present)[:8])
-        raise ModelChoiceError(
+
+    def several_left(present: Sequence[LibraryEntry]) -> ModelChoiceError:
+        options = list_options(present, lambda e: f"{e.name} [{e.quantization or '?'}]")
+        return ModelChoiceError(
             f"{query!r} matches {len(present)} models: {options}.",
             hint="Add the quantization, e.g. REPO:Q4_K_M, or give the entry key or path.",
         )
-    entry = present[0]
+
+    entry = choose_entry(
+        library,
+        name,
+        kinds=(ModelKind.LLM_GGUF,),
+        keep=(lambda e: (e.quantization or "").lower() == quant.lower()) if quant else None,
+        none_left=none_left,
+        several_left=several_left,
+    )
     location = entry.usable_location
-    assert location is not None  # `present` holds entries with a copy on disk
+    assert location is not None  # `choose_entry` returns an entry with a copy on disk
     return ChosenModel(path=location.path, name=entry.name, sha256=entry.sha256, entry=entry)

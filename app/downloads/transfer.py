@@ -55,6 +55,7 @@ from app.errors import (
 )
 from app.hub.credentials import redact
 from app.hub.untrusted import UnsafeHubDataError, shown
+from app.text import first_line
 from app.units import format_bytes
 
 FREE_SPACE_RESERVE = 32 << 20
@@ -610,7 +611,7 @@ class _Transfer:
 
     def _classify(self, exc: Exception) -> Exception:
         """Turn what the HTTP client raised into `_Retry` or a final `AppError`."""
-        detail = redact(_first_line(exc), self.token)
+        detail = redact(first_line(exc), self.token)
         repo_id, path = self.target.repo_id, self.file.path
         if isinstance(exc, hf_errors.OfflineModeIsEnabled):
             return HubUnreachableError(f"Offline mode is on (HF_HUB_OFFLINE); cannot fetch {path}.")
@@ -682,8 +683,3 @@ def _retry_after(response: httpx2.Response) -> float | None:
         return max(0.0, float(response.headers.get("Retry-After", "")))
     except ValueError:
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -16,6 +16,7 @@ import yaml
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from app.hub.models import ModelCard
+from app.text import first_line
 
 __all__ = ["MAX_FRONT_MATTER", "MAX_FRONT_MATTER_DEPTH", "load_front_matter", "parse_card"]
 
@@ -56,11 +57,14 @@ def load_front_matter(front: str) -> tuple[dict[str, Any], str | None]:
     try:
         data = yaml.load(front, Loader=_LOADER)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
-        return {}, f"The card's metadata is not valid YAML: {_first_line(exc)}"
+        return {}, f"The card's metadata is not valid YAML: {first_line(exc, limit=200)}"
     except RecursionError:
         return {}, "The card's metadata is nested too deep to read."
     except ValueError as exc:  # a value YAML cannot build: an int of 60,000 digits, a bad date
-        return {}, f"The card's metadata has a value that cannot be read: {_first_line(exc)}"
+        return (
+            {},
+            f"The card's metadata has a value that cannot be read: {first_line(exc, limit=200)}",
+        )
     if data is None:
         return {}, None
     if not isinstance(data, dict):
@@ -69,11 +73,6 @@ def load_front_matter(front: str) -> tuple[dict[str, Any], str | None]:
     if problem is not None:
         return {}, f"The card's metadata {problem}."
     return {str(key): value for key, value in data.items()}, None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _shape_problem(data: dict[Any, Any]) -> str | None:

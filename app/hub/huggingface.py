@@ -41,6 +41,7 @@ from app.hub.models import (
     SortOrder,
 )
 from app.hub.untrusted import check_repo_id
+from app.text import first_line
 from app.units import format_bytes
 from app.untrusted_json import parse_untrusted_json
 
@@ -182,7 +183,7 @@ class HuggingFaceHub:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # huggingface_hub's parser meets a field of the wrong shape.
             raise HubResponseError(
-                f"The hub's description of {repo_id} cannot be read ({_first_line(exc)})."
+                f"The hub's description of {repo_id} cannot be read ({first_line(exc)})."
             ) from exc
 
     def model_card(self, repo_id: str, *, revision: str | None = None) -> ModelCard:
@@ -265,7 +266,7 @@ class HuggingFaceHub:
         self, exc: BaseException, *, repo_id: str | None = None, revision: str | None = None
     ) -> HubError:
         """Turn any exception from huggingface_hub into a `HubError` a person can act on."""
-        detail = redact(_first_line(exc), self._token)
+        detail = redact(first_line(exc), self._token)
         if isinstance(exc, HubError):
             return exc
         if isinstance(exc, hf_errors.GatedRepoError) and repo_id:
@@ -447,8 +448,3 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return float(headers.get("Retry-After", ""))
     except ValueError:
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -6,11 +6,13 @@ files the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.errors import AppError
 from app.images.params import ModelRef
 from app.library.catalog import LibraryEntry
+from app.library.choice import ChoiceMiss, choose_entry, list_options
 from app.library.library import Library
 from app.library.sniff import ModelKind
 
@@ -37,28 +39,34 @@ def choose_diffusion_model(query: str, library: Library) -> ModelRef:
     path = Path(query).expanduser()
     if path.exists():
         return ModelRef(name=path.stem if path.is_file() else path.name, path=str(path))
-    matches = library.find(query)
-    entries = [entry for entry in matches if entry.kind in DIFFUSION_KINDS]
-    present = [entry for entry in entries if entry.present]
-    if not present:
-        if matches and not entries:
-            kinds = ", ".join(sorted({entry.kind.value for entry in matches}))
-            raise ImageModelChoiceError(
-                f"{query!r} is a {kinds}, not a diffusion model.",
+
+    def none_left(miss: ChoiceMiss) -> ImageModelChoiceError:
+        if kinds := miss.other_kinds:
+            return ImageModelChoiceError(
+                f"{query!r} is a {', '.join(kind.value for kind in kinds)}, not a diffusion model.",
                 hint="Image generation needs a diffusers folder or an SD .safetensors file.",
             )
-        missing = " (its drive or folder is not there now)" if entries else ""
-        raise ImageModelChoiceError(
+        missing = " (its drive or folder is not there now)" if miss.absent else ""
+        return ImageModelChoiceError(
             f"No diffusion model matches {query!r} on this machine{missing}.",
             hint="See `modeldeck list`, or download one with `modeldeck pull`.",
         )
-    if len(present) > 1:
-        options = ", ".join(sorted(f"{entry.name} ({entry.key})" for entry in present)[:8])
-        raise ImageModelChoiceError(
+
+    def several_left(present: Sequence[LibraryEntry]) -> ImageModelChoiceError:
+        options = list_options(present, lambda entry: f"{entry.name} ({entry.key})")
+        return ImageModelChoiceError(
             f"{query!r} matches {len(present)} models: {options}.",
             hint="Give the entry key or the path.",
         )
-    return model_ref(present[0])
+
+    entry = choose_entry(
+        library,
+        query,
+        kinds=DIFFUSION_KINDS,
+        none_left=none_left,
+        several_left=several_left,
+    )
+    return model_ref(entry)
 
 
 def model_ref(entry: LibraryEntry) -> ModelRef:

@@ -45,6 +45,7 @@ from app.library.sniff import (
     sniff,
 )
 from app.store import Database
+from app.text import one_line
 
 if TYPE_CHECKING:
     from huggingface_hub import HFCacheInfo
@@ -434,7 +435,7 @@ class Library:
                 found,
                 kind=found.kind or ModelKind.OTHER,
                 warning=checkpoint.message,
-                unreadable=_one_line(checkpoint.message),
+                unreadable=one_line(checkpoint.message),
             )
         return dataclasses.replace(found, details=Details.of(checkpoint))
 
@@ -563,7 +564,7 @@ def sniff_or_error(path: Path) -> Checkpoint | CheckpointError:
 def _checkpoint_file(path: Path) -> tuple[list[tuple[Path, Checkpoint]], list[tuple[Path, str]]]:
     checkpoint = sniff_or_error(path)
     if isinstance(checkpoint, CheckpointError):
-        return [], [(path, _one_line(checkpoint.message))]
+        return [], [(path, one_line(checkpoint.message))]
     if checkpoint.format is CheckpointFormat.PICKLE:
         return [], [(path, PICKLE_REASON)]
     return [(path, checkpoint)], []
@@ -609,7 +610,7 @@ def _unreadable(
         first_size=stat.st_size if stat else 0,
         mtime_ns=stat.st_mtime_ns if stat else 0,
         warning=warning,
-        unreadable=_one_line(unreadable) if unreadable else None,
+        unreadable=one_line(unreadable) if unreadable else None,
         is_folder=path.is_dir(),
     )
 
@@ -623,7 +624,3 @@ def _sha256_from_name(path: Path) -> str | None:
 
 def _is_inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

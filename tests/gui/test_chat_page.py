@@ -15,13 +15,14 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox, QPushButton
+from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from app.chat.conversations import MessageState, Role
-from app.chat.sampling import Sampling
 from app.chat.template_formats import FALLBACK_FORMATS
 from app.core import Core
 from app.engines.protocol import EventKind
+from app.llm.sampling import Sampling
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.hub_server import HubServer
 from ui.chat.message_body import MessageBody
@@ -284,10 +285,15 @@ def test_a_conversation_too_long_for_the_context_offers_to_drop_the_oldest_turns
 
 
 def test_conversations_are_created_renamed_searched_and_deleted(
-    qtbot: QtBot, chat: ChatPage, core: Core, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot,
+    qtmodeltester: ModelTester,
+    chat: ChatPage,
+    core: Core,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = chat
     listing = page.conversations
+    qtmodeltester.check(listing.view.model())  # the QListWidget model, empty so far
     fruit = core.conversations.create("Groceries")
     core.conversations.append_message(fruit.id, "user", "Do we need a pineapple?")
     with qtbot.waitSignal(page.conversationShown, timeout=10_000) as shown:
@@ -296,6 +302,7 @@ def test_conversations_are_created_renamed_searched_and_deleted(
     with qtbot.waitSignal(page.conversationShown, timeout=10_000) as shown:
         listing.new_button.click()
     assert listing.titles() == ["New conversation", "Groceries"]
+    qtmodeltester.check(listing.view.model())
     new_id = shown.args[0]
     assert page.conversation_id == new_id
 
@@ -322,6 +329,7 @@ def test_conversations_are_created_renamed_searched_and_deleted(
     with qtbot.waitSignal(listing.listed, timeout=10_000) as listed:
         qtbot.keyClicks(listing.search, "PINEAPPLE")
     assert listed.args == [1] and listing.titles() == ["Groceries"]
+    qtmodeltester.check(listing.view.model())
     with qtbot.waitSignal(listing.listed, timeout=10_000):
         listing.search.clear()
     assert listing.titles() == ["Trip plans", "Groceries"]
@@ -339,6 +347,7 @@ def test_conversations_are_created_renamed_searched_and_deleted(
         listing.delete_button.click()
     assert asked and "Trip plans" in asked[0]
     assert listing.titles() == ["Groceries"]
+    qtmodeltester.check(listing.view.model())
     qtbot.waitUntil(lambda: page.conversation_id == fruit.id, timeout=10_000)
 
 

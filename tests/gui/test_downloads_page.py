@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
+from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
+from app.downloads import FileState, FileStatus, JobState, JobStatus
 from tests.support.hub_server import Fault, HubServer, Stall
 from ui.discover.results_model import SearchState
+from ui.downloads_page import DownloadsModel, JobAction
 from ui.main_window import MainWindow
 
 WEIGHTS = bytes(range(256)) * 4096  # 1 MiB, an LFS file
@@ -55,7 +59,7 @@ def test_download_button_queues_the_file_and_the_page_shows_it_finish(
     page = window.downloads
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
     qtbot.waitUntil(
-        lambda: (job := page.model.job(0)) is not None and job.state.value == "completed",
+        lambda: (job := page.model.job(0)) is not None and job.state is JobState.COMPLETED,
         timeout=30_000,
     )
     job = page.model.job(0)
@@ -85,21 +89,89 @@ def test_pause_and_resume_from_the_page(
     page = window.downloads
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
     page.view.selectRow(0)
-    qtbot.waitUntil(page.buttons["Pause"].isEnabled, timeout=10_000)
-    page.buttons["Pause"].click()
+    qtbot.waitUntil(page.buttons[JobAction.PAUSE].isEnabled, timeout=10_000)
+    page.buttons[JobAction.PAUSE].click()
     qtbot.waitUntil(
-        lambda: (job := page.model.job(0)) is not None and job.state.value == "paused",
+        lambda: (job := page.model.job(0)) is not None and job.state is JobState.PAUSED,
         timeout=10_000,
     )
-    assert page.buttons["Resume"].isEnabled()
-    page.buttons["Resume"].click()
+    assert page.buttons[JobAction.RESUME].isEnabled()
+    page.buttons[JobAction.RESUME].click()
     qtbot.waitUntil(
-        lambda: (job := page.model.job(0)) is not None and job.state.value == "completed",
+        lambda: (job := page.model.job(0)) is not None and job.state is JobState.COMPLETED,
         timeout=30_000,
     )
-    assert page.buttons["Remove"].isEnabled()
-    page.buttons["Remove"].click()
-    assert page.model.rowCount() == 0
+    assert page.buttons[JobAction.REMOVE].isEnabled()
+    page.buttons[JobAction.REMOVE].click()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 0, timeout=10_000)
+
+
+def test_pause_and_cancel_run_off_the_gui_thread(
+    qtbot: QtBot, window: MainWindow, core: Core, hub_server: HubServer
+) -> None:
+    add_repo(hub_server)
+    hub_server.inject(Fault(Stall(3.0), path=r"^/lfs/", times=1))  # time to press Pause
+    open_files_tab(qtbot, window)
+    select_file(window, "tiny-Q8_0.gguf")
+    window.discover.details.view.files.download_button.click()
+    page = window.downloads
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
+    # The manager calls subscribers on the thread that changed the state: pause and cancel
+    # write SQLite (cancel also deletes partial files), so that must be a worker.
+    calls: list[tuple[JobState, threading.Thread]] = []
+    unsubscribe = core.downloads.subscribe(
+        lambda status: calls.append((status.state, threading.current_thread()))
+    )
+    try:
+        page.view.selectRow(0)
+        qtbot.waitUntil(page.buttons[JobAction.PAUSE].isEnabled, timeout=10_000)
+        page.buttons[JobAction.PAUSE].click()
+        qtbot.waitUntil(page.buttons[JobAction.CANCEL].isEnabled, timeout=10_000)
+        page.buttons[JobAction.CANCEL].click()
+        qtbot.waitUntil(
+            lambda: (job := page.model.job(0)) is not None and job.state is JobState.CANCELLED,
+            timeout=10_000,
+        )
+    finally:
+        unsubscribe()
+    states = {state for state, _thread in calls}
+    assert {JobState.PAUSED, JobState.CANCELLED} <= states
+    assert all(thread is not threading.main_thread() for _state, thread in calls)
+
+
+def job_status(job_id: int, state: JobState, done: int = 0) -> JobStatus:
+    return JobStatus(
+        id=job_id,
+        repo_id=f"acme/model-{job_id}",
+        revision="0" * 40,
+        label="Q4_K_M",
+        state=state,
+        error="offline" if state is JobState.WAITING else None,
+        error_kind=None,
+        bytes_done=done,
+        total=100,
+        speed=10.0 if state is JobState.RUNNING else 0.0,
+        eta=5.0 if state is JobState.RUNNING else None,
+        files=(FileStatus(path="model.gguf", size=100, bytes_done=done, state=FileState.RUNNING),),
+        created_at="2026-01-01T00:00:00Z",
+        finished_at=None,
+    )
+
+
+def test_downloads_model_passes_the_model_tester(qtmodeltester: ModelTester) -> None:
+    model = DownloadsModel()
+    qtmodeltester.check(model)
+    model.update([job_status(1, JobState.RUNNING, 10), job_status(2, JobState.WAITING)])
+    qtmodeltester.check(model)
+    model.update([job_status(1, JobState.RUNNING, 60), job_status(2, JobState.QUEUED)])
+    qtmodeltester.check(model)
+    assert model.item(0, 1).text() == "60%"
+    model.update([job_status(2, JobState.PAUSED)])
+    qtmodeltester.check(model)
+    assert model.rowCount() == 1 and model.item(0, 5).text() == "paused"
+    model.update([])
+    qtmodeltester.check(model)
+    assert model.rowCount() == 0
 
 
 def test_downloads_left_unfinished_resume_when_the_window_starts(
@@ -122,6 +194,6 @@ def test_downloads_left_unfinished_resume_when_the_window_starts(
     page = window.downloads
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)
     qtbot.waitUntil(
-        lambda: (job := page.model.job(0)) is not None and job.state.value == "completed",
+        lambda: (job := page.model.job(0)) is not None and job.state is JobState.COMPLETED,
         timeout=30_000,
     )
