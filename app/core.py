@@ -20,9 +20,9 @@ from app.store import Database
 
 if TYPE_CHECKING:
     from app.chat.conversations import ConversationStore
+    from app.chat.local import LocalChatEngine
     from app.chat.remote_settings import EndpointKeyStore
     from app.downloads import DownloadManager
-    from app.engines.llm import LlmEngine
     from app.hub.offline import OfflineAwareHub
     from app.images.engine import ImageEngine
     from app.images.gallery import Gallery
@@ -52,7 +52,7 @@ class Core:
         self._library: Library | None = None
         self._downloads: DownloadManager | None = None
         self._conversations: ConversationStore | None = None
-        self._llm: LlmEngine | None = None
+        self._llm: LocalChatEngine | None = None
         self._server: ModelServer | None = None
         self._images: ImageEngine | None = None
         self._gallery: Gallery | None = None
@@ -156,13 +156,13 @@ class Core:
         return EndpointKeyStore(self.database.path.parent / "endpoint-keys")
 
     @property
-    def llm(self) -> LlmEngine:
+    def llm(self) -> LocalChatEngine:
         """The local LLM engine (its child process starts on the first request)."""
         with self._lock:
             if self._llm is None:
-                from app.engines.llm import LlmEngine
+                from app.chat.local import LocalChatEngine
 
-                self._llm = LlmEngine()
+                self._llm = LocalChatEngine()
             return self._llm
 
     @property

@@ -86,13 +86,14 @@ def check_data_folder(folder: Path) -> str:
 
 def check_llm_engine(folder: Path) -> str:
     """Load a tiny scripted GGUF in the LLM engine's child process and generate its reply."""
-    from app.chat.sampling import Sampling
-    from app.engines.llm import LlmEngine, LoadSettings
+    from app.chat.local import LocalChatEngine
     from app.engines.protocol import EventKind
+    from app.llm.engine import LoadSettings
+    from app.llm.sampling import Sampling
     from app.tiny_gguf import SCRIPTED_REPLY, write_scripted_gguf
 
     model = write_scripted_gguf(folder / "selftest.gguf")
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     try:
         capabilities = engine.capabilities()
         engine.load(LoadSettings(path=model, context_length=512))

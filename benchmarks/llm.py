@@ -3,7 +3,7 @@ the app process's memory while a model is loaded.
 
 Same GGUF, same settings, same prompt tokens, same seed: the bare run calls
 `Llama.create_completion(stream=True)` in this process; the engine run goes through
-`LlmEngine` (a child process, events over a pipe) and is timed here in the parent, from the
+`LocalChatEngine` (a child process, events over a pipe) and is timed here in the parent, from the
 request to the last event — so the ratio includes every cost the app adds. Runs alternate
 (bare, engine, bare, …) so drift hits both; medians are printed.
 
@@ -27,9 +27,10 @@ from typing import Any
 
 import psutil
 
-from app.chat.sampling import Sampling
-from app.engines.llm import LlmEngine, LoadSettings
+from app.chat.local import LocalChatEngine
 from app.engines.protocol import EventKind
+from app.llm.engine import LoadSettings
+from app.llm.sampling import Sampling
 from tests.support.gguf_builder import write_scripted_gguf
 
 PROMPT = "<|im_start|>user\nTell me a story.<|im_end|>\n<|im_start|>assistant\n"
@@ -73,7 +74,7 @@ def generate_run(llm: Any, tokens: list[int], count: int) -> tuple[float, float]
     return first - started, ended - started
 
 
-def engine_run(engine: LlmEngine, count: int) -> tuple[float, float]:
+def engine_run(engine: LocalChatEngine, count: int) -> tuple[float, float]:
     started = time.perf_counter()
     handle = engine.generate_from_prompt(PROMPT, Sampling(max_tokens=count, seed=1))
     first = None
@@ -91,7 +92,7 @@ def bench_model(name: str, path: Path, runs: int, count: int) -> None:
     import llama_cpp
 
     settings = LoadSettings(path=path, context_length=4096, threads=2)
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     # Measured before the bare model maps the same file into this process.
     app_rss_before = psutil.Process().memory_info().rss
     engine.load(settings)

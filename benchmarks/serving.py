@@ -2,7 +2,7 @@
 many clients at once.
 
 Same loaded model, same messages, same sampling and seed: the engine run calls
-`LlmEngine.generate` and reads its events in this process; the server run asks the
+`LocalChatEngine.generate` and reads its events in this process; the server run asks the
 `ModelServer` on 127.0.0.1 with the real `openai` client (streaming, as chat clients do) —
 so the ratio holds every cost the server adds (FastAPI, SSE, JSON, the queue, the
 thread-to-asyncio bridge, loopback TCP). Runs alternate (engine, server, engine, …) so drift
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import openai
 
-from app.chat.sampling import Sampling
-from app.engines.llm import LlmEngine, LoadSettings
+from app.chat.local import LocalChatEngine
 from app.engines.protocol import EventKind
+from app.llm.engine import LoadSettings
+from app.llm.sampling import Sampling
 from app.serving import ModelServer
 from benchmarks.llm import MODELS
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
@@ -39,7 +40,7 @@ from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 MESSAGES = [{"role": "user", "content": "Tell me a story."}]
 
 
-def engine_run(engine: LlmEngine, count: int) -> tuple[float, float]:
+def engine_run(engine: LocalChatEngine, count: int) -> tuple[float, float]:
     """(seconds to the first text, seconds for all `count` tokens) straight from the engine."""
     started = time.perf_counter()
     handle = engine.generate(MESSAGES, Sampling(max_tokens=count, seed=1))
@@ -79,7 +80,7 @@ def server_run(client: openai.OpenAI, model: str, count: int) -> tuple[float, fl
 
 
 def bench_speed(name: str, path: Path, runs: int, count: int, threads: int) -> None:
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     server = ModelServer(engine)
     url = server.start(port=0)
     server.load(LoadSettings(path=path, context_length=4096, threads=threads))
@@ -172,7 +173,7 @@ def concurrent_round(
 
 def bench_clients(path: Path, count: int, rounds: int, threads: int) -> None:
     """`count` clients ask at once for a short completion; then the same one by one."""
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     server = ModelServer(engine)
     url = server.start(port=0)
     server.load(LoadSettings(path=path, context_length=2048, threads=threads))

@@ -24,7 +24,7 @@ BUNDLE_ENV = "MODELDECK_BUNDLE"  # "base" or "full"
 
 # Engines start with multiprocessing "spawn": the child imports its entry module by name, so
 # nothing in the parent's import graph has to reach it. Declare them.
-ENGINE_CHILD_MODULES = ("app.engines.llama_worker", "app.engines.diffusers_worker")
+ENGINE_CHILD_MODULES = ("app.llm.llama_worker", "app.images.diffusers_worker")
 
 # The image runtime: imported only in the image engine's child, ~1.3 GB installed (CPU torch).
 IMAGE_RUNTIME = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "safetensors")

@@ -84,8 +84,8 @@ def test_every_engine_child_module_is_a_hidden_import(base_bundle: ModuleType) -
     pytest.importorskip("PyInstaller")
     # Any module with a child entry `main(connection)` is started by name through spawn.
     children = {
-        f"app.engines.{path.stem}"
-        for path in (ROOT / "app" / "engines").glob("*.py")
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "app").rglob("*.py")
         if re.search(r"^def main\(connection: Connection\)", path.read_text(), re.MULTILINE)
     }
     assert children == set(base_bundle.ENGINE_CHILD_MODULES)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shlex
 
-from app.chat.sampling import Sampling
-from app.engines.llm import LoadSettings
+from app.llm.engine import LoadSettings
+from app.llm.sampling import Sampling
 
 
 def llama_cli_command(settings: LoadSettings, sampling: Sampling, prompt: str, seed: int) -> str:

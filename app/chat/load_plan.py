@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.engines.llm import LoadSettings
 from app.errors import AppError
 from app.hardware import MachineMemory
 from app.library.sniff import sniff
@@ -27,6 +26,7 @@ from app.llm import (
     estimate_fit,
     memory_with_devices,
 )
+from app.llm.engine import LoadSettings
 
 
 class ModelTooLargeError(AppError, MemoryError):

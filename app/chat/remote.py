@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from app.chat.sampling import Sampling
-from app.engines.llm import EngineError
-from app.engines.protocol import FLUSH_INTERVAL_S, Event, EventKind, Op, Request
+from app.engines.errors import EngineError
+from app.engines.protocol import FLUSH_INTERVAL_S, Event, EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import SettingsError
 from app.hub.credentials import redact
+from app.llm.sampling import Sampling
 
 if TYPE_CHECKING:
     from openai import OpenAI, Stream
@@ -154,12 +154,8 @@ class RemoteEngine:
             EngineError: the engine was closed (kind "closed").
         """
         client = self._require_client()
-        request = Request(
-            next(self._ids),
-            Op.GENERATE,
-            {"messages": [dict(m) for m in messages], "sampling": sampling.to_dict()},
-        )
-        reply = _RemoteReply(self, client, request, sampling)
+        messages_sent = [dict(m) for m in messages]
+        reply = _RemoteReply(self, client, next(self._ids), messages_sent, sampling)
         with self._lock:
             self._replies.add(reply)
         reply.start()
@@ -249,13 +245,18 @@ class _RemoteReply:
     """One streamed reply: the worker thread that reads it, and the handle that reports it."""
 
     def __init__(
-        self, engine: RemoteEngine, client: OpenAI, request: Request, sampling: Sampling
+        self,
+        engine: RemoteEngine,
+        client: OpenAI,
+        request_id: int,
+        messages: list[dict[str, str]],
+        sampling: Sampling,
     ) -> None:
         self._engine = engine
         self._client = client
         self._sampling = sampling
-        self._messages: list[dict[str, str]] = request.args["messages"]
-        self.handle = RequestHandle(request, self._cancel)
+        self._messages = messages
+        self.handle = RequestHandle(request_id, self._cancel)
         self._lock = threading.Lock()
         self._finished = False  # a terminal event went out: nothing more may follow
         self._cancelled = threading.Event()
@@ -272,7 +273,7 @@ class _RemoteReply:
             if self._finished:
                 return
             self._finished = kind in (EventKind.RESULT, EventKind.ERROR, EventKind.CANCELLED)
-            self.handle.put(Event(self.handle.request.id, kind, data))
+            self.handle.put(Event(self.handle.id, kind, data))
 
     def _cancel(self, handle: RequestHandle) -> None:
         self._cancelled.set()

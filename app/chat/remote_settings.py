@@ -14,7 +14,7 @@ import hashlib
 from pathlib import Path
 
 from app import paths
-from app.engines.remote import RemoteEndpoint
+from app.chat.remote import RemoteEndpoint
 from app.hub.credentials import SecretStore, TokenSource
 
 KEYRING_SERVICE = "ModelDeck remote endpoint"

@@ -21,10 +21,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from app.chat.conversations import ConversationStore, GenerationStats, Message, Role
-from app.chat.sampling import Sampling
 from app.engines.protocol import EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import AppError
+from app.llm.sampling import Sampling
 
 FLUSH_INTERVAL_S = 0.25
 

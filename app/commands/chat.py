@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from app.chat.load_plan import LoadPlan
+    from app.chat.local import LocalChatEngine
     from app.chat.model_choice import ChosenModel
-    from app.chat.sampling import Sampling
     from app.core import Core
-    from app.engines.llm import LlmEngine, LoadedModel
+    from app.llm.engine import LoadedModel
+    from app.llm.sampling import Sampling
 
 EXIT_OK, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 3, 130
 
@@ -51,10 +52,10 @@ def register(
 
 def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Answer `args.prompt` with the chosen model; returns the exit status."""
+    from app.chat.local import LocalChatEngine
     from app.chat.model_choice import ModelChoiceError
-    from app.chat.sampling import Sampling
-    from app.engines.llm import LlmEngine
     from app.errors import AppError
+    from app.llm.sampling import Sampling
 
     err = sys.stderr
     if not args.prompt.strip():
@@ -65,7 +66,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         )
     except ValueError as exc:
         return _fail(err, str(exc), 2)
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     try:
         loaded = load_model(core, engine, args, err=err)
         return _answer(engine, loaded, args, sampling, out=out, err=err)
@@ -87,7 +88,7 @@ class LoadedForCommand:
 
 
 def plan_model(
-    core: Core, engine: LlmEngine, args: argparse.Namespace, *, err: TextIO
+    core: Core, engine: LocalChatEngine, args: argparse.Namespace, *, err: TextIO
 ) -> tuple[ChosenModel, LoadPlan]:
     """Choose `args.model` and plan its load (`--ctx`, `--gpu-layers`, `--threads`), printing
     the plan's notes on `err`. Shared by `chat` and `serve`.
@@ -117,7 +118,7 @@ def plan_model(
 
 
 def load_model(
-    core: Core, engine: LlmEngine, args: argparse.Namespace, *, err: TextIO
+    core: Core, engine: LocalChatEngine, args: argparse.Namespace, *, err: TextIO
 ) -> LoadedForCommand:
     """`plan_model`, then load it."""
     model, plan = plan_model(core, engine, args, err=err)
@@ -125,7 +126,7 @@ def load_model(
 
 
 def _answer(
-    engine: LlmEngine,
+    engine: LocalChatEngine,
     loaded: LoadedForCommand,
     args: argparse.Namespace,
     sampling: Sampling,
@@ -135,8 +136,8 @@ def _answer(
 ) -> int:
     from app.chat.conversations import GenerationStats
     from app.chat.llama_command import llama_cli_command
-    from app.engines.llm import result_data
     from app.engines.protocol import EventKind
+    from app.llm.engine import result_data
 
     messages = [{"role": "user", "content": args.prompt}]
     if args.system:

@@ -33,10 +33,23 @@ _DOING = {
 
 
 class RequestHandle:
-    """The events of one request, in order, ending with exactly one terminal event."""
+    """The events of one request, in order, ending with exactly one terminal event.
 
-    def __init__(self, request: Request, cancel: Callable[[RequestHandle], None]) -> None:
-        self.request = request
+    Args:
+        request_id: the id its events carry (unique per engine).
+        cancel: asks the engine to stop this request.
+        op: what was asked (None for requests that are not on a pipe), for messages.
+    """
+
+    def __init__(
+        self,
+        request_id: int,
+        cancel: Callable[[RequestHandle], None],
+        *,
+        op: Op | None = None,
+    ) -> None:
+        self.id = request_id
+        self.op = op
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._cancel = cancel
         self.outcome: Event | None = None  # the terminal event, once it came
@@ -136,10 +149,10 @@ class EngineProcess:
         self.start()
         with self._lock:
             request = Request(next(self._ids), op, dict(args or {}))
-            handle = RequestHandle(request, self._cancel)
+            handle = RequestHandle(request.id, self._cancel, op=request.op)
             connection = self._connection
             if connection is None:  # it died between start() and here
-                handle.put(self._stopped_event(request))
+                handle.put(self._stopped_event(request.id, request.op))
                 return handle
             self._open[request.id] = handle
             # On a broken pipe the reader thread sees EOF and ends the request as STOPPED.
@@ -215,21 +228,21 @@ class EngineProcess:
         connection.close()
         self._ready.set()  # wake a start() waiting on a child that died at birth
         for handle in open_handles:
-            handle.put(self._stopped_event(handle.request))
+            handle.put(self._stopped_event(handle.id, handle.op))
 
-    def _stopped_event(self, request: Request) -> Event:
-        doing = _DOING.get(request.op, "")
+    def _stopped_event(self, request_id: int, op: Op | None) -> Event:
+        doing = _DOING.get(op, "") if op is not None else ""
         exit_text = self.last_exit or "it is not running"
         message = f"{self.name} stopped: {exit_text}" + (f" {doing}" if doing else "")
-        return Event(request.id, EventKind.STOPPED, {"kind": "stopped", "message": message})
+        return Event(request_id, EventKind.STOPPED, {"kind": "stopped", "message": message})
 
     def _cancel(self, handle: RequestHandle) -> None:
         with self._lock:
             connection = self._connection
-            if connection is None or handle.request.id not in self._open:
+            if connection is None or handle.id not in self._open:
                 return
             with contextlib.suppress(OSError, ValueError):
-                connection.send(Request(0, Op.CANCEL, {"request_id": handle.request.id}))
+                connection.send(Request(0, Op.CANCEL, {"request_id": handle.id}))
 
 
 def describe_exit(exitcode: int | None) -> str:

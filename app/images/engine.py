@@ -2,7 +2,7 @@
 
 `ImageEngine` wraps `EngineProcess(diffusers_worker.main)`. `load` and `generate` return a
 `RequestHandle` at once; its events stream in from the child (see
-`app.engines.diffusers_worker` for the exact data) and `read_progress` turns them into typed
+`app.images.diffusers_worker` for the exact data) and `read_progress` turns them into typed
 objects. Every `generate` also carries the model to use, so after a crash (the supervisor
 ends the request with a STOPPED event) the next `generate` starts a fresh child that loads
 the model again by itself.
@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
+from app.engines.errors import EngineError
 from app.engines.protocol import Event, EventKind, Op
 from app.engines.supervisor import EngineProcess, RequestHandle
-from app.errors import AppError
+from app.images import diffusers_worker
 from app.images.params import ImageParams, ModelRef
 
 __all__ = [
@@ -56,12 +57,8 @@ ERROR_KINDS: Mapping[str, str] = {
 }
 
 
-class ImageEngineError(AppError):
+class ImageEngineError(EngineError):
     """A request to the image engine failed; `kind` is one of `ERROR_KINDS`."""
-
-    def __init__(self, message: str, *, kind: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.kind = kind
 
     @classmethod
     def from_event(cls, event: Event) -> ImageEngineError:
@@ -175,9 +172,6 @@ class ImageEngine:
         dtype: str | None = None,
         threads: int | None = None,
     ) -> None:
-        # Imported here: the worker imports app.images modules (a cycle at import time).
-        from app.engines import diffusers_worker
-
         self.process = EngineProcess(diffusers_worker.main, name="the image engine")
         self.config_cache_dir = config_cache_dir or paths.data_dir() / "diffusers-configs"
         self.hf_cache_dir = hf_cache_dir

@@ -1,39 +1,26 @@
-"""The app's handle on the LLM engine: load a GGUF, generate from chat messages, survive crashes.
+"""The app's handle on the LLM engine: load a GGUF, complete a rendered prompt, survive crashes.
 
-`LlmEngine` owns one llama.cpp child (`app.engines.llama_worker`). It renders the chat
-template in this process (so the prompt shown to the user is the one sent), and when the
-child has died since the last load it starts a fresh one and loads the same model again before
-the next request — the conversation goes on.
+`LlmEngine` owns one llama.cpp child (`app.llm.llama_worker`). It takes a prompt already
+rendered (chat templates live in `app.chat`: see `app.chat.local.LocalChatEngine`), and when
+the child has died since the last load it starts a fresh one and loads the same model again
+before the next request — the conversation goes on.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.chat.sampling import Sampling
-from app.chat.templates import RenderedPrompt, render_prompt
-from app.engines import llama_worker
+from app.engines.errors import EngineError, EngineErrorKind, EngineUnavailableError
 from app.engines.protocol import Event, EventKind, Op
 from app.engines.supervisor import EngineProcess, RequestHandle
-from app.errors import AppError
+from app.llm import llama_worker
+from app.llm.sampling import Sampling
 
 LOAD_TIMEOUT_S = 600.0  # a 70B model from a slow disk takes minutes
-
-
-class EngineError(AppError, RuntimeError):
-    """The engine refused or failed a request; `kind` says which way (e.g. "load-failed")."""
-
-    def __init__(self, message: str, *, kind: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.kind = kind
-
-
-class EngineUnavailableError(EngineError):
-    """The runtime is not installed (or cannot start) on this machine."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +82,6 @@ class LlmEngine:
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
         self._loaded_in: int | None = None  # the child's pid the model lives in
-        self.template_override: str | None = None
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -113,7 +99,9 @@ class LlmEngine:
         """What this build of llama.cpp can do (starts the child; may block ~1 s)."""
         capabilities = self._process.start()
         if "unavailable" in capabilities:
-            raise EngineUnavailableError(str(capabilities["unavailable"]), kind="unavailable")
+            raise EngineUnavailableError(
+                str(capabilities["unavailable"]), kind=EngineErrorKind.UNAVAILABLE
+            )
         return capabilities
 
     def load(self, settings: LoadSettings) -> LoadedModel:
@@ -145,41 +133,16 @@ class LlmEngine:
             self._loaded, self._loaded_in = loaded, self._process.pid
             return loaded
 
-    def render(self, messages: Sequence[Mapping[str, str]]) -> RenderedPrompt:
-        """The prompt as the model sees it (the model's template, an override or a fallback)."""
-        loaded = self._require_loaded()
-        return render_prompt(
-            messages,
-            template=loaded.chat_template,
-            architecture=loaded.architecture,
-            bos_token=loaded.bos_token,
-            eos_token=loaded.eos_token,
-            override=self.template_override,
-        )
-
     @property
     def context_length(self) -> int | None:
         """The loaded model's context, in tokens (None before a load)."""
         return self._loaded.context_length if self._loaded is not None else None
-
-    def prompt_tokens(self, messages: Sequence[Mapping[str, str]]) -> int:
-        """The size of `messages` once templated, in the model's tokens."""
-        return self.count_tokens(self.render(messages).text)
 
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` is for the loaded model."""
         self._ensure_alive()
         return int(
             result_data(self._process.submit(Op.TOKENIZE, {"text": text}).wait(60.0))["count"]
-        )
-
-    def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
-        """Start a reply; its CHUNK events carry text, its RESULT the reply's statistics."""
-        prompt = self.render(messages)
-        stops = tuple(dict.fromkeys((*sampling.stop, *prompt.stop)))
-        spans = literal_spans(prompt.text, [m.get("content", "") for m in messages])
-        return self.generate_from_prompt(
-            prompt.text, replace(sampling, stop=stops), literal_spans=spans
         )
 
     def generate_from_prompt(
@@ -215,7 +178,9 @@ class LlmEngine:
 
     def _require_loaded(self) -> LoadedModel:
         if self._loaded is None:
-            raise EngineError("No model is loaded.", kind="not-loaded", hint="Pick a model first.")
+            raise EngineError(
+                "No model is loaded.", kind=EngineErrorKind.NOT_LOADED, hint="Pick a model first."
+            )
         return self._loaded
 
     def _ensure_alive(self) -> None:
@@ -223,21 +188,6 @@ class LlmEngine:
         loaded = self._require_loaded()
         if not self._process.alive or self._process.pid != self._loaded_in:
             self.load(loaded.settings)
-
-
-def literal_spans(prompt: str, contents: Sequence[str]) -> list[tuple[int, int]]:
-    """Where each message's text sits in the rendered prompt, in order (texts a template
-    changed are not found, and are left out)."""
-    spans: list[tuple[int, int]] = []
-    cursor = 0
-    for content in contents:
-        if not content:
-            continue
-        start = prompt.find(content, cursor)
-        if start >= 0:
-            spans.append((start, start + len(content)))
-            cursor = start + len(content)
-    return spans
 
 
 def result_data(event: Event) -> Mapping[str, Any]:

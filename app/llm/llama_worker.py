@@ -33,7 +33,7 @@ from app.engines.protocol import (
     RequestContext,
     serve,
 )
-from app.engines.stop_strings import StopStrings
+from app.llm.stop_strings import StopStrings
 
 # ggml type ids for the KV cache (ggml.h: GGML_TYPE_F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8).
 KV_CACHE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
@@ -391,7 +391,7 @@ def _devices(lib: Any) -> list[dict[str, Any]]:
 
 
 def main(connection: Connection) -> None:
-    """The child's entry point (spawned by `app.engines.llm.LlmEngine`)."""
+    """The child's entry point (spawned by `app.llm.engine.LlmEngine`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # before the slow import, too
     try:
         import llama_cpp

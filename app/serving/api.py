@@ -48,11 +48,11 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.chat.sampling import Sampling
-from app.engines.llm import EngineError
+from app.engines.errors import EngineError
 from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import ChatTemplateError
+from app.llm.sampling import Sampling
 from app.serving.browser_guard import BrowserGuard
 from app.serving.engine_queue import EngineQueue, Generation, ServerClosingError
 from app.serving.request_body import MAX_BODY_BYTES, BodyError, parse_body

@@ -6,17 +6,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
+from app.chat.local import LocalChatEngine
+from app.llm.engine import LoadedModel, LoadSettings
 
 
 class ServedEngine:
-    """One `LlmEngine`, shared with the rest of the app, plus the loading state.
+    """One `LocalChatEngine`, shared with the rest of the app, plus the loading state.
 
     A load made through `load` shows as `loading` to the server; the model id is read from the
     engine at each request, so a model loaded elsewhere in the app is served from then on.
     """
 
-    def __init__(self, engine: LlmEngine) -> None:
+    def __init__(self, engine: LocalChatEngine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self._loads = 0

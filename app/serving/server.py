@@ -1,6 +1,6 @@
 """`ModelServer`: the OpenAI-compatible API, run by uvicorn on a thread of the app process.
 
-The server answers from the app's own `LlmEngine` (the same child process the Chat page
+The server answers from the app's own `LocalChatEngine` (the same child process the Chat page
 uses), so nothing is loaded twice. It listens on 127.0.0.1 unless told otherwise, and it
 refuses to listen anywhere else without an API key. Web pages may use it only from the
 origins it is given (none by default; `browser_guard`).
@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
+from app.chat.local import LocalChatEngine
+from app.llm.engine import LoadedModel, LoadSettings
 from app.serving.errors import (
     ServerStartError,
     ServingError,
@@ -55,7 +56,7 @@ class ModelServer:
         log_size: how many requests the log keeps.
     """
 
-    def __init__(self, engine: LlmEngine, *, log_size: int = 500) -> None:
+    def __init__(self, engine: LocalChatEngine, *, log_size: int = 500) -> None:
         self.served = ServedEngine(engine)
         self.log = RequestLog(log_size)
         self._lock = threading.Lock()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.chat.conversations import ConversationStore, MessageState, Role
-from app.chat.sampling import Sampling
+from app.chat.local import LocalChatEngine
 from app.chat.session import (
     ChatBusyError,
     ChatSession,
@@ -18,7 +18,8 @@ from app.chat.session import (
     Overflow,
     ReplyState,
 )
-from app.engines.llm import LlmEngine, LoadSettings
+from app.llm.engine import LoadSettings
+from app.llm.sampling import Sampling
 from app.store import Database
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.waiting import wait_until
@@ -34,8 +35,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[LlmEngine]:
-    engine = LlmEngine()
+def engine() -> Iterator[LocalChatEngine]:
+    engine = LocalChatEngine()
     yield engine
     engine.close()
 
@@ -48,7 +49,7 @@ def store(tmp_path: Path) -> Iterator[ConversationStore]:
 
 
 def session_with(
-    store: ConversationStore, engine: LlmEngine, model: Path, *, context: int = 2048
+    store: ConversationStore, engine: LocalChatEngine, model: Path, *, context: int = 2048
 ) -> ChatSession:
     if (
         engine.loaded is None
@@ -61,7 +62,7 @@ def session_with(
 
 
 def test_a_reply_streams_into_the_store(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"])
     seen: list[str] = []
@@ -82,7 +83,7 @@ def test_a_reply_streams_into_the_store(
 
 
 def test_an_empty_message_is_refused(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"])
     with pytest.raises(ValueError, match="empty"):
@@ -91,7 +92,7 @@ def test_an_empty_message_is_refused(
 
 
 def test_a_second_send_while_streaming_is_refused_and_stop_keeps_the_text(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["endless"], context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
@@ -108,7 +109,7 @@ def test_a_second_send_while_streaming_is_refused_and_stop_keeps_the_text(
 
 
 def test_the_reply_is_flushed_to_the_store_while_it_streams(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["endless"], context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
@@ -123,7 +124,7 @@ def test_the_reply_is_flushed_to_the_store_while_it_streams(
 
 
 def test_a_killed_engine_keeps_the_partial_reply_and_the_next_message_works(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["endless"], context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
@@ -144,7 +145,7 @@ def test_a_killed_engine_keeps_the_partial_reply_and_the_next_message_works(
 
 
 def test_regenerate_replaces_the_last_reply(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"])
     session.send("Hello?", Sampling(max_tokens=3)).wait(30)
@@ -156,7 +157,7 @@ def test_regenerate_replaces_the_last_reply(
 
 
 def test_editing_a_past_message_drops_what_followed(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"])
     session.send("First", Sampling()).wait(30)
@@ -171,7 +172,7 @@ def test_editing_a_past_message_drops_what_followed(
 
 
 def test_an_overflowing_conversation_asks_then_drops_the_oldest_turns_with_a_marker(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"], context=256)
     for word in ("alpha", "bravo", "charlie"):
@@ -196,7 +197,7 @@ def test_an_overflowing_conversation_asks_then_drops_the_oldest_turns_with_a_mar
 
 
 def test_a_regenerate_that_does_not_fit_keeps_the_last_reply(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"], context=256)
     for word in ("alpha", "bravo", "charlie"):
@@ -209,7 +210,7 @@ def test_a_regenerate_that_does_not_fit_keeps_the_last_reply(
 
 
 def test_a_message_too_long_for_any_context_is_refused_even_when_dropping(
-    store: ConversationStore, engine: LlmEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
 ) -> None:
     session = session_with(store, engine, models["scripted"], context=256)
     with pytest.raises(ContextOverflowError):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app.engines.diffusers_worker import failure_kind
 from app.images import (
     ImageParams,
     ImageParamsError,
@@ -22,6 +21,7 @@ from app.images import (
     save_png,
     size_presets,
 )
+from app.images.diffusers_worker import failure_kind
 from app.images.png_metadata import (
     A1111_KEY,
     METADATA_KEY,

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from app.chat.conversations import ConversationStore, GenerationStats, MessageState
+from app.chat.remote import RemoteEndpoint, RemoteEngine
 from app.chat.remote_settings import KEYRING_SERVICE, EndpointKeyStore
-from app.chat.sampling import Sampling
 from app.chat.session import ChatSession, ReplyState
-from app.engines.llm import EngineError
+from app.engines.errors import EngineError
 from app.engines.protocol import Event, EventKind
-from app.engines.remote import RemoteEndpoint, RemoteEngine
 from app.errors import SettingsError
 from app.hub.credentials import TokenSource
+from app.llm.sampling import Sampling
 from app.store import Database
 from tests.core.conftest import MemoryKeyring
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf

@@ -19,10 +19,11 @@ import httpx2
 import openai
 import pytest
 
-from app.chat.sampling import Sampling
-from app.engines.llm import LlmEngine, LoadSettings
-from app.engines.protocol import Event, EventKind, Op, Request
+from app.chat.local import LocalChatEngine
+from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
+from app.llm.engine import LoadSettings
+from app.llm.sampling import Sampling
 from app.serving import (
     ModelServer,
     RequestLogEntry,
@@ -57,14 +58,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadSettings]:
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[LlmEngine]:
-    engine = LlmEngine()
+def engine() -> Iterator[LocalChatEngine]:
+    engine = LocalChatEngine()
     yield engine
     engine.close()
 
 
 @pytest.fixture(scope="module")
-def server(engine: LlmEngine, models: dict[str, LoadSettings]) -> Iterator[ModelServer]:
+def server(engine: LocalChatEngine, models: dict[str, LoadSettings]) -> Iterator[ModelServer]:
     """One server for the module, on a free port, without a key."""
     server = ModelServer(engine)
     server.start(port=0)
@@ -288,7 +289,7 @@ def test_an_image_part_is_400(scripted: ModelServer, http: httpx2.Client) -> Non
     assert "text only" in str(_error(response)["message"])
 
 
-def test_an_api_key_is_required_when_set(engine: LlmEngine, scripted: ModelServer) -> None:
+def test_an_api_key_is_required_when_set(engine: LocalChatEngine, scripted: ModelServer) -> None:
     with ModelServer(engine) as keyed:
         url = keyed.start(port=0, api_key=KEY)
         with openai.OpenAI(base_url=url, api_key=KEY, max_retries=0) as right:
@@ -309,7 +310,7 @@ def test_an_api_key_is_required_when_set(engine: LlmEngine, scripted: ModelServe
 
 
 def test_requests_while_a_model_loads_are_503_with_retry_after(
-    engine: LlmEngine,
+    engine: LocalChatEngine,
     endless: ModelServer,
     http: httpx2.Client,
     models: dict[str, LoadSettings],
@@ -349,7 +350,7 @@ def test_without_a_key_the_host_header_must_name_this_machine(
 
 
 def test_with_no_model_loaded_the_list_is_empty_and_chats_are_503() -> None:
-    engine = LlmEngine()  # its child never starts: nothing asks it anything
+    engine = LocalChatEngine()  # its child never starts: nothing asks it anything
     with ModelServer(engine) as server:
         url = server.start(port=0)
         with httpx2.Client(base_url=url) as http:
@@ -444,7 +445,7 @@ def test_the_engine_queue_admits_in_arrival_order_and_forgets_who_left() -> None
     def submitter(n: int) -> Callable[[], RequestHandle]:
         def submit() -> RequestHandle:
             submitted.append(n)
-            handles[n] = RequestHandle(Request(n, Op.GENERATE), lambda handle: None)
+            handles[n] = RequestHandle(n, lambda handle: None)
             return handles[n]
 
         return submit
@@ -475,7 +476,7 @@ def test_the_engine_queue_admits_in_arrival_order_and_forgets_who_left() -> None
 # -- starting and stopping --------------------------------------------------------------------
 
 
-def test_serving_beyond_loopback_needs_an_api_key(engine: LlmEngine) -> None:
+def test_serving_beyond_loopback_needs_an_api_key(engine: LocalChatEngine) -> None:
     server = ModelServer(engine)
     with pytest.raises(UnprotectedBindError) as refused:
         server.start("0.0.0.0", 0)
@@ -488,7 +489,9 @@ def test_serving_beyond_loopback_needs_an_api_key(engine: LlmEngine) -> None:
     assert not server.running and server.url is None
 
 
-def test_stopping_the_server_ends_a_running_stream(engine: LlmEngine, endless: ModelServer) -> None:
+def test_stopping_the_server_ends_a_running_stream(
+    engine: LocalChatEngine, endless: ModelServer
+) -> None:
     other = ModelServer(engine)
     url = other.start(port=0)
     body = {"messages": HELLO, "stream": True, "max_tokens": 8000}
@@ -510,7 +513,7 @@ def test_stopping_the_server_ends_a_running_stream(engine: LlmEngine, endless: M
     assert not endless.busy  # the module's server on the same engine is untouched
 
 
-def test_a_taken_port_is_a_clear_error(engine: LlmEngine, server: ModelServer) -> None:
+def test_a_taken_port_is_a_clear_error(engine: LocalChatEngine, server: ModelServer) -> None:
     with pytest.raises(ServerStartError, match="already in use"):
         ModelServer(engine).start(port=server.port)
     with pytest.raises(ServingError, match="already running"):

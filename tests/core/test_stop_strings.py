@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engines.stop_strings import StopStrings
+from app.llm.stop_strings import StopStrings
 
 
 def stream(stops: list[str], pieces: list[str]) -> tuple[str, bool]:

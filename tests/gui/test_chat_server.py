@@ -16,7 +16,7 @@ from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
-from app.engines.llm import LoadedModel, LoadSettings
+from app.llm.engine import LoadedModel, LoadSettings
 from tests.gui.test_chat_page import REPLY_TIMEOUT_MS, load, send
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from ui.chat.page import ChatPage

@@ -23,8 +23,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.engines.llm import LlmEngine, LoadSettings
+from app.chat.local import LocalChatEngine
 from app.errors import SettingsError
+from app.llm.engine import LoadSettings
 from app.serving import ModelServer
 from app.serving.request_body import MAX_BODY_BYTES, MAX_JSON_VALUES, BodyError, parse_body
 from app.serving.schemas import ChatCompletionRequest
@@ -54,7 +55,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> LoadSettings:
 @pytest.fixture(scope="module")
 def server(model: LoadSettings) -> Iterator[ModelServer]:
     """One server for the module, without a key, allowing pages from `ALLOWED` only."""
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     server = ModelServer(engine)
     server.start(port=0, allowed_origins=[ALLOWED + "/"])  # normalized to ALLOWED
     server.load(model)
@@ -155,7 +156,7 @@ def test_a_body_that_is_not_declared_json_is_refused_from_anyone(http: httpx2.Cl
 def test_a_rebound_host_name_is_refused_even_with_a_key() -> None:
     """DNS rebinding: the page's own name now points at 127.0.0.1, so the browser sends it as
     Host. On a loopback server that name is refused, with a key or without."""
-    engine = LlmEngine()  # its child never starts: nothing asks it anything
+    engine = LocalChatEngine()  # its child never starts: nothing asks it anything
     with ModelServer(engine) as keyed:
         url = keyed.start(port=0, api_key="sk-local")
         with httpx2.Client(base_url=url) as http:
@@ -383,7 +384,7 @@ json_values = st.recursive(
 @pytest.fixture(scope="module")
 def unloaded() -> Iterator[ModelServer]:
     """A server with no model: a valid body is answered 503, so nothing generates."""
-    engine = LlmEngine()
+    engine = LocalChatEngine()
     with ModelServer(engine) as server:
         server.start(port=0)
         yield server

@@ -41,9 +41,10 @@ from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
 if TYPE_CHECKING:
     from app.chat.conversations import ModelRef
     from app.chat.load_plan import LoadPlan
+    from app.chat.local import LocalChatEngine
+    from app.chat.remote import RemoteEndpoint, RemoteEngine
     from app.chat.session import ChatEngine
-    from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
-    from app.engines.remote import RemoteEndpoint, RemoteEngine
+    from app.llm.engine import LoadedModel, LoadSettings
 
 PANEL_WIDTH = 340
 REMOTE_SETTING = "chat.remote_endpoint"  # the last endpoint used: {"url", "model"}
@@ -90,7 +91,7 @@ class ModelPanel(QScrollArea):
         self._core = core
         self.library = models if models is not None else LibraryModel(core.models, self)
         self.chat_models = GgufChatModels(self.library, self)
-        self._llm: LlmEngine | None = None
+        self._llm: LocalChatEngine | None = None
         self._remote: RemoteEngine | None = None
         self._loaded_model: PickedModel | None = None
         self.active: str | None = None  # "local" or "remote" once something answers
@@ -201,7 +202,7 @@ class ModelPanel(QScrollArea):
         return None
 
     @property
-    def local_engine(self) -> LlmEngine | None:
+    def local_engine(self) -> LocalChatEngine | None:
         """The local engine, when a local model answers."""
         return self._llm if self.active == "local" else None
 
@@ -330,7 +331,7 @@ class ModelPanel(QScrollArea):
         self.save_preset()
         self.loadFinished.emit(True)
 
-    def _plan(self, engine: LlmEngine, path: Path, options: LoadOptions) -> LoadPlan:
+    def _plan(self, engine: LocalChatEngine, path: Path, options: LoadOptions) -> LoadPlan:
         """On a worker: the load plan (starting the engine to learn what it can do)."""
         from app.chat.load_plan import plan_load
         from app.hardware import read_machine_memory
@@ -347,7 +348,7 @@ class ModelPanel(QScrollArea):
         )
 
     @staticmethod
-    def _template_note(engine: LlmEngine) -> str | None:
+    def _template_note(engine: LocalChatEngine) -> str | None:
         """Why a fallback template is used, or why the override fails (None: all is well)."""
         from app.errors import ChatTemplateError
 
@@ -363,7 +364,7 @@ class ModelPanel(QScrollArea):
     # -- remote endpoints ----------------------------------------------------------------
 
     async def _test_remote(self) -> None:
-        from app.engines.remote import RemoteEngine
+        from app.chat.remote import RemoteEngine
 
         try:
             endpoint = self.remote_form.endpoint()
@@ -389,7 +390,7 @@ class ModelPanel(QScrollArea):
         self.remoteChecked.emit(True)
 
     async def _use_remote(self) -> None:
-        from app.engines.remote import RemoteEngine
+        from app.chat.remote import RemoteEngine
 
         try:
             endpoint = self.remote_form.endpoint()

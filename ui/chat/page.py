@@ -44,9 +44,9 @@ from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
 
 if TYPE_CHECKING:
     from app.chat.conversations import Conversation, ConversationStore
-    from app.chat.sampling import Sampling
     from app.chat.session import ChatSession, ContextOverflowError, Overflow, Reply
-    from app.engines.llm import LoadSettings
+    from app.llm.engine import LoadSettings
+    from app.llm.sampling import Sampling
     from ui.library_model import LibraryModel
 
     StartReply = Callable[[ChatSession, Sampling, Overflow], Reply]

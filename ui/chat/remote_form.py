@@ -18,7 +18,7 @@ from ui.style import mark_error
 from ui.widgets import PlainLabel
 
 if TYPE_CHECKING:  # imported when used: the engine modules stay out of the page's first paint
-    from app.engines.remote import RemoteEndpoint
+    from app.chat.remote import RemoteEndpoint
 
 
 class RemoteForm(QWidget):
@@ -60,7 +60,7 @@ class RemoteForm(QWidget):
 
     def endpoint(self) -> RemoteEndpoint:
         """The endpoint described. Raises SettingsError for an address that is no URL."""
-        from app.engines.remote import RemoteEndpoint
+        from app.chat.remote import RemoteEndpoint
 
         return RemoteEndpoint(
             self.url.text().strip(),

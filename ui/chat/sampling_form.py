@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.sampling import Sampling
+from app.llm.sampling import Sampling
 
 MAX_SEED = 2**31 - 1
 

@@ -36,7 +36,8 @@ from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
 
 if TYPE_CHECKING:
-    from app.engines.llm import LlmEngine, LoadedModel, LoadSettings
+    from app.chat.local import LocalChatEngine
+    from app.llm.engine import LoadedModel, LoadSettings
     from app.serving import ModelServer, RequestLogEntry
 
 # `app.serving.DEFAULT_HOST` / `DEFAULT_PORT`, repeated: importing app.serving (and the engine
@@ -204,7 +205,7 @@ class ServerPanel(QWidget):
         self._model_loaded = loaded
         self._update_controls()
 
-    def loader(self, engine: LlmEngine) -> Callable[[LoadSettings], LoadedModel]:
+    def loader(self, engine: LocalChatEngine) -> Callable[[LoadSettings], LoadedModel]:
         """How a Load goes: through the server while it runs, so its clients are told
         "loading" (503 with Retry-After) instead of waiting on the engine."""
         server = self._server
