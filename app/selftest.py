@@ -106,9 +106,9 @@ def check_llm_engine(folder: Path) -> str:
         try:
             for event in handle.events(timeout=GENERATE_TIMEOUT_S):
                 if event.kind is EventKind.CHUNK:
-                    text.append(str(event.data.get("text", "")))
+                    text.append(event.text)
                 elif event.kind is not EventKind.RESULT and event.terminal:
-                    raise RuntimeError(str(event.data.get("message", event.kind.value)))
+                    raise RuntimeError(event.failure.message)
         except queue.Empty:
             raise RuntimeError(f"no reply within {GENERATE_TIMEOUT_S:.0f} s") from None
         reply = "".join(text)

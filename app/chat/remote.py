@@ -28,8 +28,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from app.engines.errors import EngineError
-from app.engines.protocol import FLUSH_INTERVAL_S, Event, EventKind
+from app.engines.errors import EngineError, EngineErrorKind
+from app.engines.protocol import (
+    FLUSH_INTERVAL_S,
+    Empty,
+    Event,
+    EventKind,
+    Failure,
+    Payload,
+    TextChunk,
+    Values,
+)
 from app.engines.supervisor import RequestHandle
 from app.errors import SettingsError
 from app.hub.credentials import redact
@@ -268,16 +277,16 @@ class _RemoteReply:
 
     # -- events, from either thread ------------------------------------------------------
 
-    def _emit(self, kind: EventKind, data: Mapping[str, Any]) -> None:
+    def _emit(self, kind: EventKind, payload: Payload) -> None:
         with self._lock:
             if self._finished:
                 return
             self._finished = kind in (EventKind.RESULT, EventKind.ERROR, EventKind.CANCELLED)
-            self.handle.put(Event(self.handle.id, kind, data))
+            self.handle.put(Event(self.handle.id, kind, payload))
 
     def _cancel(self, handle: RequestHandle) -> None:
         self._cancelled.set()
-        self._emit(EventKind.CANCELLED, {})
+        self._emit(EventKind.CANCELLED, Empty())
         with self._lock:
             stream = self._stream
         if stream is not None:
@@ -313,7 +322,7 @@ class _RemoteReply:
                     if self._cancelled.is_set():
                         return
                     if tally.add(chunk) and tally.due():
-                        self._emit(EventKind.CHUNK, {"text": tally.take()})
+                        self._emit(EventKind.CHUNK, TextChunk(tally.take()))
         except Exception as error:
             if self._cancelled.is_set():
                 return
@@ -339,7 +348,7 @@ class _RemoteReply:
             self._fail("bad-response", self._not_openai("no streamed reply came"))
             return
         stats = tally.stats(time.monotonic())
-        self._emit(EventKind.RESULT, {**stats, "model": self._engine.endpoint.model})
+        self._emit(EventKind.RESULT, Values({**stats, "model": self._engine.endpoint.model}))
 
     def _open(self) -> Stream[ChatCompletionChunk]:
         """Send the request; if the server rejects the fields outside OpenAI's schema, send it
@@ -381,15 +390,15 @@ class _RemoteReply:
     def _flush(self, tally: _Tally) -> None:
         text = tally.take()
         if text:
-            self._emit(EventKind.CHUNK, {"text": text})
+            self._emit(EventKind.CHUNK, TextChunk(text))
 
     def _describe(self, error: BaseException) -> tuple[str, str]:
         engine = self._engine
         return _describe_failure(error, engine.endpoint, timeout=engine.timeout)
 
-    def _fail(self, kind: str, message: str) -> None:
+    def _fail(self, kind: EngineErrorKind | str, message: str) -> None:
         message = redact(message, self._engine.endpoint.api_key)
-        self._emit(EventKind.ERROR, {"kind": kind, "message": message})
+        self._emit(EventKind.ERROR, Failure(EngineErrorKind.of(kind), message))
 
     def _not_openai(self, detail: str) -> str:
         where = self._engine.endpoint.base_url

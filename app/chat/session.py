@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.chat.conversations import ConversationStore, GenerationStats, Message, Role
-from app.engines.protocol import EventKind
+from app.engines.protocol import Event, EventKind, Values
 from app.engines.supervisor import RequestHandle
 from app.errors import AppError
 from app.llm.sampling import Sampling
@@ -135,13 +135,13 @@ class Reply:
             except queue.Empty:
                 event = None
             if event is not None and event.kind is EventKind.CHUNK:
-                text = str(event.data.get("text", ""))
+                text = event.text
                 with self._lock:
                     self._parts.append(text)
                 if self._on_text is not None:
                     self._on_text(text)
             if event is not None and event.terminal:
-                self._finish(event.kind, event.data)
+                self._finish(event)
                 return
             now = time.monotonic()
             if now - last_flush >= FLUSH_INTERVAL_S:
@@ -152,8 +152,8 @@ class Reply:
                     flushed = count
                 last_flush = now
 
-    def _finish(self, kind: EventKind, data: Mapping[str, Any]) -> None:
-        state, error, stats = _outcome(kind, data)
+    def _finish(self, event: Event) -> None:
+        state, error, stats = _outcome(event)
         with self._lock:
             text = "".join(self._parts)
             self._state, self._error, self._stats = state, error, stats
@@ -161,20 +161,20 @@ class Reply:
             self.message_id,
             content=text,
             state=state.value,
-            stats=dict(data) if stats is not None else None,
+            stats=stats,
             error=error,
         )
         self._finished.set()
 
 
-def _outcome(
-    kind: EventKind, data: Mapping[str, Any]
-) -> tuple[ReplyState, str | None, GenerationStats | None]:
+def _outcome(event: Event) -> tuple[ReplyState, str | None, GenerationStats | None]:
+    kind = event.kind
     if kind is EventKind.RESULT:
-        return ReplyState.COMPLETE, None, GenerationStats.from_json(dict(data))
+        stats = GenerationStats.from_json(dict(event.expect(Values).values))
+        return ReplyState.COMPLETE, None, stats
     if kind is EventKind.CANCELLED:
         return ReplyState.CANCELLED, None, None
-    message = str(data.get("message", kind.value))
+    message = event.failure.message
     if kind is EventKind.STOPPED:
         return ReplyState.INTERRUPTED, message, None
     return ReplyState.ERROR, message, None

@@ -150,7 +150,7 @@ def _answer(
     try:
         for event in handle.events():
             if event.kind is EventKind.CHUNK:
-                parts.append(str(event.data["text"]))
+                parts.append(event.text)
                 if not args.json:
                     out.write(parts[-1])
                     out.flush()

@@ -204,13 +204,19 @@ class _Generation:
     ) -> None:
         """Raises `ImageEngineError` when the engine reports a failure."""
         from app.engines.protocol import EventKind
-        from app.images.engine import ImageEngineError, generated_images, read_progress
+        from app.images.engine import (
+            ImageEngineError,
+            generated_images,
+            generation_seconds,
+            load_info,
+            read_progress,
+        )
 
         self.progress.note(f"loading {model.name}…")
         loaded = self.engine.load(model).wait()
         if loaded.kind is not EventKind.RESULT:
             raise ImageEngineError.from_event(loaded)
-        self.model_info = info = dict(loaded.data)
+        self.model_info = info = dict(load_info(loaded))
         if not explicit_size and info.get("default_size"):
             width, height = info["default_size"]
             params = replace(params, width=int(width), height=int(height))
@@ -235,7 +241,7 @@ class _Generation:
         if outcome.kind is not EventKind.RESULT:
             raise ImageEngineError.from_event(outcome)
         self.images = generated_images(outcome)
-        self.seconds = float(outcome.data.get("seconds") or 0.0)
+        self.seconds = generation_seconds(outcome) or 0.0
 
     def cancel(self) -> None:
         """Stop the running request and wait a little for the engine to say so."""

@@ -2,7 +2,10 @@
 
 Requests carry an id; the child answers each with zero or more streamed events (`CHUNK`,
 `PROGRESS`) and exactly one terminal event (`RESULT`, `ERROR` or `CANCELLED`). Messages are
-small dicts pickled by `multiprocessing.connection` — both ends are our own code.
+frozen dataclasses pickled by `multiprocessing.connection` — both ends are our own code.
+An event's `payload` is a `Payload`: `TextChunk` (CHUNK), `Failure` (ERROR, STOPPED),
+`Ready` (READY), `Empty` (CANCELLED, an empty RESULT), or an engine's own result and
+progress messages; readers narrow it with `Event.expect`, `Event.text` or `Event.failure`.
 
 A handler in the child gets a `RequestContext`: `emit` streams an event, `cancelled()` says
 whether the app asked to stop this request. `cancelled()` polls the pipe without blocking,
@@ -19,7 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
+
+from app.engines.errors import EngineErrorKind
 
 
 class Op(StrEnum):
@@ -66,22 +71,84 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Payload:
+    """What an event carries; each message kind is a frozen subclass."""
+
+
+@dataclass(frozen=True)
+class Empty(Payload):
+    """Nothing (CANCELLED, and a RESULT with nothing to say)."""
+
+
+@dataclass(frozen=True)
+class Ready(Payload):
+    """READY: what the child can do (engine-specific, for a person and for checks)."""
+
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextChunk(Payload):
+    """CHUNK: streamed text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Failure(Payload):
+    """ERROR or STOPPED: why, for the app (`kind`) and for a person (`message`)."""
+
+    kind: EngineErrorKind
+    message: str
+
+
+@dataclass(frozen=True)
+class Values(Payload):
+    """A RESULT or PROGRESS not yet given its own message type (a plain mapping)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+@dataclass(frozen=True)
 class Event:
     request_id: int
     kind: EventKind
-    data: Mapping[str, Any] = field(default_factory=dict)
+    payload: Payload = field(default_factory=Empty)
 
     @property
     def terminal(self) -> bool:
         return self.kind in TERMINAL
 
+    def expect(self, type_: type[PayloadT]) -> PayloadT:
+        """The payload as `type_`; `TypeError` when it is something else."""
+        if not isinstance(self.payload, type_):
+            raise TypeError(f"a {self.kind} event carries {self.payload!r}, not a {type_.__name__}")
+        return self.payload
+
+    @property
+    def text(self) -> str:
+        """A CHUNK's text; "" for any other event."""
+        return self.payload.text if isinstance(self.payload, TextChunk) else ""
+
+    @property
+    def failure(self) -> Failure:
+        """Why an ERROR, STOPPED or CANCELLED event ended its request (any other: INTERNAL)."""
+        if isinstance(self.payload, Failure):
+            return self.payload
+        if self.kind is EventKind.CANCELLED:
+            return Failure(EngineErrorKind.CANCELLED, "cancelled")
+        return Failure(EngineErrorKind.INTERNAL, self.kind.value)
+
 
 class EngineFailure(Exception):
-    """Raised by a handler for a failure a person should read (kind: a short machine tag)."""
+    """Raised by a handler for a failure a person should read (kind: why, for the app)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: EngineErrorKind | str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = kind if isinstance(kind, EngineErrorKind) else EngineErrorKind.of(kind)
         self.message = message
 
 
@@ -96,15 +163,24 @@ class RequestContext:
         self.request = request
         self._channel = channel
 
-    def emit(self, kind: EventKind, data: Mapping[str, Any]) -> None:
-        self._channel.send(Event(self.request.id, kind, data))
+    def emit(self, kind: EventKind, payload: Payload) -> None:
+        self._channel.send(Event(self.request.id, kind, payload))
 
     def cancelled(self) -> bool:
         """True once the app has asked to cancel this request (polls the pipe; no blocking)."""
         return self._channel.cancel_requested(self.request.id)
 
 
-Handler = Callable[[RequestContext], Mapping[str, Any] | None]
+Handler = Callable[[RequestContext], Payload | None]
+
+
+def values_handler(handler: Callable[[RequestContext], Mapping[str, Any]]) -> Handler:
+    """A handler whose mapping result becomes a `Values` payload."""
+
+    def wrapped(context: RequestContext) -> Payload:
+        return Values(dict(handler(context)))
+
+    return wrapped
 
 
 class ChildChannel:
@@ -145,14 +221,14 @@ def serve(
 ) -> None:
     """Run the child's request loop until SHUTDOWN or the app goes away.
 
-    Each request's handler runs to completion; its return value is the RESULT event's data.
+    Each request's handler runs to completion; its return value is the RESULT's payload.
     An `EngineFailure` becomes an ERROR with its kind; any other exception an ERROR of kind
     "internal" with the traceback's last line, so a bug in a handler never kills the engine.
     """
     # Ctrl+C in a terminal reaches the whole process group; the app decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = ChildChannel(connection)
-    channel.send(Event(NO_REQUEST, EventKind.READY, dict(ready or {})))
+    channel.send(Event(NO_REQUEST, EventKind.READY, Ready(dict(ready or {}))))
     while True:
         try:
             request = channel.receive()
@@ -165,19 +241,19 @@ def serve(
         handler = handlers.get(request.op)
         context = RequestContext(request, channel)
         if handler is None:
-            context.emit(EventKind.ERROR, {"kind": "unsupported", "message": request.op})
+            context.emit(EventKind.ERROR, Failure(EngineErrorKind.UNSUPPORTED, request.op))
             continue
         try:
             result = handler(context)
         except RequestCancelled:
-            context.emit(EventKind.CANCELLED, {})
+            context.emit(EventKind.CANCELLED, Empty())
         except EngineFailure as failure:
-            context.emit(EventKind.ERROR, {"kind": failure.kind, "message": failure.message})
+            context.emit(EventKind.ERROR, Failure(failure.kind, failure.message))
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
             message = f"{type(error).__name__}: {error}"
-            context.emit(EventKind.ERROR, {"kind": "internal", "message": message})
+            context.emit(EventKind.ERROR, Failure(EngineErrorKind.INTERNAL, message))
         else:
-            context.emit(EventKind.RESULT, dict(result or {}))
+            context.emit(EventKind.RESULT, result if result is not None else Empty())
         finally:
             channel.forget(request.id)

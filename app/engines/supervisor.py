@@ -21,7 +21,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from app.engines.protocol import NO_REQUEST, Event, EventKind, Op, Request
+from app.engines.errors import EngineErrorKind
+from app.engines.protocol import NO_REQUEST, Event, EventKind, Failure, Op, Ready, Request
 
 # How each operation reads in "…while generating".
 _DOING = {
@@ -207,7 +208,7 @@ class EngineProcess:
             except (EOFError, OSError):
                 break
             if event.request_id == NO_REQUEST and event.kind is EventKind.READY:
-                self.capabilities = event.data
+                self.capabilities = event.expect(Ready).capabilities
                 self._ready.set()
                 continue
             with self._lock:
@@ -234,7 +235,7 @@ class EngineProcess:
         doing = _DOING.get(op, "") if op is not None else ""
         exit_text = self.last_exit or "it is not running"
         message = f"{self.name} stopped: {exit_text}" + (f" {doing}" if doing else "")
-        return Event(request_id, EventKind.STOPPED, {"kind": "stopped", "message": message})
+        return Event(request_id, EventKind.STOPPED, Failure(EngineErrorKind.STOPPED, message))
 
     def _cancel(self, handle: RequestHandle) -> None:
         with self._lock:

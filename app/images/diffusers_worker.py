@@ -55,7 +55,9 @@ from app.engines.protocol import (
     Op,
     RequestCancelled,
     RequestContext,
+    Values,
     serve,
+    values_handler,
 )
 from app.errors import CheckpointError
 from app.images.memory import MemorySavers, choose_memory_savers
@@ -130,7 +132,7 @@ def main(connection: Connection) -> None:
         )
         message = f"the image runtime is not installed ({error.name} is missing): {how}"
 
-        def missing(context: RequestContext) -> Mapping[str, Any]:
+        def missing(context: RequestContext) -> Values:
             raise EngineFailure("no-runtime", message)
 
         serve(
@@ -142,7 +144,11 @@ def main(connection: Connection) -> None:
     diffusers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     engine = _Engine()
-    handlers = {Op.LOAD: engine.load, Op.GENERATE: engine.generate, Op.UNLOAD: engine.unload}
+    handlers = {
+        Op.LOAD: values_handler(engine.load),
+        Op.GENERATE: values_handler(engine.generate),
+        Op.UNLOAD: values_handler(engine.unload),
+    }
     ready = engine.capabilities() | {"torch": torch.__version__, "diffusers": diffusers.__version__}
     serve(connection, handlers, ready=ready)
 
@@ -328,7 +334,7 @@ class _Engine:
         model_args = args.get("model")
         if isinstance(model_args, Mapping):
             if self._needs_load(model_args):
-                context.emit(EventKind.PROGRESS, {"phase": "loading"})
+                context.emit(EventKind.PROGRESS, Values({"phase": "loading"}))
             info = self._ensure_loaded(model_args)
             load_seconds = float(info.get("seconds") or 0.0)
         loaded = self._loaded
@@ -345,7 +351,7 @@ class _Engine:
                 raise RequestCancelled
             data = self._make_image(context, job, params.for_image(index), index)
             images.append(data)
-            context.emit(EventKind.PROGRESS, {"phase": "image", **data})
+            context.emit(EventKind.PROGRESS, Values({"phase": "image", **data}))
         return {
             "images": images,
             "seconds": round(time.perf_counter() - started, 3),
@@ -487,7 +493,7 @@ class _Engine:
                 if preview is not None:
                     data["preview"], data["preview_size"] = preview
                     last_preview = now
-            context.emit(EventKind.PROGRESS, data)
+            context.emit(EventKind.PROGRESS, Values(data))
             return tensors
 
         call: dict[str, Any] = {

@@ -21,7 +21,7 @@ from typing import Any
 
 from app import paths
 from app.engines.errors import EngineError
-from app.engines.protocol import Event, EventKind, Op
+from app.engines.protocol import Event, EventKind, Op, Values
 from app.engines.supervisor import EngineProcess, RequestHandle
 from app.images import diffusers_worker
 from app.images.params import ImageParams, ModelRef
@@ -34,6 +34,8 @@ __all__ = [
     "ModelLoading",
     "StepProgress",
     "generated_images",
+    "generation_seconds",
+    "load_info",
     "read_progress",
 ]
 
@@ -63,9 +65,9 @@ class ImageEngineError(EngineError):
     @classmethod
     def from_event(cls, event: Event) -> ImageEngineError:
         """The error an ERROR or STOPPED event reports."""
-        kind = str(event.data.get("kind") or event.kind.value)
-        message = str(event.data.get("message") or ERROR_KINDS.get(kind, kind))
-        return cls(message, kind=kind)
+        failure = event.failure
+        message = failure.message or ERROR_KINDS.get(failure.kind, failure.kind)
+        return cls(message, kind=failure.kind)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,9 @@ def read_progress(event: Event) -> ModelLoading | StepProgress | GeneratedImage 
     """A GENERATE PROGRESS event as a typed object; None for other events."""
     if event.kind is not EventKind.PROGRESS:
         return None
-    data = event.data
+    if not isinstance(event.payload, Values):
+        return None
+    data = event.payload.values
     phase = data.get("phase")
     if phase == "loading":
         return ModelLoading()
@@ -147,7 +151,19 @@ def read_progress(event: Event) -> ModelLoading | StepProgress | GeneratedImage 
 
 def generated_images(result: Event) -> list[GeneratedImage]:
     """The images a GENERATE RESULT event lists."""
-    return [GeneratedImage.from_data(item) for item in result.data.get("images", ())]
+    values = result.expect(Values).values
+    return [GeneratedImage.from_data(item) for item in values.get("images", ())]
+
+
+def load_info(result: Event) -> Mapping[str, Any]:
+    """What a LOAD RESULT event says of the model (family, pipeline, device, default size)."""
+    return result.expect(Values).values
+
+
+def generation_seconds(result: Event) -> float | None:
+    """How long a GENERATE RESULT event says the batch took (None: it did not say)."""
+    seconds = result.expect(Values).values.get("seconds")
+    return float(seconds) if seconds else None
 
 
 class ImageEngine:

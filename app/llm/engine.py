@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.engines.errors import EngineError, EngineErrorKind, EngineUnavailableError
-from app.engines.protocol import Event, EventKind, Op
+from app.engines.protocol import Event, EventKind, Op, Values
 from app.engines.supervisor import EngineProcess, RequestHandle
 from app.llm import llama_worker
 from app.llm.sampling import Sampling
@@ -191,9 +191,8 @@ class LlmEngine:
 
 
 def result_data(event: Event) -> Mapping[str, Any]:
-    """The data of a RESULT event; raises `EngineError` for any other terminal event."""
+    """The values of a RESULT event; raises `EngineError` for any other terminal event."""
     if event.kind is EventKind.RESULT:
-        return event.data
-    message = str(event.data.get("message", event.kind.value))
-    kind = str(event.data.get("kind", event.kind.value))
-    raise EngineError(message, kind=kind)
+        return event.expect(Values).values
+    failure = event.failure
+    raise EngineError(failure.message, kind=failure.kind)

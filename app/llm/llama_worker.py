@@ -31,7 +31,9 @@ from app.engines.protocol import (
     Op,
     RequestCancelled,
     RequestContext,
+    TextChunk,
     serve,
+    values_handler,
 )
 from app.llm.stop_strings import StopStrings
 
@@ -104,10 +106,10 @@ class LlamaWorker:
 
     def handlers(self) -> dict[Op, Any]:
         return {
-            Op.LOAD: self.load,
-            Op.GENERATE: self.generate,
-            Op.TOKENIZE: self.tokenize,
-            Op.UNLOAD: self.unload,
+            Op.LOAD: values_handler(self.load),
+            Op.GENERATE: values_handler(self.generate),
+            Op.TOKENIZE: values_handler(self.tokenize),
+            Op.UNLOAD: values_handler(self.unload),
         }
 
     # -- requests ------------------------------------------------------------------------
@@ -315,7 +317,7 @@ class _ReplyText:
         text = "".join(self._pending)
         self._pending.clear()
         if text:
-            self._context.emit(EventKind.CHUNK, {"text": text})
+            self._context.emit(EventKind.CHUNK, TextChunk(text))
 
 
 def _token_text(model: Any, token: int) -> str:

@@ -49,7 +49,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.engines.errors import EngineError
-from app.engines.protocol import Event, EventKind
+from app.engines.protocol import Event, EventKind, Values
 from app.engines.supervisor import RequestHandle
 from app.errors import ChatTemplateError
 from app.llm.sampling import Sampling
@@ -414,7 +414,7 @@ class _Api:
             try:
                 while not event.terminal:
                     if event.kind is EventKind.CHUNK:
-                        parts.append(str(event.data.get("text", "")))
+                        parts.append(event.text)
                     event = await generation.next_event()
             except asyncio.CancelledError:
                 generation.cancel()
@@ -428,7 +428,7 @@ class _Api:
         _note_outcome(request, outcome)
         if outcome.kind is not EventKind.RESULT:
             raise _terminal_error(outcome, prompt_param)
-        return JSONResponse(reply.answer("".join(parts), outcome.data))
+        return JSONResponse(reply.answer("".join(parts), _result(outcome)))
 
 
 async def _stream(
@@ -442,13 +442,13 @@ async def _stream(
             yield _dumps(reply.chunk(role=True))
         while True:
             if event.kind is EventKind.CHUNK:
-                text = str(event.data.get("text", ""))
+                text = event.text
                 if text:
                     yield _dumps(reply.chunk(text))
             elif event.kind is EventKind.RESULT:
-                yield _dumps(reply.chunk(finish=_finish_reason(event.data)))
+                yield _dumps(reply.chunk(finish=_finish_reason(_result(event))))
                 if reply.include_usage:
-                    yield _dumps(reply.usage_chunk(event.data))
+                    yield _dumps(reply.usage_chunk(_result(event)))
                 yield "[DONE]"
                 return
             elif event.terminal:
@@ -515,8 +515,9 @@ def _note_outcome(request: Request, event: Event | None) -> None:
     if event is None or event.kind is EventKind.CANCELLED:
         _note(request, tokens=None, outcome="cancelled")
     elif event.kind is EventKind.RESULT:
-        tokens = int(event.data.get("generated_tokens", 0))
-        _note(request, tokens=tokens, outcome=_finish_reason(event.data))
+        result = _result(event)
+        tokens = int(result.get("generated_tokens", 0))
+        _note(request, tokens=tokens, outcome=_finish_reason(result))
     else:
         _note(request, tokens=None, outcome="error")
 
@@ -555,12 +556,17 @@ def _engine_error(kind: str, message: str, prompt_param: str | None) -> ApiError
 
 def _terminal_error(event: Event, prompt_param: str | None) -> ApiError:
     """The error answer for a generation that ended other than with a RESULT."""
-    message = str(event.data.get("message", event.kind.value))
+    failure = event.failure
     if event.kind is EventKind.CANCELLED:
         return _stopping()
     if event.kind is EventKind.STOPPED:
-        return ApiError(500, message, type="server_error", code="engine_stopped")
-    return _engine_error(str(event.data.get("kind", "error")), message, prompt_param)
+        return ApiError(500, failure.message, type="server_error", code="engine_stopped")
+    return _engine_error(failure.kind, failure.message, prompt_param)
+
+
+def _result(event: Event) -> Mapping[str, Any]:
+    """What a RESULT event says of the generation (token counts, why it stopped)."""
+    return event.expect(Values).values
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from app.engines.protocol import Event, EventKind, Op
+from app.engines.protocol import Event, EventKind, Op, Values
 from app.engines.supervisor import RequestHandle
 from app.images import (
     GeneratedImage,
@@ -49,8 +49,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> ImageEngine:
 
 def use(engine: ImageEngine, path: Path, *, config: Path | None = None) -> Mapping[str, Any]:
     outcome = engine.load(ModelRef(name="tiny", path=str(path)), config=config).wait(TIMEOUT)
-    assert outcome.kind is EventKind.RESULT, outcome.data
-    return outcome.data
+    assert outcome.kind is EventKind.RESULT, outcome.payload
+    return outcome.expect(Values).values
 
 
 def params(**changes: Any) -> ImageParams:
@@ -70,7 +70,7 @@ def pixels(path: Path) -> bytes:
 
 
 def only_image(events: list[Event]) -> GeneratedImage:
-    assert events[-1].kind is EventKind.RESULT, events[-1].data
+    assert events[-1].kind is EventKind.RESULT, events[-1].payload
     (image,) = generated_images(events[-1])
     return image
 
@@ -117,7 +117,7 @@ def test_two_steps_make_a_png_with_its_parameters(
         model=ModelRef(name="tiny"),
     )
     assert metadata.sampler == "DDIM"
-    assert events[-1].data["device"] == "cpu"
+    assert events[-1].expect(Values).values["device"] == "cpu"
 
 
 def test_metadata_read_back_regenerates_the_same_pixels(
@@ -240,11 +240,11 @@ def test_models_it_cannot_run_are_refused_with_the_reason(
     path = tmp_path / "nothing-here" if model == "missing" else getattr(models, model)
     outcome = engine.load(ModelRef(name=model, path=str(path))).wait(TIMEOUT)
     assert outcome.kind is EventKind.ERROR
-    assert outcome.data["kind"] == kind
-    assert words in outcome.data["message"]
+    assert outcome.failure.kind == kind
+    assert words in outcome.failure.message
     # The model asked for is the engine's model now: generating says the same.
     events = run(engine.generate(params(), output_dir=tmp_path))
-    assert events[-1].data["kind"] == kind
+    assert events[-1].failure.kind == kind
 
 
 def test_sizes_that_are_not_multiples_of_8_are_refused_before_generating(
@@ -257,8 +257,8 @@ def test_sizes_that_are_not_multiples_of_8_are_refused_before_generating(
     handle = engine.process.submit(Op.GENERATE, {"params": raw, "output_dir": str(tmp_path)})
     events = run(handle)
     assert [event.kind for event in events] == [EventKind.ERROR]
-    assert events[0].data["kind"] == "bad-input"
-    assert "multiple of 8" in events[0].data["message"]
+    assert events[0].failure.kind == "bad-input"
+    assert "multiple of 8" in events[0].failure.message
     assert list(tmp_path.iterdir()) == []
 
 
@@ -268,7 +268,7 @@ def test_nan_images_are_reported_not_saved(
     use(engine, models.nan_folder)
     events = run(engine.generate(params(), output_dir=tmp_path))
     assert events[-1].kind is EventKind.ERROR
-    assert events[-1].data["kind"] == "nan"
+    assert events[-1].failure.kind == "nan"
     assert list(tmp_path.glob("*.png")) == []
 
 
@@ -279,7 +279,7 @@ def test_without_a_model_generate_says_so(
     assert engine.unload().wait(TIMEOUT).kind is EventKind.RESULT
     assert engine.model is None
     events = run(engine.generate(params(), output_dir=tmp_path))
-    assert events[-1].data["kind"] == "no-model"
+    assert events[-1].failure.kind == "no-model"
 
 
 def test_a_killed_engine_stops_the_request_and_the_next_one_reloads(
@@ -295,8 +295,8 @@ def test_a_killed_engine_stops_the_request_and_the_next_one_reloads(
             break
     outcome = handle.wait(TIMEOUT)
     assert outcome.kind is EventKind.STOPPED
-    assert "signal 9" in outcome.data["message"]
-    assert "while generating" in outcome.data["message"]
+    assert "signal 9" in outcome.failure.message
+    assert "while generating" in outcome.failure.message
 
     events = run(engine.generate(params(seed=5), output_dir=tmp_path))
     assert isinstance(read_progress(events[0]), ModelLoading)

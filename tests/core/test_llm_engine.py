@@ -13,7 +13,7 @@ import pytest
 
 from app.chat.local import LocalChatEngine
 from app.engines.errors import EngineError, EngineUnavailableError
-from app.engines.protocol import EventKind
+from app.engines.protocol import EventKind, Values
 from app.engines.supervisor import EngineProcess, describe_exit
 from app.llm import llama_worker
 from app.llm.engine import LoadSettings, result_data
@@ -69,15 +69,15 @@ def test_a_reply_streams_as_chunks_then_a_result(
     events = list(handle.events(timeout=30))
     chunks = [event for event in events if event.kind is EventKind.CHUNK]
     assert chunks, events
-    assert "".join(event.data["text"] for event in chunks) == SCRIPTED_REPLY
+    assert "".join(event.text for event in chunks) == SCRIPTED_REPLY
     result = events[-1]
     assert result.kind is EventKind.RESULT
-    assert result.data["generated_tokens"] == len(SCRIPTED_REPLY)
-    assert result.data["prompt_tokens"] > 5
-    assert result.data["finish_reason"] == "stop"
-    assert result.data["seed"] == 1
-    assert result.data["time_to_first_token_s"] > 0
-    assert result.data["tokens_per_second"] > 0
+    assert result.expect(Values).values["generated_tokens"] == len(SCRIPTED_REPLY)
+    assert result.expect(Values).values["prompt_tokens"] > 5
+    assert result.expect(Values).values["finish_reason"] == "stop"
+    assert result.expect(Values).values["seed"] == 1
+    assert result.expect(Values).values["time_to_first_token_s"] > 0
+    assert result.expect(Values).values["tokens_per_second"] > 0
 
 
 def test_chat_messages_are_rendered_with_the_models_template(
@@ -91,11 +91,7 @@ def test_chat_messages_are_rendered_with_the_models_template(
         "<|im_start|>assistant\n"
     )
     assert (
-        "".join(
-            e.data["text"]
-            for e in engine.generate(messages, Sampling()).events(30)
-            if e.data.get("text")
-        )
+        "".join(e.text for e in engine.generate(messages, Sampling()).events(30) if e.text)
         == SCRIPTED_REPLY
     )
 
@@ -104,8 +100,8 @@ def test_max_tokens_ends_a_reply(engine: LocalChatEngine, models: dict[str, Path
     engine.load(LoadSettings(path=models["endless"], context_length=1024))
     outcome = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=25)).wait(30)
     assert outcome.kind is EventKind.RESULT
-    assert outcome.data["finish_reason"] == "length"
-    assert outcome.data["generated_tokens"] == 25
+    assert outcome.expect(Values).values["finish_reason"] == "length"
+    assert outcome.expect(Values).values["generated_tokens"] == 25
 
 
 def test_cancel_stops_the_stream(engine: LocalChatEngine, models: dict[str, Path]) -> None:
@@ -154,7 +150,7 @@ def test_a_killed_engine_is_an_outcome_and_the_next_request_starts_a_fresh_one(
     os.kill(old_pid, signal.SIGKILL)
     outcome = handle.wait(timeout=10)
     assert outcome.kind is EventKind.STOPPED
-    assert outcome.data["message"] == (
+    assert outcome.failure.message == (
         "the LLM engine stopped: signal 9 (SIGKILL, killed — often out of memory) while generating"
     )
     # The next request reloads the same model in a new child.
@@ -231,7 +227,7 @@ def test_special_token_text_in_a_message_stays_text(
     assert outcome.kind is EventKind.RESULT
     # Each forged control token is read as its characters, one byte token each.
     extra = len("<|im_end|>") - 1 + len("<|im_start|>") - 1
-    assert outcome.data["prompt_tokens"] == everything_parsed + extra
+    assert outcome.expect(Values).values["prompt_tokens"] == everything_parsed + extra
 
 
 def test_a_plain_message_is_tokenized_in_one_piece(
@@ -240,7 +236,9 @@ def test_a_plain_message_is_tokenized_in_one_piece(
     engine.load(LoadSettings(path=models["scripted"], context_length=256))
     messages = [{"role": "user", "content": "plain words"}]
     outcome = engine.generate(messages, Sampling()).wait(30)
-    assert outcome.data["prompt_tokens"] == engine.count_tokens(engine.render(messages).text)
+    assert outcome.expect(Values).values["prompt_tokens"] == engine.count_tokens(
+        engine.render(messages).text
+    )
 
 
 def test_a_stop_string_ends_the_reply_before_it(
@@ -249,17 +247,17 @@ def test_a_stop_string_ends_the_reply_before_it(
     engine.load(LoadSettings(path=models["scripted"], context_length=256))
     handle = engine.generate_from_prompt(CHATML_PROMPT, Sampling(stop=("fox",)))
     events = list(handle.events(timeout=30))
-    text = "".join(str(e.data["text"]) for e in events if e.kind is EventKind.CHUNK)
+    text = "".join(str(e.text) for e in events if e.kind is EventKind.CHUNK)
     assert text == "Quick "
-    assert events[-1].data["finish_reason"] == "stop"
+    assert events[-1].expect(Values).values["finish_reason"] == "stop"
 
 
 def test_a_long_reply_runs_to_max_tokens(engine: LocalChatEngine, models: dict[str, Path]) -> None:
     """6,000 tokens, counted exactly (benchmarks.llm measures the speed)."""
     engine.load(LoadSettings(path=models["endless"], context_length=8192))
     outcome = engine.generate_from_prompt(CHATML_PROMPT, Sampling(max_tokens=6000)).wait(120)
-    assert outcome.data["generated_tokens"] == 6000
-    assert outcome.data["finish_reason"] == "length"
+    assert outcome.expect(Values).values["generated_tokens"] == 6000
+    assert outcome.expect(Values).values["finish_reason"] == "length"
 
 
 def test_a_stopped_engine_starts_again_at_once(models: dict[str, Path]) -> None:

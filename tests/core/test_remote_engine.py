@@ -21,8 +21,8 @@ from app.chat.conversations import ConversationStore, GenerationStats, MessageSt
 from app.chat.remote import RemoteEndpoint, RemoteEngine
 from app.chat.remote_settings import KEYRING_SERVICE, EndpointKeyStore
 from app.chat.session import ChatSession, ReplyState
-from app.engines.errors import EngineError
-from app.engines.protocol import Event, EventKind
+from app.engines.errors import EngineError, EngineErrorKind
+from app.engines.protocol import Event, EventKind, Failure, TextChunk, Values
 from app.errors import SettingsError
 from app.hub.credentials import TokenSource
 from app.llm.sampling import Sampling
@@ -240,14 +240,14 @@ def collect(engine: RemoteEngine, sampling: Sampling | None = None) -> tuple[lis
 
 
 def text_of(events: list[Event]) -> str:
-    return "".join(str(event.data["text"]) for event in events if event.kind is EventKind.CHUNK)
+    return "".join(str(event.text) for event in events if event.kind is EventKind.CHUNK)
 
 
 def failure(engine: RemoteEngine) -> tuple[str, str]:
     """The kind and message of a reply that must fail."""
     _, outcome = collect(engine)
     assert outcome.kind is EventKind.ERROR, outcome
-    return str(outcome.data["kind"]), str(outcome.data["message"])
+    return str(outcome.failure.kind), str(outcome.failure.message)
 
 
 # --- replies from the real llama.cpp server ------------------------------------------------
@@ -263,10 +263,10 @@ def test_the_llama_server_streams_the_scripted_reply(llama_server: LlamaServer) 
     assert outcome.kind is EventKind.RESULT, outcome
     assert text_of(streamed) == SCRIPTED_REPLY
     assert all(event.kind is EventKind.CHUNK for event in streamed)
-    stats = GenerationStats.from_json(dict(outcome.data))
+    stats = GenerationStats.from_json(dict(outcome.expect(Values).values))
     assert stats is not None
     # llama-cpp-python's server sends no usage: one chunk per token, counted.
-    assert outcome.data["estimated"] is True
+    assert outcome.expect(Values).values["estimated"] is True
     assert stats.generated_tokens == len(SCRIPTED_REPLY)
     assert stats.prompt_tokens == 0
     assert stats.finish_reason == "stop"
@@ -441,8 +441,8 @@ def test_an_error_inside_the_stream_is_a_server_error(serve: Serve) -> None:
         streamed, outcome = collect(engine)
     assert text_of(streamed) == "Par"  # what came before is kept
     assert outcome.kind is EventKind.ERROR
-    assert outcome.data["kind"] == "server-error"
-    assert "the KV cache is full" in str(outcome.data["message"])
+    assert outcome.failure.kind == "server-error"
+    assert "the KV cache is full" in str(outcome.failure.message)
 
 
 def test_a_connection_broken_mid_reply_keeps_the_text(serve: Serve) -> None:
@@ -461,10 +461,9 @@ def test_a_connection_broken_mid_reply_keeps_the_text(serve: Serve) -> None:
     with engine_for(server.url) as engine:
         streamed, outcome = collect(engine)
     assert text_of(streamed) == "Half"
-    assert outcome.data == {
-        "kind": "disconnected",
-        "message": f"The connection to {server.url} broke mid-reply.",
-    }
+    assert outcome.payload == Failure(
+        EngineErrorKind.DISCONNECTED, f"The connection to {server.url} broke mid-reply."
+    )
 
 
 def test_a_server_that_stalls_mid_reply_times_out_and_keeps_the_text(serve: Serve) -> None:
@@ -472,8 +471,8 @@ def test_a_server_that_stalls_mid_reply_times_out_and_keeps_the_text(serve: Serv
     with engine_for(server.url, timeout=0.3) as engine:
         streamed, outcome = collect(engine)
     assert text_of(streamed) == "Once "
-    assert outcome.data["kind"] == "timeout"
-    assert str(outcome.data["message"]).startswith(
+    assert outcome.failure.kind == "timeout"
+    assert str(outcome.failure.message).startswith(
         f"{server.url} stopped sending the reply for 0.3 s"
     )
 
@@ -530,9 +529,9 @@ def test_the_servers_usage_gives_the_token_counts(serve: Serve) -> None:
         streamed, outcome = collect(engine)
     assert text_of(streamed) == "One two three"
     assert outcome.kind is EventKind.RESULT
-    assert outcome.data["estimated"] is False
-    assert outcome.data["model"] == "m1"
-    stats = GenerationStats.from_json(dict(outcome.data))
+    assert outcome.expect(Values).values["estimated"] is False
+    assert outcome.expect(Values).values["model"] == "m1"
+    stats = GenerationStats.from_json(dict(outcome.expect(Values).values))
     assert stats is not None
     assert (stats.prompt_tokens, stats.generated_tokens, stats.finish_reason) == (31, 3, "length")
 
@@ -572,9 +571,9 @@ def test_fast_chunks_are_coalesced_and_the_first_goes_at_once(serve: Serve) -> N
         streamed, outcome = collect(engine)
     assert outcome.kind is EventKind.RESULT
     assert text_of(streamed) == "".join(pieces)
-    assert streamed[0].data["text"] == pieces[0]
+    assert streamed[0].text == pieces[0]
     assert len(streamed) < len(pieces) / 4
-    assert outcome.data["generated_tokens"] == len(pieces)
+    assert outcome.expect(Values).values["generated_tokens"] == len(pieces)
 
 
 # --- cancelling -------------------------------------------------------------------------------
@@ -599,7 +598,7 @@ def test_cancel_wakes_the_reader_even_when_the_server_is_silent(serve: Serve) ->
     threads_before = _remote_threads()
     with engine_for(server.url) as engine:
         handle = engine.generate(HELLO, Sampling())
-        assert handle.next_event(timeout=10).data == {"text": "Once "}
+        assert handle.next_event(timeout=10).payload == TextChunk("Once ")
         handle.cancel()
         assert handle.wait(timeout=5).kind is EventKind.CANCELLED
         deadline = time.monotonic() + 10

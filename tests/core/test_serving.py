@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from app.chat.local import LocalChatEngine
-from app.engines.protocol import Event, EventKind
+from app.engines.protocol import Event, EventKind, Values
 from app.engines.supervisor import RequestHandle
 from app.llm.engine import LoadSettings
 from app.llm.sampling import Sampling
@@ -459,11 +459,11 @@ def test_the_engine_queue_admits_in_arrival_order_and_forgets_who_left() -> None
         waiting[1].cancel()  # request 2 leaves before its turn
         await asyncio.sleep(0.01)
         assert queue.waiting == 3
-        handles[0].put(Event(0, EventKind.RESULT, {}))
+        handles[0].put(Event(0, EventKind.RESULT, Values()))
         assert (await first.next_event()).kind is EventKind.RESULT
         for n, task in ((1, waiting[0]), (3, waiting[2]), (4, waiting[3])):
             generation = await task
-            handles[n].put(Event(n, EventKind.RESULT, {}))
+            handles[n].put(Event(n, EventKind.RESULT, Values()))
             await generation.next_event()
         assert queue.waiting == 0
         await asyncio.sleep(0.01)

@@ -533,7 +533,7 @@ def test_a_remote_api_key_is_kept_for_its_url_and_the_endpoint_remembered(
         reply = again.engine.generate(  # type: ignore[union-attr]
             [{"role": "user", "content": "Hi"}], Sampling()
         ).wait(30)
-        assert reply.kind is EventKind.RESULT, reply.data
+        assert reply.kind is EventKind.RESULT, reply.payload
         again.close_engines()
         page.panel.close_engines()
 

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.core import Core
 from app.errors import AppError
-from app.images.engine import ERROR_KINDS, ImageEngineError
+from app.images.engine import ERROR_KINDS, ImageEngineError, generation_seconds, load_info
 from app.images.params import ImageParamsError
 from ui.images.form import ImageForm
 from ui.images.gallery_model import GalleryModel
@@ -421,7 +421,7 @@ class ImagesPage(QWidget):
             job.handle = None
             if outcome.kind is not EventKind.RESULT:
                 raise ImageEngineError.from_event(outcome)
-            self._model_loaded(job.model, outcome.data)
+            self._model_loaded(job.model, load_info(outcome))
         if job.cancelled:
             return
         info = self._learned.get(str(job.model.path))
@@ -504,7 +504,7 @@ class ImagesPage(QWidget):
         if outcome.kind is EventKind.RESULT:
             params = job.params
             count = len(job.images)
-            seconds = float(outcome.data.get("seconds") or (time.monotonic() - job.started))
+            seconds = generation_seconds(outcome) or (time.monotonic() - job.started)
             seeds = _seeds(params) if params is not None else ""
             if params is not None and params.seed is not None:
                 self.form.show_seed(params.seed)
