@@ -23,6 +23,7 @@ from app.hub.credentials import ResolvedToken, TokenSource
 from app.hub.endpoint import DEFAULT_ENDPOINT, may_carry_token, same_endpoint
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
+from ui.widgets import plain_label
 
 
 class SettingsPage(QWidget):
@@ -43,11 +44,10 @@ class SettingsPage(QWidget):
         self.token.setPlaceholderText("hf_…  (a read token is enough)")
         self.save_token_button = QPushButton("Save token")
         self.clear_token_button = QPushButton("Forget token")
-        self.token_status = QLabel()
-        self.token_status.setWordWrap(True)
+        # Texts that quote the endpoint, paths and the hub's answers: plain text, never HTML.
+        self.token_status = plain_label(word_wrap=True)
         # Which endpoint the saved token goes to: the one it was saved for, and only that one.
-        self.token_binding = QLabel()
-        self.token_binding.setWordWrap(True)
+        self.token_binding = plain_label(word_wrap=True, shrinkable=True)
         self.keep_token_button = QPushButton()
         self.keep_token_button.hide()  # shown when the saved token belongs to another endpoint
         self.cache_dir = QLineEdit(core.settings.hf_cache_dir or "")
@@ -55,15 +55,14 @@ class SettingsPage(QWidget):
             f"default: {paths.hf_cache_dir()} (shared with other tools)"
         )
         browse = QPushButton("Choose…")
-        self.data_dir = QLabel(str(core.database.path.parent))
+        self.data_dir = plain_label(str(core.database.path.parent), selectable=True)
         self.context_length = QSpinBox()
         self.context_length.setRange(256, 1_048_576)
         self.context_length.setSingleStep(1024)
         self.context_length.setValue(core.settings.default_context_length)
         self.context_length.setMaximumWidth(160)
         self.apply_button = QPushButton("Apply")
-        self.feedback = QLabel()
-        self.feedback.setWordWrap(True)
+        self.feedback = plain_label(word_wrap=True, shrinkable=True)
 
         token_row = QHBoxLayout()
         token_row.addWidget(self.token, 1)

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -34,6 +33,7 @@ from app.core import Core
 from app.errors import AppError
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
+from ui.widgets import plain_label
 
 if TYPE_CHECKING:
     from app.chat.local import LocalChatEngine
@@ -127,9 +127,8 @@ class ServerPanel(QWidget):
         fields.addRow("API key", self.api_key)
         fields.addRow("Web origins", self.origins)
 
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Quotes errors and model names: plain text, never HTML.
+        self.status = plain_label(word_wrap=True, selectable=True, shrinkable=True)
         self.url = QLineEdit()
         self.url.setReadOnly(True)
         self.url.setToolTip("The base URL for OpenAI clients")
@@ -141,7 +140,7 @@ class ServerPanel(QWidget):
         url_layout.addWidget(self.url, 1)
         url_layout.addWidget(self.copy_button)
         self.url_row = url_row
-        self.queue = QLabel()
+        self.queue = plain_label()
         # A QTextEdit, not a QPlainTextEdit: only it indents the wrapped part of a line.
         self.log = QTextEdit()
         self.log.setReadOnly(True)
