@@ -62,3 +62,17 @@ def window(qtbot: QtBot, core: Core, qt_loop: asyncio.AbstractEventLoop) -> Main
     main_window.show()
     qtbot.waitExposed(main_window)
     return main_window
+
+
+def select_repo(qtbot: QtBot, window: MainWindow, repo_id: str) -> None:
+    page = window.discover
+    row = next(
+        row
+        for row in range(page.results.rowCount())
+        if (summary := page.results.summary(row)) and summary.repo_id == repo_id
+    )
+    with (
+        qtbot.waitSignal(page.details.detailsShown, timeout=10_000),
+        qtbot.waitSignal(page.details.cardShown, timeout=20_000),  # a 1 MB card is slow
+    ):
+        page.results_view.selectRow(row)

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, QUrl
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from tests.gui.conftest import select_repo
 from tests.hostile.test_rich_text import labels_guessing, magenta_pixels, write_marker
 from tests.support.hub_server import Fault, HubServer, Status
 from ui.discover.card_view import MORE_LINK
@@ -57,20 +58,6 @@ def search(qtbot: QtBot, window: MainWindow, text: str) -> None:
     qtbot.keyClicks(page.search_field, text)
     qtbot.waitUntil(lambda: page.results.state != SearchState.IDLE, timeout=5_000)
     qtbot.waitUntil(lambda: page.results.state != SearchState.LOADING, timeout=10_000)
-
-
-def select_repo(qtbot: QtBot, window: MainWindow, repo_id: str) -> None:
-    page = window.discover
-    row = next(
-        row
-        for row in range(page.results.rowCount())
-        if (summary := page.results.summary(row)) and summary.repo_id == repo_id
-    )
-    with (
-        qtbot.waitSignal(page.details.detailsShown, timeout=10_000),
-        qtbot.waitSignal(page.details.cardShown, timeout=10_000),
-    ):
-        page.results_view.selectRow(row)
 
 
 def test_typing_a_query_lists_matching_models_with_one_search(

@@ -10,10 +10,8 @@ client is the real `openai` library. Bodies are also parsed in-process within bo
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from app.serving.request_body import MAX_BODY_BYTES, MAX_JSON_VALUES, BodyError,
 from app.serving.schemas import ChatCompletionRequest
 from app.settings import Settings, load_settings, save_settings
 from app.store import Database
+from tests.core.test_serving import _serve as serve_command
 from tests.hostile.bounds import within_bounds
 from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
 from tests.support.llama_server import free_port
@@ -430,27 +429,7 @@ def test_allowed_origins_are_normalized_persisted_and_checked(tmp_path: Path) ->
 
 
 def _serve(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "MODELDECK_API_KEY")
-    }
-    env |= {
-        "MODELDECK_DATA_DIR": str(tmp_path / "data"),
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "PYTHONPATH": str(REPO_ROOT),
-        "PYTHONUNBUFFERED": "1",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "ui.launcher", "serve", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return serve_command(tmp_path / "data", tmp_path / "hf", *args)
 
 
 def test_modeldeck_serve_allows_only_the_origins_it_is_given(

@@ -121,20 +121,6 @@ def search(qtbot: QtBot, window: MainWindow, text: str) -> None:
     qtbot.waitUntil(lambda: page.results.state != SearchState.LOADING, timeout=10_000)
 
 
-def select(qtbot: QtBot, window: MainWindow, repo_id: str) -> None:
-    page = window.discover
-    row = next(
-        row
-        for row in range(page.results.rowCount())
-        if (summary := page.results.summary(row)) and summary.repo_id == repo_id
-    )
-    with (
-        qtbot.waitSignal(page.details.detailsShown, timeout=10_000),
-        qtbot.waitSignal(page.details.cardShown, timeout=20_000),
-    ):
-        page.results_view.selectRow(row)
-
-
 # -- the inert rich-text views -------------------------------------------------------------
 
 
@@ -287,7 +273,7 @@ def test_a_hostile_license_is_text_in_the_results_tooltip_and_the_license_panel(
     tip = page.results.data(page.results.index(0, LICENSE_COLUMN), Qt.ItemDataRole.ToolTipRole)
     assert hostile in shown_text(tip)
     assert "<img" not in tip
-    select(qtbot, window, "mallory/licensed")
+    gui_fixtures.select_repo(qtbot, window, "mallory/licensed")
     panel = page.details.view.license
     assert hostile in panel.toPlainText()
     assert panel.resource_requests == []
@@ -304,7 +290,7 @@ def test_a_100_kb_name_is_cut_short_and_the_window_keeps_its_size(
     width = window.width()
     search(qtbot, window, "long")
     started = time.perf_counter()
-    select(qtbot, window, "mallory/long")
+    gui_fixtures.select_repo(qtbot, window, "mallory/long")
     assert time.perf_counter() - started < 10  # bounded, not a freeze
     view = window.discover.details.view
     assert len(view.facts.text()) < 4 * SHORT_CHARS
@@ -319,7 +305,7 @@ def test_hostile_file_names_are_text_in_the_files_tab_and_the_download_queue(
     name = "<img src=marker.png><b>weights.gguf"
     hub_server.add_repo("mallory/files", {name: b"GGUF" + b"\0" * 64}, card="# Files")
     search(qtbot, window, "files")
-    select(qtbot, window, "mallory/files")
+    gui_fixtures.select_repo(qtbot, window, "mallory/files")
     files = window.discover.details.view.files
     model = files.model
     assert model is not None
@@ -357,7 +343,9 @@ def test_a_hostile_card_renders_within_bounds_and_loads_nothing(
     hub_server.add_repo("mallory/card", card=card)
     search(qtbot, window, "card")
     started = time.perf_counter()
-    select(qtbot, window, "mallory/card")  # waits for the whole card to be in the viewer
+    gui_fixtures.select_repo(
+        qtbot, window, "mallory/card"
+    )  # waits for the whole card to be in the viewer
     assert time.perf_counter() - started < 15  # a bound for a slow shared machine, not a freeze
     card_view = window.discover.details.view.card
     assert "paragraph 0" in card_view.toPlainText()
