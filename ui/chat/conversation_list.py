@@ -48,6 +48,11 @@ class ConversationList(QWidget):
         super().__init__(parent)
         self._store = store  # may block on first use: call it on a worker
         self._current: int | None = None
+        # Refreshes overlap (the page's first listing, a search, a new conversation): only
+        # the latest one started shows its result, and a selection asked of an earlier one
+        # waits for it, so a slow stale listing never undoes a newer choice.
+        self._listing = 0
+        self._pending_select: int | None = None
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search conversations")
         self.search.setClearButtonEnabled(True)
@@ -130,12 +135,19 @@ class ConversationList(QWidget):
     # -- internals -----------------------------------------------------------------------
 
     async def _refresh(self, select: int | None) -> None:
-        wanted = select if select is not None else self._current
+        if select is not None:
+            self._pending_select = select
+        self._listing += 1
+        listing = self._listing
         try:
             conversations = await run_blocking(self._list, self.search.text())
         except AppError as exc:
             self.failed.emit(str(exc))
             return
+        if listing != self._listing:
+            return  # a later refresh is listing and will show its result
+        select, self._pending_select = self._pending_select, None
+        wanted = select if select is not None else self._current
         self.view.blockSignals(True)
         self.view.clear()
         for conversation in conversations:
