@@ -3,6 +3,8 @@
 The GUI, the CLI and the tests all start here, so they see the same settings and the same
 offline copies. The hub client and the token are built on first use: importing
 huggingface_hub's API and the keyring costs ~0.35 s, which the window should not wait for.
+A property only builds (and keeps) an object; work with effects beyond that (starting the
+download queue's threads, recovering interrupted replies) is a method the front end calls.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Core:
         self._library: Library | None = None
         self._downloads: DownloadManager | None = None
         self._conversations: ConversationStore | None = None
+        self._endpoint_keys: EndpointKeyStore | None = None
         self._llm: LocalChatEngine | None = None
         self._server: ModelServer | None = None
         self._images: ImageEngine | None = None
@@ -119,10 +122,10 @@ class Core:
                 )
             return self._library
 
-    @property
-    def downloads(self) -> DownloadManager:
-        """The download queue, started on first use: jobs a previous run left unfinished
-        resume from the bytes on disk (blocking briefly: use a worker)."""
+    def start_downloads(self) -> DownloadManager:
+        """The download queue, started: jobs a previous run left unfinished resume from the
+        bytes on disk (blocking briefly: use a worker). Later calls return the same queue
+        until settings or the token change."""
         token = self.token
         with self._lock:
             if self._downloads is None:
@@ -139,21 +142,29 @@ class Core:
 
     @property
     def conversations(self) -> ConversationStore:
-        """Chat conversations; replies a killed run left streaming come back "interrupted"."""
+        """Chat conversations (built on first use)."""
         with self._lock:
             if self._conversations is None:
                 from app.chat.conversations import ConversationStore
 
                 self._conversations = ConversationStore(self.database)
-                self._conversations.recover_interrupted()
             return self._conversations
+
+    def recover_interrupted_replies(self) -> int:
+        """Mark replies a killed run left streaming as "interrupted", keeping their text;
+        returns how many. The app calls it once at start, before showing conversations (not
+        the CLI: a `modeldeck chat` beside an open window must not cut the window's reply)."""
+        return self.conversations.recover_interrupted()
 
     @property
     def endpoint_keys(self) -> EndpointKeyStore:
         """API keys of remote OpenAI-compatible endpoints (the keyring, or a private file)."""
-        from app.chat.remote_settings import EndpointKeyStore
+        with self._lock:
+            if self._endpoint_keys is None:
+                from app.chat.remote_settings import EndpointKeyStore
 
-        return EndpointKeyStore(self.database.path.parent / "endpoint-keys")
+                self._endpoint_keys = EndpointKeyStore(self.database.path.parent / "endpoint-keys")
+            return self._endpoint_keys
 
     @property
     def llm(self) -> LocalChatEngine:

@@ -88,7 +88,7 @@ def check_llm_engine(folder: Path) -> str:
     """Load a tiny scripted GGUF in the LLM engine's child process and generate its reply."""
     from app.chat.local import LocalChatEngine
     from app.engines.protocol import EventKind
-    from app.llm.engine import LoadSettings
+    from app.llm.messages import LoadSettings
     from app.llm.sampling import Sampling
     from app.tiny_gguf import SCRIPTED_REPLY, write_scripted_gguf
 

@@ -29,7 +29,7 @@ import psutil
 
 from app.chat.local import LocalChatEngine
 from app.engines.protocol import EventKind
-from app.llm.engine import LoadSettings
+from app.llm.messages import LoadSettings
 from app.llm.sampling import Sampling
 from tests.support.gguf_builder import write_scripted_gguf
 

@@ -31,7 +31,7 @@ import openai
 
 from app.chat.local import LocalChatEngine
 from app.engines.protocol import EventKind
-from app.llm.engine import LoadSettings
+from app.llm.messages import LoadSettings
 from app.llm.sampling import Sampling
 from app.serving import ModelServer
 from benchmarks.llm import MODELS

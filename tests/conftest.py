@@ -1,14 +1,21 @@
-"""Shared fixtures: an isolated huggingface_hub home and a fake Hub on 127.0.0.1."""
+"""Shared fixtures: an isolated huggingface_hub home, a fake Hub on 127.0.0.1, and the tiny
+models that real engines load (built once per run; tests only read them)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.gguf_builder import ScriptedGgufs, write_scripted_ggufs
 from tests.support.hub_server import HubServer
+
+if TYPE_CHECKING:
+    from app.images.engine import ImageEngine
+    from tests.support.diffusers_builder import TinyModels
 
 # huggingface_hub reads these once, at import: set them before any test module imports it.
 # Telemetry would otherwise make a first request to the real Hub; Xet must never be used.
@@ -59,3 +66,27 @@ def hub_server(tmp_path: Path, hf_home: Path) -> Iterator[HubServer]:
     with HubServer(tmp_path / "hub") as server:
         yield server
     assert not server.errors, f"the fake hub failed internally: {server.errors!r}"
+
+
+@pytest.fixture(scope="session")
+def ggufs(tmp_path_factory: pytest.TempPathFactory) -> ScriptedGgufs:
+    """The scripted GGUFs, written once for the whole run (read-only: copy one to change it)."""
+    return write_scripted_ggufs(tmp_path_factory.mktemp("gguf"))
+
+
+@pytest.fixture(scope="session")
+def image_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """The tiny diffusers pipelines and files, written once for the whole run (read-only)."""
+    from tests.support.diffusers_builder import tiny_models  # torch: only for tests that ask
+
+    return tiny_models(tmp_path_factory.mktemp("image-models"))
+
+
+@pytest.fixture(scope="session")
+def image_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageEngine]:
+    """One started CPU image engine for the whole run; a test may load any model into it."""
+    from tests.support.diffusers_builder import cpu_image_engine
+
+    engine = cpu_image_engine(tmp_path_factory.mktemp("configs"))
+    yield engine
+    engine.stop(timeout=5.0)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app import __version__
 from app.core import Core
 from app.store import DatabaseError
+from ui import theme
 from ui.main_window import MainWindow
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -56,7 +57,7 @@ def display_problem() -> str | None:
 
 
 def create_application(argv: list[str]) -> QApplication:
-    """The QApplication with ModelDeck's name and icon."""
+    """The QApplication with ModelDeck's name, icon and theme (Fusion, light or dark)."""
     app = QApplication.instance() or QApplication(argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("ModelDeck")
@@ -67,6 +68,7 @@ def create_application(argv: list[str]) -> QApplication:
     icon = RESOURCES / "icons" / "modeldeck.svg"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
+    theme.install(app)
     return app
 
 

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
 from app.core import Core
 from app.downloads.status import JobState
 from app.units import format_bytes, format_duration
+from ui import theme
+from ui.icons import themed_icon
 from ui.style import mark_error
 from ui.table_model import Column, Index
 from ui.tasks import run_blocking, spawn
@@ -47,15 +49,16 @@ FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLE
 class JobAction(Enum):
     """What a button does to the selected job: its label, and the states it applies to."""
 
-    PAUSE = ("Pause", ACTIVE_STATES)
-    RESUME = ("Resume", frozenset({JobState.PAUSED}))
-    CANCEL = ("Cancel", ACTIVE_STATES | {JobState.PAUSED})
-    RETRY = ("Retry", frozenset({JobState.FAILED, JobState.CANCELLED}))
-    REMOVE = ("Remove", FINAL_STATES)
+    PAUSE = ("Pause", ACTIVE_STATES, "pause")
+    RESUME = ("Resume", frozenset({JobState.PAUSED}), "resume")
+    CANCEL = ("Cancel", ACTIVE_STATES | {JobState.PAUSED}, "cancel")
+    RETRY = ("Retry", frozenset({JobState.FAILED, JobState.CANCELLED}), "refresh")
+    REMOVE = ("Remove", FINAL_STATES, "delete")
 
-    def __init__(self, label: str, applies_to: frozenset[JobState]) -> None:
+    def __init__(self, label: str, applies_to: frozenset[JobState], icon: str) -> None:
         self.label = label
         self.applies_to = applies_to
+        self.icon = icon  # in resources/icons
 
     def allowed(self, state: JobState | None) -> bool:
         return state in self.applies_to
@@ -187,10 +190,13 @@ class DownloadsPage(QWidget):
         self.view.verticalHeader().hide()
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((1, 140), (2, 150), (3, 90), (4, 90), (5, 220)):
+        # Narrow enough to leave the model's name room in a 900-pixel window; the state
+        # (which may hold an error) takes what is left.
+        for column, width in ((1, 120), (2, 140), (3, 80), (4, 70), (5, 150)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setWordWrap(False)  # one line per job, elided in the middle
         self.status = plain_label(
             "No downloads yet. Choose a file in Discover ▸ Files and press Download.",
             word_wrap=True,
@@ -198,13 +204,15 @@ class DownloadsPage(QWidget):
         self.buttons: dict[JobAction, QPushButton] = {}
         row = QHBoxLayout()
         for action in JobAction:
-            button = QPushButton(action.label)
+            button = QPushButton(themed_icon(action.icon), action.label)
             button.setEnabled(False)
             button.clicked.connect(functools.partial(self.act, action))
             self.buttons[action] = button
             row.addWidget(button)
         row.addStretch(1)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
+        layout.setSpacing(theme.SPACING)
         layout.addWidget(heading_label("Downloads"))
         layout.addWidget(self.status)
         layout.addLayout(row)
@@ -226,12 +234,9 @@ class DownloadsPage(QWidget):
         spawn(self._enqueue(plan))
 
     async def _enqueue(self, plan: DownloadPlan) -> None:
-        manager = await run_blocking(self._started_manager)
+        manager = await run_blocking(self._core.start_downloads)
         await run_blocking(manager.enqueue, plan)
         self.attach(manager)
-
-    def _started_manager(self) -> DownloadManager:
-        return self._core.downloads
 
     def selected_job(self) -> JobStatus | None:
         index = self.view.currentIndex()

@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
 from app.core import Core
 from app.errors import AppError
 from app.units import format_bytes
+from ui import theme
+from ui.icons import themed_icon
 from ui.library_model import LibraryModel
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
@@ -87,11 +89,11 @@ class LibraryPage(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter models")
         self.filter.setClearButtonEnabled(True)
-        self.import_button = QPushButton("Import…")
-        self.folder_button = QPushButton("Add folder…")
-        self.refresh_button = QPushButton("Refresh")
-        self.delete_button = QPushButton("Delete…")
-        self.chat_button = QPushButton("Chat with this")
+        self.import_button = QPushButton(themed_icon("import"), "Import…")
+        self.folder_button = QPushButton(themed_icon("folder"), "Add folder…")
+        self.refresh_button = QPushButton(themed_icon("refresh"), "Refresh")
+        self.delete_button = QPushButton(themed_icon("delete"), "Delete…")
+        self.chat_button = QPushButton(themed_icon("chat"), "Chat with this")
         self.chat_button.setToolTip("Open the selected GGUF model in Chat")
         self.chat_button.setEnabled(False)
         # Says what an import or a scan did, quoting file names and reasons: plain text.
@@ -130,6 +132,8 @@ class LibraryPage(QWidget):
         ):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
+        layout.setSpacing(theme.SPACING)
         layout.addWidget(heading_label("Library"))
         layout.addLayout(buttons)
         layout.addWidget(self.status)
@@ -193,7 +197,8 @@ class LibraryPage(QWidget):
         missing = sum(1 for entry in entries if not entry.present)
         gone = f"; {missing} on drives not present now" if missing else ""
         if entries:
-            self._say(f"{len(entries)} models, {format_bytes(total)}{gone}.")
+            models = f"{len(entries)} model{'' if len(entries) == 1 else 's'}"
+            self._say(f"{models}, {format_bytes(total)}{gone}.")
         else:
             self._say(NO_MODELS_YET)
         self.scanned.emit(count)

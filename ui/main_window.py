@@ -6,8 +6,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -18,7 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
+from ui import theme
 from ui.discover.page import DiscoverPage
+from ui.icons import themed_icon
 from ui.library_model import LibraryModel
 from ui.style import set_font
 from ui.tasks import run_blocking, spawn
@@ -35,6 +45,8 @@ if TYPE_CHECKING:
 PageT = TypeVar("PageT", bound=QWidget)
 DISCOVER, LIBRARY, CHAT, IMAGES, DOWNLOADS, SETTINGS = 0, 1, 2, 3, 4, 5
 TITLES = ("Discover", "Library", "Chat", "Images", "Downloads", "Settings")
+ICONS = ("discover", "library", "chat", "images", "downloads", "settings")  # resources/icons
+SIDEBAR_WIDTH = 168
 
 
 def dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
@@ -46,6 +58,23 @@ def dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
     if not all(url.isLocalFile() for url in urls):
         return []
     return [Path(url.toLocalFile()) for url in urls]
+
+
+class PageStack(QStackedWidget):
+    """A stack as small as the page on show: QStackedWidget takes the largest minimum of all
+    its pages, so one wide page would keep every other page from fitting a small window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.currentChanged.connect(self.updateGeometry)
+
+    def sizeHint(self) -> QSize:
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+    def minimumSizeHint(self) -> QSize:
+        page = self.currentWidget()
+        return page.minimumSizeHint() if page is not None else super().minimumSizeHint()
 
 
 class MainWindow(QMainWindow):
@@ -63,15 +92,19 @@ class MainWindow(QMainWindow):
         self.library_models = LibraryModel(core.models, self)
         self.discover = DiscoverPage(core)
         self._built: dict[int, QWidget] = {DISCOVER: self.discover}
-        self.pages = QStackedWidget()
+        self.pages = PageStack()
         self.sidebar = QListWidget()
         self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
-        set_font(self.sidebar, points_delta=1.5)
-        self.sidebar.setFixedWidth(150)
+        set_font(self.sidebar, points_delta=theme.LARGE_POINTS)
+        self.sidebar.setFixedWidth(SIDEBAR_WIDTH)
+        self.sidebar.setIconSize(QSize(20, 20))
+        self.sidebar.setSpacing(2)
+        self.sidebar.setViewportMargins(theme.SPACING // 2, theme.SPACING, theme.SPACING // 2, 0)
+        self._paint_sidebar()
         for row, title in enumerate(TITLES):
             self.pages.addWidget(self.discover if row == DISCOVER else QWidget())
-            item = QListWidgetItem(title, self.sidebar)
-            item.setSizeHint(QSize(0, 36))
+            item = QListWidgetItem(themed_icon(ICONS[row]), title, self.sidebar)
+            item.setSizeHint(QSize(0, 38))
         self.sidebar.currentRowChanged.connect(self._show_row)
         self.sidebar.setCurrentRow(DISCOVER)
 
@@ -208,12 +241,14 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(row)
 
     def start_background_work(self) -> None:
-        """After the first paint: the first search, and downloads left unfinished last time."""
+        """After the first paint: the first search, replies and downloads a previous run
+        left unfinished."""
         self.discover.search_now()
+        spawn(run_blocking(self._core.recover_interrupted_replies))
         spawn(self._resume_downloads())
 
     async def _resume_downloads(self) -> None:
-        manager = await run_blocking(lambda: self._core.downloads)
+        manager = await run_blocking(self._core.start_downloads)
         if manager.jobs() or DOWNLOADS in self._built:
             self.downloads.attach(manager)
 
@@ -228,6 +263,18 @@ class MainWindow(QMainWindow):
         if IMAGES in self._built:  # a generation still running is cancelled
             self.images.shutdown()
         super().closeEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        # The light/dark scheme changed (ui.theme set a new application palette).
+        if event.type() == QEvent.Type.PaletteChange:
+            self._paint_sidebar()
+        super().changeEvent(event)
+
+    def _paint_sidebar(self) -> None:
+        """The sidebar a shade apart from the page, in the scheme on screen."""
+        palette = QPalette()  # only the role set here is the sidebar's own
+        palette.setColor(QPalette.ColorRole.Base, QColor(theme.colours().sidebar))
+        self.sidebar.setPalette(palette)
 
     # -- drag and drop ------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -21,9 +20,11 @@ from app.core import Core
 from app.errors import AppError
 from app.hub.credentials import ResolvedToken, TokenSource
 from app.hub.endpoint import DEFAULT_ENDPOINT, may_carry_token, same_endpoint
+from ui import theme
+from ui.icons import themed_icon
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
-from ui.widgets import plain_label
+from ui.widgets import heading_label, plain_label
 
 
 class SettingsPage(QWidget):
@@ -42,8 +43,8 @@ class SettingsPage(QWidget):
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_…  (a read token is enough)")
-        self.save_token_button = QPushButton("Save token")
-        self.clear_token_button = QPushButton("Forget token")
+        self.save_token_button = QPushButton(themed_icon("key"), "Save token")
+        self.clear_token_button = QPushButton(themed_icon("delete"), "Forget token")
         # Texts that quote the endpoint, paths and the hub's answers: plain text, never HTML.
         self.token_status = plain_label(word_wrap=True)
         # Which endpoint the saved token goes to: the one it was saved for, and only that one.
@@ -54,14 +55,14 @@ class SettingsPage(QWidget):
         self.cache_dir.setPlaceholderText(
             f"default: {paths.hf_cache_dir()} (shared with other tools)"
         )
-        browse = QPushButton("Choose…")
+        browse = QPushButton(themed_icon("folder"), "Choose…")
         self.data_dir = plain_label(str(core.database.path.parent), selectable=True)
         self.context_length = QSpinBox()
         self.context_length.setRange(256, 1_048_576)
         self.context_length.setSingleStep(1024)
         self.context_length.setValue(core.settings.default_context_length)
         self.context_length.setMaximumWidth(160)
-        self.apply_button = QPushButton("Apply")
+        self.apply_button = QPushButton(themed_icon("save"), "Apply")
         self.feedback = plain_label(word_wrap=True, shrinkable=True)
 
         token_row = QHBoxLayout()
@@ -71,11 +72,11 @@ class SettingsPage(QWidget):
         cache_row = QHBoxLayout()
         cache_row.addWidget(self.cache_dir, 1)
         cache_row.addWidget(browse)
-        open_cache = QPushButton("Open")
+        open_cache = QPushButton(themed_icon("open"), "Open")
         cache_row.addWidget(open_cache)
         data_row = QHBoxLayout()
         data_row.addWidget(self.data_dir, 1)
-        open_data = QPushButton("Open")
+        open_data = QPushButton(themed_icon("open"), "Open")
         data_row.addWidget(open_data)
 
         form = QFormLayout()
@@ -88,8 +89,9 @@ class SettingsPage(QWidget):
         form.addRow("App data", data_row)
         form.addRow("Context length for fit estimates", self.context_length)
         layout = QVBoxLayout(self)
-        title = QLabel("<h2>Settings</h2>")
-        layout.addWidget(title)
+        layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
+        layout.setSpacing(theme.SPACING)
+        layout.addWidget(heading_label("Settings"))
         layout.addLayout(form)
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)

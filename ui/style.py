@@ -2,16 +2,17 @@
 
 Not an application style sheet: one makes Qt polish every widget through its style-sheet
 engine, which doubled the main window's construction time (about 20 ms of startup).
+Colours come from `ui.theme`, in the scheme on screen; a marked widget takes the new
+scheme's colour when the application palette changes.
 """
 
 from __future__ import annotations
 
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 
-ERROR_COLOUR = QColor("#c62828")
-NOTICE_BACKGROUND = QColor("#fff3e0")
-NOTICE_TEXT = QColor("#5d4037")
+from ui import theme
 
 
 def set_font(widget: QWidget, *, points_delta: float = 0.0, bold: bool = False) -> None:
@@ -25,18 +26,51 @@ def set_font(widget: QWidget, *, points_delta: float = 0.0, bold: bool = False) 
 
 def mark_error(widget: QWidget, error: bool) -> None:
     """Show `widget`'s text in the error colour (or the normal one); `error` property follows."""
+    was_error = bool(widget.property("error"))
     widget.setProperty("error", error)
-    palette = QPalette(widget.palette())
-    normal = QApplication.palette().color(QPalette.ColorRole.WindowText)
-    palette.setColor(QPalette.ColorRole.WindowText, ERROR_COLOUR if error else normal)
-    widget.setPalette(palette)
+    if error:
+        _paint(widget, {QPalette.ColorRole.WindowText: theme.colours().error})
+    elif was_error:
+        widget.setPalette(QPalette())  # no role of its own: it inherits the scheme's text colour
 
 
 def make_notice(widget: QWidget) -> None:
     """A pale warning band, for "offline copy" and "broken metadata" notes."""
-    palette = QPalette(widget.palette())
-    palette.setColor(QPalette.ColorRole.Window, NOTICE_BACKGROUND)
-    palette.setColor(QPalette.ColorRole.WindowText, NOTICE_TEXT)
-    widget.setPalette(palette)
+    widget.setProperty("notice", True)
+    _paint_notice(widget)
     widget.setAutoFillBackground(True)
     widget.setContentsMargins(4, 4, 4, 4)
+
+
+def _paint_notice(widget: QWidget) -> None:
+    colours = theme.colours()
+    _paint(
+        widget,
+        {
+            QPalette.ColorRole.Window: colours.notice_background,
+            QPalette.ColorRole.WindowText: colours.notice_text,
+        },
+    )
+
+
+def _paint(widget: QWidget, roles: dict[QPalette.ColorRole, str]) -> None:
+    palette = QPalette(widget.palette())
+    for role, colour in roles.items():
+        palette.setColor(role, QColor(colour))
+    widget.setPalette(palette)
+    widget.installEventFilter(_SCHEME_FOLLOWER)  # installing twice keeps one
+
+
+class _SchemeFollower(QObject):
+    """Repaints marked widgets in the new scheme's colours when the app palette changes."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ApplicationPaletteChange and isinstance(watched, QWidget):
+            if watched.property("notice"):
+                _paint_notice(watched)
+            elif watched.property("error"):
+                _paint(watched, {QPalette.ColorRole.WindowText: theme.colours().error})
+        return False
+
+
+_SCHEME_FOLLOWER = _SchemeFollower()

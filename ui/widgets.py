@@ -21,8 +21,10 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
+from ui import theme
 from ui.style import mark_error, set_font
 
 # Outside text is cut on screen (a hostile name can be 100 kB; one without spaces cannot wrap
@@ -85,6 +87,38 @@ def plain_label(
     return label
 
 
+class ElidedLabel(PlainLabel):
+    """One line of outside text that takes the width it is given and, when that is too
+    narrow, shows "…" in the middle (a repo id keeps its owner and its end); the whole text
+    is in `text()` and, when cut, in the tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        let_shrink(self)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._update_tooltip()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._update_tooltip()
+
+    def _elided(self) -> str:
+        width = self.contentsRect().width()
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, width)
+
+    def _update_tooltip(self) -> None:
+        cut = self._elided() != self.text()
+        self.setToolTip(tooltip_html(self.text()) if cut else "")
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        align = self.alignment() | Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(self.contentsRect(), align, self._elided())
+
+
 def html_label(markup: str = "") -> QLabel:
     """A label for HTML the app writes, with every outside value escaped (`html.escape`).
 
@@ -100,7 +134,7 @@ def html_label(markup: str = "") -> QLabel:
 def heading_label(text: str) -> PlainLabel:
     """A page title: plain text in a larger bold font (no `<h2>` markup needed)."""
     label = PlainLabel(text)
-    set_font(label, points_delta=5, bold=True)
+    set_font(label, points_delta=theme.TITLE_POINTS, bold=True)
     return label
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from app.llm.engine import LoadSettings
+from app.llm.messages import LoadSettings
 from app.llm.sampling import Sampling
 
 

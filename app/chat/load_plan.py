@@ -26,7 +26,7 @@ from app.llm import (
     estimate_fit,
     memory_with_devices,
 )
-from app.llm.engine import LoadSettings
+from app.llm.messages import LoadSettings
 
 
 class ModelTooLargeError(AppError, MemoryError):

@@ -37,12 +37,14 @@ from app.engines.protocol import (
     Failure,
     Payload,
     TextChunk,
-    Values,
 )
 from app.engines.supervisor import RequestHandle
 from app.errors import SettingsError
 from app.hub.credentials import redact
+from app.llm.messages import Generated
 from app.llm.sampling import Sampling
+from app.llm.stats import GenerationStats
+from app.text import one_line
 
 if TYPE_CHECKING:
     from openai import OpenAI, Stream
@@ -152,10 +154,10 @@ class RemoteEngine:
     def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
         """Start a reply on a worker thread and return its handle at once.
 
-        CHUNK events carry {"text"}; the terminal event is RESULT (the `GenerationStats` fields, the
-        model's name, and `estimated`: True when the server sent no token counts, so the
-        generated count is the number of streamed chunks and the prompt's is 0),
-        CANCELLED, or ERROR ({"kind", "message"}; kinds: "unreachable", "timeout", "auth",
+        CHUNK events carry text; the terminal event is RESULT (a `Generated`: the reply's
+        `GenerationStats` with the model's name, `estimated` when the server sent no token
+        counts, so the generated count is the number of streamed chunks and the prompt's
+        is 0), CANCELLED, or ERROR (a `Failure`; kinds: "unreachable", "timeout", "auth",
         "not-found", "rejected", "rate-limited", "server-error", "bad-response",
         "disconnected", "internal").
 
@@ -347,8 +349,8 @@ class _RemoteReply:
         if not tally.chunks:
             self._fail("bad-response", self._not_openai("no streamed reply came"))
             return
-        stats = tally.stats(time.monotonic())
-        self._emit(EventKind.RESULT, Values({**stats, "model": self._engine.endpoint.model}))
+        result = tally.result(time.monotonic(), model=self._engine.endpoint.model)
+        self._emit(EventKind.RESULT, result)
 
     def _open(self) -> Stream[ChatCompletionChunk]:
         """Send the request; if the server rejects the fields outside OpenAI's schema, send it
@@ -471,24 +473,26 @@ class _Tally:
         self.pending.clear()
         return text
 
-    def stats(self, ended: float) -> dict[str, Any]:
+    def result(self, ended: float, *, model: str) -> Generated:
+        """The reply's RESULT: the server's token counts, or estimates when it sent none."""
         if self.usage is not None:
             prompt, generated = self.usage
         else:
             prompt, generated = 0, self.content_chunks
         decode_seconds = ended - self.first_token_at if self.first_token_at is not None else 0.0
-        return {
-            "prompt_tokens": prompt,
-            "generated_tokens": generated,
-            "time_to_first_token_s": (
+        stats = GenerationStats(
+            prompt_tokens=prompt,
+            generated_tokens=generated,
+            time_to_first_token_s=(
                 self.first_token_at - self.started if self.first_token_at is not None else None
             ),
-            "tokens_per_second": (
+            tokens_per_second=(
                 (generated - 1) / decode_seconds if generated > 1 and decode_seconds > 0 else None
             ),
-            "finish_reason": self.finish_reason or "stop",
-            "estimated": self.usage is None,
-        }
+            finish_reason=self.finish_reason or "stop",
+            model=model,
+        )
+        return Generated(stats, estimated=self.usage is None)
 
 
 class _MalformedChunk(ValueError):
@@ -575,7 +579,8 @@ def _describe_failure(
         # An error the server sent inside the stream ({"error": {...}}).
         kind = "server-error"
         detail = _server_message(getattr(error, "body", None)) or str(error)
-        message = f"The server at {where} failed mid-reply: {_one_line(detail)}"
+        detail = one_line(detail, limit=_MESSAGE_LIMIT)
+        message = f"The server at {where} failed mid-reply: {detail}"
     elif isinstance(error, ValueError | AttributeError | TypeError):
         kind = "bad-response"  # JSON that does not decode, or is not OpenAI-shaped
         message = (
@@ -614,7 +619,7 @@ def _connection_reason(error: BaseException) -> str | None:
         last = cause
         cause = cause.__cause__ or cause.__context__
         seen += 1
-    text = _one_line(str(last))
+    text = one_line(str(last), limit=_MESSAGE_LIMIT)
     if not text or last is error or "connection refused" in text.lower():
         return None
     return text
@@ -631,12 +636,7 @@ def _server_message(body: object) -> str:
             text = "; ".join(str(item.get("msg", item)) for item in text if isinstance(item, dict))
     if not isinstance(text, str):
         text = "" if text is None else json.dumps(text)
-    return _one_line(text)
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _MESSAGE_LIMIT else line[: _MESSAGE_LIMIT - 1] + "…"
+    return one_line(text, limit=_MESSAGE_LIMIT)
 
 
 def _colon(detail: str) -> str:

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from app.chat.conversations import ConversationStore, GenerationStats, Message, Role
-from app.engines.protocol import Event, EventKind, Values
+from app.chat.conversations import ConversationStore, Message, Role
+from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import AppError
+from app.llm.messages import Generated
 from app.llm.sampling import Sampling
+from app.llm.stats import GenerationStats
 
 FLUSH_INTERVAL_S = 0.25
 
@@ -39,7 +41,7 @@ class ChatEngine(Protocol):
         """The prompt's size in tokens, or None when the engine cannot tell."""
 
     def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
-        """Start a reply; CHUNK events carry text; RESULT carries `GenerationStats` fields."""
+        """Start a reply; CHUNK events carry text; RESULT carries a `Generated`."""
 
 
 class ChatBusyError(AppError, RuntimeError):
@@ -47,17 +49,35 @@ class ChatBusyError(AppError, RuntimeError):
 
 
 class ContextOverflowError(AppError, ValueError):
-    """The conversation does not fit the model's context with room for the reply."""
+    """The conversation does not fit the model's context with room for the reply.
 
-    def __init__(self, *, prompt_tokens: int, context_length: int, reply_tokens: int) -> None:
+    `turns_to_drop` is how many of the oldest turns (messages) would have to go for it to
+    fit, so the person can weigh the choice; None when even dropping every earlier turn
+    would not make room (the system prompt and the new message alone are too long).
+    """
+
+    def __init__(
+        self,
+        *,
+        prompt_tokens: int,
+        context_length: int,
+        reply_tokens: int,
+        turns_to_drop: int | None,
+    ) -> None:
+        if turns_to_drop is None:
+            remedy = "Even without the earlier turns it would not fit."
+        else:
+            turns = "turn" if turns_to_drop == 1 else "turns"
+            remedy = f"Dropping the oldest {turns_to_drop} {turns} would make room."
         super().__init__(
             f"The conversation is {prompt_tokens:,} tokens; with {reply_tokens:,} for the reply "
-            f"it outgrows the context of {context_length:,}.",
+            f"it outgrows the context of {context_length:,}. {remedy}",
             hint="Drop the oldest turns, start a new conversation, or load with a longer context.",
         )
         self.prompt_tokens = prompt_tokens
         self.context_length = context_length
         self.reply_tokens = reply_tokens
+        self.turns_to_drop = turns_to_drop
 
 
 class Overflow(StrEnum):
@@ -170,8 +190,7 @@ class Reply:
 def _outcome(event: Event) -> tuple[ReplyState, str | None, GenerationStats | None]:
     kind = event.kind
     if kind is EventKind.RESULT:
-        stats = GenerationStats.from_json(dict(event.expect(Values).values))
-        return ReplyState.COMPLETE, None, stats
+        return ReplyState.COMPLETE, None, event.expect(Generated).stats
     if kind is EventKind.CANCELLED:
         return ReplyState.CANCELLED, None, None
     message = event.failure.message
@@ -318,26 +337,43 @@ class ChatSession:
         tokens = self.engine.prompt_tokens(messages)
         if tokens is None or tokens + reply_room <= context:
             return messages, 0
+        # Asking or dropping, the same count of oldest turns is what it takes to fit.
+        fitted, dropped, fitted_tokens = self._drop_oldest(messages, tokens, context - reply_room)
+        if fitted_tokens is not None and fitted_tokens + reply_room > context:
+            raise ContextOverflowError(  # not even dropping every earlier turn makes room
+                prompt_tokens=tokens if overflow is Overflow.ASK else fitted_tokens,
+                context_length=context,
+                reply_tokens=reply_room,
+                turns_to_drop=None,
+            )
         if overflow is Overflow.ASK:
             raise ContextOverflowError(
-                prompt_tokens=tokens, context_length=context, reply_tokens=reply_room
+                prompt_tokens=tokens,
+                context_length=context,
+                reply_tokens=reply_room,
+                turns_to_drop=dropped,
             )
+        return fitted, dropped
+
+    def _drop_oldest(
+        self, messages: list[dict[str, str]], tokens: int, room: int
+    ) -> tuple[list[dict[str, str]], int, int | None]:
+        """Drop the oldest turns until the prompt is at most `room` tokens (or only the new
+        message is left): the messages kept, how many turns went, and the kept size (None
+        when the engine stopped telling). Whole exchanges go, so the first turn left is the
+        person's; the system prompt always stays."""
         system = [m for m in messages if m["role"] == "system"]
         turns = [m for m in messages if m["role"] != "system"]
         dropped = 0
-        # Drop whole exchanges from the front, so the first turn left is the person's.
-        while len(turns) > 1 and tokens is not None and tokens + reply_room > context:
+        size: int | None = tokens
+        while len(turns) > 1 and size is not None and size > room:
             turns.pop(0)
             dropped += 1
             while len(turns) > 1 and turns[0]["role"] != "user":
                 turns.pop(0)
                 dropped += 1
-            tokens = self.engine.prompt_tokens(system + turns)
-        if tokens is not None and tokens + reply_room > context:
-            raise ContextOverflowError(
-                prompt_tokens=tokens, context_length=context, reply_tokens=reply_room
-            )
-        return system + turns, dropped
+            size = self.engine.prompt_tokens(system + turns)
+        return system + turns, dropped, size
 
     def _mark_dropped(self, dropped: int) -> None:
         """Put a visible marker before the first turn still sent (the store has the prompt's

@@ -134,11 +134,15 @@ def _answer(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    from app.chat.conversations import GenerationStats
+    from app.chat.controller import with_seed
     from app.chat.llama_command import llama_cli_command
     from app.engines.protocol import EventKind
-    from app.llm.engine import result_data
+    from app.llm.engine import result_of
+    from app.llm.messages import Generated
 
+    # The seed is chosen here, as the Chat page's controller chooses it, so the reply and its
+    # llama.cpp command agree even when no --seed was given.
+    sampling = with_seed(sampling)
     messages = [{"role": "user", "content": args.prompt}]
     if args.system:
         messages.insert(0, {"role": "system", "content": args.system})
@@ -157,12 +161,11 @@ def _answer(
     except KeyboardInterrupt:
         handle.cancel()
         raise
-    stats = dict(result_data(handle.wait()))
+    stats = result_of(handle.wait(), Generated).stats
     if not args.json:
         out.write("\n")
         out.flush()  # before the stats line on stderr, even when stdout is a pipe
-        reply_stats = GenerationStats.from_json(stats)
-        print(reply_stats.summary() if reply_stats else "", file=err)
+        print(stats.summary(), file=err)
         return EXIT_OK
     settings = loaded.plan.settings
     document = {
@@ -172,12 +175,12 @@ def _answer(
             "name": loaded.model.name,
             "sha256": loaded.model.sha256,
         },
-        "stats": stats,
+        "stats": stats.to_json(),
         "load": {**settings.to_args(), "placement": loaded.loaded.placement},
         "template": prompt.format_name,
         "notes": [*loaded.plan.notes, *([prompt.note] if prompt.note else [])],
         "llama_cpp_command": llama_cli_command(
-            settings, sampling, prompt.text, seed=int(stats.get("seed", 0))
+            settings, sampling, prompt.text, seed=stats.seed or 0
         ),
     }
     out.write(json.dumps(document, ensure_ascii=False) + "\n")

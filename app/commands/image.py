@@ -19,21 +19,17 @@ Exit status: 0 done; 1 error (the engine's message); 2 bad arguments; 3 no such 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import queue
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # `register` runs at every start: the rest is imported when an image is made
     from app.core import Core
-    from app.engines.supervisor import RequestHandle
-    from app.images.engine import GeneratedImage, ImageEngine
-    from app.images.gallery import Gallery
-    from app.images.params import ImageParams, ModelRef
+    from app.images.engine import ImageEngine
+    from app.images.job import JobUpdate
+    from app.images.params import ImageParams
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -41,7 +37,6 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_INTERRUPTED = 130
 
-_EXIT_BY_KIND = {"bad-input": EXIT_USAGE, "not-found": EXIT_NOT_FOUND}
 _CANCEL_GRACE_S = 10.0
 _SCHEDULERS = ("default", "Euler", "Euler a", "DPM++ 2M", "DDIM")  # = app.images.SCHEDULERS
 
@@ -96,7 +91,8 @@ def run(
     """
     from app.errors import AppError
     from app.images.choice import ImageModelChoiceError, choose_diffusion_model
-    from app.images.engine import ImageEngine, ImageEngineError
+    from app.images.engine import ImageEngine
+    from app.images.job import ImageJob, JobPhase
     from app.images.params import ImageParamsError
 
     err = sys.stderr if err is None else err
@@ -121,44 +117,70 @@ def run(
             device=args.device,
             threads=args.threads,
         )
-    gallery = core.gallery
-    job = _Generation(engine, _Progress(err))
+    progress = _Progress(err, model.name)
+    job = ImageJob(
+        engine,
+        core.gallery,
+        model,
+        params,
+        out=output,
+        size_follows_model=args.size is None,
+        on_update=progress.show,
+    )
     try:
-        job.run(model, params, explicit_size=args.size is not None, output=output, gallery=gallery)
+        job.start()
+        while not job.done:  # in short waits: Ctrl+C must reach this thread
+            job.wait(0.5)
     except KeyboardInterrupt:
         job.cancel()
+        job.wait(_CANCEL_GRACE_S)
         return _fail(err, "interrupted", EXIT_INTERRUPTED)
-    except ImageEngineError as exc:
-        return _fail(err, exc.message, _EXIT_BY_KIND.get(exc.kind, EXIT_ERROR))
-    except (ImageParamsError, ValueError) as exc:
-        return _fail(err, str(exc), EXIT_USAGE)
-    except (AppError, RuntimeError, TimeoutError) as exc:
-        return _fail(err, str(exc), EXIT_ERROR)
     finally:
-        job.progress.end()
+        progress.end()
         if own_engine:
             engine.stop()
 
-    if output is None:
-        for image in job.images:
-            gallery.add_generated(image)
+    snapshot = job.snapshot()
+    if snapshot.phase is not JobPhase.DONE or snapshot.result is None:
+        return _failed(err, snapshot.error)
+    images = snapshot.result.images
     if args.json:
+        used = snapshot.params
         document = {
-            "path": str(job.images[0].path) if job.images else None,
-            "paths": [str(image.path) for image in job.images],
-            "seed": job.params.seed if job.params else None,
-            "seeds": [image.seed for image in job.images],
-            "seconds": job.seconds,
-            "params": job.params.to_json() if job.params else None,
-            "model": job.model_info,
+            "path": str(images[0].path) if images else None,
+            "paths": [str(image.path) for image in images],
+            "seed": used.seed if used else None,
+            "seeds": [image.seed for image in images],
+            "seconds": snapshot.seconds,
+            "params": used.to_json() if used else None,
+            "model": (snapshot.loaded or snapshot.result.model).to_json(),
         }
         out.write(json.dumps(document, ensure_ascii=False) + "\n")
     else:
-        for image in job.images:
+        for image in images:
             out.write(f"{image.path}\n")
-        count = len(job.images)
-        err.write(f"{count} image{'s' if count != 1 else ''} in {job.seconds:.1f} s\n")
+        count = len(images)
+        err.write(f"{count} image{'s' if count != 1 else ''} in {snapshot.seconds:.1f} s\n")
     return EXIT_OK
+
+
+def _failed(err: TextIO, error: Exception | None) -> int:
+    """Say why a job ended without its images; the exit status that goes with it."""
+    from app.engines.errors import EngineErrorKind
+    from app.errors import AppError
+    from app.images.engine import ImageEngineError
+    from app.images.params import ImageParamsError
+
+    if isinstance(error, ImageEngineError):
+        by_kind = {EngineErrorKind.BAD_INPUT: EXIT_USAGE, EngineErrorKind.NOT_FOUND: EXIT_NOT_FOUND}
+        return _fail(err, error.message, by_kind.get(error.kind, EXIT_ERROR))
+    if isinstance(error, ImageParamsError | ValueError):
+        return _fail(err, str(error), EXIT_USAGE)
+    if isinstance(error, AppError | RuntimeError | TimeoutError):
+        return _fail(err, str(error), EXIT_ERROR)
+    if error is None:  # cancelled: only Ctrl+C cancels here, and that returned already
+        return _fail(err, "interrupted", EXIT_INTERRUPTED)
+    return _fail(err, f"{type(error).__name__}: {error}", EXIT_ERROR)
 
 
 def _params(args: argparse.Namespace) -> ImageParams:
@@ -181,78 +203,6 @@ def _params(args: argparse.Namespace) -> ImageParams:
     )
 
 
-class _Generation:
-    """Load, generate, follow the events; what came out."""
-
-    def __init__(self, engine: ImageEngine, progress: _Progress) -> None:
-        self.engine = engine
-        self.progress = progress
-        self.handle: RequestHandle | None = None
-        self.params: ImageParams | None = None
-        self.model_info: dict[str, Any] = {}
-        self.images: list[GeneratedImage] = []
-        self.seconds = 0.0
-
-    def run(
-        self,
-        model: ModelRef,
-        params: ImageParams,
-        *,
-        explicit_size: bool,
-        output: Path | None,
-        gallery: Gallery,
-    ) -> None:
-        """Raises `ImageEngineError` when the engine reports a failure."""
-        from app.engines.protocol import EventKind
-        from app.images.engine import (
-            ImageEngineError,
-            generated_images,
-            generation_seconds,
-            load_info,
-            read_progress,
-        )
-
-        self.progress.note(f"loading {model.name}…")
-        loaded = self.engine.load(model).wait()
-        if loaded.kind is not EventKind.RESULT:
-            raise ImageEngineError.from_event(loaded)
-        self.model_info = info = dict(load_info(loaded))
-        if not explicit_size and info.get("default_size"):
-            width, height = info["default_size"]
-            params = replace(params, width=int(width), height=int(height))
-        params = replace(params, model=replace(model, family=info.get("family"))).with_seed()
-        self.params = params
-        self.progress.note(
-            f"{info.get('pipeline')} on {info.get('device')} ({info.get('dtype')}), "
-            f"{params.size}, seed {params.seed}"
-        )
-        if output is not None:
-            self.handle = self.engine.generate(params, output_dir=output.parent, name=output.stem)
-        else:
-            self.handle = self.engine.generate(
-                params, output_dir=gallery.output_dir(), thumbnail_dir=gallery.thumbnail_dir
-            )
-        for event in self.handle.events():
-            item = read_progress(event)
-            if item is not None:
-                self.progress.show(item)
-        outcome = self.handle.outcome
-        assert outcome is not None
-        if outcome.kind is not EventKind.RESULT:
-            raise ImageEngineError.from_event(outcome)
-        self.images = generated_images(outcome)
-        self.seconds = generation_seconds(outcome) or 0.0
-
-    def cancel(self) -> None:
-        """Stop the running request and wait a little for the engine to say so."""
-        handle = self.handle
-        if handle is None or handle.done:
-            return
-        handle.cancel()
-        with contextlib.suppress(queue.Empty):
-            handle.wait(timeout=_CANCEL_GRACE_S)
-
-
 def _size(text: str) -> tuple[int, int]:
     """`--size WxH`."""
     width, sep, height = text.lower().partition("x")
@@ -271,11 +221,12 @@ def _fail(err: TextIO, message: str, status: int) -> int:
 
 
 class _Progress:
-    """Steps redrawn in place on a terminal; elsewhere a line per image (and at most one
-    step line a second)."""
+    """A job's updates on stderr: steps redrawn in place on a terminal; elsewhere a line per
+    image (and at most one step line a second). Called on the job's thread."""
 
-    def __init__(self, err: TextIO) -> None:
+    def __init__(self, err: TextIO, model: str) -> None:
         self._err = err
+        self._model = model
         self._tty = _is_tty(err)
         self._drawn = 0
         self._last = 0.0
@@ -285,11 +236,16 @@ class _Progress:
         self._err.write(text + "\n")
         self._err.flush()
 
-    def show(self, item: object) -> None:
-        from app.images.engine import GeneratedImage, ModelLoading, StepProgress
+    def show(self, item: JobUpdate) -> None:
+        from app.images.job import Generating
+        from app.images.messages import GeneratedImage, ModelLoading, StepProgress
 
         if isinstance(item, ModelLoading):
-            self.note("loading the model…")
+            self.note(f"loading {self._model}…")
+        elif isinstance(item, Generating):
+            params, loaded = item.params, item.model
+            how = f"{loaded.pipeline} on {loaded.device} ({loaded.dtype}), " if loaded else ""
+            self.note(f"{how}{params.size}, seed {params.seed}")
         elif isinstance(item, StepProgress):
             batch = f" (image {item.image + 1}/{item.images})" if item.images > 1 else ""
             line = f"step {item.step}/{item.steps}{batch}"

@@ -5,7 +5,8 @@ Requests carry an id; the child answers each with zero or more streamed events (
 frozen dataclasses pickled by `multiprocessing.connection` — both ends are our own code.
 An event's `payload` is a `Payload`: `TextChunk` (CHUNK), `Failure` (ERROR, STOPPED),
 `Ready` (READY), `Empty` (CANCELLED, an empty RESULT), or an engine's own result and
-progress messages; readers narrow it with `Event.expect`, `Event.text` or `Event.failure`.
+progress messages (`app/llm/messages.py`, `app/images/messages.py`); readers narrow it with
+`Event.expect`, `Event.text` or `Event.failure`.
 
 A handler in the child gets a `RequestContext`: `emit` streams an event, `cancelled()` says
 whether the app asked to stop this request. `cancelled()` polls the pipe without blocking,
@@ -64,20 +65,36 @@ FLUSH_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True)
-class Request:
-    id: int
-    op: Op
-    args: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Payload:
-    """What an event carries; each message kind is a frozen subclass."""
+    """What a request or an event carries; each message kind is a frozen subclass."""
+
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
 
 
 @dataclass(frozen=True)
 class Empty(Payload):
     """Nothing (CANCELLED, and a RESULT with nothing to say)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    op: Op
+    body: Payload = field(default_factory=Empty)
+
+    def expect(self, type_: type[PayloadT]) -> PayloadT:
+        """The body as `type_`; `TypeError` when it is something else (the ends disagree)."""
+        if not isinstance(self.body, type_):
+            raise TypeError(f"a {self.op} request carries {self.body!r}, not a {type_.__name__}")
+        return self.body
+
+
+@dataclass(frozen=True)
+class Cancel(Payload):
+    """CANCEL: stop the request with this id."""
+
+    request_id: int
 
 
 @dataclass(frozen=True)
@@ -100,16 +117,6 @@ class Failure(Payload):
 
     kind: EngineErrorKind
     message: str
-
-
-@dataclass(frozen=True)
-class Values(Payload):
-    """A RESULT or PROGRESS not yet given its own message type (a plain mapping)."""
-
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-
-PayloadT = TypeVar("PayloadT", bound=Payload)
 
 
 @dataclass(frozen=True)
@@ -174,15 +181,6 @@ class RequestContext:
 Handler = Callable[[RequestContext], Payload | None]
 
 
-def values_handler(handler: Callable[[RequestContext], Mapping[str, Any]]) -> Handler:
-    """A handler whose mapping result becomes a `Values` payload."""
-
-    def wrapped(context: RequestContext) -> Payload:
-        return Values(dict(handler(context)))
-
-    return wrapped
-
-
 class ChildChannel:
     """The child's end of the pipe: requests in, events out, cancels noticed while busy."""
 
@@ -204,7 +202,7 @@ class ChildChannel:
         while self._connection.poll():
             request: Request = self._connection.recv()
             if request.op is Op.CANCEL:
-                self._cancelled.add(int(request.args["request_id"]))
+                self._cancelled.add(request.expect(Cancel).request_id)
             else:
                 self._pending.append(request)
         return request_id in self._cancelled

@@ -22,7 +22,18 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from app.engines.errors import EngineErrorKind
-from app.engines.protocol import NO_REQUEST, Event, EventKind, Failure, Op, Ready, Request
+from app.engines.protocol import (
+    NO_REQUEST,
+    Cancel,
+    Empty,
+    Event,
+    EventKind,
+    Failure,
+    Op,
+    Payload,
+    Ready,
+    Request,
+)
 
 # How each operation reads in "…while generating".
 _DOING = {
@@ -145,11 +156,11 @@ class EngineProcess:
             raise RuntimeError(f"{self.name} could not start: {self.last_exit or 'no reason'}")
         return self.capabilities
 
-    def submit(self, op: Op, args: Mapping[str, Any] | None = None) -> RequestHandle:
+    def submit(self, op: Op, body: Payload | None = None) -> RequestHandle:
         """Send a request (starting the child first if needed) and return its handle."""
         self.start()
         with self._lock:
-            request = Request(next(self._ids), op, dict(args or {}))
+            request = Request(next(self._ids), op, body if body is not None else Empty())
             handle = RequestHandle(request.id, self._cancel, op=request.op)
             connection = self._connection
             if connection is None:  # it died between start() and here
@@ -243,7 +254,7 @@ class EngineProcess:
             if connection is None or handle.id not in self._open:
                 return
             with contextlib.suppress(OSError, ValueError):
-                connection.send(Request(0, Op.CANCEL, {"request_id": handle.id}))
+                connection.send(Request(0, Op.CANCEL, Cancel(handle.id)))
 
 
 def describe_exit(exitcode: int | None) -> str:

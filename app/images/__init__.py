@@ -2,7 +2,9 @@
 
 Modules, each one idea:
 - `params`: what one generation asks for (`ImageParams`, `ModelRef`), size presets.
-- `engine`: `ImageEngine`, the diffusers child process as the app sees it, and its events.
+- `engine`: `ImageEngine`, the diffusers child process as the app sees it, and its errors.
+- `messages`: the engine's requests and what its child sends back, one dataclass each.
+- `job`: `ImageJob`, one press of Generate (start, load, generate, index), for GUI and CLI.
 - `png_metadata`: parameters in PNG text chunks (ModelDeck's JSON and A1111's `parameters`).
 - `gallery`: `Gallery`, the images indexed in the app database, paged, with thumbnails.
 - `choice`: which diffusion model a name, key, repo id or path means.
@@ -14,17 +16,25 @@ torch and diffusers are never imported here: only the engine's child process use
 
 from app.images.choice import ImageModelChoiceError, choose_diffusion_model
 from app.images.engine import (
-    ERROR_KINDS,
-    GeneratedImage,
     ImageEngine,
     ImageEngineError,
-    ModelLoading,
-    StepProgress,
+    error_meaning,
     generated_images,
+    load_info,
     read_progress,
 )
 from app.images.gallery import Gallery, GalleryImage, default_images_dir, make_thumbnail
 from app.images.memory import MemorySavers, choose_memory_savers
+from app.images.messages import (
+    BatchDone,
+    GeneratedImage,
+    GenerateImages,
+    LoadPipeline,
+    ModelLoading,
+    PipelineLoaded,
+    StepProgress,
+    Unloaded,
+)
 from app.images.params import (
     DEFAULT_SCHEDULER,
     SCHEDULERS,
@@ -39,10 +49,11 @@ from app.images.png_metadata import ImageMetadata, read_metadata, save_png
 
 __all__ = [
     "DEFAULT_SCHEDULER",
-    "ERROR_KINDS",
     "SCHEDULERS",
+    "BatchDone",
     "Gallery",
     "GalleryImage",
+    "GenerateImages",
     "GeneratedImage",
     "ImageEngine",
     "ImageEngineError",
@@ -50,16 +61,21 @@ __all__ = [
     "ImageModelChoiceError",
     "ImageParams",
     "ImageParamsError",
+    "LoadPipeline",
     "MemorySavers",
     "ModelLoading",
     "ModelRef",
+    "PipelineLoaded",
     "SizePreset",
     "StepProgress",
+    "Unloaded",
     "choose_diffusion_model",
     "choose_memory_savers",
     "default_images_dir",
     "default_size",
+    "error_meaning",
     "generated_images",
+    "load_info",
     "make_thumbnail",
     "read_metadata",
     "read_progress",

@@ -11,26 +11,22 @@ vram_total / vram_free (bytes, None off CUDA), torch, diffusers (versions), sche
 torch or diffusers is missing: runtime False and error (every request then fails with kind
 "no-runtime").
 
-Requests:
-- LOAD {path, config?, name?, repo_id?, revision?, sha256?, device?, dtype?, threads?,
-  config_cache_dir, hf_cache_dir?} → RESULT {name, path, family, pipeline, device, dtype,
-  seconds, cached, default_size: [w, h], memory_savers: [...], scheduler, repo_id?, revision?,
-  sha256?}. `config` is a diffusers folder whose configs a single file uses instead of its
-  family's reference configs; `threads` sets torch's CPU threads.
-- GENERATE {params (ImageParams JSON), model? (LOAD args: loaded first when it differs from
-  the loaded model — so a fresh child after a crash reloads by itself), output_dir, name?,
-  thumbnail_dir?, thumbnail_size? (256), preview? (true)} streams PROGRESS events
-  {phase: "loading"}; {phase: "step", image, images, step, steps, preview?: PNG bytes ≤ 64 px,
-  preview_size?: [w, h]}; {phase: "image", index, path, thumbnail, seed, width, height,
-  seconds, params, sampler, created_at}; then RESULT {images: [the "image" data…], seconds,
-  load_seconds, sampler, device, model: LOAD's RESULT, params}. Cancel is noticed between
-  steps (→ CANCELLED).
-- UNLOAD {} → RESULT {}.
+Requests and answers are the messages of `app.images.messages`:
+- LOAD `LoadPipeline` → RESULT `PipelineLoaded`. Its `config` is a diffusers folder whose
+  configs a single file uses instead of its family's reference configs; `threads` sets
+  torch's CPU threads.
+- GENERATE `GenerateImages` (its `model`, a `LoadPipeline`, is loaded first when it differs
+  from the loaded model — so a fresh child after a crash reloads by itself) streams PROGRESS
+  `ModelLoading`, `StepProgress` (a preview PNG ≤ 64 px at most every `PREVIEW_INTERVAL_S`)
+  and `GeneratedImage` (each image once saved); then RESULT `BatchDone`. Cancel is noticed
+  between steps (→ CANCELLED).
+- UNLOAD (no body) → RESULT `Unloaded`.
+A request whose body is not its op's message ends as an INTERNAL error (the ends disagree).
 
-ERROR kinds: "bad-input" (parameters; sizes not a multiple of 8 are refused before anything
-runs), "not-found", "not-a-pipeline", "pickle", "not-diffusion" (an LLM), "unsupported-family",
-"load-failed", "no-model", "nan" (NaN or black output), "out-of-memory", "no-runtime",
-"internal".
+ERROR kinds (`EngineErrorKind`): BAD_INPUT (parameters; sizes not a multiple of 8 are refused
+before anything runs), NOT_FOUND, NOT_A_PIPELINE, PICKLE, NOT_DIFFUSION (an LLM),
+UNSUPPORTED_FAMILY, LOAD_FAILED, NO_MODEL, NAN (NaN or black output), OUT_OF_MEMORY,
+NO_RUNTIME, INTERNAL.
 """
 
 from __future__ import annotations
@@ -42,34 +38,44 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from app.engines.errors import EngineErrorKind
 from app.engines.protocol import (
     EngineFailure,
     EventKind,
+    Handler,
     Op,
+    Payload,
     RequestCancelled,
     RequestContext,
-    Values,
     serve,
-    values_handler,
 )
 from app.errors import CheckpointError
 from app.images.memory import MemorySavers, choose_memory_savers
-from app.images.params import DEFAULT_SCHEDULER, SCHEDULERS, ImageParams, ImageParamsError, ModelRef
+from app.images.messages import (
+    BatchDone,
+    GeneratedImage,
+    GenerateImages,
+    LoadPipeline,
+    ModelLoading,
+    PipelineLoaded,
+    StepProgress,
+    Unloaded,
+)
+from app.images.params import DEFAULT_SCHEDULER, SCHEDULERS, ImageParams, ImageParamsError
 from app.images.pixels import open_image
 from app.images.png_metadata import ImageMetadata, save_png
 from app.images.single_file import config_folder, family_config
 from app.library.sniff import CheckpointFormat, ModelKind, sniff
+from app.text import one_line
 
 PREVIEW_MAX_SIDE = 64
 PREVIEW_INTERVAL_S = 0.1  # at most this often (the last step always gets one)
-THUMBNAIL_SIZE = 256
 BLACK_LEVEL = 1.0 / 255.0  # an image whose brightest pixel is below this is "black"
 
 # Latent → RGB approximations (from ComfyUI's latent formats): rgb = latent · factors + bias,
@@ -132,8 +138,8 @@ def main(connection: Connection) -> None:
         )
         message = f"the image runtime is not installed ({error.name} is missing): {how}"
 
-        def missing(context: RequestContext) -> Values:
-            raise EngineFailure("no-runtime", message)
+        def missing(context: RequestContext) -> Payload:
+            raise EngineFailure(EngineErrorKind.NO_RUNTIME, message)
 
         serve(
             connection,
@@ -144,26 +150,26 @@ def main(connection: Connection) -> None:
     diffusers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     engine = _Engine()
-    handlers = {
-        Op.LOAD: values_handler(engine.load),
-        Op.GENERATE: values_handler(engine.generate),
-        Op.UNLOAD: values_handler(engine.unload),
+    handlers: dict[Op, Handler] = {
+        Op.LOAD: engine.load,
+        Op.GENERATE: engine.generate,
+        Op.UNLOAD: engine.unload,
     }
     ready = engine.capabilities() | {"torch": torch.__version__, "diffusers": diffusers.__version__}
     serve(connection, handlers, ready=ready)
 
 
-def failure_kind(error: BaseException) -> str | None:
-    """ "out-of-memory" for the ways torch and Python say memory ran out; else None."""
+def failure_kind(error: BaseException) -> EngineErrorKind | None:
+    """OUT_OF_MEMORY for the ways torch and Python say memory ran out; else None."""
     if isinstance(error, MemoryError):
-        return "out-of-memory"
+        return EngineErrorKind.OUT_OF_MEMORY
     if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA, MPS)
-        return "out-of-memory"
+        return EngineErrorKind.OUT_OF_MEMORY
     text = str(error).lower()
     if isinstance(error, RuntimeError) and (
         "out of memory" in text or "can't allocate memory" in text
     ):
-        return "out-of-memory"
+        return EngineErrorKind.OUT_OF_MEMORY
     return None
 
 
@@ -186,7 +192,7 @@ class _Loaded:
 
     key: tuple[str, str | None, str, str]  # path, config, device, dtype
     pipeline: Any
-    info: dict[str, Any]
+    info: PipelineLoaded
     default_scheduler: Any
     savers: MemorySavers
     img2img: Any = None
@@ -238,41 +244,40 @@ class _Engine:
 
     # -- LOAD -------------------------------------------------------------------------------
 
-    def load(self, context: RequestContext) -> Mapping[str, Any]:
-        return self._ensure_loaded(context.request.args)
+    def load(self, context: RequestContext) -> PipelineLoaded:
+        return self._ensure_loaded(context.request.expect(LoadPipeline))
 
-    def unload(self, context: RequestContext) -> Mapping[str, Any]:
+    def unload(self, context: RequestContext) -> Unloaded:
         self._free()
-        return {}
+        return Unloaded()
 
-    def _ensure_loaded(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def _ensure_loaded(self, request: LoadPipeline) -> PipelineLoaded:
         import torch
 
-        raw_path = args.get("path")
-        if not raw_path:
-            raise EngineFailure("bad-input", "no model path given")
-        path = Path(str(raw_path)).expanduser()
-        config = str(args["config"]) if args.get("config") else None
-        device = str(args.get("device") or self._devices[0])
+        if not request.path.parts:  # Path("") is Path("."): no path at all
+            raise EngineFailure(EngineErrorKind.BAD_INPUT, "no model path given")
+        path = request.path.expanduser()
+        config = request.config
+        device = request.device or self._devices[0]
         if device not in self._devices:
             raise EngineFailure(
-                "bad-input", f"device {device!r} is not available here ({', '.join(self._devices)})"
+                EngineErrorKind.BAD_INPUT,
+                f"device {device!r} is not available here ({', '.join(self._devices)})",
             )
-        dtype_name = str(args.get("dtype") or ("float32" if device == "cpu" else "float16"))
+        dtype_name = request.dtype or ("float32" if device == "cpu" else "float16")
         if dtype_name not in ("float16", "float32", "bfloat16"):
-            raise EngineFailure("bad-input", f"unknown dtype {dtype_name!r}")
-        key = (str(path.absolute()), config, device, dtype_name)
-        threads = args.get("threads")
-        if threads:
-            torch.set_num_threads(max(1, int(threads)))
+            raise EngineFailure(EngineErrorKind.BAD_INPUT, f"unknown dtype {dtype_name!r}")
+        key = (str(path.absolute()), str(config) if config else None, device, dtype_name)
+        if request.threads:
+            torch.set_num_threads(max(1, request.threads))
         if self._loaded is not None and self._loaded.key == key:
-            return self._loaded.info | {"cached": True, "seconds": 0.0}
+            return replace(self._loaded.info, cached=True, seconds=0.0)
 
         checkpoint = _checkpoint(path)
         self._free()  # never two models in memory at once
         started = time.perf_counter()
         pipeline, family = _load_pipeline(
-            path, checkpoint, config, getattr(torch, dtype_name), args
+            path, checkpoint, config, getattr(torch, dtype_name), request
         )
         width, height = _default_size(pipeline, family)
         savers = choose_memory_savers(
@@ -289,115 +294,116 @@ class _Engine:
             del pipeline
             gc.collect()
             _empty_cache(device)
-            if failure_kind(error) == "out-of-memory":
+            if failure_kind(error) is EngineErrorKind.OUT_OF_MEMORY:
                 raise EngineFailure(
-                    "out-of-memory", f"not enough memory on {device} for {path.name}"
+                    EngineErrorKind.OUT_OF_MEMORY, f"not enough memory on {device} for {path.name}"
                 ) from None
             raise
         pipeline.set_progress_bar_config(disable=True)
-        info: dict[str, Any] = {
-            "name": str(args.get("name") or checkpoint.name or path.name),
-            "path": str(path),
-            "family": family,
-            "pipeline": type(pipeline).__name__,
-            "device": device,
-            "dtype": dtype_name,
-            "seconds": round(time.perf_counter() - started, 3),
-            "cached": False,
-            "default_size": [width, height],
-            "memory_savers": list(savers.names),
-            "scheduler": _sampler_name(pipeline.scheduler),
-        }
-        for field in ("repo_id", "revision", "sha256"):
-            if args.get(field):
-                info[field] = str(args[field])
+        info = PipelineLoaded(
+            name=request.name or checkpoint.name or path.name,
+            path=str(path),
+            family=family,
+            pipeline=type(pipeline).__name__,
+            device=device,
+            dtype=dtype_name,
+            seconds=round(time.perf_counter() - started, 3),
+            cached=False,
+            default_size=(width, height),
+            memory_savers=tuple(savers.names),
+            scheduler=_sampler_name(pipeline.scheduler),
+            repo_id=request.repo_id or None,
+            revision=request.revision or None,
+            sha256=request.sha256 or None,
+        )
         self._loaded = _Loaded(key, pipeline, info, pipeline.scheduler, savers)
         return info
 
     def _free(self) -> None:
         if self._loaded is None:
             return
-        device = self._loaded.info["device"]
+        device = self._loaded.info.device
         self._loaded = None
         gc.collect()
         _empty_cache(device)
 
     # -- GENERATE ---------------------------------------------------------------------------
 
-    def generate(self, context: RequestContext) -> Mapping[str, Any]:
-        args = context.request.args
+    def generate(self, context: RequestContext) -> BatchDone:
+        request = context.request.expect(GenerateImages)
         try:
-            params = ImageParams.from_json(args.get("params") or {}).with_seed()
+            # Unpickling skipped `ImageParams`' checks: `replace` makes it run them again.
+            params = replace(request.params).with_seed()
         except ImageParamsError as error:
-            raise EngineFailure("bad-input", str(error)) from None
+            raise EngineFailure(EngineErrorKind.BAD_INPUT, str(error)) from None
         load_seconds = 0.0
-        model_args = args.get("model")
-        if isinstance(model_args, Mapping):
-            if self._needs_load(model_args):
-                context.emit(EventKind.PROGRESS, Values({"phase": "loading"}))
-            info = self._ensure_loaded(model_args)
-            load_seconds = float(info.get("seconds") or 0.0)
+        if request.model is not None:
+            if self._needs_load(request.model):
+                context.emit(EventKind.PROGRESS, ModelLoading())
+            load_seconds = self._ensure_loaded(request.model).seconds
         loaded = self._loaded
         if loaded is None:
-            raise EngineFailure("no-model", "no model is loaded")
+            raise EngineFailure(EngineErrorKind.NO_MODEL, "no model is loaded")
         if params.model is None:
-            params = replace(params, model=_model_ref(loaded.info))
-        job = self._prepare(loaded, params, args)
+            params = replace(params, model=loaded.info.ref)
+        job = self._prepare(loaded, params, request)
 
         started = time.perf_counter()
-        images: list[dict[str, Any]] = []
+        images: list[GeneratedImage] = []
         for index in range(params.batch):
             if context.cancelled():
                 raise RequestCancelled
-            data = self._make_image(context, job, params.for_image(index), index)
-            images.append(data)
-            context.emit(EventKind.PROGRESS, Values({"phase": "image", **data}))
-        return {
-            "images": images,
-            "seconds": round(time.perf_counter() - started, 3),
-            "load_seconds": load_seconds,
-            "sampler": job.sampler,
-            "device": loaded.info["device"],
-            "model": loaded.info,
-            "params": params.to_json(),
-        }
+            image = self._make_image(context, job, params.for_image(index), index)
+            images.append(image)
+            context.emit(EventKind.PROGRESS, image)
+        return BatchDone(
+            images=tuple(images),
+            seconds=round(time.perf_counter() - started, 3),
+            load_seconds=load_seconds,
+            sampler=job.sampler,
+            device=loaded.info.device,
+            model=loaded.info,
+            params=params,
+        )
 
-    def _prepare(self, loaded: _Loaded, params: ImageParams, args: Mapping[str, Any]) -> _Job:
+    def _prepare(self, loaded: _Loaded, params: ImageParams, request: GenerateImages) -> _Job:
         """Pick the pipeline, scheduler and memory savers of one request; check its paths."""
         pipeline = self._pipeline_for(loaded, params)
         scheduler = self._scheduler_for(loaded, params.scheduler)
         pipeline.scheduler = scheduler
-        device = loaded.info["device"]
+        device = loaded.info.device
         savers = choose_memory_savers(
             device=device,
             free_memory=None if loaded.savers.cpu_offload else _free_memory(device),
-            family=loaded.info["family"],
+            family=loaded.info.family,
             width=params.width,
             height=params.height,
         )
         _set_vae_tiling(pipeline, savers.vae_tiling or loaded.savers.vae_tiling)
-        output_dir = Path(str(args.get("output_dir") or "."))
+        output_dir = request.output_dir
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise EngineFailure("bad-input", f"cannot write to {output_dir}: {error}") from None
+            raise EngineFailure(
+                EngineErrorKind.BAD_INPUT, f"cannot write to {output_dir}: {error}"
+            ) from None
         return _Job(
             pipeline=pipeline,
             sampler=_sampler_name(scheduler),
-            family=loaded.info["family"],
+            family=loaded.info.family,
             init_image=_init_image(params) if params.init_image else None,
             batch=params.batch,
             output_dir=output_dir,
-            stem=str(args["name"]) if args.get("name") else None,
-            thumbnail_dir=Path(str(args["thumbnail_dir"])) if args.get("thumbnail_dir") else None,
-            thumbnail_size=int(args.get("thumbnail_size") or THUMBNAIL_SIZE),
-            preview=bool(args.get("preview", True)),
+            stem=request.name or None,
+            thumbnail_dir=request.thumbnail_dir,
+            thumbnail_size=request.thumbnail_size,
+            preview=request.preview,
         )
 
     def _make_image(
         self, context: RequestContext, job: _Job, params: ImageParams, index: int
-    ) -> dict[str, Any]:
-        """Generate image `index` of the batch, save it (and its thumbnail); its event data."""
+    ) -> GeneratedImage:
+        """Generate image `index` of the batch, save it (and its thumbnail); its message."""
         started = time.perf_counter()
         array = self._run(context, job, params, index)
         seconds = time.perf_counter() - started
@@ -411,24 +417,24 @@ class _Engine:
         )
         save_png(image, path, metadata)
         thumbnail = _save_thumbnail(image, path, job.thumbnail_dir, job.thumbnail_size)
-        return {
-            "index": index,
-            "path": str(path),
-            "thumbnail": str(thumbnail) if thumbnail else None,
-            "seed": params.seed,
-            "width": image.width,
-            "height": image.height,
-            "seconds": round(seconds, 3),
-            "params": params.to_json(),
-            "sampler": job.sampler,
-            "created_at": metadata.created_at,
-        }
+        return GeneratedImage(
+            index=index,
+            path=path,
+            thumbnail=thumbnail,
+            seed=params.seed or 0,  # `generate` resolved every seed
+            width=image.width,
+            height=image.height,
+            seconds=round(seconds, 3),
+            params=params,
+            sampler=job.sampler,
+            created_at=metadata.created_at,
+        )
 
-    def _needs_load(self, model_args: Mapping[str, Any]) -> bool:
+    def _needs_load(self, model: LoadPipeline) -> bool:
         loaded = self._loaded
         if loaded is None:
             return True
-        path = str(Path(str(model_args.get("path") or "")).expanduser().absolute())
+        path = str(model.path.expanduser().absolute())
         return loaded.key[0] != path
 
     def _pipeline_for(self, loaded: _Loaded, params: ImageParams) -> Any:
@@ -441,8 +447,8 @@ class _Engine:
                 loaded.img2img = AutoPipelineForImage2Image.from_pipe(loaded.pipeline)
             except Exception as error:
                 raise EngineFailure(
-                    "bad-input",
-                    f"{loaded.info['name']} has no image-to-image mode ({_one_line(error)})",
+                    EngineErrorKind.BAD_INPUT,
+                    f"{loaded.info.name} has no image-to-image mode ({_error_line(error)})",
                 ) from None
             loaded.img2img.set_progress_bar_config(disable=True)
         return loaded.img2img
@@ -457,7 +463,8 @@ class _Engine:
         compatible = {cls.__name__ for cls in getattr(default, "compatibles", ())}
         if class_name != type(default).__name__ and class_name not in compatible:
             raise EngineFailure(
-                "bad-input", f"the {name} scheduler does not work with {loaded.info['name']}"
+                EngineErrorKind.BAD_INPUT,
+                f"the {name} scheduler does not work with {loaded.info.name}",
             )
         scheduler_class = getattr(diffusers, class_name)
         return scheduler_class.from_config(default.config, **extra)
@@ -475,13 +482,7 @@ class _Engine:
             if context.cancelled():
                 raise RequestCancelled
             total = int(getattr(pipe, "num_timesteps", 0) or params.steps)
-            data: dict[str, Any] = {
-                "phase": "step",
-                "image": index,
-                "images": job.batch,
-                "step": step + 1,
-                "steps": total,
-            }
+            progress = StepProgress(image=index, images=job.batch, step=step + 1, steps=total)
             now = time.monotonic()
             latents = tensors.get("latents")
             if (
@@ -491,9 +492,9 @@ class _Engine:
             ):
                 preview = latent_preview(latents, job.family)
                 if preview is not None:
-                    data["preview"], data["preview_size"] = preview
+                    progress = replace(progress, preview=preview[0], preview_size=preview[1])
                     last_preview = now
-            context.emit(EventKind.PROGRESS, Values(data))
+            context.emit(EventKind.PROGRESS, progress)
             return tensors
 
         call: dict[str, Any] = {
@@ -519,10 +520,10 @@ class _Engine:
         except EngineFailure:
             raise
         except Exception as error:
-            if failure_kind(error) == "out-of-memory":
+            if failure_kind(error) is EngineErrorKind.OUT_OF_MEMORY:
                 _empty_cache(str(getattr(job.pipeline, "device", "cpu")))
                 raise EngineFailure(
-                    "out-of-memory",
+                    EngineErrorKind.OUT_OF_MEMORY,
                     f"not enough memory for a {params.width}x{params.height} image: "
                     "try a smaller size or close other programs",
                 ) from None
@@ -530,7 +531,7 @@ class _Engine:
         array = numpy.asarray(output.images[0], dtype=numpy.float32)
         if not numpy.isfinite(array).all() or float(array.max(initial=0.0)) < BLACK_LEVEL:
             raise EngineFailure(
-                "nan",
+                EngineErrorKind.NAN,
                 "the model produced an empty image (NaN values): in half precision this is "
                 "usually the VAE overflowing; try fp32 or a fixed fp16 VAE",
             )
@@ -543,37 +544,40 @@ class _Engine:
 def _checkpoint(path: Path) -> Any:
     """What is at `path`, refusing what the image engine cannot or will not load."""
     if not path.exists():
-        raise EngineFailure("not-found", f"{path} does not exist")
+        raise EngineFailure(EngineErrorKind.NOT_FOUND, f"{path} does not exist")
     try:
         checkpoint = sniff(path)
     except CheckpointError as error:  # a folder without model_index.json, a damaged file, …
-        kind = "not-a-pipeline" if path.is_dir() else "load-failed"
+        kind = EngineErrorKind.NOT_A_PIPELINE if path.is_dir() else EngineErrorKind.LOAD_FAILED
         raise EngineFailure(kind, str(error)) from None
     name = path.name
     if checkpoint.format is CheckpointFormat.PICKLE:
         raise EngineFailure(
-            "pickle",
+            EngineErrorKind.PICKLE,
             f"{name} is a pickle checkpoint: loading one can run any code hidden in it, so "
             "ModelDeck does not. Use a .safetensors version of this model.",
         )
     if checkpoint.format is CheckpointFormat.GGUF or checkpoint.family == "LLM":
         raise EngineFailure(
-            "not-diffusion", f"{name}: this is a language model, not a diffusion model"
+            EngineErrorKind.NOT_DIFFUSION,
+            f"{name}: this is a language model, not a diffusion model",
         )
     if checkpoint.format is CheckpointFormat.DIFFUSERS:
         if checkpoint.warning and "pickle" in checkpoint.warning:
             raise EngineFailure(
-                "pickle",
+                EngineErrorKind.PICKLE,
                 f"{name} has only pickle weights (.bin): loading them can run code, so ModelDeck "
                 "does not. Use a version with .safetensors weights.",
             )
         return checkpoint
     if checkpoint.kind is not ModelKind.DIFFUSION_SINGLE_FILE:
-        raise EngineFailure("not-diffusion", f"{name} does not look like a diffusion model")
+        raise EngineFailure(
+            EngineErrorKind.NOT_DIFFUSION, f"{name} does not look like a diffusion model"
+        )
     if family_config(checkpoint.family) is None:
         family = checkpoint.family or "this kind of"
         raise EngineFailure(
-            "unsupported-family",
+            EngineErrorKind.UNSUPPORTED_FAMILY,
             f"{name}: single-file {family} checkpoints are not supported (SD 1.x, SD 2.x and "
             "SDXL are); use the diffusers version of this model",
         )
@@ -581,7 +585,7 @@ def _checkpoint(path: Path) -> Any:
 
 
 def _load_pipeline(
-    path: Path, checkpoint: Any, config: str | None, dtype: Any, args: Mapping[str, Any]
+    path: Path, checkpoint: Any, config: Path | None, dtype: Any, request: LoadPipeline
 ) -> tuple[Any, str | None]:
     """The pipeline at `path` (on the CPU) and its family; load failures as EngineFailure."""
     try:
@@ -590,17 +594,22 @@ def _load_pipeline(
             family = _folder_family(pipeline)
         else:
             family = checkpoint.family
-            pipeline = _load_single_file(path, family, config, dtype, args)
+            pipeline = _load_single_file(path, family, config, dtype, request)
     except EngineFailure:
         raise
     except Exception as error:
         gc.collect()
-        if failure_kind(error) == "out-of-memory":
-            raise EngineFailure("out-of-memory", f"not enough memory to load {path.name}") from None
-        raise EngineFailure("load-failed", f"cannot load {path.name}: {_one_line(error)}") from None
+        if failure_kind(error) is EngineErrorKind.OUT_OF_MEMORY:
+            raise EngineFailure(
+                EngineErrorKind.OUT_OF_MEMORY, f"not enough memory to load {path.name}"
+            ) from None
+        raise EngineFailure(
+            EngineErrorKind.LOAD_FAILED, f"cannot load {path.name}: {_error_line(error)}"
+        ) from None
     if not callable(pipeline) or not hasattr(pipeline, "scheduler"):
         raise EngineFailure(
-            "not-a-pipeline", f"{path.name} is a {type(pipeline).__name__}, not an image pipeline"
+            EngineErrorKind.NOT_A_PIPELINE,
+            f"{path.name} is a {type(pipeline).__name__}, not an image pipeline",
         )
     return pipeline, family
 
@@ -620,33 +629,34 @@ def _load_folder(path: Path, dtype: Any) -> Any:
 
 
 def _load_single_file(
-    path: Path, family: str | None, config: str | None, dtype: Any, args: Mapping[str, Any]
+    path: Path, family: str | None, config: Path | None, dtype: Any, request: LoadPipeline
 ) -> Any:
     import json
 
     import diffusers
 
     if config is None:
-        cache_dir = args.get("config_cache_dir")
-        if not cache_dir:
-            raise EngineFailure("bad-input", "no config_cache_dir for a single-file checkpoint")
-        hf_cache = args.get("hf_cache_dir")
+        if request.config_cache_dir is None:
+            raise EngineFailure(
+                EngineErrorKind.BAD_INPUT, "no config_cache_dir for a single-file checkpoint"
+            )
         try:
             folder = config_folder(
                 family or "",
-                cache_dir=Path(str(cache_dir)),
-                hf_cache_dir=Path(str(hf_cache)) if hf_cache else None,
+                cache_dir=request.config_cache_dir,
+                hf_cache_dir=request.hf_cache_dir,
             )
         except CheckpointError as error:
-            raise EngineFailure("unsupported-family", str(error)) from None
+            raise EngineFailure(EngineErrorKind.UNSUPPORTED_FAMILY, str(error)) from None
     else:
-        folder = Path(config)
+        folder = config
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         pipeline_class = getattr(diffusers, str(index["_class_name"]))
     except (OSError, ValueError, KeyError, AttributeError) as error:
         raise EngineFailure(
-            "load-failed", f"no usable model_index.json in {folder}: {_one_line(error)}"
+            EngineErrorKind.LOAD_FAILED,
+            f"no usable model_index.json in {folder}: {_error_line(error)}",
         ) from None
     return pipeline_class.from_single_file(
         str(path), config=str(folder), local_files_only=True, **{_dtype_argument(): dtype}
@@ -723,17 +733,6 @@ def _empty_cache(device: str) -> None:
         torch.mps.empty_cache()
 
 
-def _model_ref(info: Mapping[str, Any]) -> ModelRef:
-    return ModelRef(
-        name=str(info.get("name") or "unknown"),
-        path=info.get("path"),
-        repo_id=info.get("repo_id"),
-        revision=info.get("revision"),
-        sha256=info.get("sha256"),
-        family=info.get("family"),
-    )
-
-
 def _sampler_name(scheduler: Any) -> str:
     name = type(scheduler).__name__
     if name == "DPMSolverMultistepScheduler":
@@ -746,7 +745,7 @@ def _sampler_name(scheduler: Any) -> str:
 # --- images ----------------------------------------------------------------------------------
 
 
-def latent_preview(latents: Any, family: str | None) -> tuple[bytes, list[int]] | None:
+def latent_preview(latents: Any, family: str | None) -> tuple[bytes, tuple[int, int]] | None:
     """A small PNG approximating what 4-channel SD/SDXL latents will decode to, and its size.
 
     None for latents of another shape (other model families).
@@ -773,7 +772,7 @@ def latent_preview(latents: Any, family: str | None) -> tuple[bytes, list[int]] 
     buffer = io.BytesIO()
     image = Image.fromarray(pixels)
     image.save(buffer, format="PNG")
-    return buffer.getvalue(), [image.width, image.height]
+    return buffer.getvalue(), (image.width, image.height)
 
 
 def _init_image(params: ImageParams) -> Any:
@@ -784,7 +783,9 @@ def _init_image(params: ImageParams) -> Any:
         with open_image(path) as source:  # ImageTooLargeError (an OSError) before decoding
             image = source.convert("RGB")
     except (OSError, UnidentifiedImageError) as error:
-        raise EngineFailure("bad-input", f"cannot read the source image {path}: {error}") from None
+        raise EngineFailure(
+            EngineErrorKind.BAD_INPUT, f"cannot read the source image {path}: {error}"
+        ) from None
     if image.size != (params.width, params.height):
         image = image.resize((params.width, params.height), Image.Resampling.LANCZOS)
     return image
@@ -829,6 +830,6 @@ def _save_thumbnail(image: Any, path: Path, folder: Path | None, size: int) -> P
     return target
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:300]
+def _error_line(error: BaseException) -> str:
+    """A library's error on one short line (diffusers' messages run over many)."""
+    return one_line(str(error), fallback=type(error).__name__, limit=300)

@@ -1,11 +1,11 @@
 """The image engine as the app sees it: a diffusers child process, one model at a time.
 
 `ImageEngine` wraps `EngineProcess(diffusers_worker.main)`. `load` and `generate` return a
-`RequestHandle` at once; its events stream in from the child (see
-`app.images.diffusers_worker` for the exact data) and `read_progress` turns them into typed
-objects. Every `generate` also carries the model to use, so after a crash (the supervisor
-ends the request with a STOPPED event) the next `generate` starts a fresh child that loads
-the model again by itself.
+`RequestHandle` at once; its events stream in from the child and carry the messages of
+`app.images.messages` (`read_progress`, `load_info` and `generated_images` pick them out).
+Every `generate` also carries the model to use, so after a crash (the supervisor ends the
+request with a STOPPED event) the next `generate` starts a fresh child that loads the model
+again by itself.
 
 `load` and `generate` start the child first when it is not running (importing torch and
 diffusers takes seconds, also after a crash): call them off the GUI thread, or call `start`
@@ -15,24 +15,30 @@ there first; with the child running they return at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from app import paths
-from app.engines.errors import EngineError
-from app.engines.protocol import Event, EventKind, Op, Values
+from app.engines.errors import EngineError, EngineErrorKind
+from app.engines.protocol import Event, EventKind, Op
 from app.engines.supervisor import EngineProcess, RequestHandle
 from app.images import diffusers_worker
+from app.images.messages import (
+    BatchDone,
+    GeneratedImage,
+    GenerateImages,
+    LoadPipeline,
+    ModelLoading,
+    PipelineLoaded,
+    StepProgress,
+)
 from app.images.params import ImageParams, ModelRef
 
 __all__ = [
-    "ERROR_KINDS",
-    "GeneratedImage",
     "ImageEngine",
     "ImageEngineError",
-    "ModelLoading",
-    "StepProgress",
+    "error_meaning",
     "generated_images",
     "generation_seconds",
     "load_info",
@@ -41,129 +47,72 @@ __all__ = [
 
 START_TIMEOUT_S = 120.0  # importing torch + diffusers on a cold disk
 
-# The `kind` of ERROR events, and what each means for a person.
-ERROR_KINDS: Mapping[str, str] = {
-    "bad-input": "a parameter cannot be used",
-    "not-found": "the model is not there",
-    "not-a-pipeline": "the folder is not a diffusers pipeline",
-    "pickle": "pickle checkpoints are not loaded (they can run code)",
-    "not-diffusion": "not a diffusion model",
-    "unsupported-family": "this model family cannot be loaded from a single file",
-    "load-failed": "the model could not be loaded",
-    "no-model": "no model is loaded",
-    "nan": "the model produced an empty (NaN or black) image",
-    "out-of-memory": "not enough memory",
-    "no-runtime": "the image runtime (torch, diffusers) is not installed",
-    "stopped": "the engine stopped",
-    "internal": "a bug in the image engine",
-}
+# What each kind of failure the image engine reports means for a person (the message beside
+# it says the details). Kinds not listed here are not the image engine's.
+_MEANINGS: Mapping[EngineErrorKind, str] = MappingProxyType(
+    {
+        EngineErrorKind.BAD_INPUT: "a parameter cannot be used",
+        EngineErrorKind.NOT_FOUND: "the model is not there",
+        EngineErrorKind.NOT_A_PIPELINE: "the folder is not a diffusers pipeline",
+        EngineErrorKind.PICKLE: "pickle checkpoints are not loaded (they can run code)",
+        EngineErrorKind.NOT_DIFFUSION: "not a diffusion model",
+        EngineErrorKind.UNSUPPORTED_FAMILY: "this model family cannot be loaded from a single file",
+        EngineErrorKind.LOAD_FAILED: "the model could not be loaded",
+        EngineErrorKind.NO_MODEL: "no model is loaded",
+        EngineErrorKind.NAN: "the model produced an empty (NaN or black) image",
+        EngineErrorKind.OUT_OF_MEMORY: "not enough memory",
+        EngineErrorKind.NO_RUNTIME: "the image runtime (torch, diffusers) is not installed",
+        EngineErrorKind.STOPPED: "the engine stopped",
+        EngineErrorKind.INTERNAL: "a bug in the image engine",
+    }
+)
+
+
+def error_meaning(kind: EngineErrorKind) -> str | None:
+    """What a failure of `kind` means for a person ("not enough memory"); None for a kind
+    the image engine does not report."""
+    return _MEANINGS.get(kind)
 
 
 class ImageEngineError(EngineError):
-    """A request to the image engine failed; `kind` is one of `ERROR_KINDS`."""
+    """A request to the image engine failed; `kind` says which way (see `meaning`)."""
+
+    @property
+    def meaning(self) -> str | None:
+        """What this kind of failure means for a person (`message` has the details)."""
+        return error_meaning(self.kind)
 
     @classmethod
     def from_event(cls, event: Event) -> ImageEngineError:
         """The error an ERROR or STOPPED event reports."""
         failure = event.failure
-        message = failure.message or ERROR_KINDS.get(failure.kind, failure.kind)
+        message = failure.message or error_meaning(failure.kind) or failure.kind.value
         return cls(message, kind=failure.kind)
 
 
-@dataclass(frozen=True)
-class ModelLoading:
-    """The engine is loading the model before generating (a fresh child, or a new model)."""
-
-
-@dataclass(frozen=True)
-class StepProgress:
-    """One denoising step done."""
-
-    image: int  # which image of the batch (0-based)
-    images: int  # images in the batch
-    step: int  # 1-based
-    steps: int
-    preview: bytes | None  # a PNG at most 64 px on its long side, when sent
-    preview_size: tuple[int, int] | None
-
-    @property
-    def fraction(self) -> float:
-        """How much of the whole batch is done, 0…1."""
-        if self.images <= 0 or self.steps <= 0:
-            return 0.0
-        return (self.image + self.step / self.steps) / self.images
-
-
-@dataclass(frozen=True)
-class GeneratedImage:
-    """One image written to disk (streamed as it is saved, and listed in the RESULT)."""
-
-    path: Path
-    thumbnail: Path | None
-    seed: int
-    width: int
-    height: int
-    seconds: float
-    params: ImageParams  # this image's own (batch 1, its seed)
-    sampler: str | None
-    created_at: str | None
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> GeneratedImage:
-        thumbnail = data.get("thumbnail")
-        return cls(
-            path=Path(str(data["path"])),
-            thumbnail=Path(str(thumbnail)) if thumbnail else None,
-            seed=int(data["seed"]),
-            width=int(data["width"]),
-            height=int(data["height"]),
-            seconds=float(data.get("seconds") or 0.0),
-            params=ImageParams.from_json(data["params"]),
-            sampler=str(data["sampler"]) if data.get("sampler") else None,
-            created_at=str(data["created_at"]) if data.get("created_at") else None,
-        )
-
-
 def read_progress(event: Event) -> ModelLoading | StepProgress | GeneratedImage | None:
-    """A GENERATE PROGRESS event as a typed object; None for other events."""
+    """A GENERATE PROGRESS event's message; None for other events."""
     if event.kind is not EventKind.PROGRESS:
         return None
-    if not isinstance(event.payload, Values):
-        return None
-    data = event.payload.values
-    phase = data.get("phase")
-    if phase == "loading":
-        return ModelLoading()
-    if phase == "step":
-        size = data.get("preview_size")
-        return StepProgress(
-            image=int(data.get("image", 0)),
-            images=int(data.get("images", 1)),
-            step=int(data["step"]),
-            steps=int(data["steps"]),
-            preview=data.get("preview"),
-            preview_size=(int(size[0]), int(size[1])) if size else None,
-        )
-    if phase == "image":
-        return GeneratedImage.from_data(data)
+    payload = event.payload
+    if isinstance(payload, ModelLoading | StepProgress | GeneratedImage):
+        return payload
     return None
 
 
 def generated_images(result: Event) -> list[GeneratedImage]:
     """The images a GENERATE RESULT event lists."""
-    values = result.expect(Values).values
-    return [GeneratedImage.from_data(item) for item in values.get("images", ())]
+    return list(result.expect(BatchDone).images)
 
 
-def load_info(result: Event) -> Mapping[str, Any]:
+def load_info(result: Event) -> PipelineLoaded:
     """What a LOAD RESULT event says of the model (family, pipeline, device, default size)."""
-    return result.expect(Values).values
+    return result.expect(PipelineLoaded)
 
 
 def generation_seconds(result: Event) -> float | None:
     """How long a GENERATE RESULT event says the batch took (None: it did not say)."""
-    seconds = result.expect(Values).values.get("seconds")
-    return float(seconds) if seconds else None
+    return result.expect(BatchDone).seconds or None
 
 
 class ImageEngine:
@@ -195,7 +144,7 @@ class ImageEngine:
         self.dtype = dtype
         self.threads = threads
         self._model: ModelRef | None = None
-        self._model_args: dict[str, Any] | None = None
+        self._load_request: LoadPipeline | None = None  # sent again with each GENERATE
 
     @property
     def model(self) -> ModelRef | None:
@@ -219,36 +168,32 @@ class ImageEngine:
         """Load `model` (its `path`: a diffusers folder or a single .safetensors file).
 
         `config` is a diffusers folder whose configs a single file should use instead of its
-        family's reference configs. The RESULT says the family, device, default size, and
-        memory savers chosen; an ERROR's kind is one of `ERROR_KINDS`. `model` becomes the
-        engine's model even when it fails to load: `generate` then fails the same way until
-        another `load`.
+        family's reference configs. The RESULT (`load_info`) says the family, device, default
+        size, and memory savers chosen; an ERROR's kind is an `EngineErrorKind`. `model`
+        becomes the engine's model even when it fails to load: `generate` then fails the same
+        way until another `load`.
 
         Raises:
             ValueError: `model` has no path.
         """
         if not model.path:
             raise ValueError(f"model {model.name!r} has no path")
-        args: dict[str, Any] = {
-            "path": model.path,
-            "name": model.name,
-            "config_cache_dir": str(self.config_cache_dir),
-        }
-        for key, value in (
-            ("config", str(config) if config else None),
-            ("repo_id", model.repo_id),
-            ("revision", model.revision),
-            ("sha256", model.sha256),
-            ("hf_cache_dir", str(self.hf_cache_dir) if self.hf_cache_dir else None),
-            ("device", self.device),
-            ("dtype", self.dtype),
-            ("threads", self.threads),
-        ):
-            if value is not None:
-                args[key] = value
-        self._model, self._model_args = model, args
+        request = LoadPipeline(
+            path=Path(model.path),
+            name=model.name,
+            config=config,
+            repo_id=model.repo_id,
+            revision=model.revision,
+            sha256=model.sha256,
+            device=self.device,
+            dtype=self.dtype,
+            threads=self.threads,
+            config_cache_dir=self.config_cache_dir,
+            hf_cache_dir=self.hf_cache_dir,
+        )
+        self._model, self._load_request = model, request
         self.start()
-        return self.process.submit(Op.LOAD, args)
+        return self.process.submit(Op.LOAD, request)
 
     def generate(
         self,
@@ -269,23 +214,20 @@ class ImageEngine:
         params = params.with_seed()
         if params.model is None and self._model is not None:
             params = _with_model(params, self._model)
-        args: dict[str, Any] = {
-            "params": params.to_json(),
-            "output_dir": str(output_dir),
-            "preview": preview,
-        }
-        if self._model_args is not None:
-            args["model"] = self._model_args
-        if name:
-            args["name"] = name
-        if thumbnail_dir is not None:
-            args["thumbnail_dir"] = str(thumbnail_dir)
+        request = GenerateImages(
+            params=params,
+            output_dir=output_dir,
+            model=self._load_request,
+            name=name or None,
+            thumbnail_dir=thumbnail_dir,
+            preview=preview,
+        )
         self.start()
-        return self.process.submit(Op.GENERATE, args)
+        return self.process.submit(Op.GENERATE, request)
 
     def unload(self) -> RequestHandle:
         """Free the model's memory (the child keeps running)."""
-        self._model, self._model_args = None, None
+        self._model, self._load_request = None, None
         return self.process.submit(Op.UNLOAD)
 
     def cancel(self, handle: RequestHandle) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
-from app.images.engine import GeneratedImage
+from app.images.messages import GeneratedImage
 from app.images.params import ImageParams, ImageParamsError
 from app.images.pixels import open_image
 from app.images.png_metadata import read_metadata

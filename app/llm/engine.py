@@ -11,38 +11,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.engines.errors import EngineError, EngineErrorKind, EngineUnavailableError
-from app.engines.protocol import Event, EventKind, Op, Values
+from app.engines.protocol import Event, EventKind, Op, Payload
 from app.engines.supervisor import EngineProcess, RequestHandle
 from app.llm import llama_worker
+from app.llm.messages import Generate, Loaded, LoadSettings, TokenCount, Tokenize
 from app.llm.sampling import Sampling
 
 LOAD_TIMEOUT_S = 600.0  # a 70B model from a slow disk takes minutes
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoadSettings:
-    """How to load a GGUF: the knobs of llama.cpp's `Llama(...)`."""
-
-    path: Path
-    context_length: int = 4096
-    gpu_layers: int = 0
-    threads: int | None = None  # None: llama.cpp's choice
-    flash_attention: bool = False
-    kv_cache_type: str = "f16"
-
-    def to_args(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "context_length": self.context_length,
-            "gpu_layers": self.gpu_layers,
-            "threads": self.threads,
-            "flash_attention": self.flash_attention,
-            "kv_cache_type": self.kv_cache_type,
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,22 +91,21 @@ class LlmEngine:
         """
         self.capabilities()
         with self._lock:
-            outcome = self._process.submit(Op.LOAD, settings.to_args()).wait(LOAD_TIMEOUT_S)
-            data = result_data(outcome)
-            split: Mapping[str, Any] = data.get("split", {})
+            outcome = self._process.submit(Op.LOAD, settings).wait(LOAD_TIMEOUT_S)
+            result = result_of(outcome, Loaded)
             loaded = LoadedModel(
                 settings=settings,
-                context_length=int(data["context_length"]),
-                trained_context_length=int(data["trained_context_length"]),
-                architecture=data.get("architecture"),
-                name=data.get("name"),
-                chat_template=data.get("chat_template"),
-                bos_token=str(data.get("bos_token", "")),
-                eos_token=str(data.get("eos_token", "")),
-                gpu_layers_placed=int(split.get("gpu_layers", 0)),
-                layer_count=split.get("layers"),
-                buffers_mib=dict(split.get("buffers_mib", {})),
-                load_seconds=float(data.get("seconds", 0.0)),
+                context_length=result.context_length,
+                trained_context_length=result.trained_context_length,
+                architecture=result.architecture,
+                name=result.name,
+                chat_template=result.chat_template,
+                bos_token=result.bos_token,
+                eos_token=result.eos_token,
+                gpu_layers_placed=result.split.gpu_layers,
+                layer_count=result.split.layers,
+                buffers_mib=dict(result.split.buffers_mib),
+                load_seconds=result.seconds,
             )
             self._loaded, self._loaded_in = loaded, self._process.pid
             return loaded
@@ -141,9 +118,8 @@ class LlmEngine:
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` is for the loaded model."""
         self._ensure_alive()
-        return int(
-            result_data(self._process.submit(Op.TOKENIZE, {"text": text}).wait(60.0))["count"]
-        )
+        outcome = self._process.submit(Op.TOKENIZE, Tokenize(text)).wait(60.0)
+        return result_of(outcome, TokenCount).count
 
     def generate_from_prompt(
         self,
@@ -159,8 +135,8 @@ class LlmEngine:
         end its own turn or forge another.
         """
         self._ensure_alive()
-        args = {"prompt": prompt, "sampling": sampling.to_dict(), "literal_spans": literal_spans}
-        return self._process.submit(Op.GENERATE, args)
+        request = Generate(prompt, sampling, tuple((start, end) for start, end in literal_spans))
+        return self._process.submit(Op.GENERATE, request)
 
     def unload(self) -> None:
         with self._lock:
@@ -190,9 +166,17 @@ class LlmEngine:
             self.load(loaded.settings)
 
 
-def result_data(event: Event) -> Mapping[str, Any]:
-    """The values of a RESULT event; raises `EngineError` for any other terminal event."""
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+def result_of(event: Event, type_: type[PayloadT]) -> PayloadT:
+    """A request's terminal event as its result message (`Loaded`, `TokenCount`, `Generated`).
+
+    Raises:
+        EngineError: the request ended other than with a RESULT (its kind and message).
+        TypeError: the RESULT carries another message (a bug: the two ends disagree).
+    """
     if event.kind is EventKind.RESULT:
-        return event.expect(Values).values
+        return event.expect(type_)
     failure = event.failure
     raise EngineError(failure.message, kind=failure.kind)

@@ -28,13 +28,24 @@ from app.engines.protocol import (
     FLUSH_INTERVAL_S,
     EngineFailure,
     EventKind,
+    Handler,
     Op,
     RequestCancelled,
     RequestContext,
     TextChunk,
     serve,
-    values_handler,
 )
+from app.llm.messages import (
+    Generate,
+    Generated,
+    LayerSplit,
+    Loaded,
+    LoadSettings,
+    TokenCount,
+    Tokenize,
+)
+from app.llm.sampling import MAX_SEED
+from app.llm.stats import GenerationStats
 from app.llm.stop_strings import StopStrings
 
 # ggml type ids for the KV cache (ggml.h: GGML_TYPE_F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8).
@@ -104,34 +115,34 @@ class LlamaWorker:
             "cpu_count": os.cpu_count() or 1,
         }
 
-    def handlers(self) -> dict[Op, Any]:
+    def handlers(self) -> dict[Op, Handler]:
         return {
-            Op.LOAD: values_handler(self.load),
-            Op.GENERATE: values_handler(self.generate),
-            Op.TOKENIZE: values_handler(self.tokenize),
-            Op.UNLOAD: values_handler(self.unload),
+            Op.LOAD: self.load,
+            Op.GENERATE: self.generate,
+            Op.TOKENIZE: self.tokenize,
+            Op.UNLOAD: self.unload,
         }
 
     # -- requests ------------------------------------------------------------------------
 
-    def load(self, context: RequestContext) -> dict[str, Any]:
-        args = context.request.args
-        path = str(args["path"])
+    def load(self, context: RequestContext) -> Loaded:
+        settings = context.request.expect(LoadSettings)
+        path = str(settings.path)
         if not Path(path).is_file():
             raise EngineFailure("not-found", f"No model file at {path}")
         self.unload(context)
-        kv_type = KV_CACHE_TYPES.get(str(args.get("kv_cache_type", "f16")))
+        kv_type = KV_CACHE_TYPES.get(settings.kv_cache_type)
         if kv_type is None:
-            raise EngineFailure("bad-settings", f"Unknown KV cache type {args['kv_cache_type']}")
+            raise EngineFailure("bad-settings", f"Unknown KV cache type {settings.kv_cache_type}")
         mark = self._log.mark()
         started = time.perf_counter()
         try:
             model = self._llama_cpp.Llama(
                 model_path=path,
-                n_ctx=int(args["context_length"]),
-                n_gpu_layers=int(args.get("gpu_layers", 0)),
-                n_threads=int(args["threads"]) if args.get("threads") else None,
-                flash_attn=bool(args.get("flash_attention", False)),
+                n_ctx=settings.context_length,
+                n_gpu_layers=settings.gpu_layers,
+                n_threads=settings.threads,
+                flash_attn=settings.flash_attention,
                 type_k=kv_type,
                 type_v=kv_type,
                 verbose=False,
@@ -143,39 +154,37 @@ class LlamaWorker:
         self._model, self._path = model, path
         lines = self._log.since(mark)
         metadata: Mapping[str, str] = model.metadata or {}
-        return {
-            "path": path,
-            "seconds": time.perf_counter() - started,
-            "context_length": model.n_ctx(),
-            "trained_context_length": model._model.n_ctx_train(),  # not on the public Llama
-            "architecture": metadata.get("general.architecture"),
-            "name": metadata.get("general.name"),
-            "chat_template": metadata.get("tokenizer.chat_template"),
+        return Loaded(
+            path=path,
+            seconds=time.perf_counter() - started,
+            context_length=model.n_ctx(),
+            trained_context_length=model._model.n_ctx_train(),  # not on the public Llama
+            architecture=metadata.get("general.architecture"),
+            name=metadata.get("general.name"),
+            chat_template=metadata.get("tokenizer.chat_template"),
             # A vocabulary without a BOS id still answers token_bos() with a guess.
-            "bos_token": (
+            bos_token=(
                 _token_text(model, model.token_bos())
                 if "tokenizer.ggml.bos_token_id" in metadata
                 else ""
             ),
-            "eos_token": _token_text(model, model.token_eos()),
-            "threads": model.n_threads,
-            "split": _split_from_log(lines),
-        }
+            eos_token=_token_text(model, model.token_eos()),
+            threads=model.n_threads,
+            split=_split_from_log(lines),
+        )
 
-    def tokenize(self, context: RequestContext) -> dict[str, Any]:
+    def tokenize(self, context: RequestContext) -> TokenCount:
         model = self._require_model()
-        tokens = self._tokens(model, str(context.request.args["text"]), [])
-        return {"count": len(tokens)}
+        tokens = self._tokens(model, context.request.expect(Tokenize).text, [])
+        return TokenCount(len(tokens))
 
-    def generate(self, context: RequestContext) -> dict[str, Any]:
+    def generate(self, context: RequestContext) -> Generated:
         model = self._require_model()
-        args = context.request.args
-        sampling: Mapping[str, Any] = args.get("sampling", {})
-        seed = sampling.get("seed")
-        if seed is None:
-            seed = random.randrange(2**31)
-        tokens = self._tokens(model, str(args["prompt"]), args.get("literal_spans", ()))
-        max_tokens = int(sampling.get("max_tokens", 512))
+        request = context.request.expect(Generate)
+        sampling = request.sampling
+        seed = sampling.seed if sampling.seed is not None else random.randrange(MAX_SEED)
+        tokens = self._tokens(model, request.prompt, request.literal_spans)
+        max_tokens = sampling.max_tokens
         room = model.n_ctx() - len(tokens)
         if room < 1:
             raise EngineFailure(
@@ -183,21 +192,21 @@ class LlamaWorker:
                 f"The prompt is {len(tokens):,} tokens; the context holds {model.n_ctx():,}.",
             )
         limit = min(max_tokens, room)
-        reply = _ReplyText(context, StopStrings(sampling.get("stop", [])))
+        reply = _ReplyText(context, StopStrings(sampling.stop))
         is_end_of_generation = self._llama_cpp.llama_vocab_is_eog
         vocab = model._model.vocab  # not on the public Llama
-        model.set_seed(int(seed))
+        model.set_seed(seed)
         started = time.perf_counter()
         first_token_at: float | None = None
         finish_reason = "length" if limit == max_tokens else "context-full"
         # llama-cpp-python's own sampler and eval loop; the text is decoded incrementally.
         tokens_out = model.generate(
             tokens,
-            temp=float(sampling.get("temperature", 0.8)),
-            top_p=float(sampling.get("top_p", 0.95)),
-            top_k=int(sampling.get("top_k", 40)),
-            min_p=float(sampling.get("min_p", 0.05)),
-            repeat_penalty=float(sampling.get("repeat_penalty", 1.1)),
+            temp=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
+            repeat_penalty=sampling.repeat_penalty,
         )
         try:
             for token in tokens_out:
@@ -219,22 +228,22 @@ class LlamaWorker:
             reply.finish()
         decode_seconds = ended - first_token_at if first_token_at is not None else 0.0
         generated = reply.tokens
-        return {
-            "prompt_tokens": len(tokens),
-            "generated_tokens": generated,
-            "time_to_first_token_s": (first_token_at - started) if first_token_at else None,
-            "tokens_per_second": (
+        stats = GenerationStats(
+            prompt_tokens=len(tokens),
+            generated_tokens=generated,
+            time_to_first_token_s=(first_token_at - started) if first_token_at else None,
+            tokens_per_second=(
                 (generated - 1) / decode_seconds if generated > 1 and decode_seconds > 0 else None
             ),
-            "finish_reason": finish_reason,
-            "seed": seed,
-        }
+            finish_reason=finish_reason,
+            seed=seed,
+        )
+        return Generated(stats)
 
-    def unload(self, context: RequestContext) -> dict[str, Any]:
+    def unload(self, context: RequestContext) -> None:
         if self._model is not None:
             self._model.close()
             self._model, self._path = None, None
-        return {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -327,15 +336,16 @@ def _token_text(model: Any, token: int) -> str:
     return piece.decode("utf-8", errors="replace")
 
 
-def _split_from_log(lines: list[str]) -> dict[str, Any]:
+def _split_from_log(lines: list[str]) -> LayerSplit:
     """How llama.cpp placed the model, from its load log: layers on GPU and buffer sizes."""
-    split: dict[str, Any] = {"gpu_layers": 0, "layers": None, "buffers_mib": {}}
+    gpu_layers, layers = 0, None
+    buffers_mib: dict[str, float] = {}
     for line in lines:
         if match := _OFFLOADED.search(line):
-            split["gpu_layers"], split["layers"] = int(match[1]), int(match[2])
+            gpu_layers, layers = int(match[1]), int(match[2])
         elif match := _BUFFER.search(line):
-            split["buffers_mib"][match[1]] = float(match[2])
-    return split
+            buffers_mib[match[1]] = float(match[2])
+    return LayerSplit(gpu_layers=gpu_layers, layers=layers, buffers_mib=buffers_mib)
 
 
 # ggml_backend_dev_type: CPU = 0, GPU = 1, IGPU = 2 (integrated), ACCEL = 3 (e.g. BLAS).

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The largest seed: llama.cpp takes a 32-bit seed and the GUI's seed field a signed int.
+MAX_SEED = 2**31 - 1
+
 
 @dataclass(frozen=True, kw_only=True)
 class Sampling:

@@ -49,10 +49,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.engines.errors import EngineError
-from app.engines.protocol import Event, EventKind, Values
+from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import ChatTemplateError
+from app.llm.messages import Generated
 from app.llm.sampling import Sampling
+from app.llm.stats import GenerationStats
 from app.serving.browser_guard import BrowserGuard
 from app.serving.engine_queue import EngineQueue, Generation, ServerClosingError
 from app.serving.request_body import MAX_BODY_BYTES, BodyError, parse_body
@@ -185,7 +187,7 @@ class _Reply:
     def _envelope(self, object_: str) -> dict[str, Any]:
         return {"id": self.id, "object": object_, "created": self.created, "model": self.model}
 
-    def answer(self, text: str, result: Mapping[str, Any]) -> dict[str, Any]:
+    def answer(self, text: str, result: GenerationStats) -> dict[str, Any]:
         finish = _finish_reason(result)
         if self.kind == "chat":
             choice: dict[str, Any] = {
@@ -218,14 +220,14 @@ class _Reply:
             chunk["usage"] = None
         return chunk
 
-    def usage_chunk(self, result: Mapping[str, Any]) -> dict[str, Any]:
+    def usage_chunk(self, result: GenerationStats) -> dict[str, Any]:
         object_ = "chat.completion.chunk" if self.kind == "chat" else "text_completion"
         return {**self._envelope(object_), "choices": [], "usage": _usage(result)}
 
 
-def _usage(result: Mapping[str, Any]) -> dict[str, int]:
-    prompt = int(result.get("prompt_tokens", 0))
-    completion = int(result.get("generated_tokens", 0))
+def _usage(result: GenerationStats) -> dict[str, int]:
+    prompt = result.prompt_tokens or 0
+    completion = result.generated_tokens or 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -233,8 +235,8 @@ def _usage(result: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
-def _finish_reason(result: Mapping[str, Any]) -> str:
-    return _FINISH_REASONS.get(str(result.get("finish_reason", "stop")), "stop")
+def _finish_reason(result: GenerationStats) -> str:
+    return _FINISH_REASONS.get(result.finish_reason or "stop", "stop")
 
 
 def _dumps(document: Mapping[str, Any]) -> str:
@@ -516,7 +518,7 @@ def _note_outcome(request: Request, event: Event | None) -> None:
         _note(request, tokens=None, outcome="cancelled")
     elif event.kind is EventKind.RESULT:
         result = _result(event)
-        tokens = int(result.get("generated_tokens", 0))
+        tokens = result.generated_tokens or 0
         _note(request, tokens=tokens, outcome=_finish_reason(result))
     else:
         _note(request, tokens=None, outcome="error")
@@ -564,9 +566,9 @@ def _terminal_error(event: Event, prompt_param: str | None) -> ApiError:
     return _engine_error(failure.kind, failure.message, prompt_param)
 
 
-def _result(event: Event) -> Mapping[str, Any]:
+def _result(event: Event) -> GenerationStats:
     """What a RESULT event says of the generation (token counts, why it stopped)."""
-    return event.expect(Values).values
+    return event.expect(Generated).stats
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 from app.chat.local import LocalChatEngine
-from app.llm.engine import LoadedModel, LoadSettings
+from app.llm.engine import LoadedModel
+from app.llm.messages import LoadSettings
 
 
 class ServedEngine:

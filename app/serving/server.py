@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from app.chat.local import LocalChatEngine
-from app.llm.engine import LoadedModel, LoadSettings
+from app.llm.engine import LoadedModel
+from app.llm.messages import LoadSettings
 from app.serving.errors import (
     ServerStartError,
     ServingError,

@@ -18,20 +18,11 @@ from app.chat.session import (
     Overflow,
     ReplyState,
 )
-from app.llm.engine import LoadSettings
+from app.llm.messages import LoadSettings
 from app.llm.sampling import Sampling
 from app.store import Database
-from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("gguf")
-    return {
-        "scripted": write_scripted_gguf(folder / "scripted.gguf", context_length=4096),
-        "endless": write_scripted_gguf(folder / "endless.gguf", endless=True, context_length=8192),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +53,9 @@ def session_with(
 
 
 def test_a_reply_streams_into_the_store(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"])
+    session = session_with(store, engine, ggufs.scripted_4k)
     seen: list[str] = []
     reply = session.send("Hello?", Sampling(), on_text=seen.append)
     snapshot = reply.wait(30)
@@ -83,18 +74,18 @@ def test_a_reply_streams_into_the_store(
 
 
 def test_an_empty_message_is_refused(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"])
+    session = session_with(store, engine, ggufs.scripted_4k)
     with pytest.raises(ValueError, match="empty"):
         session.send("  \n", Sampling())
     assert store.messages(session.conversation_id) == []
 
 
 def test_a_second_send_while_streaming_is_refused_and_stop_keeps_the_text(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["endless"], context=8192)
+    session = session_with(store, engine, ggufs.endless, context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
     with pytest.raises(ChatBusyError):
         session.send("Another", Sampling())
@@ -109,9 +100,9 @@ def test_a_second_send_while_streaming_is_refused_and_stop_keeps_the_text(
 
 
 def test_the_reply_is_flushed_to_the_store_while_it_streams(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["endless"], context=8192)
+    session = session_with(store, engine, ggufs.endless, context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
     try:
         wait_until(lambda: len(store.messages(session.conversation_id)[-1].content) > 0, timeout=20)
@@ -124,9 +115,9 @@ def test_the_reply_is_flushed_to_the_store_while_it_streams(
 
 
 def test_a_killed_engine_keeps_the_partial_reply_and_the_next_message_works(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["endless"], context=8192)
+    session = session_with(store, engine, ggufs.endless, context=8192)
     reply = session.send("Go on", Sampling(max_tokens=6000))
     wait_until(lambda: len(reply.snapshot().text) > 20, timeout=20)
     assert engine.pid is not None
@@ -145,9 +136,9 @@ def test_a_killed_engine_keeps_the_partial_reply_and_the_next_message_works(
 
 
 def test_regenerate_replaces_the_last_reply(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"])
+    session = session_with(store, engine, ggufs.scripted_4k)
     session.send("Hello?", Sampling(max_tokens=3)).wait(30)
     assert store.messages(session.conversation_id)[-1].content == SCRIPTED_REPLY[:3]
     session.regenerate(Sampling()).wait(30)
@@ -157,9 +148,9 @@ def test_regenerate_replaces_the_last_reply(
 
 
 def test_editing_a_past_message_drops_what_followed(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"])
+    session = session_with(store, engine, ggufs.scripted_4k)
     session.send("First", Sampling()).wait(30)
     session.send("Second", Sampling()).wait(30)
     first = store.messages(session.conversation_id)[0]
@@ -172,9 +163,9 @@ def test_editing_a_past_message_drops_what_followed(
 
 
 def test_an_overflowing_conversation_asks_then_drops_the_oldest_turns_with_a_marker(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"], context=256)
+    session = session_with(store, engine, ggufs.scripted_4k, context=256)
     for word in ("alpha", "bravo", "charlie"):
         store.append_message(session.conversation_id, Role.USER, f"{word} " * 30)
         store.append_message(session.conversation_id, Role.ASSISTANT, SCRIPTED_REPLY)
@@ -197,9 +188,9 @@ def test_an_overflowing_conversation_asks_then_drops_the_oldest_turns_with_a_mar
 
 
 def test_a_regenerate_that_does_not_fit_keeps_the_last_reply(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"], context=256)
+    session = session_with(store, engine, ggufs.scripted_4k, context=256)
     for word in ("alpha", "bravo", "charlie"):
         store.append_message(session.conversation_id, Role.USER, f"{word} " * 30)
         store.append_message(session.conversation_id, Role.ASSISTANT, SCRIPTED_REPLY)
@@ -210,8 +201,8 @@ def test_a_regenerate_that_does_not_fit_keeps_the_last_reply(
 
 
 def test_a_message_too_long_for_any_context_is_refused_even_when_dropping(
-    store: ConversationStore, engine: LocalChatEngine, models: dict[str, Path]
+    store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
-    session = session_with(store, engine, models["scripted"], context=256)
+    session = session_with(store, engine, ggufs.scripted_4k, context=256)
     with pytest.raises(ContextOverflowError):
         session.send("word " * 400, Sampling(max_tokens=32), overflow=Overflow.DROP_OLDEST)

@@ -18,7 +18,6 @@ from app.chat.conversations import (
     Conversation,
     ConversationNotFoundError,
     ConversationStore,
-    GenerationStats,
     MessageNotFoundError,
     MessageState,
     ModelRef,
@@ -26,6 +25,7 @@ from app.chat.conversations import (
     title_from_message,
 )
 from app.chat.export import export_json, export_markdown
+from app.llm.stats import GenerationStats
 from app.store import Database
 from app.store.database import _MIGRATIONS
 
@@ -290,7 +290,7 @@ def test_roles_and_states_may_be_given_as_text(store: ConversationStore) -> None
         reply.id,
         content="hello",
         state="complete",
-        stats={"prompt_tokens": 3, "generated_tokens": 1, "finish_reason": "stop", "x": [1]},
+        stats=GenerationStats(prompt_tokens=3, generated_tokens=1, finish_reason="stop"),
     )
 
     assert (reply.role, reply.state) == (Role.ASSISTANT, MessageState.STREAMING)

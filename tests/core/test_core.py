@@ -201,3 +201,35 @@ def test_the_model_list_follows_the_cache_folder_once_listed(core: Core, tmp_pat
 
     assert heard == [0, 1]
     assert [entry.repo_ids for entry in core.models.entries] == [("org/Tiny-GGUF",)]
+
+
+def test_reading_conversations_changes_nothing_until_recovery_is_asked(data_dir: Path) -> None:
+    from app.chat.conversations import MessageState, Role
+
+    first = Core.open(data_dir=data_dir)
+    conversation = first.conversations.create("A reply cut by a crash")
+    reply = first.conversations.append_message(
+        conversation.id, Role.ASSISTANT, "half", state=MessageState.STREAMING
+    )
+    first.close()
+
+    again = Core.open(data_dir=data_dir)
+    try:
+        # A CLI command beside an open window reads conversations: a reply the window is
+        # still streaming must stay streaming.
+        assert again.conversations.messages(conversation.id)[-1].state is MessageState.STREAMING
+        assert again.endpoint_keys is again.endpoint_keys  # one store, not one per access
+        assert again.recover_interrupted_replies() == 1
+        recovered = again.conversations.messages(conversation.id)[-1]
+        assert (recovered.id, recovered.state) == (reply.id, MessageState.INTERRUPTED)
+    finally:
+        again.close()
+
+
+def test_the_download_queue_starts_only_when_asked(core: Core) -> None:
+    assert core._downloads is None  # opening the core starts no threads
+    manager = core.start_downloads()
+    assert core.start_downloads() is manager
+    core.update_settings(hub_endpoint="http://127.0.0.1:9/")  # the endpoint moved
+    assert core._downloads is None
+    assert core.start_downloads() is not manager

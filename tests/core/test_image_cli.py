@@ -13,12 +13,8 @@ from app.cli import build_parser, run_command
 from app.commands import image as image_command
 from app.core import Core
 from app.images import Gallery, read_metadata
-from tests.support.diffusers_builder import TinyModels, shared_engine, tiny_models
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory.mktemp("image-models"))
+from app.images.engine import ImageEngine
+from tests.support.diffusers_builder import TinyModels
 
 
 def modeldeck(*argv: str) -> tuple[int, str]:
@@ -29,12 +25,12 @@ def modeldeck(*argv: str) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_image_writes_the_png_and_prints_one_json_object(
-    models: TinyModels, hf_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    image_models: TinyModels, hf_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "fox.png"
     status, out = modeldeck(
         "image",
-        str(models.folder),
+        str(image_models.folder),
         "--prompt",
         "a red fox",
         "--negative",
@@ -78,17 +74,16 @@ def test_image_writes_the_png_and_prints_one_json_object(
 
 @pytest.mark.slow
 def test_without_out_the_image_joins_the_gallery(
-    models: TinyModels,
+    image_models: TinyModels,
+    image_engine: ImageEngine,
     hf_home: Path,
     data_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    engine = shared_engine(tmp_path_factory.mktemp("configs"))
     args = build_parser().parse_args(
         [
             "image",
-            str(models.folder),
+            str(image_models.folder),
             "--prompt",
             "a lighthouse",
             "--steps",
@@ -104,7 +99,7 @@ def test_without_out_the_image_joins_the_gallery(
     out_buffer = io.StringIO()
     core = Core.open()
     try:
-        status = image_command.run(core, args, out_buffer, engine=engine)
+        status = image_command.run(core, args, out_buffer, engine=image_engine)
     finally:
         core.close()
     out = out_buffer.getvalue()
@@ -133,13 +128,13 @@ def test_without_out_the_image_joins_the_gallery(
     ],
 )
 def test_bad_arguments_fail_before_any_engine_starts(
-    models: TinyModels,
+    image_models: TinyModels,
     capsys: pytest.CaptureFixture[str],
     argv: list[str],
     status: int,
     words: str,
 ) -> None:
-    code, _out = modeldeck("image", str(models.folder), "--prompt", "x", *argv)
+    code, _out = modeldeck("image", str(image_models.folder), "--prompt", "x", *argv)
     assert code == status
     assert words in capsys.readouterr().err
 

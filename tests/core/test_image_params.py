@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from app.engines.errors import EngineErrorKind
 from app.images import (
     ImageParams,
     ImageParamsError,
@@ -150,14 +151,11 @@ def test_out_of_memory_is_recognised_however_torch_says_it() -> None:
     class OutOfMemoryError(RuntimeError):  # torch.OutOfMemoryError's name
         pass
 
-    assert failure_kind(MemoryError()) == "out-of-memory"
-    assert failure_kind(OutOfMemoryError("CUDA out of memory. Tried to allocate")) == (
-        "out-of-memory"
-    )
-    assert failure_kind(RuntimeError("MPS backend out of memory")) == "out-of-memory"
-    assert failure_kind(RuntimeError("DefaultCPUAllocator: can't allocate memory")) == (
-        "out-of-memory"
-    )
+    oom = EngineErrorKind.OUT_OF_MEMORY
+    assert failure_kind(MemoryError()) is oom
+    assert failure_kind(OutOfMemoryError("CUDA out of memory. Tried to allocate")) is oom
+    assert failure_kind(RuntimeError("MPS backend out of memory")) is oom
+    assert failure_kind(RuntimeError("DefaultCPUAllocator: can't allocate memory")) is oom
     assert failure_kind(RuntimeError("shape mismatch")) is None
     assert failure_kind(ValueError("out of memory")) is None
 

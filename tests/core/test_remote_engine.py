@@ -17,18 +17,19 @@ from typing import Any
 
 import pytest
 
-from app.chat.conversations import ConversationStore, GenerationStats, MessageState
+from app.chat.conversations import ConversationStore, MessageState
 from app.chat.remote import RemoteEndpoint, RemoteEngine
 from app.chat.remote_settings import KEYRING_SERVICE, EndpointKeyStore
 from app.chat.session import ChatSession, ReplyState
 from app.engines.errors import EngineError, EngineErrorKind
-from app.engines.protocol import Event, EventKind, Failure, TextChunk, Values
+from app.engines.protocol import Event, EventKind, Failure, TextChunk
 from app.errors import SettingsError
 from app.hub.credentials import TokenSource
+from app.llm.messages import Generated
 from app.llm.sampling import Sampling
 from app.store import Database
 from tests.core.conftest import MemoryKeyring
-from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.llama_server import LlamaServer, free_port
 from tests.support.waiting import wait_until
 
@@ -41,8 +42,8 @@ HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content":
 
 
 @pytest.fixture(scope="session")
-def scripted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_scripted_gguf(tmp_path_factory.mktemp("remote") / "scripted.gguf")
+def scripted_model(ggufs: ScriptedGgufs) -> Path:
+    return ggufs.scripted
 
 
 @pytest.fixture(scope="session")
@@ -263,10 +264,9 @@ def test_the_llama_server_streams_the_scripted_reply(llama_server: LlamaServer) 
     assert outcome.kind is EventKind.RESULT, outcome
     assert text_of(streamed) == SCRIPTED_REPLY
     assert all(event.kind is EventKind.CHUNK for event in streamed)
-    stats = GenerationStats.from_json(dict(outcome.expect(Values).values))
-    assert stats is not None
+    stats = outcome.expect(Generated).stats
     # llama-cpp-python's server sends no usage: one chunk per token, counted.
-    assert outcome.expect(Values).values["estimated"] is True
+    assert outcome.expect(Generated).estimated is True
     assert stats.generated_tokens == len(SCRIPTED_REPLY)
     assert stats.prompt_tokens == 0
     assert stats.finish_reason == "stop"
@@ -529,10 +529,9 @@ def test_the_servers_usage_gives_the_token_counts(serve: Serve) -> None:
         streamed, outcome = collect(engine)
     assert text_of(streamed) == "One two three"
     assert outcome.kind is EventKind.RESULT
-    assert outcome.expect(Values).values["estimated"] is False
-    assert outcome.expect(Values).values["model"] == "m1"
-    stats = GenerationStats.from_json(dict(outcome.expect(Values).values))
-    assert stats is not None
+    assert outcome.expect(Generated).estimated is False
+    stats = outcome.expect(Generated).stats
+    assert stats.model == "m1"
     assert (stats.prompt_tokens, stats.generated_tokens, stats.finish_reason) == (31, 3, "length")
 
 
@@ -573,7 +572,7 @@ def test_fast_chunks_are_coalesced_and_the_first_goes_at_once(serve: Serve) -> N
     assert text_of(streamed) == "".join(pieces)
     assert streamed[0].text == pieces[0]
     assert len(streamed) < len(pieces) / 4
-    assert outcome.expect(Values).values["generated_tokens"] == len(pieces)
+    assert outcome.expect(Generated).stats.generated_tokens == len(pieces)
 
 
 # --- cancelling -------------------------------------------------------------------------------

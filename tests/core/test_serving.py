@@ -20,10 +20,11 @@ import openai
 import pytest
 
 from app.chat.local import LocalChatEngine
-from app.engines.protocol import Event, EventKind, Values
+from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
-from app.llm.engine import LoadSettings
+from app.llm.messages import Generated, LoadSettings
 from app.llm.sampling import Sampling
+from app.llm.stats import GenerationStats
 from app.serving import (
     ModelServer,
     RequestLogEntry,
@@ -33,7 +34,7 @@ from app.serving import (
 )
 from app.serving.engine_queue import EngineQueue
 from tests.core.conftest import REPO_ROOT
-from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.llama_server import free_port
 from tests.support.waiting import wait_until
 
@@ -45,10 +46,8 @@ KEY = "sk-local-test-key"
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadSettings]:
-    folder = tmp_path_factory.mktemp("gguf")
-    scripted = write_scripted_gguf(folder / "Scripted-Q8_0.gguf")
-    endless = write_scripted_gguf(folder / "endless.gguf", endless=True, context_length=8192)
+def models(ggufs: ScriptedGgufs) -> dict[str, LoadSettings]:
+    scripted, endless = ggufs.scripted, ggufs.endless
     # One thread: these models need no more, and on a busy two-core machine llama.cpp's
     # threads would wait on each other.
     return {
@@ -459,11 +458,11 @@ def test_the_engine_queue_admits_in_arrival_order_and_forgets_who_left() -> None
         waiting[1].cancel()  # request 2 leaves before its turn
         await asyncio.sleep(0.01)
         assert queue.waiting == 3
-        handles[0].put(Event(0, EventKind.RESULT, Values()))
+        handles[0].put(Event(0, EventKind.RESULT, Generated(GenerationStats())))
         assert (await first.next_event()).kind is EventKind.RESULT
         for n, task in ((1, waiting[0]), (3, waiting[2]), (4, waiting[3])):
             generation = await task
-            handles[n].put(Event(n, EventKind.RESULT, Values()))
+            handles[n].put(Event(n, EventKind.RESULT, Generated(GenerationStats())))
             await generation.next_event()
         assert queue.waiting == 0
         await asyncio.sleep(0.01)

@@ -15,9 +15,11 @@ import pytest
 
 from app.chat.conversations import ConversationStore, Role
 from app.chat.session import ChatSession, ContextOverflowError, Overflow, ReplyState
-from app.engines.protocol import Event, EventKind, TextChunk, Values
+from app.engines.protocol import Event, EventKind, TextChunk
 from app.engines.supervisor import RequestHandle
+from app.llm.messages import Generated
 from app.llm.sampling import Sampling
+from app.llm.stats import GenerationStats
 from app.store import Database
 
 SYSTEM = "Be brief."  # 2 words + 1 = 3 tokens
@@ -43,8 +45,8 @@ class FakeChatEngine:
         self.prompts.append([dict(m) for m in messages])
         handle = RequestHandle(len(self.prompts), lambda _handle: None)
         handle.put(Event(handle.id, EventKind.CHUNK, TextChunk(REPLY)))
-        stats = {"prompt_tokens": self.prompt_tokens(messages), "generated_tokens": 1}
-        handle.put(Event(handle.id, EventKind.RESULT, Values(stats)))
+        stats = GenerationStats(prompt_tokens=self.prompt_tokens(messages), generated_tokens=1)
+        handle.put(Event(handle.id, EventKind.RESULT, Generated(stats)))
         return handle
 
 
@@ -91,6 +93,32 @@ def test_an_overflowing_send_is_refused_with_the_figures_and_nothing_is_added(
     assert "is 33 tokens; with 10 for the reply it outgrows the context of 30" in str(error)
     assert store.messages(session.conversation_id) == before
     assert engine.prompts == []
+
+
+def test_the_refusal_says_how_many_of_the_oldest_turns_must_go(store: ConversationStore) -> None:
+    # 33 tokens, 20 of room: alpha's exchange (2 turns) leaves 24, bravo's too (4 turns) 15.
+    session, engine = session_with(store, context=30)
+    add_exchanges(store, session.conversation_id, "alpha", "bravo", "charlie")
+    with pytest.raises(ContextOverflowError) as caught:
+        session.send("what now", sampling())
+    assert caught.value.turns_to_drop == 4
+    assert "Dropping the oldest 4 turns would make room." in str(caught.value)
+    assert engine.prompts == []
+    # The count is the one dropping then takes: its marker says the same.
+    session.send("what now", sampling(), overflow=Overflow.DROP_OLDEST).wait(5)
+    markers = [m for m in store.messages(session.conversation_id) if m.role is Role.MARKER]
+    assert [m.dropped for m in markers] == [4]
+
+
+def test_a_refusal_that_no_dropping_would_cure_says_so(store: ConversationStore) -> None:
+    long_system = " ".join(["rule"] * 17)  # 18 tokens: + "what now" (3) = 21 > 20
+    session, _engine = session_with(store, context=30, system_prompt=long_system)
+    add_exchanges(store, session.conversation_id, "alpha")
+    with pytest.raises(ContextOverflowError) as caught:
+        session.send("what now", sampling())
+    assert caught.value.turns_to_drop is None
+    assert caught.value.prompt_tokens == 30  # asking: the whole conversation's size
+    assert "Even without the earlier turns it would not fit." in str(caught.value)
 
 
 def test_dropping_the_oldest_turns_stores_a_marker_and_the_prompt_then_fits(

@@ -1,6 +1,6 @@
 """The Chat page with the real llama.cpp engine and the tiny scripted GGUFs.
 
-`scripted.gguf` answers every prompt with exactly SCRIPTED_REPLY; `endless.gguf` repeats it
+`ggufs.scripted_4k` answers every prompt with exactly SCRIPTED_REPLY; `ggufs.endless` repeats it
 until the token limit or the context ends it (for Stop, a kill, and closing mid-reply).
 """
 
@@ -23,7 +23,7 @@ from app.chat.template_formats import FALLBACK_FORMATS
 from app.core import Core
 from app.engines.protocol import EventKind
 from app.llm.sampling import Sampling
-from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.hub_server import HubServer
 from ui.chat.message_body import MessageBody
 from ui.chat.message_widget import MarkerWidget, MessageWidget
@@ -32,17 +32,6 @@ from ui.main_window import MainWindow
 
 REPLY_TIMEOUT_MS = 60_000
 ENDLESS_CONTEXT = 32_768  # long enough that a reply is still streaming when Stop comes
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("gguf")
-    return {
-        "scripted": write_scripted_gguf(folder / "scripted.gguf", context_length=4096),
-        "endless": write_scripted_gguf(
-            folder / "endless.gguf", endless=True, context_length=ENDLESS_CONTEXT
-        ),
-    }
 
 
 @pytest.fixture
@@ -95,11 +84,11 @@ def wait_for_streamed_text(qtbot: QtBot, page: ChatPage, *, at_least: int = 1) -
 
 
 def test_a_conversation_streams_stops_regenerates_and_is_edited(
-    qtbot: QtBot, chat: ChatPage, core: Core, models: dict[str, Path]
+    qtbot: QtBot, chat: ChatPage, core: Core, ggufs: ScriptedGgufs
 ) -> None:
     page = chat
     assert not page.composer.send_button.isEnabled()  # no model yet
-    load(qtbot, page, models["scripted"])
+    load(qtbot, page, ggufs.scripted_4k)
     assert "on the CPU" in page.panel.load_status.text()
     assert "loaded in" in page.panel.load_status.text()
 
@@ -129,7 +118,7 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     widget.command_button.click()
     qtbot.waitUntil(lambda: page.last_command is not None, timeout=10_000)
     command = page.last_command or ""
-    assert command.startswith("llama-cli -m ") and str(models["scripted"]) in command
+    assert command.startswith("llama-cli -m ") and str(ggufs.scripted_4k) in command
     assert "<|im_start|>user" in command and "--seed" in command
     assert QGuiApplication.clipboard().text() == command
 
@@ -149,7 +138,7 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     assert core.llm.template_override is None
 
     # The endless model: the reply grows until Stop; what came is kept.
-    load(qtbot, page, models["endless"], context=ENDLESS_CONTEXT, max_tokens=1_000_000)
+    load(qtbot, page, ggufs.endless, context=ENDLESS_CONTEXT, max_tokens=1_000_000)
     with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
         send(qtbot, page, "Go on and on")
         assert page.composer.send_button.text() == "Stop"
@@ -195,15 +184,15 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
 
     # Settings are kept per model: picking the first model again brings its context back.
     with qtbot.waitSignal(page.panel.presetApplied, timeout=10_000):
-        page.pick_model(models["scripted"])
+        page.pick_model(ggufs.scripted_4k)
     assert page.panel.load_form.context.value() == 2048
 
 
 def test_a_killed_engine_interrupts_the_reply_and_the_next_message_works(
-    qtbot: QtBot, chat: ChatPage, core: Core, window: MainWindow, models: dict[str, Path]
+    qtbot: QtBot, chat: ChatPage, core: Core, window: MainWindow, ggufs: ScriptedGgufs
 ) -> None:
     page = chat
-    load(qtbot, page, models["endless"], context=ENDLESS_CONTEXT, max_tokens=1_000_000)
+    load(qtbot, page, ggufs.endless, context=ENDLESS_CONTEXT, max_tokens=1_000_000)
     with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
         send(qtbot, page, "Keep going")
         wait_for_streamed_text(qtbot, page, at_least=len(SCRIPTED_REPLY))
@@ -237,7 +226,7 @@ def test_a_killed_engine_interrupts_the_reply_and_the_next_message_works(
 
 
 def test_a_conversation_too_long_for_the_context_offers_to_drop_the_oldest_turns(
-    qtbot: QtBot, chat: ChatPage, core: Core, models: dict[str, Path]
+    qtbot: QtBot, chat: ChatPage, core: Core, ggufs: ScriptedGgufs
 ) -> None:
     page = chat
     store = core.conversations
@@ -248,7 +237,7 @@ def test_a_conversation_too_long_for_the_context_offers_to_drop_the_oldest_turns
     with qtbot.waitSignal(page.conversationShown, timeout=10_000):
         page.conversations.refresh(select=conversation.id)
     assert len(page.transcript.messages()) == 8
-    load(qtbot, page, models["scripted"], context=256, max_tokens=64)
+    load(qtbot, page, ggufs.scripted_4k, context=256, max_tokens=64)
 
     # Cancel: nothing is sent, nothing is dropped.
     page.composer.editor.setPlainText("Next?")
@@ -432,27 +421,27 @@ def _blocks(body: MessageBody) -> list[object]:
 
 
 def test_chat_with_this_from_the_library_picks_the_model(
-    qtbot: QtBot, window: MainWindow, models: dict[str, Path]
+    qtbot: QtBot, window: MainWindow, ggufs: ScriptedGgufs
 ) -> None:
     library = window.library
     with qtbot.waitSignal(library.imported, timeout=20_000):
-        library.import_paths([models["scripted"]])
+        library.import_paths([ggufs.scripted_4k])
     library.view.selectRow(0)
     assert library.chat_button.isEnabled()
     library.chat_button.click()
     assert window.pages.currentWidget() is window.chat
     picked = window.chat.panel.load_form.picked()
-    assert picked is not None and picked.path == models["scripted"]
+    assert picked is not None and picked.path == ggufs.scripted_4k
 
 
 def test_chat_with_this_after_a_gguf_download_in_discover(
-    qtbot: QtBot, window: MainWindow, hub_server: HubServer, models: dict[str, Path]
+    qtbot: QtBot, window: MainWindow, hub_server: HubServer, ggufs: ScriptedGgufs
 ) -> None:
     from tests.gui.test_downloads_page import open_files_tab, select_file
 
     hub_server.add_repo(
         "acme/tiny-chat-gguf",
-        {"tiny-chat-Q8_0.gguf": models["scripted"].read_bytes()},
+        {"tiny-chat-Q8_0.gguf": ggufs.scripted_4k.read_bytes()},
         card="---\nlicense: mit\n---\n# Tiny chat",
     )
     open_files_tab(qtbot, window)
@@ -471,18 +460,18 @@ def test_chat_with_this_after_a_gguf_download_in_discover(
     assert window.pages.currentWidget() is window.chat
     picked = window.chat.panel.load_form.picked()
     assert picked is not None and picked.path.name == "tiny-chat-Q8_0.gguf"
-    assert picked.path.read_bytes() == models["scripted"].read_bytes()
+    assert picked.path.read_bytes() == ggufs.scripted_4k.read_bytes()
 
 
 def test_a_remote_endpoint_is_tested_then_answers(
-    qtbot: QtBot, chat: ChatPage, models: dict[str, Path]
+    qtbot: QtBot, chat: ChatPage, ggufs: ScriptedGgufs
 ) -> None:
     from tests.support.llama_server import LlamaServer
 
     page = chat
     form = page.panel.remote_form
     page.panel.source.setCurrentIndex(1)
-    with LlamaServer(models["scripted"]) as server:
+    with LlamaServer(ggufs.scripted_4k) as server:
         form.url.setText("http://127.0.0.1:9/v1")  # nothing listens there
         with qtbot.waitSignal(page.panel.remoteChecked, timeout=30_000) as checked:
             form.test_button.click()
@@ -506,7 +495,7 @@ def test_a_remote_endpoint_is_tested_then_answers(
 
 
 def test_a_remote_api_key_is_kept_for_its_url_and_the_endpoint_remembered(
-    qtbot: QtBot, chat: ChatPage, core: Core, models: dict[str, Path]
+    qtbot: QtBot, chat: ChatPage, core: Core, ggufs: ScriptedGgufs
 ) -> None:
     from tests.support.llama_server import LlamaServer
     from ui.chat.model_panel import ModelPanel
@@ -514,7 +503,7 @@ def test_a_remote_api_key_is_kept_for_its_url_and_the_endpoint_remembered(
     page = chat
     form = page.panel.remote_form
     page.panel.source.setCurrentIndex(1)
-    with LlamaServer(models["scripted"], api_key="sk-kept") as server:
+    with LlamaServer(ggufs.scripted_4k, api_key="sk-kept") as server:
         form.url.setText(server.url)
         form.model.setCurrentText("tiny")
         form.api_key.setText("sk-kept")

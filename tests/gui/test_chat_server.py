@@ -16,9 +16,10 @@ from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
-from app.llm.engine import LoadedModel, LoadSettings
+from app.llm.engine import LoadedModel
+from app.llm.messages import LoadSettings
 from tests.gui.test_chat_page import REPLY_TIMEOUT_MS, load, send
-from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from ui.chat.page import ChatPage
 from ui.chat.server_panel import ServerPanel
 from ui.main_window import MainWindow
@@ -32,8 +33,8 @@ START_TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def scripted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_scripted_gguf(tmp_path_factory.mktemp("gguf") / "scripted.gguf")
+def scripted(ggufs: ScriptedGgufs) -> Path:
+    return ggufs.scripted
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def switch_off(qtbot: QtBot, panel: ServerPanel) -> None:
 def stream_chat(url: str, api_key: str = "unused") -> str:
     with openai.OpenAI(base_url=url, api_key=api_key, max_retries=0) as client:
         stream = client.chat.completions.create(
-            model="scripted.gguf", messages=HELLO, stream=True, seed=1
+            model="Scripted-Q8_0.gguf", messages=HELLO, stream=True, seed=1
         )
         return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
 

@@ -119,7 +119,7 @@ def test_pause_and_cancel_run_off_the_gui_thread(
     # The manager calls subscribers on the thread that changed the state: pause and cancel
     # write SQLite (cancel also deletes partial files), so that must be a worker.
     calls: list[tuple[JobState, threading.Thread]] = []
-    unsubscribe = core.downloads.subscribe(
+    unsubscribe = core.start_downloads().subscribe(
         lambda status: calls.append((status.state, threading.current_thread()))
     )
     try:

@@ -17,16 +17,17 @@ from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
+from app.engines.errors import EngineErrorKind
 from app.engines.protocol import EventKind
 from app.images import (
-    ERROR_KINDS,
     ImageEngine,
     ImageMetadata,
     ImageParams,
     ModelRef,
+    error_meaning,
     save_png,
 )
-from tests.support.diffusers_builder import TinyModels, shared_engine, tiny_models
+from tests.support.diffusers_builder import TinyModels
 from ui.images.gallery_model import PAGE_SIZE, ImageRole
 from ui.images.model_picker import ImageModel, license_text
 from ui.images.page import ImagesPage
@@ -37,24 +38,14 @@ pytestmark = pytest.mark.slow
 TIMEOUT_MS = 120_000  # a first load on a busy 2-core machine; a stuck engine fails the test
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    return tiny_models(tmp_path_factory.mktemp("image-models"))
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> ImageEngine:
-    return shared_engine(tmp_path_factory.mktemp("configs"))
-
-
 @pytest.fixture
 def images(
-    qtbot: QtBot, window: MainWindow, core: Core, engine: ImageEngine
+    qtbot: QtBot, window: MainWindow, core: Core, image_engine: ImageEngine
 ) -> Iterator[ImagesPage]:
     """The Images page, shown, with its model list and first gallery page in."""
     # One started engine serves every test (a fresh child imports torch: seconds). The core
     # owns it for the test, and lets go before it closes.
-    core._images = engine
+    core._images = image_engine
     page = window.images  # built now; its scan, count and first page run once the loop spins
     with qtbot.waitSignals(
         [page.modelsListed, page.counted, page.gallery_model.fetched], timeout=20_000
@@ -117,11 +108,11 @@ def png(path: Path, colour: str = "teal", *, parameters: str | None = None) -> P
 
 
 def test_generate_show_progress_keep_it_and_make_it_again(
-    qtbot: QtBot, window: MainWindow, images: ImagesPage, models: TinyModels
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels
 ) -> None:
-    window.images_with(models.folder)
+    window.images_with(image_models.folder)
     assert images.picker.model() is not None
-    assert images.picker.model().path == models.folder  # type: ignore[union-attr]
+    assert images.picker.model().path == image_models.folder  # type: ignore[union-attr]
     shown: list[tuple[int, int]] = []
     images.stepShown.connect(lambda step, steps: shown.append((step, steps)))
     added: list[int] = []
@@ -171,9 +162,9 @@ def test_generate_show_progress_keep_it_and_make_it_again(
 
 
 def test_cancel_ends_quietly_and_adds_nothing(
-    qtbot: QtBot, window: MainWindow, images: ImagesPage, models: TinyModels, core: Core
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels, core: Core
 ) -> None:
-    window.images_with(models.folder)
+    window.images_with(image_models.folder)
     set_form(images, steps=500)
     with qtbot.waitSignal(images.stepShown, timeout=TIMEOUT_MS):
         images.generate_button.click()
@@ -190,9 +181,9 @@ def test_cancel_ends_quietly_and_adds_nothing(
 
 
 def test_closing_the_window_cancels_a_running_generation(
-    qtbot: QtBot, window: MainWindow, images: ImagesPage, models: TinyModels, core: Core
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels, core: Core
 ) -> None:
-    window.images_with(models.folder)
+    window.images_with(image_models.folder)
     set_form(images, steps=500)
     with qtbot.waitSignal(images.stepShown, timeout=TIMEOUT_MS):
         images.generate_button.click()
@@ -206,9 +197,9 @@ def test_closing_the_window_cancels_a_running_generation(
 
 
 def test_a_killed_engine_is_a_message_and_the_next_generate_works(
-    qtbot: QtBot, window: MainWindow, images: ImagesPage, models: TinyModels, core: Core
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels, core: Core
 ) -> None:
-    window.images_with(models.folder)
+    window.images_with(image_models.folder)
     set_form(images, steps=500)
     with qtbot.waitSignal(images.stepShown, timeout=TIMEOUT_MS):
         images.generate_button.click()
@@ -229,21 +220,22 @@ def test_a_killed_engine_is_a_message_and_the_next_generate_works(
 
 
 def test_a_pickle_checkpoint_is_refused_with_the_reason(
-    qtbot: QtBot, window: MainWindow, images: ImagesPage, models: TinyModels
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels
 ) -> None:
-    window.images_with(models.pickle)
+    window.images_with(image_models.pickle)
     assert generate(qtbot, images) == "error"
     text = images.status.text()
-    sentence = ERROR_KINDS["pickle"]
+    sentence = error_meaning(EngineErrorKind.PICKLE)
+    assert sentence is not None
     assert text.startswith(sentence[0].upper() + sentence[1:]), text
     assert "model.ckpt is a pickle checkpoint" in text
     assert images.gallery_model.rowCount() == 0
 
 
 def test_a_size_that_is_not_a_multiple_of_8_is_refused_before_the_engine(
-    qtbot: QtBot, window: MainWindow, images: ImagesPage, models: TinyModels
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels
 ) -> None:
-    window.images_with(models.folder)
+    window.images_with(image_models.folder)
     set_form(images)
     assert images.form.width_box.singleStep() == 8
     images.form.width_box.setValue(100)
@@ -255,7 +247,7 @@ def test_a_size_that_is_not_a_multiple_of_8_is_refused_before_the_engine(
 
 
 def test_dropping_pngs_restores_settings_or_says_there_are_none(
-    qtbot: QtBot, images: ImagesPage, models: TinyModels, tmp_path: Path
+    qtbot: QtBot, images: ImagesPage, image_models: TinyModels, tmp_path: Path
 ) -> None:
     ours = tmp_path / "ours.png"
     params = ImageParams(
@@ -315,9 +307,9 @@ def test_dropping_pngs_restores_settings_or_says_there_are_none(
     assert images.status.property("error") is True
 
     # A model dropped here is picked.
-    assert drop(images, models.single_file)
+    assert drop(images, image_models.single_file)
     picked = images.picker.model()
-    assert picked is not None and picked.path == models.single_file
+    assert picked is not None and picked.path == image_models.single_file
 
 
 def test_gallery_pages_survive_a_restart_open_and_delete(
@@ -412,7 +404,7 @@ def test_image_to_image_from_a_gallery_image(
     window: MainWindow,
     images: ImagesPage,
     *,
-    models: TinyModels,
+    image_models: TinyModels,
     core: Core,
     tmp_path: Path,
 ) -> None:
@@ -425,7 +417,7 @@ def test_image_to_image_from_a_gallery_image(
     assert images.form.strength.isEnabled()
     assert images.gallery.view.currentIndex().data(ImageRole) == made
 
-    window.images_with(models.folder)
+    window.images_with(image_models.folder)
     images.form.strength.setValue(0.5)
     shown: list[tuple[int, int]] = []
     images.stepShown.connect(lambda step, steps: shown.append((step, steps)))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from app.chat.conversations import MessageState, Role
+from app.core import Core
 from tests.support.hub_server import HubServer
 from ui.main_window import MainWindow
 
@@ -92,3 +94,21 @@ def test_without_a_display_the_app_says_so_in_one_line(
     assert result.returncode == 1
     assert result.stderr.startswith("modeldeck: no display found")
     assert "Traceback" not in result.stderr
+
+
+def test_a_reply_a_killed_run_left_streaming_is_interrupted_once_the_app_starts(
+    qtbot: QtBot, window: MainWindow, core: Core
+) -> None:
+    conversation = core.conversations.create("Cut short")
+    core.conversations.append_message(
+        conversation.id, Role.ASSISTANT, "half a sen", state=MessageState.STREAMING
+    )
+    assert core.conversations.messages(conversation.id)[-1].state is MessageState.STREAMING
+
+    window.start_background_work()
+
+    def interrupted() -> bool:
+        return core.conversations.messages(conversation.id)[-1].state is MessageState.INTERRUPTED
+
+    qtbot.waitUntil(interrupted, timeout=10_000)
+    assert core.conversations.messages(conversation.id)[-1].content == "half a sen"

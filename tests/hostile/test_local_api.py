@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from app.chat.local import LocalChatEngine
 from app.errors import SettingsError
-from app.llm.engine import LoadSettings
+from app.llm.messages import LoadSettings
 from app.serving import ModelServer
 from app.serving.request_body import MAX_BODY_BYTES, MAX_JSON_VALUES, BodyError, parse_body
 from app.serving.schemas import ChatCompletionRequest
@@ -31,7 +31,7 @@ from app.settings import Settings, load_settings, save_settings
 from app.store import Database
 from tests.core.test_serving import _serve as serve_command
 from tests.hostile.bounds import within_bounds
-from tests.support.gguf_builder import SCRIPTED_REPLY, write_scripted_gguf
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.llama_server import free_port
 from tests.support.waiting import wait_until
 
@@ -46,9 +46,8 @@ FORM_POST = {"origin": EVIL, "content-type": "text/plain", "sec-fetch-site": "cr
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> LoadSettings:
-    path = write_scripted_gguf(tmp_path_factory.mktemp("gguf") / "Scripted-Q8_0.gguf")
-    return LoadSettings(path=path, context_length=512, threads=1)
+def model(ggufs: ScriptedGgufs) -> LoadSettings:
+    return LoadSettings(path=ggufs.scripted, context_length=512, threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,7 @@ def test_the_download_queue_inherits_the_binding(
     core.update_settings(hub_endpoint=other_hub.url)
     plan = plan_files(core.hub.model_details(GATED), ["model.gguf"])
 
-    manager = core.downloads
+    manager = core.start_downloads()
     status = manager.wait(manager.enqueue(plan), timeout=30)
 
     assert status.state is JobState.FAILED  # gated, and its token belongs to the other hub

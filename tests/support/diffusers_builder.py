@@ -51,30 +51,24 @@ class TinyModels:
     not_pipeline: Path  # a folder without model_index.json
 
 
-_BUILT: dict[str, TinyModels] = {}
-_ENGINES: dict[str, ImageEngine] = {}
-
-
 def tiny_models(root: Path) -> TinyModels:
-    """Write every test model under `root` (once per process: later calls return the first)."""
-    if "models" not in _BUILT:
-        folder = build_pipeline_folder(root / "tiny-pipeline")
-        not_pipeline = root / "not-a-pipeline"
-        not_pipeline.mkdir()
-        (not_pipeline / "README.md").write_text("no model here\n")
-        pickle_path = root / "model.ckpt"
-        pickle_path.write_bytes(b"\x80\x04\x95" + b"\0" * 64)
-        _BUILT["models"] = TinyModels(
-            folder=folder,
-            config=write_config_folder(folder, root / "tiny-config"),
-            single_file=write_single_file(folder, root / "tiny-sd1.safetensors"),
-            nan_folder=write_nan_pipeline(folder, root / "tiny-nan"),
-            llm=write_llm_safetensors(root / "llm.safetensors"),
-            flux=write_flux_safetensors(root / "flux.safetensors"),
-            pickle=pickle_path,
-            not_pipeline=not_pipeline,
-        )
-    return _BUILT["models"]
+    """Write every image test model under `root` (the `image_models` fixture: once a run)."""
+    folder = build_pipeline_folder(root / "tiny-pipeline")
+    not_pipeline = root / "not-a-pipeline"
+    not_pipeline.mkdir()
+    (not_pipeline / "README.md").write_text("no model here\n")
+    pickle_path = root / "model.ckpt"
+    pickle_path.write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+    return TinyModels(
+        folder=folder,
+        config=write_config_folder(folder, root / "tiny-config"),
+        single_file=write_single_file(folder, root / "tiny-sd1.safetensors"),
+        nan_folder=write_nan_pipeline(folder, root / "tiny-nan"),
+        llm=write_llm_safetensors(root / "llm.safetensors"),
+        flux=write_flux_safetensors(root / "flux.safetensors"),
+        pickle=pickle_path,
+        not_pipeline=not_pipeline,
+    )
 
 
 def build_pipeline() -> StableDiffusionPipeline:
@@ -205,17 +199,15 @@ def write_flux_safetensors(path: Path) -> Path:
     return path
 
 
-def shared_engine(config_cache_dir: Path) -> ImageEngine:
-    """One started CPU image engine for every test module of the process (a child costs
-    seconds to start). Its child is a daemon: it ends with the test process.
+def cpu_image_engine(config_cache_dir: Path) -> ImageEngine:
+    """A started CPU image engine (the `image_engine` fixture: one a run, as a child costs
+    seconds to start).
 
     One torch thread: the tiny model gains nothing from two, and on a machine busy with other
     work two spinning threads are ten times slower."""
-    if "engine" not in _ENGINES:
-        engine = ImageEngine(config_cache_dir=config_cache_dir, device="cpu", threads=1)
-        engine.start()
-        _ENGINES["engine"] = engine
-    return _ENGINES["engine"]
+    engine = ImageEngine(config_cache_dir=config_cache_dir, device="cpu", threads=1)
+    engine.start()
+    return engine
 
 
 # --- diffusers → LDM key names (the inverse of diffusers' single-file conversion) -----------

@@ -4,7 +4,8 @@ loaded, the system prompt, sampling, and the chat template.
 Loading plans first (`plan_load`: the context clamped to the model, GPU layers chosen, a model
 that cannot fit refused) and then loads in the engine's child process, all off the GUI thread.
 Settings are remembered per model (`ConversationStore.save_preset`, keyed by
-`ModelRef.preset_key`) and come back when that model is picked again.
+`ModelRef.preset_key`) and come back when that model is picked again. Which engine answers is
+the `ChatController`'s to keep: this panel shows it and tells the controller what was chosen.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.controller import Answerer, ChatController
 from app.core import Core
 from app.errors import AppError
 from ui.chat.load_form import LoadForm, LoadOptions, PickedModel
@@ -42,9 +44,10 @@ if TYPE_CHECKING:
     from app.chat.conversations import ModelRef
     from app.chat.load_plan import LoadPlan
     from app.chat.local import LocalChatEngine
-    from app.chat.remote import RemoteEndpoint, RemoteEngine
+    from app.chat.remote import RemoteEndpoint
     from app.chat.session import ChatEngine
-    from app.llm.engine import LoadedModel, LoadSettings
+    from app.llm.engine import LoadedModel
+    from app.llm.messages import LoadSettings
 
 PANEL_WIDTH = 340
 REMOTE_SETTING = "chat.remote_endpoint"  # the last endpoint used: {"url", "model"}
@@ -75,6 +78,8 @@ class ModelPanel(QScrollArea):
         core: the core.
         models: the library's models as the window shares them (default: a model of this
             panel's own over `core.models`); the picker lists its GGUF chat models.
+        controller: the chat's controller, shared with the Chat page (default: one of this
+            panel's own over the core's conversations and local engine).
     """
 
     engineChanged = Signal(object)  # the ChatEngine that answers from now on
@@ -85,16 +90,18 @@ class ModelPanel(QScrollArea):
     promptRequested = Signal()
 
     def __init__(
-        self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
+        self,
+        core: Core,
+        models: LibraryModel | None = None,
+        parent: QWidget | None = None,
+        *,
+        controller: ChatController | None = None,
     ) -> None:
         super().__init__(parent)
         self._core = core
+        self.controller = controller or ChatController(lambda: core.conversations, lambda: core.llm)
         self.library = models if models is not None else LibraryModel(core.models, self)
         self.chat_models = GgufChatModels(self.library, self)
-        self._llm: LocalChatEngine | None = None
-        self._remote: RemoteEngine | None = None
-        self._loaded_model: PickedModel | None = None
-        self.active: str | None = None  # "local" or "remote" once something answers
 
         self.active_label = PlainLabel("No model yet: pick one and press Load.")
         let_shrink(self.active_label)  # names a model from its file's metadata
@@ -181,9 +188,7 @@ class ModelPanel(QScrollArea):
         self.template.changed.connect(self._apply_template)
         self.prompt_button.clicked.connect(self.promptRequested)
         self.loadFinished.connect(
-            lambda _ok: self.server_panel.set_model_loaded(
-                self._llm is not None and self._llm.loaded is not None
-            )
+            lambda _ok: self.server_panel.set_model_loaded(self.controller.local_model is not None)
         )
         self.server_panel.expandedChanged.connect(self._server_panel_toggled)
         self.library.refreshed.connect(self._list_models)
@@ -195,32 +200,19 @@ class ModelPanel(QScrollArea):
     @property
     def engine(self) -> ChatEngine | None:
         """The engine that answers: the loaded local model, or the remote endpoint in use."""
-        if self.active == "local":
-            return self._llm
-        if self.active == "remote":
-            return self._remote
-        return None
+        return self.controller.engine
 
     @property
     def local_engine(self) -> LocalChatEngine | None:
         """The local engine, when a local model answers."""
-        return self._llm if self.active == "local" else None
+        return self.controller.local_engine
 
     def model_ref(self) -> ModelRef | None:
         """What the conversation records as its model."""
-        from app.chat.conversations import ModelRef
-
-        if self.active == "local" and self._loaded_model is not None:
-            return self._loaded_model.ref
-        if self.active == "remote" and self._remote is not None:
-            endpoint = self._remote.endpoint
-            return ModelRef.remote(url=endpoint.base_url, name=endpoint.model)
-        return None
+        return self.controller.model_ref()
 
     def load_settings(self) -> LoadSettings | None:
-        engine = self.local_engine
-        loaded = engine.loaded if engine is not None else None
-        return loaded.settings if loaded is not None else None
+        return self.controller.load_settings()
 
     def set_busy(self, busy: bool) -> None:
         """While a reply streams, the model cannot change under it."""
@@ -244,9 +236,7 @@ class ModelPanel(QScrollArea):
 
     def close_engines(self) -> None:
         """Close the remote client (the local engine belongs to the core, which closes it)."""
-        if self._remote is not None:
-            self._remote.close()
-            self._remote = None
+        self.controller.close()
 
     # -- local models --------------------------------------------------------------------
 
@@ -308,26 +298,24 @@ class ModelPanel(QScrollArea):
         self._set_loading(True, f"Loading {model.name}…")
         note: str | None = None
         try:
-            engine = await run_blocking(lambda: self._core.llm)
-            self._llm = engine
+            self.controller.set_template_override(self.template.override())
+            engine = await run_blocking(self.controller.local)
             plan = await run_blocking(self._plan, engine, model.path, options)
-            engine.template_override = self.template.override()
             # While serving, through the server: its clients hear "loading" meanwhile.
             loaded = await run_blocking(self.server_panel.loader(engine), plan.settings)
             note = await run_blocking(self._template_note, engine)
         except (AppError, RuntimeError, OSError) as exc:
             self._set_loading(False, f"Not loaded: {exc}", error=True)
-            if self.active == "local" and self._llm is not None and self._llm.loaded is None:
-                self.active = None
+            if self.controller.local_failed():
                 self.engineChanged.emit(None)
             self.loadFinished.emit(self.engine is not None)
             return
-        self._loaded_model = model
         self._set_loading(False, describe_load(model.name, loaded))
         notes = [*plan.notes, *([note] if note else [])]
         self.notes.setText("\n".join(notes))
         self.notes.setVisible(bool(notes))
-        self._activate("local", f"Chatting with {model.name} ({loaded.placement})")
+        self.controller.use_local(model.ref)
+        self._show_answerer(f"Chatting with {model.name} ({loaded.placement})")
         self.save_preset()
         self.loadFinished.emit(True)
 
@@ -358,8 +346,7 @@ class ModelPanel(QScrollArea):
             return str(exc)
 
     def _apply_template(self) -> None:
-        if self._llm is not None:
-            self._llm.template_override = self.template.override()
+        self.controller.set_template_override(self.template.override())
 
     # -- remote endpoints ----------------------------------------------------------------
 
@@ -390,8 +377,6 @@ class ModelPanel(QScrollArea):
         self.remoteChecked.emit(True)
 
     async def _use_remote(self) -> None:
-        from app.chat.remote import RemoteEngine
-
         try:
             endpoint = self.remote_form.endpoint()
         except AppError as exc:
@@ -403,11 +388,9 @@ class ModelPanel(QScrollArea):
             )
             return
         endpoint = await run_blocking(lambda: self._remember_endpoint(endpoint))
-        previous, self._remote = self._remote, RemoteEngine(endpoint)
-        if previous is not None:
-            await run_blocking(previous.close)
+        await run_blocking(self.controller.use_remote, endpoint)
         self.remote_form.say(f"Replies now come from {endpoint.label}.")
-        self._activate("remote", f"Chatting with {endpoint.label} (remote)")
+        self._show_answerer(f"Chatting with {endpoint.label} (remote)")
         ref = self.model_ref()
         if ref is not None:
             await self._apply_preset(ref)
@@ -431,10 +414,10 @@ class ModelPanel(QScrollArea):
         if expanded:  # once the layout has made room for it
             QTimer.singleShot(0, self, lambda: self.ensureWidgetVisible(self.server_panel))
 
-    def _activate(self, source: str, text: str) -> None:
-        self.active = source
+    def _show_answerer(self, text: str) -> None:
+        """Show which engine answers now (the controller was just told) and say so."""
         self.active_label.setText(clip(text, LONG_CHARS))  # quotes a name from a model file
-        self.prompt_button.setEnabled(source == "local")
+        self.prompt_button.setEnabled(self.controller.answerer is Answerer.LOCAL)
         self.engineChanged.emit(self.engine)
 
     def _set_loading(self, loading: bool, text: str, *, error: bool = False) -> None:

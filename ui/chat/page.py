@@ -1,6 +1,8 @@
 """Chat: conversations on the left, the transcript and the message field in the middle, the
 model panel on the right (it folds away).
 
+The workflow is the core's `ChatController` (shared with the model panel): it starts a reply
+with the engine that answers, chooses its seed and records the model on the conversation.
 A reply streams on the core's threads (`ChatSession` and its `Reply`). This page polls the
 reply's snapshot every `POLL_MS` and hands the text to the one widget being written, so a fast
 model never floods the event loop and the rest of the transcript is left alone. Starting a
@@ -10,9 +12,8 @@ reply (which counts tokens through the engine) and every store call run on worke
 from __future__ import annotations
 
 import contextlib
-import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.controller import (
+    ChatController,
+    EditAndResend,
+    Regenerate,
+    ReplyRecipe,
+    ReplyRequest,
+    Send,
+)
 from app.chat.conversations import NEW_CONVERSATION_TITLE, Message, Role, title_from_message
 from app.core import Core
 from app.errors import AppError
@@ -36,33 +45,19 @@ from ui.chat.composer import Composer
 from ui.chat.conversation_list import ConversationList
 from ui.chat.model_panel import ModelPanel
 from ui.chat.prompt_dialog import PromptDialog
-from ui.chat.sampling_form import MAX_SEED
 from ui.chat.transcript import Transcript
 from ui.style import mark_error, set_font
 from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
 
 if TYPE_CHECKING:
-    from app.chat.conversations import Conversation, ConversationStore
-    from app.chat.session import ChatSession, ContextOverflowError, Overflow, Reply
-    from app.llm.engine import LoadSettings
-    from app.llm.sampling import Sampling
+    from app.chat.conversations import Conversation
+    from app.chat.session import ContextOverflowError, Overflow, Reply
     from ui.library_model import LibraryModel
-
-    StartReply = Callable[[ChatSession, Sampling, Overflow], Reply]
 
 POLL_MS = 50  # how often a streaming reply reaches the screen
 SYSTEM_PROMPT_PAUSE_MS = 600  # typing in the system prompt is stored after this pause
 CLOSE_WAIT_S = 3.0  # closing waits this long for a stopped reply to be stored
-
-
-@dataclass(frozen=True)
-class ReplyRecipe:
-    """What made a reply, for its llama.cpp command: the load settings and the sampling, with
-    the seed that was used."""
-
-    load: LoadSettings
-    sampling: Sampling
 
 
 def prompt_turns(
@@ -101,7 +96,8 @@ class ChatPage(QWidget):
         self._reply: Reply | None = None
         self._reply_conversation: int | None = None
         self._starting = False
-        self._recipes: dict[int, ReplyRecipe] = {}
+        # Which engine answers, and starting replies with it: shared with the model panel.
+        self.controller = ChatController(lambda: core.conversations, lambda: core.llm)
         self._prompt_owner: int | None = None  # whose system prompt waits to be stored
         self.overflow_dialog: QMessageBox | None = None
         self.prompt_dialog: PromptDialog | None = None
@@ -147,7 +143,7 @@ class ChatPage(QWidget):
         center_layout.addWidget(self.composer)
         center_layout.addWidget(self.status)
 
-        self.panel = ModelPanel(core, models)
+        self.panel = ModelPanel(core, models, controller=self.controller)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.conversations)
         self.splitter.addWidget(center)
@@ -209,11 +205,7 @@ class ChatPage(QWidget):
 
     def regenerate(self) -> None:
         """Replace the last reply with a new one."""
-        spawn(
-            self._start_reply(
-                lambda session, sampling, overflow: session.regenerate(sampling, overflow=overflow)
-            )
-        )
+        spawn(self._start_reply(Regenerate()))
 
     def export(self, kind: str) -> None:
         """Ask where, then write the conversation as "markdown" or "json"."""
@@ -330,31 +322,15 @@ class ChatPage(QWidget):
 
     def _send_requested(self, text: str) -> None:
         editing = self.composer.editing
-        if editing is not None:
-            spawn(
-                self._start_reply(
-                    lambda session, sampling, overflow: session.edit_and_resend(
-                        editing, text, sampling, overflow=overflow
-                    ),
-                    sent_text=text,
-                )
-            )
-        else:
-            spawn(
-                self._start_reply(
-                    lambda session, sampling, overflow: session.send(
-                        text, sampling, overflow=overflow
-                    ),
-                    sent_text=text,
-                )
-            )
+        request = Send(text) if editing is None else EditAndResend(editing, text)
+        spawn(self._start_reply(request, sent_text=text))
 
     def _edit_requested(self, message_id: int) -> None:
         entry = self.transcript.entry(message_id)
         if entry is not None and self._reply is None:
             self.composer.start_edit(message_id, entry.message.content)
 
-    async def _start_reply(self, start: StartReply, *, sent_text: str | None = None) -> None:
+    async def _start_reply(self, request: ReplyRequest, *, sent_text: str | None = None) -> None:
         """Start a reply; when the conversation outgrows the context, ask before dropping."""
         from app.chat.session import ContextOverflowError, Overflow
 
@@ -363,10 +339,10 @@ class ChatPage(QWidget):
         self._starting = True
         self._update_controls()
         try:
-            outcome = await self._try_start(start, sent_text, Overflow.ASK)
+            outcome = await self._try_start(request, sent_text, Overflow.ASK)
             if isinstance(outcome, ContextOverflowError):
                 if await self._ask_drop_oldest(outcome):
-                    await self._try_start(start, sent_text, Overflow.DROP_OLDEST)
+                    await self._try_start(request, sent_text, Overflow.DROP_OLDEST)
                 elif self._conversation_id is not None:
                     self._say(outcome.message + " Nothing was sent.", error=True)
                     await self._sync(self._conversation_id)
@@ -375,12 +351,11 @@ class ChatPage(QWidget):
             self._update_controls()
 
     async def _try_start(
-        self, start: StartReply, sent_text: str | None, overflow: Overflow
+        self, request: ReplyRequest, sent_text: str | None, overflow: Overflow
     ) -> ContextOverflowError | None:
-        from app.chat.session import ChatSession, ContextOverflowError
+        from app.chat.session import ContextOverflowError
 
-        engine = self.panel.engine
-        if engine is None:
+        if self.controller.engine is None:
             self._say("Load a model first (the panel on the right).", error=True)
             return None
         try:
@@ -388,28 +363,26 @@ class ChatPage(QWidget):
         except ValueError as exc:
             self._say(f"Check the sampling settings: {exc}", error=True)
             return None
-        if sampling.seed is None:  # choose it here, so the llama.cpp command can repeat it
-            sampling = replace(sampling, seed=random.randrange(MAX_SEED))
         conversation_id = await self._conversation_for(sent_text)
         await self._store_system_prompt()
-        store = await run_blocking(lambda: self._core.conversations)
-        session = ChatSession(store, conversation_id, engine)
         self._say("")
         try:
-            reply = await run_blocking(start, session, sampling, overflow)
+            started = await run_blocking(
+                lambda: self.controller.start_reply(
+                    conversation_id, request, sampling, overflow=overflow
+                )
+            )
         except ContextOverflowError as exc:
             return exc
         except (AppError, ValueError) as exc:
             self._say(str(exc), error=True)
             await self._sync(conversation_id)  # a failed start may have stored an error reply
             return None
+        reply = started.reply
         self._reply, self._reply_conversation = reply, conversation_id
-        load = self.panel.load_settings()
-        if load is not None:
-            self._recipes[reply.message_id] = ReplyRecipe(load, sampling)
         if sent_text is not None:
             self.composer.clear_sent(sent_text)
-        self._remember_model(conversation_id, sampling)
+        self.panel.save_preset()  # the settings that answered are this model's from now on
         await self._sync(conversation_id)
         self._poll.start()
         self.replyStarted.emit(reply.message_id)
@@ -434,22 +407,6 @@ class ChatPage(QWidget):
             self._show_title(title)
             self.conversations.set_title(conversation_id, title)
         return conversation_id
-
-    def _remember_model(self, conversation_id: int, sampling: Sampling) -> None:
-        """Record on the conversation which model answered, and how (and keep it as a preset)."""
-        ref = self.panel.model_ref()
-        settings: dict[str, object] = {"sampling": sampling.to_dict()}
-        load = self.panel.load_settings()
-        if load is not None:
-            settings["load"] = {k: v for k, v in load.to_args().items() if k != "path"}
-        self.panel.save_preset()
-
-        def store() -> None:
-            conversations: ConversationStore = self._core.conversations
-            conversations.set_model(conversation_id, ref)
-            conversations.set_settings(conversation_id, settings)
-
-        spawn(run_blocking(store))
 
     def _poll_reply(self) -> None:
         reply = self._reply
@@ -546,7 +503,7 @@ class ChatPage(QWidget):
         if engine is None or loaded is None:
             self._say("Load a local model to get its llama.cpp command.", error=True)
             return
-        recipe = self._recipes.get(message_id)
+        recipe = self.controller.recipe(message_id)
         note = ""
         if recipe is None:
             try:

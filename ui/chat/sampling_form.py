@@ -15,9 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.llm.sampling import Sampling
-
-MAX_SEED = 2**31 - 1
+from app.llm.sampling import MAX_SEED, Sampling
 
 
 def _double(minimum: float, maximum: float, step: float, decimals: int = 2) -> QDoubleSpinBox:

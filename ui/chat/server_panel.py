@@ -37,7 +37,8 @@ from ui.widgets import plain_label
 
 if TYPE_CHECKING:
     from app.chat.local import LocalChatEngine
-    from app.llm.engine import LoadedModel, LoadSettings
+    from app.llm.engine import LoadedModel
+    from app.llm.messages import LoadSettings
     from app.serving import ModelServer, RequestLogEntry
 
 # `app.serving.DEFAULT_HOST` / `DEFAULT_PORT`, repeated: importing app.serving (and the engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QEvent, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QWidget
 
@@ -49,9 +49,11 @@ class CardView(InertTextBrowser):
         self.anchorClicked.connect(self._open_link)
         self._rest: list[str] = []  # chunks of a long card not shown yet
         self._rest_starts = 0  # where the "show the rest" paragraph begins
+        self._small_html: str | None = None  # a card shown whole and small, to restyle
 
     def clear(self) -> None:
         """Empty the view at once; a big old document is taken apart in the background."""
+        self._small_html = None
         old = self.document()
         if old.characterCount() < _BIG_DOCUMENT_CHARS:
             super().clear()
@@ -78,7 +80,19 @@ class CardView(InertTextBrowser):
         if shown < len(chunks) - 1:
             self._rest = chunks[1 + shown :]
             self._append_more_link()
+        elif sum(len(chunk) for chunk in chunks) < _BIG_DOCUMENT_CHARS:
+            self._small_html = "".join(chunks)
         self.moveCursor(QTextCursor.MoveOperation.Start)
+
+    def changeEvent(self, event: QEvent) -> None:
+        # The CSS's palette() colours are fixed when the HTML is parsed: after a light/dark
+        # switch, parse a small card again (a big one keeps its colours until the next card,
+        # rather than stall the window).
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self._small_html is not None:
+            position = self.verticalScrollBar().value()
+            self.setHtml(self._small_html)
+            self.verticalScrollBar().setValue(position)
 
     async def show_rest(self) -> None:
         """Append the part of a long card that was held back."""

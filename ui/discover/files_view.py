@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 from app.errors import AppError
 from app.hub.models import ModelDetails, RepoFile
 from app.units import format_bytes
+from ui import theme
+from ui.icons import themed_icon
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, clip, plain_label, tooltip_html
@@ -31,7 +33,7 @@ if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of s
     from app.llm.fit import FitEstimate
 
 HEADERS = ("File", "Size", "Quantization", "Fit", "SHA256")
-FIT_COLOURS = {"fits": "#2e7d32", "tight": "#ef6c00", "won't fit": "#c62828"}
+FIT_KINDS = {"fits": "good", "tight": "warning", "won't fit": "bad"}  # ui.theme colours
 
 
 def _row(
@@ -52,7 +54,7 @@ def _row(
     if sha256:
         cells[4].setToolTip(tooltip_html(sha256))
     if fit:
-        cells[3].setForeground(QColor(FIT_COLOURS[fit.fit.value]))
+        cells[3].setForeground(theme.status_colour(FIT_KINDS[fit.fit.value]))
         cells[3].setToolTip(tooltip_html(fit.explanation))
         cells[0].setToolTip(tooltip_html(fit.explanation))
     return cells
@@ -127,6 +129,16 @@ def describe_layout(details: ModelDetails) -> str:
     return f"{len(details.files)} file(s)"
 
 
+def _recolour_fits(parent: QStandardItem) -> None:
+    for row in range(parent.rowCount()):
+        fit = parent.child(row, 3)
+        if fit is not None and fit.text() in FIT_KINDS:
+            fit.setForeground(theme.status_colour(FIT_KINDS[fit.text()]))
+        child = parent.child(row, 0)
+        if child is not None and child.hasChildren():
+            _recolour_fits(child)
+
+
 class FilesView(QWidget):
     """A summary line, download buttons, and the file tree.
 
@@ -140,13 +152,14 @@ class FilesView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._model: QStandardItemModel | None = None
         # Names variants and quantizations of files; a problem may quote a file name.
         self.summary = plain_label(word_wrap=True, shrinkable=True)
-        self.download_button = QPushButton("Download")
+        self.download_button = QPushButton(themed_icon("downloads"), "Download")
         self.download_button.setEnabled(False)
         self.variant = QComboBox()
-        self.pipeline_button = QPushButton("Download pipeline")
-        self.chat_button = QPushButton("Chat with this")
+        self.pipeline_button = QPushButton(themed_icon("downloads"), "Download pipeline")
+        self.chat_button = QPushButton(themed_icon("chat"), "Chat with this")
         self.chat_button.setToolTip("Open this model in Chat")
         self.chat_button.hide()
         self.problem = plain_label(word_wrap=True, shrinkable=True)
@@ -172,7 +185,6 @@ class FilesView(QWidget):
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
         layout.addWidget(self.tree)
-        self._model: QStandardItemModel | None = None
 
     def show_files(self, details: ModelDetails, memory: MachineMemory, context_length: int) -> None:
         """Fill the tree for `details`, with fit estimates against `memory`."""
@@ -206,6 +218,12 @@ class FilesView(QWidget):
             + (f" plus {len(memory.gpus)} GPU(s)" if memory.gpus else "")
             + "."
         )
+
+    def changeEvent(self, event: QEvent) -> None:
+        # The fit colours were picked for the scheme at the time: repaint them in the new one.
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self._model is not None:
+            _recolour_fits(self._model.invisibleRootItem())
 
     @property
     def model(self) -> QStandardItemModel | None:

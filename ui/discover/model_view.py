@@ -6,17 +6,18 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QEvent, Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from app.hub.models import Gating, ModelCard, ModelDetails
 from app.units import format_bytes
+from ui import theme
 from ui.discover.card_view import CardView
 from ui.discover.files_view import FilesView
 from ui.discover.license_panel import LicensePanel
 from ui.style import make_notice, set_font
-from ui.widgets import LONG_CHARS, clip, html_label, let_shrink, plain_label
+from ui.widgets import LONG_CHARS, ElidedLabel, clip, html_label, let_shrink, plain_label
 
 # Card metadata keys worth a chip, in display order.
 _CHIP_KEYS = ("pipeline_tag", "library_name", "license", "base_model", "language", "datasets")
@@ -53,14 +54,15 @@ class ModelView(QWidget):
         super().__init__(parent)
         # Everything here comes from the hub: plain labels, except the app's own link and the
         # chips' markup, whose values are escaped.
-        self.title = plain_label(selectable=True, shrinkable=True)
-        set_font(self.title, points_delta=5, bold=True)
+        self.title = ElidedLabel()  # a long repo id loses its middle, not its end
+        set_font(self.title, points_delta=theme.HEADING_POINTS, bold=True)
         self.hub_link = html_label()
         self.hub_link.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.hub_link.setOpenExternalLinks(False)
         self.hub_link.linkActivated.connect(_open_url)
         self.facts = plain_label(word_wrap=True, selectable=True, shrinkable=True)
         self.chips = html_label()
+        self._chips: list[str] = []  # shown now; drawn again when the scheme changes
         self.chips.setWordWrap(True)
         let_shrink(self.chips)
         self.notice = plain_label(word_wrap=True, shrinkable=True)  # offline copy, broken metadata
@@ -113,7 +115,16 @@ class ModelView(QWidget):
 
     def show_chips(self, metadata: Mapping[str, Any], tags: Iterable[str]) -> None:
         """Front matter as chips (never raw YAML)."""
-        self.chips.setText(chips_html(metadata_chips(metadata, tags)))
+        self._chips = metadata_chips(metadata, tags)
+        self.chips.setText(chips_html(self._chips))
+
+    def changeEvent(self, event: QEvent) -> None:
+        # The chips' palette() colour is fixed when their HTML is parsed: parse it again
+        # after a light/dark switch.
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.chips.clear()  # QLabel.setText skips a text equal to the one it shows
+            self.chips.setText(chips_html(self._chips))
 
     def show_notices(self, details: ModelDetails, card: ModelCard | None = None) -> None:
         """Say when the data is an offline copy, and when the card's metadata is broken."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from app.core import Core
 from app.hub.models import SearchQuery, SortOrder
+from ui import theme
 from ui.discover.details_pane import DetailsPane
 from ui.discover.results_model import SearchResultsModel, SearchState
 from ui.style import mark_error, set_font
@@ -55,6 +56,11 @@ LICENSES = (
 # Fixed starting widths (the model id column takes the rest): measuring contents would change
 # as pages arrive and make the columns jump while the user reads.
 COLUMN_WIDTHS = {1: 115, 2: 80, 3: 50, 4: 105, 5: 82}
+# When the results pane is too narrow for the model's name beside every column (a small
+# window, or the details pane dragged wide), columns go in this order: Updated, Task, Likes,
+# Downloads. The name and the license stay.
+NARROW_DROPS = (5, 1, 3, 2)
+MODEL_COLUMN_MIN = 170
 SORTS = (
     (SortOrder.DOWNLOADS, "Most downloads"),
     (SortOrder.LIKES, "Most likes"),
@@ -79,7 +85,7 @@ class DiscoverPage(QWidget):
         self._core = core
 
         self.search_field = QLineEdit()
-        set_font(self.search_field, points_delta=2)
+        set_font(self.search_field, points_delta=theme.LARGE_POINTS)
         self.search_field.setPlaceholderText("Search models  (Ctrl+K)")
         self.search_field.setClearButtonEnabled(True)
         self.task_filter = _filter_combo("task", TASKS)
@@ -109,6 +115,7 @@ class DiscoverPage(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.results_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.results_view.viewport().installEventFilter(self)  # its resizes fit the columns
         self.status = plain_label(word_wrap=True, shrinkable=True)  # may quote a hub's error
 
         self.details = DetailsPane(
@@ -137,6 +144,8 @@ class DiscoverPage(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([700, 540])
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
+        layout.setSpacing(theme.SPACING)
         layout.addWidget(self.search_field)
         layout.addLayout(filters)
         layout.addWidget(splitter, 1)
@@ -185,6 +194,8 @@ class DiscoverPage(QWidget):
     # -- reactions ----------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.results_view.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
         # Down in the search field moves into the results, like a browser's address bar.
         if (
             watched is self.search_field
@@ -197,6 +208,18 @@ class DiscoverPage(QWidget):
             self.results_view.selectRow(max(self.results_view.currentIndex().row(), 0))
             return True
         return super().eventFilter(watched, event)
+
+    def _fit_columns(self) -> None:
+        """Hide the least useful columns while the model's name would get too little room."""
+        spare = self.results_view.viewport().width() - MODEL_COLUMN_MIN
+        hidden: set[int] = set()
+        for column in NARROW_DROPS:
+            shown = sum(w for c, w in COLUMN_WIDTHS.items() if c not in hidden)
+            if shown <= spare:
+                break
+            hidden.add(column)
+        for column in COLUMN_WIDTHS:
+            self.results_view.setColumnHidden(column, column in hidden)
 
     def _show_state(self, state: str, message: str) -> None:
         self.status.setText(clip(message, LONG_CHARS))

@@ -13,10 +13,10 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor
 
 from app.errors import AppError, HubUnreachableError
 from app.hub.models import ModelSummary, SearchQuery
+from ui import theme
 from ui.table_model import Column, ColumnTableModel, Index
 from ui.tasks import run_blocking, spawn
 from ui.widgets import tooltip_html
@@ -38,6 +38,15 @@ CATEGORY_COLOURS: dict[str, str] = {
     "use-restricted": "#ef6c00",
     "custom": "#6a1b9a",
     "unknown": "#616161",
+}
+# The same categories as text colours that stay readable in both schemes (`ui.theme`).
+CATEGORY_KINDS: dict[str, str] = {
+    "permissive": "good",
+    "copyleft": "info",
+    "non-commercial": "bad",
+    "use-restricted": "warning",
+    "custom": "special",
+    "unknown": "neutral",
 }
 
 
@@ -104,7 +113,8 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
 
         info = license_info(item.license_id)
         if role == Qt.ItemDataRole.ForegroundRole:
-            return QColor(CATEGORY_COLOURS[info.category])
+            # Read at paint time, so the column follows a light/dark switch.
+            return theme.status_colour(CATEGORY_KINDS[info.category])
         # QToolTip guesses rich text, and an unknown license's name is the hub's own string.
         return tooltip_html(
             f"{info.name} — {info.category.value}; commercial use: {info.commercial_use}"

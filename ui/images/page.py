@@ -1,21 +1,18 @@
 """Images: pick a diffusion model, describe the image, Generate; watch it form; keep every
 image in a gallery that can make any of them again.
 
-The engine (`core.images`) runs diffusers in a child process. Starting it, loading a model
-and submitting a request may block for seconds, so they run on workers; the request's events
-are then polled every `POLL_MS` (`RequestHandle.drain`) and only the latest step reaches the
-screen. Images are indexed in the gallery (`core.gallery`) as the engine writes them.
+The engine (`core.images`) runs diffusers in a child process. Each press of Generate is an
+`ImageJob` (`app.images.job`, the same one `modeldeck image` runs): it starts the engine,
+loads the model, generates and indexes the images in the gallery (`core.gallery`) on a thread
+of its own. The page only starts it, polls its snapshot every `POLL_MS` (only the latest step
+reaches the screen) and shows the images it indexed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
@@ -32,8 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
+from app.engines.errors import EngineErrorKind
 from app.errors import AppError
-from app.images.engine import ERROR_KINDS, ImageEngineError, generation_seconds, load_info
+from app.images.engine import ImageEngineError
+from app.images.job import ImageJob, JobPhase, JobSnapshot
 from app.images.params import ImageParamsError
 from ui.images.form import ImageForm
 from ui.images.gallery_model import GalleryModel
@@ -50,10 +49,10 @@ from ui.widgets import PlainLabel, plain_html
 if TYPE_CHECKING:
     import asyncio
 
-    from app.engines.protocol import Event
     from app.engines.supervisor import RequestHandle
-    from app.images.engine import GeneratedImage, ImageEngine
+    from app.images.engine import ImageEngine
     from app.images.gallery import Gallery, GalleryImage
+    from app.images.messages import PipelineLoaded
     from app.images.params import ImageParams
 
 POLL_MS = 50  # how often a running generation reaches the screen
@@ -65,7 +64,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 
 def describe_error(error: ImageEngineError) -> str:
     """An engine failure for a person: what kind of failure, then the engine's details."""
-    sentence = ERROR_KINDS.get(error.kind)
+    sentence = error.meaning
     details = error.message
     first_word = details.split(" ", 1)[0]
     if "." not in first_word and "/" not in first_word:  # a file name keeps its case
@@ -73,7 +72,7 @@ def describe_error(error: ImageEngineError) -> str:
     text = f"{sentence[:1].upper()}{sentence[1:]}. {details}" if sentence else details
     if not text.endswith("."):
         text += "."
-    if error.kind == "stopped":
+    if error.kind is EngineErrorKind.STOPPED:
         text += " Press Generate to start it again."
     return text
 
@@ -83,17 +82,34 @@ def _seeds(params: ImageParams) -> str:
     return f"seed {first}" if params.batch == 1 else f"seeds {first} to {first + params.batch - 1}"
 
 
+def error_text(error: Exception | None) -> str:
+    """Why a generation failed, for the status line."""
+    if isinstance(error, ImageEngineError):
+        return describe_error(error)
+    if isinstance(error, ImageParamsError):
+        return f"Check the settings: {error}"
+    if isinstance(error, RuntimeError | TimeoutError):  # they name the engine and say why
+        text = str(error)
+        return f"{text[:1].upper()}{text[1:]}."
+    if isinstance(error, AppError | OSError):
+        return f"The image engine could not be reached: {error}"
+    return f"The image was not made: {error}."
+
+
 @dataclass(eq=False)
-class _Job:
-    """One press of Generate: from starting the engine to the last image indexed."""
+class _Shown:
+    """One press of Generate as the page follows it: its job, and what reached the screen."""
 
     model: ImageModel
-    handle: RequestHandle | None = None
-    params: ImageParams | None = None
+    job: ImageJob | None = None  # None until the engine and the gallery are at hand
+    engine_was_running: bool = True
     cancelled: bool = False
-    images: list[GeneratedImage] = field(default_factory=list)
-    indexing: list[asyncio.Task[None]] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
+    phase: JobPhase | None = None
+    steps_seen: int = 0
+    indexed: int = 0
+    loaded: bool = False
+    index_error: bool = False
+    counting: list[asyncio.Task[None]] = field(default_factory=list)  # the gallery's size
 
 
 class ImagesPage(QWidget):
@@ -103,7 +119,7 @@ class ImagesPage(QWidget):
     generationStarted = Signal()
     stepShown = Signal(int, int)  # the step and the steps that reached the screen
     imagesAdded = Signal(int)  # images indexed in the gallery
-    generationFinished = Signal(str)  # "done", "cancelled" or "error"
+    generationFinished = Signal(str)  # how it ended: "done", "cancelled" or "error" (JobPhase)
     settingsRestored = Signal()  # the form shows an image's parameters
     counted = Signal(int)  # the gallery's size, after each count
     said = Signal(str)  # each line shown in the status line
@@ -116,7 +132,7 @@ class ImagesPage(QWidget):
         # The library's models as the window shares them; the picker lists the pipelines.
         self.library = models if models is not None else LibraryModel(core.models, self)
         self.pipelines = ImagePipelines(self.library, self)
-        self._job: _Job | None = None
+        self._job: _Shown | None = None
         self._offer: Path | None = None  # an image offered as the init image
         self._learned: dict[str, tuple[str | None, tuple[int, int] | None]] = {}
         self.viewer: ImageViewer | None = None
@@ -227,7 +243,8 @@ class ImagesPage(QWidget):
     @property
     def request(self) -> RequestHandle | None:
         """The engine request of the running generation (None before it is sent)."""
-        return self._job.handle if self._job is not None else None
+        job = self._job.job if self._job is not None else None
+        return job.handle if job is not None else None
 
     def pick_model(self, path: Path) -> None:
         """Pick the diffusers folder or single file at `path` (listed already, or added)."""
@@ -248,12 +265,12 @@ class ImagesPage(QWidget):
 
     def cancel(self) -> None:
         """Stop the running generation after the current step; it ends quietly."""
-        job = self._job
-        if job is None:
+        shown = self._job
+        if shown is None:
             return
-        job.cancelled = True
-        if job.handle is not None:
-            job.handle.cancel()
+        shown.cancelled = True
+        if shown.job is not None:
+            shown.job.cancel()
         self.cancel_button.setEnabled(False)
         self.preview.busy("Cancelling…")
 
@@ -328,24 +345,14 @@ class ImagesPage(QWidget):
             self.pick_model(Path(folder))
 
     def shutdown(self) -> None:
-        """The window closes: cancel a running generation, index what it already wrote."""
+        """The window closes: cancel a running generation; the job indexes what it wrote."""
         self._poll.stop()
-        job, self._job = self._job, None
-        if job is None or job.handle is None or job.handle.done:
+        shown, self._job = self._job, None
+        job = shown.job if shown is not None else None
+        if job is None or job.done:
             return
-        job.cancelled = True
-        job.handle.cancel()
-        events: list[Event] = []
-        deadline = time.monotonic() + CLOSE_WAIT_S
-        with contextlib.suppress(queue.Empty):
-            while not job.handle.done and (left := deadline - time.monotonic()) > 0:
-                events.append(job.handle.next_event(timeout=left))
-        from app.images.engine import GeneratedImage, read_progress
-
-        written = [item for item in map(read_progress, events) if isinstance(item, GeneratedImage)]
-        for image in written:  # quick inserts; the window waits for them
-            with contextlib.suppress(AppError, OSError):
-                self._core.gallery.add_generated(image)
+        job.cancel()
+        job.wait(CLOSE_WAIT_S)  # quick inserts on the job's thread; the window waits for them
 
     # -- models --------------------------------------------------------------------------
 
@@ -374,76 +381,41 @@ class ImagesPage(QWidget):
             self._say("Pick a model first (or open a file or folder).", error=True)
             return
         try:
-            self.form.params()
+            params = self.form.params()
         except ImageParamsError as exc:
             self._say(f"Check the settings: {exc}", error=True)
             return
-        job = _Job(model)
-        self._job = job
+        shown = _Shown(model)
+        self._job = shown
         self._set_busy(True)
         self._say("")
         self.preview.set_caption("")
         self.generationStarted.emit()
         try:
-            await self._submit(job)
-        except ImageEngineError as exc:
-            await self._end(job, "error", describe_error(exc))
-            return
-        except ImageParamsError as exc:
-            await self._end(job, "error", f"Check the settings: {exc}")
-            return
-        except (RuntimeError, TimeoutError) as exc:  # they name the engine and say why
-            text = str(exc)
-            await self._end(job, "error", f"{text[:1].upper()}{text[1:]}.")
-            return
+            engine, gallery = await run_blocking(self._engine_and_gallery)
         except (AppError, OSError) as exc:
-            await self._end(job, "error", f"The image engine could not be reached: {exc}")
+            await self._end(shown, JobPhase.ERROR, error_text(exc))
             return
-        if job.handle is None:  # cancelled before anything was asked of the engine
-            await self._end(job, "cancelled", "Cancelled.")
+        if shown.cancelled:  # before anything was asked of the engine
+            await self._end(shown, JobPhase.CANCELLED, "Cancelled.")
             return
+        learned = self._learned.get(str(model.path))
+        family = learned[0] if learned is not None else model.family
+        shown.engine_was_running = engine.process.alive
+        shown.job = ImageJob(
+            engine,
+            gallery,
+            replace(model.ref, family=family),
+            params,
+            size_follows_model=not self.form.size_chosen,
+        ).start()
         self._poll.start()
 
-    async def _submit(self, job: _Job) -> None:
-        """Start the engine, load the model if it is not the loaded one, send the request."""
-        from app.engines.protocol import EventKind
+    def _engine_and_gallery(self) -> tuple[ImageEngine, Gallery]:
+        return self._core.images, self._core.gallery
 
-        engine: ImageEngine = await run_blocking(lambda: self._core.images)
-        gallery: Gallery = await run_blocking(lambda: self._core.gallery)
-        if not engine.process.alive:
-            self.preview.busy("Starting the image engine…")
-            await run_blocking(engine.start)
-        loaded = engine.model
-        if not job.cancelled and (loaded is None or loaded.path != job.model.ref.path):
-            self.preview.busy(f"Loading {job.model.ref.name}…")
-            job.handle = await run_blocking(engine.load, job.model.ref)
-            outcome = await run_blocking(job.handle.wait)
-            job.handle = None
-            if outcome.kind is not EventKind.RESULT:
-                raise ImageEngineError.from_event(outcome)
-            self._model_loaded(job.model, load_info(outcome))
-        if job.cancelled:
-            return
-        info = self._learned.get(str(job.model.path))
-        family = info[0] if info is not None else job.model.family
-        params = self.form.params()  # again: the size may now follow the model's own
-        params = replace(params, model=replace(job.model.ref, family=family)).with_seed()
-        job.params = params
-        self.preview.busy("Starting…")
-        job.handle = await run_blocking(
-            engine.generate,
-            params,
-            output_dir=gallery.output_dir(),
-            thumbnail_dir=gallery.thumbnail_dir,
-        )
-        if job.cancelled:
-            job.handle.cancel()
-
-    def _model_loaded(self, model: ImageModel, info: Mapping[str, Any]) -> None:
-        family = info.get("family")
-        family = str(family) if family else None
-        size = info.get("default_size")
-        default = (int(size[0]), int(size[1])) if size else None
+    def _model_loaded(self, model: ImageModel, info: PipelineLoaded) -> None:
+        family, default = info.family, info.default_size
         self._learned[str(model.path)] = (family, default)
         if family != model.family:
             self.picker.learned(model.with_family(family))
@@ -452,88 +424,88 @@ class ImagesPage(QWidget):
             self.form.set_family(family, default=default)
 
     def _poll_job(self) -> None:
-        from app.images.engine import GeneratedImage, ModelLoading, StepProgress, read_progress
-
-        job = self._job
-        handle = job.handle if job is not None else None
-        if job is None or handle is None:
+        shown = self._job
+        job = shown.job if shown is not None else None
+        if shown is None or job is None:
             self._poll.stop()
             return
-        step: StepProgress | None = None
-        written: list[GeneratedImage] = []
-        for event in handle.drain():
-            item = read_progress(event)
-            if isinstance(item, StepProgress):
-                step = item  # only the latest reaches the screen
-            elif isinstance(item, ModelLoading):
-                self.preview.busy(f"Loading {job.model.ref.name}…")
-            elif isinstance(item, GeneratedImage):
-                written.append(item)
-        if step is not None and not job.cancelled:
+        snapshot = job.snapshot()
+        if snapshot.loaded is not None and not shown.loaded:
+            shown.loaded = True
+            self._model_loaded(shown.model, snapshot.loaded)
+        if not shown.cancelled:
+            self._show_progress(shown, snapshot)
+        fresh = list(snapshot.indexed[shown.indexed :])
+        if fresh:
+            shown.indexed += len(fresh)
+            self.gallery_model.prepend(fresh)
+            self.imagesAdded.emit(len(fresh))
+            shown.counting.append(spawn(self._show_count()))
+        if snapshot.index_error is not None and not shown.index_error:
+            shown.index_error = True
+            text = f"An image was made but not added to the gallery: {snapshot.index_error}"
+            self._say(text, error=True)
+        if snapshot.finished:
+            self._poll.stop()
+            spawn(self._finished(shown, snapshot))
+
+    def _show_progress(self, shown: _Shown, snapshot: JobSnapshot) -> None:
+        """What the job is doing: a busy bar while it starts or loads, else its latest step."""
+        if snapshot.phase is not shown.phase and not snapshot.finished:
+            shown.phase = snapshot.phase
+            if snapshot.phase is JobPhase.STARTING:
+                starting = "Starting…" if shown.engine_was_running else "Starting the image engine…"
+                self.preview.busy(starting)
+            elif snapshot.phase is JobPhase.LOADING:
+                self.preview.busy(f"Loading {shown.model.ref.name}…")
+            elif snapshot.step is None:
+                self.preview.busy("Starting…")
+        step = snapshot.step
+        if step is not None and snapshot.steps_seen != shown.steps_seen:
+            shown.steps_seen = snapshot.steps_seen
             self.preview.show_step(step)
             self.stepShown.emit(step.step, step.steps)
-        if written:
-            job.images += written
-            job.indexing.append(spawn(self._index(written)))
-        if handle.done:
-            self._poll.stop()
-            spawn(self._finished(job, handle))
 
-    async def _index(self, images: list[GeneratedImage]) -> None:
-        def add() -> list[GalleryImage]:
-            gallery = self._core.gallery
-            return [gallery.add_generated(image) for image in images]
-
-        try:
-            added = await run_blocking(add)
-        except (AppError, OSError) as exc:
-            self._say(f"An image was made but not added to the gallery: {exc}", error=True)
-            return
-        self.gallery_model.prepend(added)
-        self.imagesAdded.emit(len(added))
-        await self._show_count()
-
-    async def _finished(self, job: _Job, handle: RequestHandle) -> None:
-        from app.engines.protocol import EventKind
-
-        outcome = handle.outcome
-        assert outcome is not None
+    async def _finished(self, shown: _Shown, snapshot: JobSnapshot) -> None:
         import asyncio
 
-        await asyncio.gather(*job.indexing)
-        if outcome.kind is EventKind.RESULT:
-            params = job.params
-            count = len(job.images)
-            seconds = generation_seconds(outcome) or (time.monotonic() - job.started)
+        await asyncio.gather(*shown.counting)  # the count is right once the end is announced
+        if snapshot.phase is JobPhase.DONE:
+            params = snapshot.params
+            images = snapshot.images
+            count = len(images)
             seeds = _seeds(params) if params is not None else ""
             if params is not None and params.seed is not None:
                 self.form.show_seed(params.seed)
-            caption = f"{count} image{'s' if count != 1 else ''} in {seconds:.1f} s · {seeds}"
-            if job.images:
-                last = job.images[-1]
-                picture = await run_blocking(read_scaled, last.path)
+            caption = (
+                f"{count} image{'s' if count != 1 else ''} in {snapshot.seconds:.1f} s · {seeds}"
+            )
+            if images:
+                picture = await run_blocking(read_scaled, images[-1].path)
                 self.preview.show_image(picture, caption)
-            await self._end(job, "done", "", caption=caption)
-        elif outcome.kind is EventKind.CANCELLED or job.cancelled:
-            kept = len(job.images)
+            await self._end(shown, JobPhase.DONE, "", caption=caption)
+        elif snapshot.phase is JobPhase.CANCELLED or shown.cancelled:
+            kept = len(snapshot.images)
             note = f" ({kept} finished image{'s' if kept != 1 else ''} kept)" if kept else ""
-            await self._end(job, "cancelled", f"Cancelled{note}.")
+            await self._end(shown, JobPhase.CANCELLED, f"Cancelled{note}.")
         else:
-            await self._end(job, "error", describe_error(ImageEngineError.from_event(outcome)))
+            await self._end(shown, JobPhase.ERROR, error_text(snapshot.error))
 
-    async def _end(self, job: _Job, how: str, text: str, *, caption: str | None = None) -> None:
-        if self._job is not job:
+    async def _end(
+        self, shown: _Shown, how: JobPhase, text: str, *, caption: str | None = None
+    ) -> None:
+        if self._job is not shown:
             return
         self._job = None
         self._poll.stop()
         self._set_busy(False)
         self.preview.done("Done" if caption else "")
-        if how != "done":
+        if how is not JobPhase.DONE:
             self.preview.show_last_finished()
         if caption is not None:
             self.preview.set_caption(caption)
-        self._say(text, error=how == "error")
-        self.generationFinished.emit(how)
+        self._say(text, error=how is JobPhase.ERROR)
+        self.generationFinished.emit(how.value)
 
     def _set_busy(self, busy: bool) -> None:
         self.generate_button.setEnabled(not busy)

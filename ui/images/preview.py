@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
-from app.images.engine import StepProgress
+from app.images.messages import StepProgress
 from ui.style import set_font
 from ui.widgets import PlainLabel
 
