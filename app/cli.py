@@ -201,6 +201,7 @@ def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
+    from app.model_report import access_text, gating_text
     from app.units import format_bytes
 
     license_ = report["license"]
@@ -215,20 +216,36 @@ def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
         f"  commercial:  {license_['commercial_use']}"
         + (f" ({license_['commercial_condition']})" if license_["commercial_condition"] else ""),
         f"  terms:       {license_['summary']}",
-        f"  gated:       {report['gated']}    access: {report['access']}",
+        f"  gated:       {gating_text(report['gated'])}",
+        f"  download:    {access_text(report['access'])}",
     ]
     if report["base_models"]:
         lines.append(f"  base model:  {', '.join(report['base_models'])}")
     out.write("\n".join(lines) + "\n\n")
-    rows = [
-        (
-            file["path"],
-            format_bytes(file["size"]) if file["size"] is not None else "?",
-            file["quantization"] or "",
-            file["fit"] or "",
-            (file["sha256"] or "")[:12],
-        )
+
+    def size(value: int | None) -> str:
+        return format_bytes(value) if value is not None else "?"
+
+    # A split GGUF is one model: one row with its part count, as the window shows it.
+    sha256 = {file["path"]: file["sha256"] for file in report["files"]}
+    grouped = {part for model in report["gguf_models"] for part in model["parts"]}
+    rows = []
+    for model in report["gguf_models"]:
+        parts = len(model["parts"])
+        label = model["path"]
+        if parts > 1:
+            label += f" (+{parts - 1} part{'' if parts == 2 else 's'})"
+        if not model["complete"]:
+            label += " (parts missing)"
+        fit = "projector" if model["projector"] else model["fit"] or ""
+        rows.append(
+            (label, size(model["size"]), model["quantization"] or "", fit,
+             (sha256.get(model["path"]) or "")[:12])
+        )  # fmt: skip
+    rows += [
+        (file["path"], size(file["size"]), "", "", (file["sha256"] or "")[:12])
         for file in report["files"]
+        if file["path"] not in grouped
     ]
     _write_table(out, ("FILE", "SIZE", "QUANT", "FIT", "SHA256"), rows)
 

@@ -103,6 +103,12 @@ class ModelList:
             self._library().add_folder(path)
             self.refresh()
 
+    def mark_used(self, path: Path) -> None:
+        """`Library.mark_used` (a model was loaded), then a refresh so "Last used" shows it."""
+        with self._refreshing:
+            self._library().mark_used(path)
+            self.refresh()
+
     def delete(self, plan: DeletePlan, *, confirm_other_apps: bool = False) -> int:
         """`Library.execute` (returns the bytes freed), then a refresh, also after a failure
         (part of the plan may have been carried out).

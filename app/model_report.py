@@ -9,10 +9,40 @@ from __future__ import annotations
 from typing import Any
 
 from app.hardware import MachineMemory
-from app.hub.models import AccessStatus, ModelDetails, ModelSummary
+from app.hub.models import AccessStatus, Gating, ModelDetails, ModelSummary
 from app.hub.repo_files import diffusers_layout, group_gguf_models, parse_quantization
 from app.licenses import license_info
 from app.llm.fit import FitEstimate, estimate_file_fit
+
+# What `info` prints for the access check and the gate: words, not enum values (the JSON
+# keeps the values, which scripts compare).
+ACCESS_TEXT = {
+    AccessStatus.GRANTED: "yes",
+    AccessStatus.NO_TOKEN: "no access (token needed)",
+    AccessStatus.DENIED: "no access (request it on the hub page)",
+    AccessStatus.UNKNOWN: "unknown (could not ask the hub)",
+}
+GATING_TEXT = {
+    Gating.OPEN: "no",
+    Gating.AUTO: "yes (access is granted when you accept the terms)",
+    Gating.MANUAL: "yes (the authors review each request)",
+}
+
+
+def access_text(access: str) -> str:
+    """`AccessStatus` value -> what a person reads ("no access (token needed)")."""
+    try:
+        return ACCESS_TEXT[AccessStatus(access)]
+    except ValueError:
+        return access
+
+
+def gating_text(gated: str) -> str:
+    """`Gating` value -> what a person reads."""
+    try:
+        return GATING_TEXT[Gating(gated)]
+    except ValueError:
+        return gated
 
 
 def describe_model(
@@ -23,7 +53,8 @@ def describe_model(
         details.license_id, license_name=details.license_name, license_link=details.license_link
     )
     fits: dict[str, FitEstimate] = {}
-    for model in group_gguf_models(details.files):
+    gguf_models = group_gguf_models(details.files)
+    for model in gguf_models:
         if model.size is None or model.is_projector:
             continue
         estimate = estimate_file_fit(
@@ -66,6 +97,21 @@ def describe_model(
             else None
         ),
         "context_length_for_fit": context_length,
+        # GGUF files as runnable models: the parts of a split model together (as the window's
+        # Files tab groups them), best quality first.
+        "gguf_models": [
+            {
+                "name": model.name,
+                "path": model.path,
+                "parts": [part.path for part in model.parts],
+                "size": model.size,
+                "quantization": model.quantization,
+                "complete": model.is_complete,
+                "projector": model.is_projector,
+                "fit": fits[model.path].fit.value if model.path in fits else None,
+            }
+            for model in gguf_models
+        ],
         "files": [
             {
                 "path": file.path,

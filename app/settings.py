@@ -26,6 +26,8 @@ class Settings:
     # Web pages (origins, "https://app.example") allowed to call the local API from a
     # browser; none by default, so no page can make the model generate (validate_origins).
     api_allowed_origins: tuple[str, ...] = ()
+    # Chat: Enter sends and Shift+Enter adds a line; True swaps to Ctrl+Enter sends.
+    chat_send_with_ctrl_enter: bool = False
 
     def resolved_cache_dir(self) -> Path:
         """The HF cache in use: the setting, else the standard one shared with other tools."""
@@ -95,6 +97,8 @@ def _is_valid(name: str, value: object) -> bool:
     """Whether a stored value can be used for the setting `name` (each falls back alone)."""
     if name == "default_context_length":
         return isinstance(value, int) and not isinstance(value, bool) and value >= 256
+    if name == "chat_send_with_ctrl_enter":
+        return isinstance(value, bool)
     if name == "api_allowed_origins":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             return False

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QHeaderView,
+    QMessageBox,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -32,6 +33,7 @@ from app.core import Core
 from app.downloads.status import JobState
 from app.units import format_bytes, format_duration
 from ui import theme
+from ui.confirm import ask, confirmation_box
 from ui.icons import themed_icon
 from ui.style import mark_error
 from ui.table_model import Column, Index
@@ -60,6 +62,10 @@ class JobAction(Enum):
         self.applies_to = applies_to
         self.icon = icon  # in resources/icons
 
+    @property
+    def accessible_name(self) -> str:
+        return f"{self.label} the selected download"
+
     def allowed(self, state: JobState | None) -> bool:
         return state in self.applies_to
 
@@ -79,8 +85,15 @@ def _state_text(job: JobStatus) -> str:
     return f"{job.state.value}: {job.error}" if job.error else job.state.value
 
 
+def _model_text(job: JobStatus) -> str:
+    """The repository's name first (what a person looks for), then the file, then its owner:
+    a narrow column cuts the owner, never the name."""
+    owner, _, name = job.repo_id.rpartition("/")
+    return f"{name}  ·  {job.label}" + (f"  ·  {owner}" if owner else "")
+
+
 COLUMNS: tuple[Column[JobStatus], ...] = (
-    Column("Model", lambda job: f"{job.repo_id}  ·  {job.label}"),
+    Column("Model", _model_text),
     Column("Progress", lambda job: f"{job.fraction:.0%}"),
     Column("Size", lambda job: f"{format_bytes(job.bytes_done)} / {format_bytes(job.total)}"),
     Column(
@@ -140,9 +153,12 @@ class DownloadsModel(QStandardItemModel):
         self.item(row, 0).setToolTip(
             tooltip_html(
                 "\n".join(
-                    f"{file.path}: {format_bytes(file.bytes_done)} / {format_bytes(file.size)}"
-                    f" ({file.state.value})"
-                    for file in job.files
+                    [f"{job.repo_id} · {job.label}"]
+                    + [
+                        f"{file.path}: {format_bytes(file.bytes_done)} / "
+                        f"{format_bytes(file.size)} ({file.state.value})"
+                        for file in job.files
+                    ]
                 )
             )
         )
@@ -180,8 +196,11 @@ class DownloadsPage(QWidget):
         self._core = core
         self._manager: DownloadManager | None = None
         self._completed: set[int] = set()
+        self.asking: QMessageBox | None = None  # the confirmation on screen, if any
         self.model = DownloadsModel(self)
         self.view = QTableView()
+        self.view.setAccessibleName("Downloads")
+        self.view.setTabKeyNavigation(False)  # Tab leaves the table; arrows move within it
         self.view.setModel(self.model)
         self.view.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self.view))
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -192,11 +211,11 @@ class DownloadsPage(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         # Narrow enough to leave the model's name room in a 900-pixel window; the state
         # (which may hold an error) takes what is left.
-        for column, width in ((1, 120), (2, 140), (3, 80), (4, 70), (5, 150)):
+        for column, width in ((1, 110), (2, 140), (3, 80), (4, 60), (5, 130)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
-        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.view.setWordWrap(False)  # one line per job, elided in the middle
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.setWordWrap(False)  # one line per job; the name keeps its start
         self.status = plain_label(
             "No downloads yet. Choose a file in Discover ▸ Files and press Download.",
             word_wrap=True,
@@ -206,6 +225,8 @@ class DownloadsPage(QWidget):
         for action in JobAction:
             button = QPushButton(themed_icon(action.icon), action.label)
             button.setEnabled(False)
+            button.setAccessibleName(action.accessible_name)
+            button.setToolTip(action.accessible_name)
             button.clicked.connect(functools.partial(self.act, action))
             self.buttons[action] = button
             row.addWidget(button)
@@ -267,6 +288,25 @@ class DownloadsPage(QWidget):
         self._update_buttons()
         self.jobsChanged.emit()
 
+    async def _confirm_cancel(self) -> bool:
+        """Cancelling deletes what was downloaded so far: ask, with "Keep downloading" as the
+        answer Enter and Esc give."""
+        job = self.selected_job()
+        name = f"{job.repo_id} ({job.label})" if job is not None else "this download"
+        done = format_bytes(job.bytes_done) if job is not None else ""
+        self.asking = confirmation_box(
+            self,
+            "Cancel download",
+            f"Cancel the download of {name}? The {done} downloaded so far is deleted; "
+            "Pause keeps it instead.",
+            action="Cancel download",
+            keep="Keep downloading",
+        )
+        try:
+            return await ask(self.asking)
+        finally:
+            self.asking = None
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._manager is not None:
@@ -287,6 +327,8 @@ class DownloadsPage(QWidget):
         spawn(self._act(action, self._manager, job.id))
 
     async def _act(self, action: JobAction, manager: DownloadManager, job_id: int) -> None:
+        if action is JobAction.CANCEL and not await self._confirm_cancel():
+            return
         for button in self.buttons.values():  # no second press while this one runs
             button.setEnabled(False)
         try:

@@ -4,6 +4,7 @@ it that the pages show: all models (Library), GGUF chat models (Chat), image pip
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
@@ -18,6 +19,7 @@ from PySide6.QtGui import QColor
 
 from app.errors import AppError
 from app.units import format_bytes, format_count
+from ui.badges import Tone
 from ui.table_model import Column, ColumnTableModel, ItemRole
 from ui.tasks import run_blocking, spawn
 from ui.widgets import tooltip_html
@@ -27,6 +29,39 @@ if TYPE_CHECKING:
     from app.model_list import ModelList
 
 MISSING_COLOUR = QColor("#9e9e9e")
+SortRole = Qt.ItemDataRole.UserRole + 2  # what a column sorts by (numbers, folded names)
+BadgesRole = Qt.ItemDataRole.UserRole + 3  # the Model cell's chips: a tuple of `RowBadge`
+MODEL_COLUMN = 0
+PATH_COLUMN = 9
+
+
+@dataclass(frozen=True, slots=True)
+class RowBadge:
+    """A chip drawn after a model's name: a short state, its tone, and what it means."""
+
+    text: str
+    tone: Tone
+    why: str
+
+
+def row_badges(entry: LibraryEntry) -> tuple[RowBadge, ...]:
+    """The chips a library row shows: a pipeline that cannot run, an unreadable file, a copy
+    on a drive not present now, a model kept in more than one place."""
+    badges: list[RowBadge] = []
+    if entry.unreadable:
+        badges.append(RowBadge("unreadable", Tone.BAD, entry.unreadable))
+    elif entry.incomplete:
+        badges.append(
+            RowBadge("incomplete", Tone.CAUTION, f"This pipeline cannot run: {entry.incomplete}")
+        )
+    if not entry.present:
+        badges.append(RowBadge("not present", Tone.NEUTRAL, "Its drive or folder is not there now"))
+    places = len(entry.locations)
+    if places > 1:
+        badges.append(
+            RowBadge(f"{places} places", Tone.NEUTRAL, "The same file is kept in several places")
+        )
+    return tuple(badges)
 
 
 def _where(entry: LibraryEntry) -> str:
@@ -34,12 +69,29 @@ def _where(entry: LibraryEntry) -> str:
     return ", ".join(labels)
 
 
+def _kind(entry: LibraryEntry) -> str:
+    if entry.unreadable:
+        return f"{entry.kind.value} (unreadable)"
+    if entry.incomplete:
+        return f"{entry.kind.value} (incomplete)"
+    return entry.kind.value
+
+
+def _sort_key(entry: LibraryEntry, column: int) -> object:
+    """Numbers sort as numbers, names without regard to case, empty dates last."""
+    title = COLUMNS[column].title
+    if title == "Parameters":
+        return entry.parameter_count or 0
+    if title == "Size":
+        return entry.size
+    if title == "Last used":
+        return entry.last_used.timestamp() if entry.last_used else 0.0
+    return COLUMNS[column].text(entry).casefold()
+
+
 COLUMNS: tuple[Column[LibraryEntry], ...] = (
     Column("Model", lambda entry: entry.name),
-    Column(
-        "Kind",
-        lambda entry: f"{entry.kind.value} (unreadable)" if entry.unreadable else entry.kind.value,
-    ),
+    Column("Kind", _kind),
     Column("Architecture", lambda entry: entry.architecture or ""),
     Column(
         "Parameters",
@@ -114,6 +166,13 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
         self.refreshed.emit(len(entries))
 
     def extra_data(self, item: LibraryEntry, column: int, role: int) -> object:
+        if role == SortRole:
+            return _sort_key(item, column)
+        if role == BadgesRole:
+            return row_badges(item) if column == MODEL_COLUMN else ()
+        if role == Qt.ItemDataRole.AccessibleTextRole and column == MODEL_COLUMN:
+            states = ", ".join(badge.text for badge in row_badges(item))
+            return f"{item.name} ({states})" if states else item.name
         if role == Qt.ItemDataRole.ForegroundRole and (item.unreadable or not item.present):
             return MISSING_COLOUR
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -126,6 +185,8 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
             ]
             if item.unreadable:
                 lines.append(f"Unreadable: {item.unreadable}")
+            elif item.incomplete:
+                lines.append(f"Incomplete pipeline: {item.incomplete}")
             elif item.warning:
                 lines.append(item.warning)
             return tooltip_html("\n".join(lines))
@@ -168,10 +229,15 @@ class GgufChatModels(_EntryFilter):
 
 
 class ImagePipelines(_EntryFilter):
-    """Readable diffusion models (diffusers folders and single files) present now (the Images
-    picker)."""
+    """Readable, complete diffusion models (diffusers folders and single files) present now
+    (the Images picker)."""
 
     def accepts(self, entry: LibraryEntry) -> bool:
         from app.images.choice import DIFFUSION_KINDS
 
-        return entry.kind in DIFFUSION_KINDS and entry.present and entry.unreadable is None
+        return (
+            entry.kind in DIFFUSION_KINDS
+            and entry.present
+            and entry.unreadable is None
+            and entry.incomplete is None  # it cannot run: the Library says why
+        )

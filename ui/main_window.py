@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
+from app.errors import AppError
 from ui import theme
 from ui.discover.page import DiscoverPage
 from ui.icons import themed_icon
@@ -121,6 +123,8 @@ class MainWindow(QMainWindow):
 
         self.discover.details.downloadRequested.connect(self.download)
         self.discover.details.chatRequested.connect(self.chat_with)
+        # A token saved in Discover's Files tab restarted the queue (as Settings' does).
+        self.discover.details.tokenSaved.connect(lambda: spawn(self._resume_downloads()))
         # A lambda, not the bound method: saving settings replaces `core.settings`.
         self.discover.details.cache_dir = lambda: self._core.settings.resolved_cache_dir()  # noqa: PLW0108
         self._build_menus()
@@ -222,9 +226,33 @@ class MainWindow(QMainWindow):
             page.hubChanged.connect(self._hub_changed)  # type: ignore[attr-defined]
         elif row == DOWNLOADS:
             page.completed.connect(self._download_completed)  # type: ignore[attr-defined]
+        elif row == CHAT:  # the first-run welcome's "Find a model"
+            page.discoverRequested.connect(self.focus_search)  # type: ignore[attr-defined]
+            page.panel.loadFinished.connect(self._chat_loaded)  # type: ignore[attr-defined]
+        elif row == IMAGES:
+            page.generationFinished.connect(self._images_generated)  # type: ignore[attr-defined]
         elif row == LIBRARY:
             page.chatRequested.connect(self.chat_with)  # type: ignore[attr-defined]
+            page.imagesRequested.connect(self.images_with)  # type: ignore[attr-defined]
+            page.discoverRequested.connect(self.focus_search)  # type: ignore[attr-defined]
             page.refresh()  # type: ignore[attr-defined]
+
+    # The Library's "Last used": a model counts as used when Chat loaded it or Images made
+    # an image with it (never when a file was merely read, by a download or a hash check).
+    def _chat_loaded(self, loaded: bool) -> None:
+        picked = self.chat.panel.load_form.picked() if loaded else None
+        if picked is not None:
+            spawn(self._mark_used(picked.path))
+
+    def _images_generated(self, how: str) -> None:
+        model = self.images.picker.model() if how == "done" else None
+        if model is not None:
+            spawn(self._mark_used(model.path))
+
+    async def _mark_used(self, path: Path) -> None:
+        with contextlib.suppress(AppError):  # only a date in a column would be lost
+            await run_blocking(self._core.models.mark_used, path)
+        self.library_models.catch_up()
 
     def _show_row(self, row: int) -> None:
         # The page properties build a page on first use.

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -19,10 +20,17 @@ from app import paths
 from app.core import Core
 from app.errors import AppError
 from app.hub.credentials import ResolvedToken, TokenSource
-from app.hub.endpoint import DEFAULT_ENDPOINT, may_carry_token, same_endpoint
+from app.hub.endpoint import (
+    DEFAULT_ENDPOINT,
+    EndpointOrigin,
+    choose_endpoint,
+    may_carry_token,
+    same_endpoint,
+)
 from ui import theme
+from ui.confirm import ask, confirmation_box
 from ui.icons import themed_icon
-from ui.style import mark_error
+from ui.style import make_notice, mark_error
 from ui.tasks import run_blocking, spawn
 from ui.widgets import heading_label, plain_label
 
@@ -35,14 +43,21 @@ class SettingsPage(QWidget):
     def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._core = core
+        self.asking: QMessageBox | None = None  # the confirmation on screen, if any
 
         self.endpoint = QLineEdit(core.settings.hub_endpoint or "")
+        self.endpoint.setAccessibleName("Hub endpoint")
         self.endpoint.setPlaceholderText(
             f"empty: HF_ENDPOINT, else {DEFAULT_ENDPOINT}  (now: {core.endpoint})"
         )
+        # Which endpoint wins (--endpoint, the saved one, HF_ENDPOINT) and why: plain text,
+        # it quotes URLs from the command line and the environment.
+        self.endpoint_source = plain_label(word_wrap=True)
+        self.endpoint_source.setAccessibleName("Which endpoint is used")
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_…  (a read token is enough)")
+        self.token.setAccessibleName("Access token")
         self.save_token_button = QPushButton(themed_icon("key"), "Save token")
         self.clear_token_button = QPushButton(themed_icon("delete"), "Forget token")
         # Texts that quote the endpoint, paths and the hub's answers: plain text, never HTML.
@@ -50,7 +65,7 @@ class SettingsPage(QWidget):
         # Which endpoint the saved token goes to: the one it was saved for, and only that one.
         self.token_binding = plain_label(word_wrap=True, shrinkable=True)
         self.keep_token_button = QPushButton()
-        self.keep_token_button.hide()  # shown when the saved token belongs to another endpoint
+        # Shown when the saved token belongs to another endpoint.
         self.cache_dir = QLineEdit(core.settings.hf_cache_dir or "")
         self.cache_dir.setPlaceholderText(
             f"default: {paths.hf_cache_dir()} (shared with other tools)"
@@ -79,12 +94,19 @@ class SettingsPage(QWidget):
         open_data = QPushButton(themed_icon("open"), "Open")
         data_row.addWidget(open_data)
 
-        form = QFormLayout()
-        form.addRow("Hub endpoint", self.endpoint)
-        form.addRow("Access token", token_row)
-        form.addRow("", self.token_binding)
-        form.addRow("", self.keep_token_button)
-        form.addRow("", self.token_status)
+        # A field and the lines that explain it share one row: QFormLayout gives a wrapped
+        # label of its own row the height of a much narrower one, leaving gaps.
+        endpoint_box = QVBoxLayout()
+        endpoint_box.addWidget(self.endpoint)
+        endpoint_box.addWidget(self.endpoint_source)
+        token_box = QVBoxLayout()
+        token_box.addLayout(token_row)
+        for widget in (self.token_binding, self.keep_token_button, self.token_status):
+            token_box.addWidget(widget)
+        self.keep_token_button.hide()
+        self.form = form = QFormLayout()
+        form.addRow("Hub endpoint", endpoint_box)
+        form.addRow("Access token", token_box)
         form.addRow("Model cache (HF cache)", cache_row)
         form.addRow("App data", data_row)
         form.addRow("Context length for fit estimates", self.context_length)
@@ -108,6 +130,15 @@ class SettingsPage(QWidget):
         browse.clicked.connect(self._choose_cache_dir)
         open_cache.clicked.connect(self._open_cache_dir)
         open_data.clicked.connect(self._open_data_dir)
+        self._show_endpoint_source()
+
+    def _show_endpoint_source(self) -> None:
+        choice = choose_endpoint(self._core.settings.hub_endpoint, in_use=self._core.endpoint)
+        self.endpoint_source.setText(choice.explanation)
+        # An override is worth a glance: the field does not show what is in use then. (It
+        # lasts the whole run, so the band never has to come off.)
+        if choice.origin is EndpointOrigin.OVERRIDE and not self.endpoint_source.property("notice"):
+            make_notice(self.endpoint_source)
 
     def showEvent(self, event: QShowEvent) -> None:
         # Reading the keyring may block: do it when the page is first looked at, off-thread.
@@ -132,7 +163,12 @@ class SettingsPage(QWidget):
             self._say(str(exc), error=True)
             return
         self.endpoint.setText(settings.hub_endpoint or "")
-        self._say(f"Saved. Using {self._core.endpoint}.")
+        self._show_endpoint_source()
+        choice = choose_endpoint(settings.hub_endpoint, in_use=self._core.endpoint)
+        if choice.origin is EndpointOrigin.OVERRIDE:
+            self._say(f"Saved. This run still uses {choice.url} (--endpoint).")
+        else:
+            self._say(f"Saved. Using {self._core.endpoint}.")
         await self._show_token_status()  # a token is bound to its endpoint
         self.hubChanged.emit()
 
@@ -140,7 +176,26 @@ class SettingsPage(QWidget):
         spawn(self._save_token(self.token.text()))
 
     def _forget_token_clicked(self) -> None:
-        spawn(self._save_token(""))
+        spawn(self._forget_token())
+
+    async def _forget_token(self) -> None:
+        """Forgetting cannot be undone (the token has to be made again on the hub): ask, with
+        "Keep it" as the answer Enter and Esc give."""
+        self.asking = confirmation_box(
+            self,
+            "Forget token",
+            f"Forget the access token saved for {self._core.endpoint}? Gated and private "
+            "models will need a new one.",
+            action="Forget token",
+            keep="Keep it",
+        )
+        try:
+            if not await ask(self.asking):
+                self._say("The token is kept.")
+                return
+        finally:
+            self.asking = None
+        await self._save_token("")
 
     def _keep_token_clicked(self) -> None:
         spawn(self._keep_token())

@@ -65,12 +65,23 @@ class _SchemeFollower(QObject):
     """Repaints marked widgets in the new scheme's colours when the app palette changes."""
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ApplicationPaletteChange and isinstance(watched, QWidget):
+        # A top-level widget hears ApplicationPaletteChange; one inside a window hears only
+        # PaletteChange, as its parent's palette changes. Its own colours are checked first,
+        # so repainting (itself a PaletteChange) stops once they are the scheme's.
+        if event.type() in _PALETTE_EVENTS and isinstance(watched, QWidget):
+            colours = theme.colours()
+            palette = watched.palette()
             if watched.property("notice"):
-                _paint_notice(watched)
-            elif watched.property("error"):
-                _paint(watched, {QPalette.ColorRole.WindowText: theme.colours().error})
+                if palette.color(QPalette.ColorRole.Window) != QColor(colours.notice_background):
+                    _paint_notice(watched)
+            elif watched.property("error") and palette.color(
+                QPalette.ColorRole.WindowText
+            ) != QColor(colours.error):
+                _paint(watched, {QPalette.ColorRole.WindowText: colours.error})
         return False
+
+
+_PALETTE_EVENTS = (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange)
 
 
 _SCHEME_FOLLOWER = _SchemeFollower()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from app.chat.conversations import ConversationStore, ModelRef
+from app.chat.conversations import ConversationStore, Message, ModelRef
 from app.errors import AppError
 from app.llm.sampling import MAX_SEED, Sampling
 
@@ -55,7 +55,7 @@ class Send:
 
 @dataclass(frozen=True)
 class Regenerate:
-    """A new reply in place of the last one."""
+    """A new version of the last reply (the earlier ones are kept, and can be chosen again)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class ChatController:
         self._local: LocalChatEngine | None = None
         self._local_ref: ModelRef | None = None
         self._remote: RemoteEngine | None = None
-        self._recipes: dict[int, ReplyRecipe] = {}
+        self._recipes: dict[tuple[int, int], ReplyRecipe] = {}  # (message id, version)
         self._template_override: str | None = None
 
     # -- which engine answers ------------------------------------------------------------
@@ -190,6 +190,19 @@ class ChatController:
             local = self._local
             if self._answerer is Answerer.LOCAL and (local is None or local.loaded is None):
                 self._answerer = None
+                return True
+            return False
+
+    def unload_local(self) -> bool:
+        """Unload the local model, freeing its memory (blocks: call on a worker). When it was
+        answering, nothing answers any more. True when that changed which engine answers."""
+        with self._lock:
+            local = self._local
+        if local is not None:
+            local.unload()
+        with self._lock:
+            if self._answerer is Answerer.LOCAL:
+                self._answerer, self._local_ref = None, None
                 return True
             return False
 
@@ -257,16 +270,28 @@ class ChatController:
         session = ChatSession(self._conversations(), conversation_id, answering.engine)
         reply = _start(session, request, sampling, overflow or Overflow.ASK)
         if answering.load is not None:
-            self._recipes[reply.message_id] = ReplyRecipe(answering.load, sampling)
+            self._recipes[reply.message_id, reply.version] = ReplyRecipe(answering.load, sampling)
         # The reply streams already and owns its message: a conversation deleted meanwhile
         # shows in the reply's own writes, so failing to note the model must not hide it.
         with contextlib.suppress(AppError):
             self._record(conversation_id, answering, sampling)
         return StartedReply(reply, sampling)
 
-    def recipe(self, message_id: int) -> ReplyRecipe | None:
-        """How a local reply started by this controller was made (None: not one of them)."""
-        return self._recipes.get(message_id)
+    def recipe(self, message_id: int, version: int = 1) -> ReplyRecipe | None:
+        """How version `version` of a local reply was made, when this controller started it
+        (None: not one of them)."""
+        return self._recipes.get((message_id, version))
+
+    def choose_version(self, message_id: int, number: int) -> Message:
+        """Show version `number` of a regenerated reply: from now on it is the one the model
+        sees in the conversation (blocks: call on a worker). Returns the message as it is now.
+
+        Raises:
+            MessageNotFoundError: the reply is gone.
+            VersionNotFoundError: it has no such version.
+            ValueError: it is still streaming.
+        """
+        return self._conversations().choose_version(message_id, number)
 
     # -- internals -----------------------------------------------------------------------
 

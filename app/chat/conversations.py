@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,6 +142,14 @@ class Message:
     dropped: int | None  # markers only: how many older messages were left out
     created_at: str
     updated_at: str  # for a streaming reply: its last flush
+    # A regenerated reply keeps its earlier versions: this is version `version` of `versions`
+    # (1 of 1 for every message never regenerated). Only the version shown is ever sent.
+    version: int = 1
+    versions: int = 1
+
+
+class VersionNotFoundError(AppError, LookupError):
+    """The reply has no version with this number."""
 
 
 def title_from_message(text: str, *, limit: int = 40) -> str:
@@ -353,18 +362,100 @@ class ConversationStore:
                 (content, state, error, stats_json, now, message_id),
             )
             if cursor.rowcount == 0:
-                raise MessageNotFoundError(
-                    f"Message {message_id} no longer exists.", message_id=message_id
-                )
-            connection.execute(
-                "UPDATE conversations SET updated_at = ? "
-                "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
-                (now, message_id),
-            )
+                raise _message_not_found(message_id)
+            self._touch_owner(connection, message_id, now)
             row = connection.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
             ).fetchone()
         return _message(row)
+
+    def new_version(self, message_id: int) -> Message:
+        """Start another version of the reply `message_id`: the one shown is kept among its
+        versions, and the message becomes an empty streaming reply numbered after the last
+        (stream into it as into an appended reply). Returns the message as it is now.
+
+        Raises MessageNotFoundError; ValueError when it is no reply, or still streaming.
+        """
+        now = self._now()
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                "SELECT role, content, state, error, stats, version, created_at FROM messages "
+                "WHERE id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise _message_not_found(message_id)
+            role, content, state, error, stats, version, created = row
+            if role != Role.ASSISTANT:
+                raise ValueError("only a reply has versions")
+            if state == MessageState.STREAMING:
+                raise ValueError("a reply still streaming cannot get another version")
+            connection.execute(
+                "INSERT INTO reply_versions (message_id, number, content, state, error, stats, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (message_id, version, content, state, error, stats, created),
+            )
+            (last,) = connection.execute(
+                "SELECT MAX(number) FROM reply_versions WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            connection.execute(
+                "UPDATE messages SET content = '', state = 'streaming', error = NULL, "
+                "stats = NULL, version = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                (max(last, version) + 1, now, now, message_id),
+            )
+            self._touch_owner(connection, message_id, now)
+            fresh = connection.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+        return _message(fresh)
+
+    def choose_version(self, message_id: int, number: int) -> Message:
+        """Show version `number` of the reply `message_id` (it is what a model sees from now
+        on); the version shown before is kept. Returns the message as it is now.
+
+        Raises MessageNotFoundError; VersionNotFoundError; ValueError while it streams.
+        """
+        now = self._now()
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                "SELECT content, state, error, stats, version, created_at FROM messages "
+                "WHERE id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise _message_not_found(message_id)
+            content, state, error, stats, version, created = row
+            if state == MessageState.STREAMING:
+                raise ValueError("a reply still streaming cannot switch versions")
+            if number != version:
+                chosen = connection.execute(
+                    "SELECT content, state, error, stats, created_at FROM reply_versions "
+                    "WHERE message_id = ? AND number = ?",
+                    (message_id, number),
+                ).fetchone()
+                if chosen is None:
+                    raise VersionNotFoundError(
+                        f"This reply has no version {number}.", hint="Reopen the conversation."
+                    )
+                connection.execute(
+                    "DELETE FROM reply_versions WHERE message_id = ? AND number = ?",
+                    (message_id, number),
+                )
+                connection.execute(
+                    "INSERT INTO reply_versions (message_id, number, content, state, error, "
+                    "stats, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (message_id, version, content, state, error, stats, created),
+                )
+                connection.execute(
+                    "UPDATE messages SET content = ?, state = ?, error = ?, stats = ?, "
+                    "version = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                    (*chosen[:4], number, chosen[4], now, message_id),
+                )
+                self._touch_owner(connection, message_id, now)
+            fresh = connection.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+        return _message(fresh)
 
     def truncate_from(self, conversation_id: int, position: int) -> int:
         """Delete the messages at and after `position` (to edit and resend, or regenerate);
@@ -420,6 +511,15 @@ class ConversationStore:
     def _now(self) -> str:
         # Microseconds: the list is ordered by updated_at, and a second is too coarse for that.
         return self._clock().astimezone(UTC).isoformat(timespec="microseconds")
+
+    @staticmethod
+    def _touch_owner(connection: sqlite3.Connection, message_id: int, now: str) -> None:
+        """Mark the conversation holding `message_id` as changed now."""
+        connection.execute(
+            "UPDATE conversations SET updated_at = ? "
+            "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
+            (now, message_id),
+        )
 
     def _update_conversation(self, conversation_id: int, column: str, value: object) -> None:
         with self._db.transaction() as connection:
@@ -490,7 +590,8 @@ class ConversationStore:
 _CONVERSATION_COLUMNS = "id, title, system_prompt, model, settings, created_at, updated_at"
 _MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, state, error, stats, dropped, "
-    "created_at, updated_at"
+    "created_at, updated_at, version, "
+    "(SELECT COUNT(*) FROM reply_versions WHERE reply_versions.message_id = messages.id) + 1"
 )
 
 
@@ -508,7 +609,8 @@ def _conversation(row: tuple[Any, ...]) -> Conversation:
 
 
 def _message(row: tuple[Any, ...]) -> Message:
-    message_id, conversation_id, position, role, content, state, error, stats, dropped, *times = row
+    message_id, conversation_id, position, role, content, state, error, stats, dropped, *rest = row
+    created, updated, version, versions = rest
     return Message(
         id=message_id,
         conversation_id=conversation_id,
@@ -519,8 +621,10 @@ def _message(row: tuple[Any, ...]) -> Message:
         error=error,
         stats=GenerationStats.from_json(_loads(stats)),
         dropped=dropped,
-        created_at=times[0],
-        updated_at=times[1],
+        created_at=created,
+        updated_at=updated,
+        version=version,
+        versions=max(versions, version),
     )
 
 
@@ -542,6 +646,10 @@ def _not_found(conversation_id: int) -> ConversationNotFoundError:
     return ConversationNotFoundError(
         f"Conversation {conversation_id} no longer exists.", conversation_id=conversation_id
     )
+
+
+def _message_not_found(message_id: int) -> MessageNotFoundError:
+    return MessageNotFoundError(f"Message {message_id} no longer exists.", message_id=message_id)
 
 
 def _like_pattern(text: str) -> str:

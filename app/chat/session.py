@@ -117,6 +117,7 @@ class Reply:
         on_text: Callable[[str], None] | None = None,
     ) -> None:
         self.message_id = message.id
+        self.version = message.version  # which version of the message this reply writes
         self._handle = handle
         self._store = store
         self._on_text = on_text
@@ -250,18 +251,27 @@ class ChatSession:
         overflow: Overflow = Overflow.ASK,
         on_text: Callable[[str], None] | None = None,
     ) -> Reply:
-        """Replace the last reply with a new one."""
+        """Write the last reply again. The reply it replaces is kept as an earlier version
+        of the same message (`ConversationStore.choose_version` goes back to it)."""
         self._check_idle()
         history = self.store.messages(self.conversation_id)
         last_user = max((m.position for m in history if m.role is Role.USER), default=None)
         if last_user is None:
             raise ValueError("There is no message to answer yet.")
         kept = [m for m in history if m.position <= last_user]
+        previous = next(
+            (m for m in history if m.position > last_user and m.role is Role.ASSISTANT), None
+        )
         # Fit first: a refusal (ContextOverflowError) must leave the last reply in place.
         prompt, dropped = self._fit(self._prompt_messages(kept), sampling, overflow)
-        self.store.truncate_from(self.conversation_id, last_user + 1)
+        if previous is None:
+            self.store.truncate_from(self.conversation_id, last_user + 1)
+            self._mark_dropped(dropped)
+            return self._start(prompt, sampling, on_text)
+        self.store.truncate_from(self.conversation_id, previous.position + 1)
+        message = self.store.new_version(previous.id)
         self._mark_dropped(dropped)
-        return self._start(prompt, sampling, on_text)
+        return self._start(prompt, sampling, on_text, into=message)
 
     def edit_and_resend(
         self,
@@ -390,8 +400,12 @@ class ChatSession:
         prompt: list[dict[str, str]],
         sampling: Sampling,
         on_text: Callable[[str], None] | None,
+        *,
+        into: Message | None = None,
     ) -> Reply:
-        message = self.store.append_message(
+        """Stream a reply to `prompt` into `into` (a new version of a reply), or into a new
+        message after the last one."""
+        message = into or self.store.append_message(
             self.conversation_id, "assistant", "", state=ReplyState.STREAMING.value
         )
         try:

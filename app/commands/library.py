@@ -1,7 +1,8 @@
 """`modeldeck list|import|rm`: the library from the command line.
 
-    modeldeck list [--json]                    every model on this machine (files whose
-                                               header cannot be read: "rejected", and why)
+    modeldeck list [--wide] [--json]           every model on this machine, fitted to the
+                                               terminal (--wide: every cell whole; files
+                                               whose header cannot be read: "rejected", why)
     modeldeck import PATH... [--json]          use files or folders in place (nothing is copied)
     modeldeck rm MODEL [--yes] [--delete-files] [--other-apps]
 
@@ -19,11 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from app.errors import AppError
+from app.table_text import terminal_width, write_table
 from app.units import format_bytes
 
 if TYPE_CHECKING:
@@ -37,10 +38,24 @@ EXIT_NOT_FOUND = 3
 
 COMMANDS = ("list", "import", "rm")
 
+# `list` in a terminal: kinds in a word or two, and the columns that give way (with the
+# fewest characters each keeps) when a row is wider than the terminal.
+_SHORT_KINDS = {
+    "LLM (GGUF)": "LLM GGUF",
+    "diffusers pipeline": "diffusers",
+    "single-file diffusion checkpoint": "diffusion file",
+}
+_LIST_SHRINKABLE = {0: 8, 1: 12, 2: 8, 5: 8}
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `list`, `import` and `rm` to a parser's subcommands."""
     list_ = subparsers.add_parser("list", help="list every model on this machine")
+    list_.add_argument(
+        "--wide",
+        action="store_true",
+        help="show every cell whole (default: fit the terminal, long keys and names end in …)",
+    )
     list_.add_argument("--json", action="store_true", help="print JSON")
 
     import_ = subparsers.add_parser(
@@ -126,6 +141,7 @@ def entry_json(entry: LibraryEntry) -> dict[str, Any]:
         "present": entry.present,
         "warning": entry.warning,
         "unreadable": entry.unreadable,
+        "incomplete": entry.incomplete,
         "last_used": entry.last_used.isoformat() if entry.last_used else None,
         "locations": [
             {
@@ -149,23 +165,32 @@ def _list(library: Library, args: argparse.Namespace, out: TextIO) -> int:
     if not entries:
         out.write("No models on this machine yet.\n")
         return EXIT_OK
+    wide = bool(getattr(args, "wide", False))
     rows = [
         (
             _short_key(entry),
             entry.name,
-            entry.kind.value,
+            entry.kind.value if wide else _SHORT_KINDS.get(entry.kind.value, entry.kind.value),
             entry.quantization or "",
             format_bytes(entry.size) if entry.size else "?",
             _where(entry),
         )
         for entry in entries
     ]
-    _write_table(out, ("KEY", "NAME", "KIND", "QUANT", "SIZE", "WHERE"), rows)
+    write_table(
+        out,
+        ("KEY", "NAME", "KIND", "QUANT", "SIZE", "WHERE"),
+        rows,
+        width=None if wide else terminal_width(out),
+        shrinkable=_LIST_SHRINKABLE,
+    )
     # A file whose header cannot be read is listed (it takes space; `rm` frees it), and says
     # why here, in the words `modeldeck import` uses for what it turns down.
     for entry in entries:
         if entry.unreadable:
             out.write(f"rejected  {entry.name} ({_where(entry)}): {entry.unreadable}\n")
+        elif entry.incomplete:
+            out.write(f"incomplete  {entry.name} ({_where(entry)}): {entry.incomplete}\n")
     return EXIT_OK
 
 
@@ -279,13 +304,6 @@ def _is_tty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def _write_table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        out.write("  ".join(cells).rstrip() + "\n")
 
 
 def _dump(out: TextIO, data: object) -> None:

@@ -116,7 +116,11 @@ _FORMAT_PREFERENCE = ("safetensors", "bin")
 
 
 def plan_diffusers(
-    details: ModelDetails, variant: str | None = None, *, ref: str | None = "main"
+    details: ModelDetails,
+    variant: str | None = None,
+    *,
+    ref: str | None = "main",
+    safetensors_fallback: bool = False,
 ) -> DownloadPlan:
     """Plan what a diffusers pipeline needs to load in one `variant` (e.g. "fp16"; None: default).
 
@@ -126,10 +130,112 @@ def plan_diffusers(
     weights, as diffusers does when loading. Other formats (ONNX, Flax, OpenVINO) and
     single-file checkpoints at the top level are left out.
 
+    `safetensors_fallback`: a component whose `variant` weights are pickles only (.bin) takes
+    its default .safetensors weights instead, when it has them. diffusers then loads that
+    component without the variant, since its folder holds no file of it (see
+    `check_pipeline`, which finds the plans ModelDeck can run).
+
     Raises:
         RepoFileNotFoundError: no model_index.json (not a pipeline), no weights of `variant`
             anywhere, or a component with variant weights only when `variant` is None.
     """
+    chosen: set[str] = {"model_index.json"}
+    for component in _pipeline_components(details, variant, safetensors_fallback):
+        chosen.update(component.files)
+    files = [file for file in details.files if file.path in chosen]
+    label = variant or "default"
+    return _plan(
+        details, files, label=label + (" (safetensors)" if safetensors_fallback else ""), ref=ref
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentWeights:
+    """The files one pipeline component brings, and which weights those are."""
+
+    name: str  # the component's folder: "unet", "text_encoder", …
+    variant: str | None  # the variant of its weights (None: default weights, or no weights)
+    format: str | None  # "safetensors" or "bin" (a pickle); None when it has no weights
+    files: tuple[str, ...]  # paths: its config, tokenizer files and weights
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineCheck:
+    """Whether a diffusers plan would run in ModelDeck, which loads safetensors only.
+
+    A pickle (.bin) can run code hidden in it when loaded, so the image engine refuses one:
+    a pipeline downloaded with a pickle-only component would never load.
+    """
+
+    variant: str | None
+    pickle_components: tuple[str, ...]  # components whose planned weights are pickles
+    # A plan with safetensors everywhere, when the repository has one: its variant and
+    # whether it needs `safetensors_fallback` (None: there is none, or `variant` runs as is).
+    alternative: tuple[str | None, bool] | None
+
+    @property
+    def runs(self) -> bool:
+        return not self.pickle_components
+
+
+def check_pipeline(details: ModelDetails, variant: str | None) -> PipelineCheck:
+    """Check that the plan for `variant` has safetensors weights for every component, and if
+    not, find the closest plan that has: the same variant with the pickle-only components
+    on their default safetensors, then the default weights, then each other variant.
+
+    Raises:
+        RepoFileNotFoundError: as `plan_diffusers` does for `variant`.
+    """
+    pickles = _pickle_components(details, variant, fallback=False)
+    alternative: tuple[str | None, bool] | None = None
+    if pickles:
+        candidates: list[tuple[str | None, bool]] = [(variant, True), (None, False), (None, True)]
+        candidates += [
+            (other, fallback) for other in diffusers_variants(details) for fallback in (False, True)
+        ]
+        for candidate, fallback in candidates:
+            try:
+                if not _pickle_components(details, candidate, fallback=fallback):
+                    alternative = (candidate, fallback)
+                    break
+            except RepoFileNotFoundError:
+                continue
+    return PipelineCheck(variant=variant, pickle_components=pickles, alternative=alternative)
+
+
+def diffusers_variants(details: ModelDetails) -> list[str]:
+    """The weight variants ("fp16", "bf16", …) a pipeline's components offer, sorted."""
+    return sorted(
+        {
+            v
+            for files in _component_files(details).values()
+            for v in _weight_variants(files)
+            if v is not None
+        }
+    )
+
+
+def _pickle_components(
+    details: ModelDetails, variant: str | None, *, fallback: bool
+) -> tuple[str, ...]:
+    return tuple(
+        component.name
+        for component in _pipeline_components(details, variant, fallback)
+        if component.format == "bin"
+    )
+
+
+def _component_files(details: ModelDetails) -> dict[str, list[RepoFile]]:
+    by_component: dict[str, list[RepoFile]] = {}
+    for file in details.files:
+        if file.path.count("/") == 1:
+            by_component.setdefault(file.path.split("/", 1)[0], []).append(file)
+    return by_component
+
+
+def _pipeline_components(
+    details: ModelDetails, variant: str | None, fallback: bool
+) -> list[ComponentWeights]:
     repo_id = details.repo_id
     if not any(file.path == "model_index.json" for file in details.files):
         raise RepoFileNotFoundError(
@@ -137,13 +243,8 @@ def plan_diffusers(
             repo_id=repo_id,
             path="model_index.json",
         )
-    by_component: dict[str, list[RepoFile]] = {}
-    for file in details.files:
-        if file.path.count("/") == 1:
-            by_component.setdefault(file.path.split("/", 1)[0], []).append(file)
-    all_variants = sorted(
-        {v for files in by_component.values() for v in _weight_variants(files) if v is not None}
-    )
+    by_component = _component_files(details)
+    all_variants = diffusers_variants(details)
     if variant is not None and variant not in all_variants:
         raise RepoFileNotFoundError(
             f"{repo_id} has no {variant} weights.",
@@ -151,16 +252,23 @@ def plan_diffusers(
             path=variant,
             hint=f"Variants offered: {', '.join(all_variants) or 'none'}.",
         )
-    chosen: set[str] = {"model_index.json"}
+    components = []
     for component, files in by_component.items():
-        chosen.update(
+        support = tuple(
             f.path
             for f in files
             if f.name.endswith(_COMPONENT_FILE_SUFFIXES) and _weight_key(f) is None
         )
-        chosen.update(f.path for f in _component_weights(repo_id, component, files, variant))
-    files = [file for file in details.files if file.path in chosen]
-    return _plan(details, files, label=variant or "default", ref=ref)
+        key, weights = _component_weights(repo_id, component, files, variant, fallback)
+        components.append(
+            ComponentWeights(
+                name=component,
+                variant=key[0] if key else None,
+                format=key[1] if key else None,
+                files=support + tuple(f.path for f in weights),
+            )
+        )
+    return components
 
 
 def _weight_key(file: RepoFile) -> tuple[str | None, str] | None:
@@ -172,11 +280,11 @@ def _weight_key(file: RepoFile) -> tuple[str | None, str] | None:
 
 
 def _component_weights(
-    repo_id: str, component: str, files: list[RepoFile], variant: str | None
-) -> list[RepoFile]:
+    repo_id: str, component: str, files: list[RepoFile], variant: str | None, fallback: bool
+) -> tuple[tuple[str | None, str] | None, list[RepoFile]]:
     weights = [(f, key) for f in files if (key := _weight_key(f)) is not None]
     if not weights:
-        return []  # a scheduler, tokenizer or feature extractor
+        return None, []  # a scheduler, tokenizer or feature extractor
     variants = {file_variant for _, (file_variant, _) in weights}
     wanted = variant if variant in variants else None
     if wanted not in variants:
@@ -187,9 +295,12 @@ def _component_weights(
             path=component,
             hint=f"Choose a variant: {offered}.",
         )
-    formats = {file_format for _, (file_variant, file_format) in weights if file_variant == wanted}
+    keys = {key for _, key in weights}
+    formats = {file_format for file_variant, file_format in keys if file_variant == wanted}
     chosen = (wanted, next(fmt for fmt in _FORMAT_PREFERENCE if fmt in formats))
-    return [f for f, key in weights if key == chosen]
+    if fallback and chosen[1] != "safetensors" and (None, "safetensors") in keys:
+        chosen = (None, "safetensors")  # the default weights, in a format that cannot run code
+    return chosen, [f for f, key in weights if key == chosen]
 
 
 def _weight_variants(files: Iterable[RepoFile]) -> set[str | None]:

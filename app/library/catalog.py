@@ -85,7 +85,9 @@ class LibraryEntry:
     sha256: str | None
     locations: tuple[Location, ...]
     warning: str | None = None
-    last_used: datetime | None = None  # HF cache: when a file of it was last read
+    last_used: datetime | None = None  # when ModelDeck last loaded it; None: never
+    # A diffusers pipeline that cannot run as it is, and why ("text_encoder: missing").
+    incomplete: str | None = None
     # Why its header could not be read (damaged, or not a checkpoint): listed because it
     # takes space and can be deleted, but no runtime is offered it.
     unreadable: str | None = None

@@ -28,6 +28,7 @@ class Details:
     quantization: str | None = None
     context_length: int | None = None
     warning: str | None = None
+    incomplete: str | None = None  # a diffusers pipeline's missing or pickle-only components
 
     @classmethod
     def of(cls, checkpoint: Checkpoint) -> Details:
@@ -39,6 +40,7 @@ class Details:
             quantization=checkpoint.quantization,
             context_length=checkpoint.context_length,
             warning=checkpoint.warning,
+            incomplete=checkpoint.incomplete,
         )
 
 
@@ -63,7 +65,9 @@ class Found:
     real_path: Path | None = None  # the file behind the location, when known without a lookup
     managed_paths: tuple[Path, ...] = ()  # removed together with the files (Ollama manifests)
     cache_files: frozenset[CachedFileInfo] = frozenset()  # HF cache: what a deletion removes
-    last_used: float | None = None  # seconds since the epoch; HF cache: last access of a blob
+    # Seconds since the epoch when ModelDeck last loaded it (`Library.mark_used`). Never a
+    # file's access time: a download or a hash check reads the file too.
+    last_used: float | None = None
 
     @property
     def path(self) -> Path:

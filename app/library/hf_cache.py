@@ -93,7 +93,6 @@ def _revision_models(
             license=license_,
             real_path=first.blob_path,
             cache_files=frozenset(files[part] for part in model.parts),
-            last_used=max(files[part].blob_last_accessed for part in model.parts),
         )
 
     is_pipeline = "model_index.json" in files
@@ -115,7 +114,6 @@ def _revision_models(
                 license=license_,
                 real_path=file.blob_path,
                 cache_files=frozenset({file}),
-                last_used=file.blob_last_accessed,
             )
 
     if is_pipeline or not claimed:
@@ -133,7 +131,6 @@ def _revision_models(
             is_folder=True,
             real_path=snapshot,
             cache_files=rest,
-            last_used=max((file.blob_last_accessed for file in rest), default=None),
         )
 
 

@@ -124,6 +124,7 @@ class Library:
             found = self._with_hashes(found)
             self._headers = used  # forget headers of files that are gone or changed
             self._remember(seen, found)
+            found = self._with_last_use(found)
             pairs = build_entries(found)
             revisions: dict[tuple[str, str], list[Found]] = {}
             for item in found:
@@ -233,6 +234,25 @@ class Library:
                 for item in self._records.seen()
                 if _is_inside(item, folder) and item not in imports
             )
+
+    # -- use ----------------------------------------------------------------------------------
+
+    def mark_used(self, path: Path, *, when: datetime | None = None) -> None:
+        """Remember that ModelDeck loaded the model at `path` (its file, first part or folder)
+        now, for the next scan's `last_used` (every copy of the same file shares it)."""
+        real = os.path.realpath(Path(path).expanduser())
+        with self._lock:
+            self._records.mark_used(real, when or self._clock())
+
+    def _with_last_use(self, found: list[Found]) -> list[Found]:
+        used = self._records.used()
+        if not used:
+            return found
+        result = []
+        for item in found:
+            when = used.get(identity_path(item)) or used.get(str(item.path))
+            result.append(dataclasses.replace(item, last_used=when) if when else item)
+        return result
 
     # -- deleting -------------------------------------------------------------------------
 

@@ -113,7 +113,17 @@ def _entry(members: list[Found]) -> LibraryEntry:
         or (details.warning if details else None),
         last_used=_last_used(members),
         unreadable=next((m.unreadable for m in members if m.unreadable), None),
+        incomplete=_incomplete(members),
     )
+
+
+def _incomplete(members: list[Found]) -> str | None:
+    """Why the best present copy of a pipeline cannot run (another copy may be whole)."""
+    present = [m for m in members if m.location.present and m.details is not None]
+    for member in present or members:
+        if member.details is not None:
+            return member.details.incomplete
+    return None
 
 
 def _last_used(members: list[Found]) -> datetime | None:

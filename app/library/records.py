@@ -20,6 +20,8 @@ from app.library.sniff import CheckpointFormat, ModelKind
 from app.store import Database
 
 _SEEN_KEY = "library.seen"
+_USED_KEY = "library.used"
+_MAX_USED = 2_000  # the most recently used models kept; an older use only loses its date
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +78,7 @@ def _details_from_json(data: dict[str, Any]) -> Details:
         quantization=data.get("quantization"),
         context_length=data.get("context_length"),
         warning=data.get("warning"),
+        incomplete=data.get("incomplete"),
     )
 
 
@@ -140,6 +143,25 @@ class LibraryRecords:
             "mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256",
             (str(path), size, mtime_ns, sha256),
         )
+
+    # -- when models were used -----------------------------------------------------------
+
+    def used(self) -> dict[str, float]:
+        """Real path of a model's (first) file or folder -> when ModelDeck last loaded it."""
+        stored = self._database.get_setting(_USED_KEY)
+        if not isinstance(stored, dict):
+            return {}
+        return {
+            str(path): float(when)
+            for path, when in stored.items()
+            if isinstance(when, int | float) and not isinstance(when, bool)
+        }
+
+    def mark_used(self, real_path: str, when: datetime) -> None:
+        used = self.used()
+        used[real_path] = when.timestamp()
+        newest = sorted(used.items(), key=lambda item: item[1], reverse=True)[:_MAX_USED]
+        self._database.set_setting(_USED_KEY, dict(newest))
 
     # -- what was seen --------------------------------------------------------------------
 

@@ -148,6 +148,9 @@ class Checkpoint:
     family: str | None = None  # "SD 1.x", "SD 2.x", "SDXL", "SD 3", "Flux", "LLM"
     split_parts: tuple[Path, ...] = ()  # a split GGUF's parts present, part 1 first
     warning: str | None = None  # e.g. pickle, a missing split part
+    # A diffusers pipeline that cannot run as it is: which components are missing or present
+    # only as pickle weights ("text_encoder: only pickle weights"); None when complete.
+    incomplete: str | None = None
     # GGUF: shape and tensor bytes, for memory estimates; None when the header lacks them,
     # a tensor has a type we do not know, or a split part is missing (or this is not part 1).
     gguf_shape: GgufShape | None = None
@@ -1288,6 +1291,12 @@ def _sniff_folder(path: Path) -> Checkpoint:
     warning = None
     if has_pickle and not has_safetensors:
         warning = "pipeline weights are pickle files — can run code when loaded; not supported"
+    gaps = _pipeline_gaps(path, index)
+    incomplete = "; ".join(gap.text for gap in gaps) or None
+    if warning is None and incomplete is not None:
+        # Said as a warning too: the image engine refuses a pipeline whose warning names a
+        # pickle, so a text encoder kept only as .bin is never unpickled on the way.
+        warning = f"incomplete pipeline: {incomplete}"
     return Checkpoint(
         path=path,
         format=CheckpointFormat.DIFFUSERS,
@@ -1296,7 +1305,64 @@ def _sniff_folder(path: Path) -> Checkpoint:
         name=_folder_name(path),
         architecture=class_name,
         warning=warning,
+        incomplete=incomplete,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineGap:
+    """One component of a diffusers pipeline that keeps it from running."""
+
+    component: str
+    reason: str  # "missing", "only pickle weights", "no weights"
+
+    @property
+    def text(self) -> str:
+        return f"{self.component}: {self.reason}"
+
+
+# A hostile model_index.json may name thousands of components; a real one names under 20.
+_MAX_COMPONENTS = 64
+
+
+def _pipeline_gaps(path: Path, index: dict[str, object]) -> list[PipelineGap]:
+    """The components `model_index.json` names that are missing or unusable in `path`.
+
+    A component is `"name": [library, class]`; `[null, null]` (an optional part left out, such
+    as a safety checker) needs nothing. A component whose folder holds a `config.json` is a
+    model and needs weights; schedulers and tokenizers keep other files and need none.
+    """
+    gaps: list[PipelineGap] = []
+    names = [name for name in index if not name.startswith("_")][:_MAX_COMPONENTS]
+    for name in names:
+        spec = index[name]
+        if not isinstance(spec, list) or not any(isinstance(part, str) for part in spec):
+            continue
+        if "/" in name or "\\" in name or name in (".", ".."):
+            continue  # not a folder name: never look outside the pipeline
+        folder = path / name
+        if not folder.is_dir():
+            gaps.append(PipelineGap(name, "missing"))
+            continue
+        if not (folder / "config.json").is_file():
+            continue
+        suffixes = _weight_suffixes(folder)
+        if _SAFETENSORS_SUFFIX in suffixes:
+            continue
+        if suffixes & _PICKLE_WEIGHT_SUFFIXES:
+            gaps.append(PipelineGap(name, "only pickle weights (can run code; not loaded)"))
+        else:
+            gaps.append(PipelineGap(name, "no weights"))
+    return gaps
+
+
+def _weight_suffixes(folder: Path) -> set[str]:
+    """The file suffixes directly in a component folder (weights are never nested deeper)."""
+    try:
+        with os.scandir(folder) as listing:
+            return {os.path.splitext(entry.name)[1].lower() for entry in listing}
+    except OSError:
+        return set()
 
 
 def _folder_name(path: Path) -> str:

@@ -155,6 +155,21 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX images_by_creation ON images (created_at DESC, id DESC);
     """,
+    # 7: regenerated replies are kept as versions. The messages row holds the version shown
+    # (the one a model sees); the others wait here, numbered in the order they were written.
+    """
+    ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE reply_versions (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        number     INTEGER NOT NULL,       -- 1, 2, 3, … (the shown one is messages.version)
+        content    TEXT NOT NULL,
+        state      TEXT NOT NULL,          -- as messages.state (never 'streaming')
+        error      TEXT,
+        stats      TEXT,                   -- JSON, as messages.stats
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (message_id, number)
+    );
+    """,
 )
 
 

@@ -62,6 +62,9 @@ class FakeLocalEngine:
         self.samplings: list[Sampling] = []  # what `generate` was given
         self.prompts: list[list[dict[str, str]]] = []
 
+    def unload(self) -> None:
+        self.loaded = None
+
     @property
     def context_length(self) -> int | None:
         return self.loaded.context_length if self.loaded is not None else None
@@ -212,9 +215,9 @@ def test_regenerate_and_edit_and_resend_reach_the_session(
     conversation = store.create("Test")
     controller.start_reply(conversation.id, Send("first"), Sampling()).reply.wait(5)
     controller.start_reply(conversation.id, Regenerate(), Sampling()).reply.wait(5)
-    assert [(m.role, m.content) for m in store.messages(conversation.id)] == [
-        (Role.USER, "first"),
-        (Role.ASSISTANT, REPLY),
+    assert [(m.role, m.content, m.version) for m in store.messages(conversation.id)] == [
+        (Role.USER, "first", 1),
+        (Role.ASSISTANT, REPLY, 2),
     ]
     first = store.messages(conversation.id)[0]
     edit = EditAndResend(first.id, "changed")
@@ -246,3 +249,37 @@ def test_an_overflow_is_asked_about_first_and_nothing_is_recorded(
     assert started.reply.wait(5).state is ReplyState.COMPLETE
     assert engine.prompts == [[{"role": "user", "content": "what now"}]]
     assert store.get(conversation.id).model == REF
+
+
+def test_regenerated_versions_keep_their_own_recipes_and_the_model_sees_the_chosen_one(
+    controller: ChatController, engine: FakeLocalEngine, store: ConversationStore
+) -> None:
+    answering_locally(controller)
+    conversation = store.create("Test")
+    first = controller.start_reply(conversation.id, Send("Hi"), Sampling(seed=1)).reply
+    first.wait(5)
+    second = controller.start_reply(conversation.id, Regenerate(), Sampling(seed=2)).reply
+    second.wait(5)
+    assert second.message_id == first.message_id and (first.version, second.version) == (1, 2)
+    one, two = controller.recipe(first.message_id, 1), controller.recipe(first.message_id, 2)
+    assert one is not None and two is not None
+    assert (one.sampling.seed, two.sampling.seed) == (1, 2)
+
+    # Version 1 shown again: it is what the next prompt carries.
+    store.finish_message(first.message_id, content="two", state="complete")
+    store.choose_version(first.message_id, 1)
+    store.finish_message(first.message_id, content="one", state="complete")
+    shown = controller.choose_version(first.message_id, 2)
+    assert (shown.content, shown.version, shown.versions) == ("two", 2, 2)
+    controller.choose_version(first.message_id, 1)
+    controller.start_reply(conversation.id, Send("And?"), Sampling()).reply.wait(5)
+    assert engine.prompts[-1][1] == {"role": "assistant", "content": "one"}
+
+
+def test_unloading_the_local_model_leaves_nothing_answering(
+    controller: ChatController, engine: FakeLocalEngine
+) -> None:
+    answering_locally(controller)
+    assert controller.unload_local() is True
+    assert engine.loaded is None and controller.answerer is None and controller.engine is None
+    assert controller.unload_local() is False  # nothing more to change

@@ -135,7 +135,7 @@ def test_a_killed_engine_keeps_the_partial_reply_and_the_next_message_works(
     assert again.text == SCRIPTED_REPLY[:5]
 
 
-def test_regenerate_replaces_the_last_reply(
+def test_regenerate_writes_a_new_version_of_the_last_reply(
     store: ConversationStore, engine: LocalChatEngine, ggufs: ScriptedGgufs
 ) -> None:
     session = session_with(store, engine, ggufs.scripted_4k)
@@ -145,6 +145,10 @@ def test_regenerate_replaces_the_last_reply(
     messages = store.messages(session.conversation_id)
     assert [m.role for m in messages] == [Role.USER, Role.ASSISTANT]
     assert messages[-1].content == SCRIPTED_REPLY
+    # The reply it replaced is kept as version 1 of the same message.
+    assert (messages[-1].version, messages[-1].versions) == (2, 2)
+    earlier = store.choose_version(messages[-1].id, 1)
+    assert earlier.content == SCRIPTED_REPLY[:3]
 
 
 def test_editing_a_past_message_drops_what_followed(

@@ -206,6 +206,35 @@ def test_info_of_a_gated_repo_without_a_token(cli: Cli, models: HubServer) -> No
     assert models.requests_to(r"^/api/models/meta/gated-llm/auth-check$")
 
 
+def test_info_text_says_access_in_words_and_groups_split_parts(cli: Cli, models: HubServer) -> None:
+    gated = cli.run("--endpoint", models.url, "info", "meta/gated-llm")
+    assert gated.returncode == 0, gated
+    assert "download:    no access (token needed)" in gated.stdout
+    assert "gated:       yes (the authors review each request)" in gated.stdout
+    assert "no-token" not in gated.stdout and "manual" not in gated.stdout
+
+    models.add_repo(
+        "org/split-gguf",
+        {
+            "big-Q4_0-00001-of-00003.gguf": GGUF + b"1",
+            "big-Q4_0-00002-of-00003.gguf": GGUF + b"2",
+            "big-Q4_0-00003-of-00003.gguf": GGUF + b"3",
+            "small-Q8_0.gguf": GGUF,
+        },
+    )
+    text = cli.run("--endpoint", models.url, "info", "org/split-gguf").stdout
+    rows = text.split("FILE", 1)[1].splitlines()[1:]
+    assert len(rows) == 2, text  # the three parts are one model
+    assert rows[1].startswith("big-Q4_0-00001-of-00003.gguf (+2 parts)") or rows[0].startswith(
+        "big-Q4_0-00001-of-00003.gguf (+2 parts)"
+    )
+    assert "00002-of-00003" not in text
+    report = json_output(cli.run("--endpoint", models.url, "info", "org/split-gguf", "--json"))
+    big = next(model for model in report["gguf_models"] if model["name"] == "big-Q4_0")
+    assert len(big["parts"]) == 3 and big["complete"] and big["size"] == 3 * len(GGUF) + 3
+    assert len(report["files"]) == 4  # JSON still lists every file
+
+
 def test_info_of_a_gated_repo_with_a_granted_token(cli: Cli, models: HubServer) -> None:
     models.grant("meta/gated-llm", SECRET_TOKEN)
 

@@ -22,6 +22,7 @@ from app.chat.conversations import (
     MessageState,
     ModelRef,
     Role,
+    VersionNotFoundError,
     title_from_message,
 )
 from app.chat.export import export_json, export_markdown
@@ -653,3 +654,64 @@ def test_a_version_4_database_upgrades_and_keeps_its_data(tmp_path: Path) -> Non
         assert store.load_preset("k") == {"a": 1}
     finally:
         database.close()
+
+
+# -- versions of a reply ---------------------------------------------------------------------
+
+
+def test_a_new_version_keeps_the_reply_it_replaces_and_either_can_be_chosen(
+    store: ConversationStore,
+) -> None:
+    conversation = new_conversation(store)
+    store.append_message(conversation.id, Role.USER, "Hi")
+    reply = store.append_message(conversation.id, Role.ASSISTANT, "first")
+    stats = GenerationStats(generated_tokens=3)
+    store.finish_message(reply.id, content="first", state=MessageState.COMPLETE, stats=stats)
+
+    streaming = store.new_version(reply.id)
+    assert (streaming.id, streaming.position) == (reply.id, reply.position)
+    assert (streaming.content, streaming.state, streaming.stats) == (
+        "",
+        MessageState.STREAMING,
+        None,
+    )
+    assert (streaming.version, streaming.versions) == (2, 2)
+    store.finish_message(reply.id, content="second", state=MessageState.COMPLETE)
+
+    back = store.choose_version(reply.id, 1)
+    assert (back.content, back.stats, back.version, back.versions) == ("first", stats, 1, 2)
+    assert store.messages(conversation.id)[-1] == back  # the one shown is the one stored
+    again = store.choose_version(reply.id, 2)
+    assert (again.content, again.version, again.versions) == ("second", 2, 2)
+    # A third version is numbered after the last, whichever was shown.
+    store.choose_version(reply.id, 1)
+    third = store.new_version(reply.id)
+    assert (third.version, third.versions) == (3, 3)
+
+
+def test_versions_refuse_what_cannot_be_done(store: ConversationStore) -> None:
+    conversation = new_conversation(store)
+    question = store.append_message(conversation.id, Role.USER, "Hi")
+    reply = store.append_message(conversation.id, Role.ASSISTANT, "", state="streaming")
+    with pytest.raises(ValueError, match="only a reply"):
+        store.new_version(question.id)
+    with pytest.raises(ValueError, match="streaming"):
+        store.new_version(reply.id)
+    with pytest.raises(ValueError, match="streaming"):
+        store.choose_version(reply.id, 1)
+    store.finish_message(reply.id, content="done", state=MessageState.COMPLETE)
+    with pytest.raises(VersionNotFoundError):
+        store.choose_version(reply.id, 5)
+    with pytest.raises(MessageNotFoundError):
+        store.new_version(reply.id + 100)
+
+
+def test_deleting_a_conversation_deletes_the_versions_of_its_replies(
+    store: ConversationStore, database: Database
+) -> None:
+    conversation = new_conversation(store)
+    store.append_message(conversation.id, Role.USER, "Hi")
+    reply = store.append_message(conversation.id, Role.ASSISTANT, "first")
+    store.new_version(reply.id)
+    store.delete(conversation.id)
+    assert database.fetch_one("SELECT COUNT(*) FROM reply_versions") == (0,)

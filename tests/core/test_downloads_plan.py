@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import pytest
 
 from app.downloads import PlannedFile, plan_diffusers, plan_files, plan_gguf
+from app.downloads.plan import check_pipeline
 from app.errors import RepoFileNotFoundError
 from app.hub.huggingface import HuggingFaceHub
 from app.hub.models import ModelDetails
@@ -193,3 +194,90 @@ def test_a_diffusers_plan_refuses_what_the_repo_lacks(
     )
     with pytest.raises(RepoFileNotFoundError, match="unet has no default weights"):
         plan_diffusers(hub.model_details("org/fp16-only"), None)
+
+
+def add_pipeline(
+    hub_server: HubServer, hub: HuggingFaceHub, repo_id: str, weights: list[str]
+) -> ModelDetails:
+    files = {
+        "model_index.json": b"{}",
+        "unet/config.json": b"{}",
+        "text_encoder/config.json": b"{}",
+    }
+    files.update({path: f"weights of {path}".encode() for path in weights})
+    hub_server.add_repo(repo_id, files, library_name="diffusers")
+    return hub.model_details(repo_id)
+
+
+def test_a_pipeline_with_safetensors_everywhere_runs(
+    hub_server: HubServer, hub: HuggingFaceHub
+) -> None:
+    details = add_pipeline(
+        hub_server,
+        hub,
+        "org/safe",
+        ["unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"],
+    )
+    check = check_pipeline(details, None)
+    assert check.runs
+    assert check.pickle_components == ()
+    assert check.alternative is None
+
+
+def test_a_pickle_only_component_is_named_and_its_safetensors_offered(
+    hub_server: HubServer, hub: HuggingFaceHub
+) -> None:
+    # fp16 has the text encoder only as a pickle; its default weights are safetensors.
+    details = add_pipeline(
+        hub_server,
+        hub,
+        "org/fp16-pickle-encoder",
+        [
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "unet/diffusion_pytorch_model.safetensors",
+            "text_encoder/pytorch_model.fp16.bin",
+            "text_encoder/model.safetensors",
+        ],
+    )
+    check = check_pipeline(details, "fp16")
+    assert not check.runs
+    assert check.pickle_components == ("text_encoder",)
+    assert check.alternative == ("fp16", True)
+
+    plan = plan_diffusers(details, "fp16", safetensors_fallback=True)
+    weights = {path for path in paths(plan.files) if not path.endswith(".json")}
+    # No fp16 file in the encoder's folder: diffusers loads its default weights there.
+    assert weights == {
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "text_encoder/model.safetensors",
+    }
+    assert check_pipeline(details, None).runs
+
+
+def test_default_weights_as_pickles_point_to_a_variant_with_safetensors(
+    hub_server: HubServer, hub: HuggingFaceHub
+) -> None:
+    details = add_pipeline(
+        hub_server,
+        hub,
+        "org/default-pickles",
+        [
+            "unet/diffusion_pytorch_model.bin",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "text_encoder/pytorch_model.bin",
+            "text_encoder/model.fp16.safetensors",
+        ],
+    )
+    check = check_pipeline(details, None)
+    assert set(check.pickle_components) == {"text_encoder", "unet"}
+    assert check.alternative == ("fp16", False)
+
+
+def test_a_pickle_with_no_safetensors_anywhere_has_no_alternative(
+    pipeline_details: ModelDetails,
+) -> None:
+    check = check_pipeline(pipeline_details, "fp16")
+    assert check.pickle_components == ("vae",)
+    assert check.alternative is None
+    with pytest.raises(RepoFileNotFoundError, match="no bf16 weights"):
+        check_pipeline(pipeline_details, "bf16")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -113,11 +114,12 @@ def test_hf_cache_gguf_models_with_header_details_license_and_blob_sha(machine: 
         True,
     )
     assert location.revision == snapshot.name and not location.owned_by_other_app
+    # Reading a file (a download, a hash check) is no use: "last used" stays empty until
+    # ModelDeck loads the model.
     blob = (snapshot / "tiny-Q4_K_M.gguf").resolve()
-    os.utime(blob, (1_700_000_000, blob.stat().st_mtime))  # last read: 2023-11-14
-    assert by_name(machine.library.scan())["tiny-Q4_K_M"].last_used == datetime(
-        2023, 11, 14, 22, 13, 20, tzinfo=UTC
-    )
+    os.utime(blob, (1_700_000_000, blob.stat().st_mtime))
+    assert q4_entry.last_used is None
+    assert by_name(machine.library.scan())["tiny-Q4_K_M"].last_used is None
     split = entries["big-Q4_0"]
     assert split.size == len(part1) + len(part2)
     assert split.parameter_count == 96  # both parts' tensors
@@ -575,3 +577,64 @@ def test_no_hf_cache_and_no_other_apps_is_an_empty_library(
     library = Library(database, hf_cache_dir=tmp_path / "not-yet", app_folders=AppFolders())
     assert library.scan() == []
     assert library.find("anything") == []
+
+
+# -- use, and pipelines that cannot run --------------------------------------------------
+
+
+def test_last_used_is_when_modeldeck_loaded_it_for_every_copy(machine: Machine) -> None:
+    data = gguf_bytes()
+    snapshot = write_hf_repo(machine.cache, "org/tiny-GGUF", {"tiny-Q4_K_M.gguf": data})
+    copy = write(machine.root / "downloads" / "tiny.gguf", data)
+    machine.library.import_paths([copy])
+    (entry,) = machine.library.scan()
+    assert entry.last_used is None
+    machine.library.mark_used(copy)  # loaded from the imported copy
+    (entry,) = machine.reopen().scan()  # remembered in the database
+    assert entry.last_used == NOW
+    assert [loc.source for loc in entry.locations] == [Source.HF_CACHE, Source.IMPORT]
+    # Loading the cached copy (through the snapshot's link) counts for the same entry.
+    later = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+    machine.library.mark_used(snapshot / "tiny-Q4_K_M.gguf", when=later)
+    (entry,) = machine.library.scan()
+    assert entry.last_used == later
+
+
+def test_an_imported_copy_of_a_cached_file_is_one_entry_with_two_locations(
+    machine: Machine,
+) -> None:
+    data = safetensors_bytes(salt=3)
+    snapshot = write_hf_repo(machine.cache, "org/sd-single", {"model.safetensors": data})
+    copy = write(machine.root / "Downloads" / "my-model.safetensors", data)
+    machine.library.import_paths([copy])
+    (entry,) = machine.library.scan()
+    assert entry.key == f"sha256:{sha(data)}"
+    assert [(loc.source, loc.path) for loc in entry.locations] == [
+        (Source.HF_CACHE, snapshot.resolve() / "model.safetensors"),
+        (Source.IMPORT, copy),
+    ]
+
+
+def test_a_pipeline_with_a_missing_or_pickle_component_is_marked_incomplete(
+    machine: Machine,
+) -> None:
+    whole = write_diffusers(machine.root / "made" / "whole")
+    broken = write_diffusers(machine.root / "made" / "broken", salt=4)
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "safety_checker": [None, None],
+    }
+    write(broken / "model_index.json", json.dumps(index).encode())
+    write(broken / "text_encoder" / "config.json", b"{}")
+    write(broken / "text_encoder" / "pytorch_model.bin", PICKLE_BYTES)
+    (broken / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    (broken / "vae").rmdir()
+    machine.library.import_paths([whole, broken])
+    entries = by_name(machine.library.scan())
+    assert entries["whole"].incomplete is None
+    reason = entries["broken"].incomplete
+    assert reason == "text_encoder: only pickle weights (can run code; not loaded); vae: missing"
+    assert entries["broken"].warning is not None and "pickle" in entries["broken"].warning

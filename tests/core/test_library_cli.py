@@ -87,6 +87,27 @@ def test_list_shows_every_model_as_a_table_or_json(setup: Setup) -> None:
     assert tiny["locations"][1]["owned_by_other_app"] is True
 
 
+def test_list_fits_80_columns_and_wide_shows_every_cell_whole(setup: Setup) -> None:
+    long_repo = "a-very-long-organisation-name/an-even-longer-model-repository-name-GGUF"
+    long_name = "an-even-longer-model-repository-name-with-many-words-Q4_K_M"
+    write_hf_repo(setup.cache, long_repo, {f"{long_name}.gguf": gguf_bytes()})
+    write_hf_repo(setup.cache, "org/no-lfs", {"notes.txt": b"hello"})  # key: hf:org/…@…
+    lines = setup.run("list").out.splitlines()
+    assert lines[0].split() == ["KEY", "NAME", "KIND", "QUANT", "SIZE", "WHERE"]
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    row = next(line for line in lines if line.startswith("hf:") is False and "LLM" in line)
+    assert "an-even-longer" in row and "…" in row  # cut at the end, never in the middle
+    assert "LLM GGUF" in row
+    assert any(
+        line.startswith("hf:org/no-lfs@") or line.startswith("hf:org/no-l") for line in lines
+    )
+
+    wide = setup.run("list", "--wide").out.splitlines()
+    assert any(long_name in line and long_repo in line for line in wide)
+    assert not any("…" in line for line in wide)
+    assert any("LLM (GGUF)" in line for line in wide)
+
+
 def test_list_on_an_empty_machine(setup: Setup) -> None:
     assert setup.run("list").out == "No models on this machine yet.\n"
 

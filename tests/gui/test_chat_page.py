@@ -111,16 +111,22 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     qtbot.waitUntil(lambda: page.conversations.titles() == ["Hello there"], timeout=10_000)
     assert page.title.text() == "Hello there"
 
-    # Per reply: copy the text, and the llama.cpp command that reproduces it.
+    # Per reply: copy the text, and the llama.cpp command that reproduces it (shown under
+    # the reply on demand, with its own Copy).
     widget.copy_button.click()
     assert QGuiApplication.clipboard().text() == SCRIPTED_REPLY
-    assert widget.command_button.isVisible()
+    assert widget.command_button.isVisible() and not widget.command.isVisible()
     widget.command_button.click()
-    qtbot.waitUntil(lambda: page.last_command is not None, timeout=10_000)
+    qtbot.waitUntil(widget.command.isVisible, timeout=10_000)
     command = page.last_command or ""
     assert command.startswith("llama-cli -m ") and str(ggufs.scripted_4k) in command
     assert "<|im_start|>user" in command and "--seed" in command
+    assert widget.command.text.toPlainText() == command
+    assert QGuiApplication.clipboard().text() == SCRIPTED_REPLY  # shown, not copied yet
+    widget.command.copy_button.click()
     assert QGuiApplication.clipboard().text() == command
+    widget.command.hide_button.click()
+    assert not widget.command.isVisible()
 
     # The prompt as the model sees it: the model's ChatML template, applied.
     page.panel.prompt_button.click()
@@ -154,9 +160,10 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     assert reply_widget(page).note.text() == "Stopped."
     assert page.composer.send_button.text() == "Send"
 
-    # Regenerate replaces the stopped reply with a new one.
+    # Regenerate writes a new version of the stopped reply; the stopped one is kept.
     page.panel.sampling.max_tokens.setValue(25)
     assert page.composer.regenerate_button.isEnabled()
+    assert not reply_widget(page).previous_button.isVisible()  # one version: no arrows
     with qtbot.waitSignal(page.replyFinished, timeout=REPLY_TIMEOUT_MS) as finished:
         page.composer.regenerate_button.click()
     assert finished.args == ["complete"]
@@ -165,6 +172,20 @@ def test_a_conversation_streams_stops_regenerates_and_is_edited(
     assert messages[-1].created_at != stopped.created_at  # a new reply (ids are reused)
     assert messages[-1].state is MessageState.COMPLETE
     assert messages[-1].content == (SCRIPTED_REPLY * 3)[:25]
+    versions = reply_widget(page)
+    assert versions.version.text() == "2/2" and versions.previous_button.isVisible()
+    assert versions.previous_button.isEnabled() and not versions.next_button.isEnabled()
+    assert versions.previous_button.accessibleName() == "Previous version"
+
+    # Step back to the stopped version: the store (what the model sees) follows.
+    versions.previous_button.click()
+    qtbot.waitUntil(lambda: reply_widget(page).version.text() == "1/2", timeout=10_000)
+    assert page.transcript.messages()[-1].content == stopped.content
+    stored = core.conversations.messages(page.conversation_id or 0)
+    assert stored[-1].content == stopped.content and stored[-1].version == 1
+    reply_widget(page).next_button.click()
+    qtbot.waitUntil(lambda: reply_widget(page).version.text() == "2/2", timeout=10_000)
+    assert page.transcript.messages()[-1].content == (SCRIPTED_REPLY * 3)[:25]
 
     # Edit the first message: it and everything after it is replaced.
     first_user = page.transcript.entry(messages[0].id)
@@ -320,14 +341,20 @@ def test_conversations_are_created_renamed_searched_and_deleted(
     assert listed.args == [1] and listing.titles() == ["Groceries"]
     qtmodeltester.check(listing.view.model())
     with qtbot.waitSignal(listing.listed, timeout=10_000):
-        listing.search.clear()
+        qtbot.keyClick(listing.search, Qt.Key.Key_Escape)  # Esc empties the search
+    assert listing.search.text() == ""
     assert listing.titles() == ["Trip plans", "Groceries"]
 
     # Delete asks first.
     asked: list[str] = []
 
-    def answer(parent: object, title: str, text: str, *args: object) -> QMessageBox.StandardButton:
+    defaults: list[object] = []
+
+    def answer(
+        parent: object, title: str, text: str, *args: object, **kwargs: object
+    ) -> QMessageBox.StandardButton:
         asked.append(text)
+        defaults.append(args[1] if len(args) > 1 else kwargs.get("defaultButton"))
         return QMessageBox.StandardButton.Yes
 
     monkeypatch.setattr(QMessageBox, "question", answer)
@@ -335,6 +362,7 @@ def test_conversations_are_created_renamed_searched_and_deleted(
     with qtbot.waitSignal(listing.listed, timeout=10_000):
         listing.delete_button.click()
     assert asked and "Trip plans" in asked[0]
+    assert defaults == [QMessageBox.StandardButton.No]  # Enter does not delete
     assert listing.titles() == ["Groceries"]
     qtmodeltester.check(listing.view.model())
     qtbot.waitUntil(lambda: page.conversation_id == fruit.id, timeout=10_000)

@@ -12,6 +12,7 @@ from tests.gui.conftest import select_repo
 from tests.hostile.test_rich_text import labels_guessing, magenta_pixels, write_marker
 from tests.support.hub_server import Fault, HubServer, Status
 from ui.discover.card_view import MORE_LINK
+from ui.discover.files_view import FitLongRole, FitRole, FitShortRole
 from ui.discover.results_model import PAGE_SIZE, SearchState
 from ui.main_window import MainWindow
 
@@ -127,7 +128,7 @@ def test_selecting_a_model_shows_card_license_and_files_with_fit(
     assert repo_id in details.title.text()
     assert "Tiny Llama GGUF" in details.card.toPlainText()
     assert "Quantizations of a tiny model." in details.card.toPlainText()
-    assert "license: llama3.1" in details.chips.text()
+    assert "license: llama3.1" in details.chips.texts()
     assert "---" not in details.card.toPlainText()  # front matter is chips, not raw YAML
     license_text = details.license.toPlainText()
     assert "Llama 3.1" in license_text
@@ -137,10 +138,15 @@ def test_selecting_a_model_shows_card_license_and_files_with_fit(
     files = details.files.model
     assert files is not None
     rows = {
-        files.item(row, 0).text(): (files.item(row, 2).text(), files.item(row, 3).text())
+        files.item(row, 0).text(): (files.item(row, 2).text(), files.item(row, 3).data(FitRole))
         for row in range(files.rowCount())
     }
     assert rows["tiny-Q4_K_M.gguf"] == ("Q4_K_M", "fits")
+    # The fit is a badge in the row that says what the model needs of what is free (on a
+    # narrow pane, only what it needs).
+    fit = files.item(0, 3)
+    assert fit.data(FitLongRole).startswith("fits · ") and " of " in fit.data(FitLongRole)
+    assert fit.text() in (fit.data(FitLongRole), fit.data(FitShortRole), "fits")
     split = next(name for name in rows if name.startswith("tiny-Q8_0"))
     assert "2 parts" in split
     assert rows[split][0] == "Q8_0"
@@ -302,10 +308,9 @@ def test_hostile_metadata_is_shown_as_text_and_loads_no_file(
     assert image in view.facts.text()
     assert "<b>bold</b>" in view.facts.text()
     assert view.title.textFormat() == Qt.TextFormat.PlainText
-    # Chips are the app's markup around escaped values: the hub's text shows as written.
-    chips = view.chips.text()
-    assert "&lt;img src=marker.png&gt;" in chips and "&lt;i&gt;italic" in chips
-    assert "<img" not in chips and "<i>" not in chips
+    # Chips are painted badges: the hub's text shows as written, never parsed.
+    chips = view.chips.texts()
+    assert "<img src=marker.png>" in chips and "<i>italic</i>" in chips
     assert labels_guessing(window.discover) == []
     assert view.card.resource_requests == []
     assert magenta_pixels(window) == 0

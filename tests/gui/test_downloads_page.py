@@ -6,6 +6,8 @@ import hashlib
 import threading
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
@@ -13,7 +15,7 @@ from app.core import Core
 from app.downloads import FileState, FileStatus, JobState, JobStatus
 from tests.support.hub_server import Fault, HubServer, Stall
 from ui.discover.results_model import SearchState
-from ui.downloads_page import DownloadsModel, JobAction
+from ui.downloads_page import DownloadsModel, DownloadsPage, JobAction
 from ui.main_window import MainWindow
 
 WEIGHTS = bytes(range(256)) * 4096  # 1 MiB, an LFS file
@@ -110,7 +112,7 @@ def test_pause_and_cancel_run_off_the_gui_thread(
     qtbot: QtBot, window: MainWindow, core: Core, hub_server: HubServer
 ) -> None:
     add_repo(hub_server)
-    hub_server.inject(Fault(Stall(3.0), path=r"^/lfs/", times=1))  # time to press Pause
+    hub_server.inject(Fault(Stall(6.0), path=r"^/lfs/", times=1))  # time to press Pause (slow CI)
     open_files_tab(qtbot, window)
     select_file(window, "tiny-Q8_0.gguf")
     window.discover.details.view.files.download_button.click()
@@ -127,7 +129,18 @@ def test_pause_and_cancel_run_off_the_gui_thread(
         qtbot.waitUntil(page.buttons[JobAction.PAUSE].isEnabled, timeout=10_000)
         page.buttons[JobAction.PAUSE].click()
         qtbot.waitUntil(page.buttons[JobAction.CANCEL].isEnabled, timeout=10_000)
+        # Enter on the question keeps the download (the default is No) …
         page.buttons[JobAction.CANCEL].click()
+        box = confirm_box(qtbot, page)
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
+        qtbot.keyClick(box, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: page.asking is None, timeout=10_000)
+        job = page.model.job(0)
+        assert job is not None and job.state is JobState.PAUSED
+        # … and only the explicit button cancels it.
+        qtbot.waitUntil(page.buttons[JobAction.CANCEL].isEnabled, timeout=10_000)
+        page.buttons[JobAction.CANCEL].click()
+        confirm_box(qtbot, page).button(QMessageBox.StandardButton.Yes).click()
         qtbot.waitUntil(
             lambda: (job := page.model.job(0)) is not None and job.state is JobState.CANCELLED,
             timeout=10_000,
@@ -137,6 +150,20 @@ def test_pause_and_cancel_run_off_the_gui_thread(
     states = {state for state, _thread in calls}
     assert {JobState.PAUSED, JobState.CANCELLED} <= states
     assert all(thread is not threading.main_thread() for _state, thread in calls)
+
+
+def confirm_box(qtbot: QtBot, page: DownloadsPage) -> QMessageBox:
+    qtbot.waitUntil(lambda: page.asking is not None and page.asking.isVisible(), timeout=10_000)
+    assert page.asking is not None
+    return page.asking
+
+
+def test_tab_leaves_the_downloads_table(qtbot: QtBot, window: MainWindow) -> None:
+    page = window.downloads
+    window.show_page(page)
+    assert not page.view.tabKeyNavigation()
+    assert page.view.accessibleName() == "Downloads"
+    assert all(button.accessibleName() for button in page.buttons.values())
 
 
 def job_status(job_id: int, state: JobState, done: int = 0) -> JobStatus:

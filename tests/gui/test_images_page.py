@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,28 @@ def test_generate_show_progress_keep_it_and_make_it_again(
     second = model.image(0)
     assert second is not None and second.id != first.id and second.seed == first.seed
     assert pixels(second.path) == pixels(first.path)
+
+
+def test_a_size_the_model_forces_is_noted_beside_the_size_fields(
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels, tmp_path: Path
+) -> None:
+    # A copy: the shared engine has not loaded it, so this press of Generate loads it (the
+    # model's own size applies to the job that loads it).
+    folder = shutil.copytree(image_models.folder, tmp_path / "tiny-copy")
+    window.images_with(folder)
+    form = images.form
+    form.prompt.setPlainText("a red fox")
+    form.steps.setValue(2)
+    assert (form.width_box.value(), form.height_box.value()) == (512, 512)  # SD 1.x's square
+    assert not form.size_chosen and not form.size_note.isVisibleTo(images)
+    with qtbot.waitSignal(images.generationFinished, timeout=TIMEOUT_MS) as finished:
+        images.generate_button.click()
+    assert finished.args == ["done"], images.status.text()
+    made = images.gallery_model.image(0)
+    assert made is not None and (made.width, made.height) == (64, 64)  # the model's own size
+    assert (form.width_box.value(), form.height_box.value()) == (64, 64)
+    assert form.size_note.isVisibleTo(images)
+    assert form.size_note.text() == "Set to the model's own size, 64 x 64."
 
 
 def test_cancel_ends_quietly_and_adds_nothing(
@@ -375,16 +398,11 @@ def test_gallery_pages_survive_a_restart_open_and_delete(
     assert str(target.path) in viewer.details.toPlainText()
 
     # Delete asks first, then removes the file, the thumbnail and the row.
-    asked: list[str] = []
-
-    def answer(_parent: object, _title: str, text: str, *_args: object) -> object:
-        asked.append(text)
-        return QMessageBox.StandardButton.Yes
-
-    monkeypatch.setattr(QMessageBox, "question", answer)
     with qtbot.waitSignal(model.rowsRemoved, timeout=10_000):
         viewer.delete_button.click()
-    assert asked and target.path.name in asked[0]
+        qtbot.waitUntil(lambda: images.asking is not None and images.asking.isVisible())
+        assert images.asking is not None and target.path.name in images.asking.text()
+        images.asking.button(QMessageBox.StandardButton.Yes).click()
     assert not target.path.exists()
     assert target.thumbnail is not None and not target.thumbnail.exists()
     assert gallery.get(target.id) is None
@@ -435,6 +453,8 @@ def test_the_license_is_in_view_with_rail_use_restrictions(images: ImagesPage) -
         license="creativeml-openrail-m",
     )
     images.picker.pick(model)
+    assert images.picker.badge.text().startswith("CreativeML OpenRAIL-M")
+    images.picker.details_button.click()  # the use restrictions, behind "Details"
     text = images.picker.license.text()
     assert text.startswith("License: CreativeML OpenRAIL-M")
     assert "minors" in text and "medical advice" in text

@@ -7,13 +7,15 @@ import stat
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
 from tests.support.hub_server import HubServer
 from ui.discover.results_model import SearchState
 from ui.main_window import MainWindow
-from ui.settings_page import token_binding_text
+from ui.settings_page import SettingsPage, token_binding_text
 
 SECRET = "hf_SettingsPageSecret1234567890"
 
@@ -49,6 +51,28 @@ def test_a_new_endpoint_is_saved_and_discover_searches_there(
     assert results.summary(0).repo_id == "acme/model"  # type: ignore[union-attr]
 
 
+def confirm_box(qtbot: QtBot, page: SettingsPage) -> QMessageBox:
+    qtbot.waitUntil(lambda: page.asking is not None and page.asking.isVisible(), timeout=5_000)
+    assert page.asking is not None
+    return page.asking
+
+
+def test_the_page_says_that_endpoint_wins_over_the_saved_one(
+    qtbot: QtBot, window: MainWindow, core: Core, hub_server: HubServer
+) -> None:
+    # The window's core runs with --endpoint (the test hub): it wins over a saved endpoint.
+    page = window.settings
+    window.show_page(page)
+    assert "--endpoint" in page.endpoint_source.text()
+    assert hub_server.url in page.endpoint_source.text()
+    page.endpoint.setText("https://mirror.example")
+    with qtbot.waitSignal(page.hubChanged, timeout=10_000):
+        page.apply_button.click()
+    text = page.endpoint_source.text()
+    assert "wins over the saved endpoint (https://mirror.example)" in text
+    assert "This run still uses" in page.feedback.text()
+
+
 def test_a_token_without_a_keyring_goes_to_a_private_file_and_is_never_shown(
     qtbot: QtBot, window: MainWindow, core: Core
 ) -> None:
@@ -67,8 +91,16 @@ def test_a_token_without_a_keyring_goes_to_a_private_file_and_is_never_shown(
     assert "only you can read" in page.feedback.text()
     assert core.token.value == SECRET
 
+    # Forgetting asks first; Enter keeps the token (the default is No).
+    page.clear_token_button.click()
+    box = confirm_box(qtbot, page)
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.feedback.text() == "The token is kept.", timeout=5_000)
+    assert token_file.read_text() == SECRET
     with qtbot.waitSignal(page.hubChanged, timeout=10_000):
         page.clear_token_button.click()
+        confirm_box(qtbot, page).button(QMessageBox.StandardButton.Yes).click()
     assert not token_file.exists()
     qtbot.waitUntil(lambda: "No token" in page.token_status.text(), timeout=5_000)
 

@@ -358,11 +358,7 @@ def test_a_hostile_card_renders_within_bounds_and_loads_nothing(
 
 
 def test_gguf_metadata_is_text_in_the_library_rows_tooltips_and_delete_question(
-    qtbot: QtBot,
-    window: MainWindow,
-    tmp_path: Path,
-    marker: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, marker: Path
 ) -> None:
     # An imported file is listed under its file name; its path is in the tooltip.
     hostile = "<img src=marker.png><b>tiny-Q8_0"
@@ -381,18 +377,15 @@ def test_gguf_metadata_is_text_in_the_library_rows_tooltips_and_delete_question(
     assert str(gguf) in shown_text(tip) and "<b>" not in tip
     assert labels_guessing(page) == []
 
-    asked: list[str] = []
-
-    def answer(_parent: object, _title: str, text: str, *_args: object) -> object:
-        asked.append(text)
-        return QMessageBox.StandardButton.No
-
-    monkeypatch.setattr(QMessageBox, "question", answer)
+    # The delete question states its text format: plain text, shown as written.
     page.view.selectRow(page.proxy.mapFromSource(index).row())
     page.delete_button.click()
-    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
-    assert hostile in shown_text(asked[0])
-    assert "<img" not in asked[0]
+    qtbot.waitUntil(lambda: page.asking is not None and page.asking.isVisible(), timeout=10_000)
+    box = page.asking
+    assert box is not None
+    assert box.textFormat() == Qt.TextFormat.PlainText
+    assert hostile in box.text()
+    box.button(QMessageBox.StandardButton.No).click()
     assert magenta_pixels(window) == 0
 
 

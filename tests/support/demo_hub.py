@@ -5,13 +5,22 @@ several quantizations and a split model, a diffusers pipeline, a gated Llama-lic
 Apache-2.0 transformers repo, a custom ("other") license with a LICENSE file, a card whose YAML
 is broken, and optionally many small filler repos so that search has pages to turn.
 
+With `runnable=True` it also serves two models that really run, so a person (or
+`scripts/screenshots`) can download, chat and generate against it:
+- `demo-org/Tiny-Chat-GGUF`: a random-weight GGUF that llama.cpp loads, scripted to answer
+  every message with the same short reply (`app.tiny_gguf`, as `--self-test` uses);
+- `demo-org/Tiny-SD-Pipeline`: a tiny Stable Diffusion pipeline with safetensors components
+  (`tests.support.diffusers_builder`): 64x64 in 2 steps takes well under a second on a CPU.
+Building them needs the `llm` and `image` extras and takes a few seconds (torch); they are
+built only when asked, so importing this module stays cheap.
+
 File contents are small but well-formed where it is cheap: GGUF files have a valid header with
 real metadata keys, safetensors files hold one real tensor. Sizes follow the quantization's bits
 per weight, so relative sizes look right even though everything is a few KiB.
 
-Run it for a person to point the app at::
+Run it for a person to point the app at (with the runnable models unless --no-runnable)::
 
-    python -m tests.support.demo_hub [--port 8765] [--filler 200]
+    python -m tests.support.demo_hub [--port 8765] [--filler 200] [--no-runnable]
 """
 
 from __future__ import annotations
@@ -31,10 +40,30 @@ from types import FrameType
 
 from tests.support.hub_server import HubServer
 
-__all__ = ["DemoRepos", "gguf_file", "safetensors_file", "seed_demo_hub", "seed_filler_repos"]
+__all__ = [
+    "DemoRepos",
+    "RunnableRepos",
+    "gguf_file",
+    "safetensors_file",
+    "seed_demo_hub",
+    "seed_filler_repos",
+    "seed_runnable_repos",
+]
 
 GRANTED_TOKEN = "hf_demo_granted_token"
 """A token that `seed_demo_hub` grants access to the gated repo."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunnableRepos:
+    """The demo hub's models that really run, and the files it serves them from (a test or
+    the screenshots can use them in place instead of downloading them)."""
+
+    chat: str  # the GGUF repo
+    chat_file: str  # its one GGUF, as named in the repo
+    chat_path: Path  # that file on disk
+    pipeline: str  # the diffusers repo
+    pipeline_folder: Path  # the pipeline folder on disk (what the repo holds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +78,13 @@ class DemoRepos:
     broken_card: str
     granted_token: str
     filler: tuple[str, ...]
+    runnable: RunnableRepos | None = None  # only when asked for (`runnable=True`)
 
     def all(self) -> tuple[str, ...]:
         """Every demo repo id, filler included."""
         named = (self.gguf, self.diffusers, self.gated, self.transformers, self.other_license)
-        return (*named, self.broken_card, *self.filler)
+        running = (self.runnable.chat, self.runnable.pipeline) if self.runnable else ()
+        return (*named, self.broken_card, *running, *self.filler)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +250,9 @@ tags:
 
 # Tiny Diffusion
 
-A very small Stable-Diffusion-style pipeline for testing image generation end to end.
+A very small Stable-Diffusion-style pipeline layout: the files are placeholders (its text
+encoder is a pickle), so the app can show what it says about such a download. For a pipeline
+that runs, see demo-org/Tiny-SD-Pipeline.
 
 ```python
 from diffusers import StableDiffusionPipeline
@@ -378,6 +411,81 @@ def _broken_card_repo(server: HubServer) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Models that run (built on demand)
+
+
+CHAT_REPO = "demo-org/Tiny-Chat-GGUF"
+CHAT_FILE = "Tiny-Chat-F32.gguf"
+PIPELINE_REPO = "demo-org/Tiny-SD-Pipeline"
+
+_CHAT_CARD = """---
+license: apache-2.0
+pipeline_tag: text-generation
+library_name: gguf
+tags:
+- gguf
+- chat
+- demo
+---
+
+# Tiny Chat (demo)
+
+A two-block llama with random weights, small enough to load in a blink. It is scripted:
+whatever you say, it answers "{reply}". Use it to try ModelDeck's Chat page offline:
+download `{file}`, press *Chat with this*, Load, and send a message.
+"""
+
+_PIPELINE_CARD = """---
+license: creativeml-openrail-m
+library_name: diffusers
+pipeline_tag: text-to-image
+tags:
+- stable-diffusion
+- stable-diffusion-diffusers
+- demo
+---
+
+# Tiny SD Pipeline (demo)
+
+A Stable Diffusion 1.x pipeline with random weights and every component in safetensors: a
+2-level UNet, a 2-level VAE and a 5-layer CLIP text encoder. It makes colourful noise, fast:
+64x64 in 2 steps takes well under a second on a CPU. Download the pipeline, open it in
+Images, set the size to 64x64 and the steps to 2, and press Generate.
+"""
+
+
+def seed_runnable_repos(server: HubServer, folder: Path) -> RunnableRepos:
+    """Build the runnable models into `folder` and serve them (seconds: imports torch)."""
+    from app.tiny_gguf import SCRIPTED_REPLY, write_scripted_gguf
+    from tests.support.diffusers_builder import build_pipeline_folder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # file_type 0: all F32, which is what the scripted tensors are.
+    chat_path = write_scripted_gguf(
+        folder / CHAT_FILE, name="Tiny Chat", file_type=0, context_length=4096
+    )
+    card = _CHAT_CARD.format(reply=SCRIPTED_REPLY, file=CHAT_FILE)
+    files: dict[str, bytes | Path] = {".gitattributes": _GITATTRIBUTES, CHAT_FILE: chat_path}
+    server.add_repo(CHAT_REPO, files, card=card, downloads=1_204, likes=17)
+
+    pipeline_folder = folder / "tiny-sd-pipeline"
+    if not (pipeline_folder / "model_index.json").is_file():
+        build_pipeline_folder(pipeline_folder)
+    components: dict[str, bytes | Path] = {".gitattributes": _GITATTRIBUTES}
+    for path in sorted(pipeline_folder.rglob("*")):
+        if path.is_file():
+            components[path.relative_to(pipeline_folder).as_posix()] = path
+    server.add_repo(PIPELINE_REPO, components, card=_PIPELINE_CARD, downloads=2_310, likes=29)
+    return RunnableRepos(
+        chat=CHAT_REPO,
+        chat_file=CHAT_FILE,
+        chat_path=chat_path,
+        pipeline=PIPELINE_REPO,
+        pipeline_folder=pipeline_folder,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Public entry points
 
 
@@ -413,8 +521,11 @@ def seed_filler_repos(server: HubServer, count: int) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def seed_demo_hub(server: HubServer, *, filler_repos: int = 0) -> DemoRepos:
-    """Add the demo repos (and `filler_repos` extra metadata-only repos) to `server`."""
+def seed_demo_hub(
+    server: HubServer, *, filler_repos: int = 0, runnable: Path | None = None
+) -> DemoRepos:
+    """Add the demo repos (and `filler_repos` extra metadata-only repos) to `server`; with
+    `runnable` (a folder to build them in), the models that really run too."""
     return DemoRepos(
         gguf=_gguf_repo(server),
         diffusers=_diffusers_repo(server),
@@ -424,6 +535,7 @@ def seed_demo_hub(server: HubServer, *, filler_repos: int = 0) -> DemoRepos:
         broken_card=_broken_card_repo(server),
         granted_token=GRANTED_TOKEN,
         filler=seed_filler_repos(server, filler_repos),
+        runnable=seed_runnable_repos(server, runnable) if runnable is not None else None,
     )
 
 
@@ -433,15 +545,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="Hub port (default: a free one)")
     parser.add_argument("--filler", type=int, default=120, help="extra small repos for search")
     parser.add_argument("--root", type=Path, help="folder for file contents (default: temporary)")
+    parser.add_argument(
+        "--no-runnable",
+        dest="runnable",
+        action="store_false",
+        help="skip the models that really run (they need the llm and image extras)",
+    )
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="demo-hub-") as temporary,
         HubServer(args.root or Path(temporary), port=args.port) as server,
     ):
-        demo = seed_demo_hub(server, filler_repos=args.filler)
+        if args.runnable:
+            print("Building the models that run (a few seconds)…", flush=True)
+        models = (args.root or Path(temporary)) / "demo-models" if args.runnable else None
+        demo = seed_demo_hub(server, filler_repos=args.filler, runnable=models)
         print(f"Demo hub: {server.url}   (CDN: {server.cdn_url})")
         print(f"{len(demo.all())} repos; the gated {demo.gated} opens with this token:")
         print(f"  {demo.granted_token}")
+        if demo.runnable is not None:
+            print(f"To chat: {demo.runnable.chat}; to generate: {demo.runnable.pipeline}")
         print(f"Try: curl '{server.url}/api/models?search=llama'")
         print("Ctrl+C to stop.", flush=True)
         _wait_for_interrupt()

@@ -1,7 +1,9 @@
-"""Where a message is written: a multiline field, Send (Stop while a reply streams), Regenerate.
+"""Where a message is written: a full-width multiline field, and under it a line with the
+keys that send, Regenerate and Send (Stop while a reply streams).
 
-Ctrl+Enter sends. Editing a past message puts its text here and turns Send into Resend until
-it is sent or the edit is cancelled.
+Enter sends and Shift+Enter adds a line; with `ctrl_enter_sends` (a setting) Ctrl+Enter sends
+and Enter adds a line. Ctrl+Enter always sends. Editing a past message puts its text here and
+turns Send into Resend until it is sent or the edit is cancelled.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.widgets import PlainLabel
+from ui.style import set_font
+from ui.widgets import PlainLabel, let_shrink
 
 
 class Composer(QWidget):
@@ -32,11 +35,13 @@ class Composer(QWidget):
         self._ready = False  # a model is there to answer
         self._can_regenerate = False
         self._editing: int | None = None
+        self._ctrl_enter_sends = False
 
         self.edit_note = PlainLabel(
             "Editing a message: Resend replaces it and everything after it."
         )
         self.cancel_edit_button = QPushButton("Cancel edit")
+        self.cancel_edit_button.setAccessibleName("Cancel the edit")
         edit_row = QHBoxLayout()
         edit_row.addWidget(self.edit_note, 1)
         edit_row.addWidget(self.cancel_edit_button)
@@ -46,26 +51,34 @@ class Composer(QWidget):
         self.edit_bar.hide()
 
         self.editor = QPlainTextEdit()
-        self.editor.setPlaceholderText("Write a message — Ctrl+Enter sends")
+        self.editor.setPlaceholderText("Write a message")
+        self.editor.setAccessibleName("Message")
         self.editor.setTabChangesFocus(True)
-        self.editor.setFixedHeight(4 * self.editor.fontMetrics().lineSpacing() + 14)
+        self.editor.setFixedHeight(3 * self.editor.fontMetrics().lineSpacing() + 14)
+        self.keys = PlainLabel()
+        let_shrink(self.keys)
+        self.keys.setWordWrap(True)  # two short lines beside the buttons on a narrow page
+        set_font(self.keys, points_delta=-1)
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
+        self.send_button.setAccessibleName("Send the message")
         self.regenerate_button = QPushButton("Regenerate")
-        self.regenerate_button.setToolTip("Write the last reply again")
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.send_button)
+        self.regenerate_button.setToolTip(
+            "Write the last reply again (the earlier one is kept: the arrows go back to it)"
+        )
+        self.regenerate_button.setAccessibleName("Regenerate the last reply")
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.addWidget(self.keys, 1)
         buttons.addWidget(self.regenerate_button)
-        buttons.addStretch(1)
+        buttons.addWidget(self.send_button)
 
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.editor, 1)
-        row.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
         layout.addWidget(self.edit_bar)
-        layout.addLayout(row)
+        layout.addWidget(self.editor)
+        layout.addLayout(buttons)
 
         self.editor.installEventFilter(self)
         self.editor.textChanged.connect(self._update)
@@ -77,6 +90,16 @@ class Composer(QWidget):
     @property
     def text(self) -> str:
         return self.editor.toPlainText()
+
+    @property
+    def ctrl_enter_sends(self) -> bool:
+        """True: Ctrl+Enter sends and Enter adds a line; False: Enter sends, Shift+Enter
+        adds a line."""
+        return self._ctrl_enter_sends
+
+    def set_ctrl_enter_sends(self, on: bool) -> None:
+        self._ctrl_enter_sends = on
+        self._update()
 
     @property
     def editing(self) -> int | None:
@@ -122,8 +145,15 @@ class Composer(QWidget):
             self.send_button.setEnabled(True)
         else:
             self.send_button.setText("Resend" if self._editing is not None else "Send")
-            self.send_button.setToolTip("Send (Ctrl+Enter)")
+            self.send_button.setToolTip(f"Send ({self._send_keys()})")
             self.send_button.setEnabled(self.can_send())
+        self.send_button.setAccessibleName(
+            "Stop the reply" if self._busy else self.send_button.text()
+        )
+        if self._ctrl_enter_sends:
+            self.keys.setText("Ctrl+Enter sends · Enter adds a line")
+        else:
+            self.keys.setText("Enter sends · Shift+Enter adds a line")
         self.regenerate_button.setEnabled(not self._busy and self._ready and self._can_regenerate)
 
     def _send_clicked(self) -> None:
@@ -132,16 +162,34 @@ class Composer(QWidget):
         elif self.can_send():
             self.sendRequested.emit(self.text)
 
+    def _send_keys(self) -> str:
+        return "Ctrl+Enter" if self._ctrl_enter_sends else "Enter"
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Ctrl+Enter in the field sends (plain Enter starts a new line)."""
+        """Enter (or Ctrl+Enter, by the setting) in the field sends; the other adds a line."""
         if (
             watched is self.editor
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
             and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
         ):
-            if self.can_send():
-                self.sendRequested.emit(self.text)
+            if sends(event.modifiers(), ctrl_enter_sends=self._ctrl_enter_sends):
+                if self.can_send():
+                    self.sendRequested.emit(self.text)
+                return True
+            # A plain newline: Qt's own Shift+Enter writes a line separator (U+2028), which
+            # would reach the model as an odd character.
+            self.editor.textCursor().insertText("\n")
+            self.editor.ensureCursorVisible()
             return True
         return super().eventFilter(watched, event)
+
+
+def sends(modifiers: Qt.KeyboardModifier, *, ctrl_enter_sends: bool) -> bool:
+    """Whether Enter with `modifiers` sends. Ctrl+Enter always does (it never adds a line
+    in either mode); Shift+Enter never does; plain Enter does unless Ctrl+Enter sends."""
+    if modifiers & Qt.KeyboardModifier.ControlModifier:
+        return True
+    if modifiers & Qt.KeyboardModifier.ShiftModifier:
+        return False
+    return not ctrl_enter_sends

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -56,9 +56,12 @@ class ConversationList(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search conversations")
         self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search conversations")
         self.new_button = QPushButton("New")
         self.new_button.setToolTip("Start a new conversation")
+        self.new_button.setAccessibleName("New conversation")
         self.delete_button = QPushButton("Delete…")
+        self.delete_button.setAccessibleName("Delete conversation")
         self.delete_button.setEnabled(False)
         self.view = QListWidget()
         self.view.setEditTriggers(
@@ -67,6 +70,8 @@ class ConversationList(QWidget):
         )
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.setUniformItemSizes(True)
+        self.view.setAccessibleName("Conversations")
+        self.view.setTabKeyNavigation(False)  # Tab leaves the list; arrows move within it
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.new_button)
@@ -88,8 +93,22 @@ class ConversationList(QWidget):
         delete_key = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.view)
         delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)
         delete_key.activated.connect(self.delete_current)
+        self.search.installEventFilter(self)  # Esc empties it
         self.view.currentItemChanged.connect(self._current_changed)
         self.view.itemChanged.connect(self._renamed)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Esc in the search field empties it: the list shows every conversation again."""
+        if (
+            watched is self.search
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and self.search.text()
+        ):
+            self.search.clear()
+            return True
+        return super().eventFilter(watched, event)
 
     @property
     def current_id(self) -> int | None:
@@ -120,6 +139,8 @@ class ConversationList(QWidget):
             "Delete conversation",
             # Message boxes guess rich text; a title can be anything (a model may write it).
             plain_html(f"Delete “{item.text()}” and all its messages? This cannot be undone."),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,  # the default button: Enter must not delete
         )
         if answer == QMessageBox.StandardButton.Yes:
             spawn(self._delete(int(item.data(IdRole))))

@@ -12,9 +12,8 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QHBoxLayout,
-    QPushButton,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -86,7 +85,11 @@ class LoadOptions:
 
 
 class LoadForm(QWidget):
-    """The model picker ("Open file…" adds any GGUF) and the load settings."""
+    """The model picker ("Open file…" adds any GGUF) and the load settings.
+
+    The picker and its Open button are not laid out here: the Chat page shows them in the
+    model bar above the conversation (`ui.chat.model_bar`), the settings in the side panel.
+    """
 
     modelPicked = Signal(object)  # the PickedModel chosen, or None
     openFileRequested = Signal()
@@ -95,15 +98,12 @@ class LoadForm(QWidget):
         super().__init__(parent)
         self.model = QComboBox()
         self.model.setPlaceholderText("No GGUF model found — open a file")
-        self.model.setMinimumContentsLength(12)
+        self.model.setMinimumContentsLength(10)
         self.model.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.open_button = QPushButton("Open file…")
-        picker = QHBoxLayout()
-        picker.setContentsMargins(0, 0, 0, 0)
-        picker.addWidget(self.model, 1)
-        picker.addWidget(self.open_button)
+        self.open_button = QToolButton()
+        self.open_button.setText("Open file…")
 
         self.context = QSpinBox()
         self.context.setRange(256, 1_048_576)
@@ -123,7 +123,6 @@ class LoadForm(QWidget):
 
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow(picker)
         form.addRow("Context", self.context)
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("Threads", self.threads)

@@ -1,5 +1,6 @@
 """The right-hand panel: which model answers (a local GGUF, or a remote endpoint), how it is
-loaded, the system prompt, sampling, and the chat template.
+loaded, the system prompt, sampling, and the chat template. Its `bar` (picker, Load, Unload,
+status) is shown by the page above the conversation; the panel itself folds away.
 
 Loading plans first (`plan_load`: the context clamped to the model, GPU layers chosen, a model
 that cannot fit refused) and then loads in the engine's child process, all off the GUI thread.
@@ -15,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QGroupBox,
-    QHBoxLayout,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QTabWidget,
@@ -30,7 +30,9 @@ from PySide6.QtWidgets import (
 from app.chat.controller import Answerer, ChatController
 from app.core import Core
 from app.errors import AppError
+from ui.badges import Tone
 from ui.chat.load_form import LoadForm, LoadOptions, PickedModel
+from ui.chat.model_bar import ModelBar
 from ui.chat.remote_form import RemoteForm
 from ui.chat.sampling_form import SamplingForm
 from ui.chat.server_panel import ServerPanel
@@ -84,6 +86,7 @@ class ModelPanel(QScrollArea):
 
     engineChanged = Signal(object)  # the ChatEngine that answers from now on
     loadFinished = Signal(bool)  # after each load attempt: whether a model is loaded
+    unloaded = Signal()  # after Unload
     remoteChecked = Signal(bool)  # after "Test connection": whether the server answered
     modelsListed = Signal(int)  # GGUF models listed, after each refresh of the library
     presetApplied = Signal()  # after a picked model's saved settings were looked up (and shown)
@@ -110,11 +113,9 @@ class ModelPanel(QScrollArea):
 
         self.load_form = LoadForm()
         self.load_button = QPushButton("Load")
-        self.busy = QProgressBar()
-        self.busy.setRange(0, 0)
-        self.busy.setTextVisible(False)
-        self.busy.setMaximumHeight(8)
-        self.busy.hide()
+        self.load_button.setToolTip("Load the picked model with the settings in the panel")
+        self.bar = ModelBar(self.load_form.model, self.load_form.open_button, self.load_button)
+        self.busy = self.bar.busy
         self.load_status = PlainLabel()
         let_shrink(self.load_status)
         self.load_status.setWordWrap(True)
@@ -123,14 +124,9 @@ class ModelPanel(QScrollArea):
         self.notes.setWordWrap(True)
         make_notice(self.notes)
         self.notes.hide()
-        load_row = QHBoxLayout()
-        load_row.setContentsMargins(0, 0, 0, 0)
-        load_row.addWidget(self.load_button)
-        load_row.addWidget(self.busy, 1)
         local = QWidget()
         local_layout = QVBoxLayout(local)
         local_layout.addWidget(self.load_form)
-        local_layout.addLayout(load_row)
         local_layout.addWidget(self.load_status)
         local_layout.addWidget(self.notes)
         local_layout.addStretch(1)
@@ -156,8 +152,12 @@ class ModelPanel(QScrollArea):
         self.sampling = SamplingForm()
         self.template = TemplatePicker()
         self.prompt_button = QPushButton("Prompt as the model sees it…")
+        self.prompt_button.setAccessibleName("Show the prompt as the model sees it")
         self.prompt_button.setEnabled(False)
         self.server_panel = ServerPanel(core)
+        self.ctrl_enter = QCheckBox("Ctrl+Enter sends (Enter adds a line)")
+        self.ctrl_enter.setToolTip("Off: Enter sends and Shift+Enter adds a line")
+        self.ctrl_enter.setChecked(core.settings.chat_send_with_ctrl_enter)
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -167,6 +167,7 @@ class ModelPanel(QScrollArea):
         layout.addWidget(_section("System prompt", self.system_prompt))
         layout.addWidget(_section("Sampling", self.sampling))
         layout.addWidget(_section("Chat template", self.template, self.prompt_button))
+        layout.addWidget(_section("Keyboard", self.ctrl_enter))
         layout.addStretch(1)
         self.setWidget(content)
         self.setWidgetResizable(True)
@@ -181,6 +182,7 @@ class ModelPanel(QScrollArea):
         self.setMaximumWidth(max(PANEL_WIDTH, needed) + 200)
 
         self.load_button.clicked.connect(self.load)
+        self.bar.unload_button.clicked.connect(lambda: spawn(self._unload()))
         self.load_form.openFileRequested.connect(self.choose_file)
         self.load_form.modelPicked.connect(self._model_picked)
         self.remote_form.testRequested.connect(lambda: spawn(self._test_remote()))
@@ -217,6 +219,7 @@ class ModelPanel(QScrollArea):
     def set_busy(self, busy: bool) -> None:
         """While a reply streams, the model cannot change under it."""
         self.load_button.setEnabled(not busy)
+        self.bar.unload_button.setEnabled(not busy and self.controller.local_model is not None)
         self.remote_form.use_button.setEnabled(not busy)
 
     def save_preset(self) -> None:
@@ -289,11 +292,15 @@ class ModelPanel(QScrollArea):
         self.presetApplied.emit()
 
     async def _load(self) -> None:
+        from app.chat.load_problem import explain_load_failure
+
         model = self.load_form.picked()
         if model is None:
             self._say("Pick a GGUF model first (or open a file).", error=True)
+            self.bar.set_status("No model picked", Tone.CAUTION)
             self.loadFinished.emit(False)
             return
+        self.bar.problem.clear()
         options = self.load_form.options()
         self._set_loading(True, f"Loading {model.name}…")
         note: str | None = None
@@ -304,10 +311,13 @@ class ModelPanel(QScrollArea):
             # While serving, through the server: its clients hear "loading" meanwhile.
             loaded = await run_blocking(self.server_panel.loader(engine), plan.settings)
             note = await run_blocking(self._template_note, engine)
-        except (AppError, RuntimeError, OSError) as exc:
-            self._set_loading(False, f"Not loaded: {exc}", error=True)
+        except (AppError, RuntimeError, OSError, MemoryError) as exc:
+            problem = explain_load_failure(model.name, exc)
+            self._set_loading(False, f"Not loaded: {problem.summary}", error=True)
+            self.bar.problem.show_problem(problem)
             if self.controller.local_failed():
                 self.engineChanged.emit(None)
+            self._show_status()
             self.loadFinished.emit(self.engine is not None)
             return
         self._set_loading(False, describe_load(model.name, loaded))
@@ -318,6 +328,24 @@ class ModelPanel(QScrollArea):
         self._show_answerer(f"Chatting with {model.name} ({loaded.placement})")
         self.save_preset()
         self.loadFinished.emit(True)
+
+    async def _unload(self) -> None:
+        """Unload the local model (on a worker): its memory is free, nothing local answers."""
+        self._set_loading(True, "Unloading…")
+        try:
+            changed = await run_blocking(self.controller.unload_local)
+        except (AppError, RuntimeError) as exc:
+            self._set_loading(False, f"Not unloaded: {exc}", error=True)
+            return
+        self._set_loading(False, "Unloaded: pick a model and press Load to chat again.")
+        self.notes.hide()
+        self.server_panel.set_model_loaded(False)
+        if changed:
+            self.active_label.setText("No model loaded.")
+            self.prompt_button.setEnabled(False)
+            self.engineChanged.emit(self.engine)
+        self._show_status()
+        self.unloaded.emit()
 
     def _plan(self, engine: LocalChatEngine, path: Path, options: LoadOptions) -> LoadPlan:
         """On a worker: the load plan (starting the engine to learn what it can do)."""
@@ -418,14 +446,34 @@ class ModelPanel(QScrollArea):
         """Show which engine answers now (the controller was just told) and say so."""
         self.active_label.setText(clip(text, LONG_CHARS))  # quotes a name from a model file
         self.prompt_button.setEnabled(self.controller.answerer is Answerer.LOCAL)
+        self.bar.problem.clear()
+        self._show_status()
         self.engineChanged.emit(self.engine)
 
+    def _show_status(self) -> None:
+        """The bar's badge: what answers now (the full line in its tooltip)."""
+        answerer = self.controller.answerer
+        loaded = self.controller.local_model
+        if answerer is Answerer.REMOTE:
+            self.bar.set_status("Remote", Tone.ACCENT, tooltip=self.active_label.text())
+        elif answerer is Answerer.LOCAL and loaded is not None:
+            place = "GPU" if loaded.gpu_layers_placed else "CPU"
+            self.bar.set_status(f"Loaded · {place}", Tone.GOOD, tooltip=self.load_status.text())
+        elif self.bar.problem.isVisibleTo(self):
+            self.bar.set_status("Load failed", Tone.BAD, tooltip=self.bar.problem.message.text())
+        else:
+            self.bar.set_status("Not loaded", Tone.NEUTRAL)
+        self.bar.unload_button.setEnabled(loaded is not None and self.load_button.isEnabled())
+
     def _set_loading(self, loading: bool, text: str, *, error: bool = False) -> None:
-        self.busy.setVisible(loading)
+        self.bar.set_loading(loading)
         self.load_button.setEnabled(not loading)
         self.load_form.setEnabled(not loading)
+        for widget in (self.bar.picker, self.bar.open_button, self.bar.unload_button):
+            widget.setEnabled(not loading)
         if loading:
             self.notes.hide()
+            self.bar.set_status("Loading…", Tone.ACCENT, tooltip=text)
         self._say(text, error=error)
 
     def _say(self, text: str, *, error: bool = False) -> None:

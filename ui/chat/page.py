@@ -1,5 +1,6 @@
-"""Chat: conversations on the left, the transcript and the message field in the middle, the
-model panel on the right (it folds away).
+"""Chat: conversations on the left; in the middle the model bar (picker, Load, status), the
+transcript and the full-width message field; the model panel's settings on the right (they
+fold away, and start folded on a narrow window).
 
 The workflow is the core's `ChatController` (shared with the model panel): it starts a reply
 with the engine that answers, chooses its seed and records the model on the conversation.
@@ -17,14 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QResizeEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QMenu,
     QMessageBox,
     QSplitter,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -39,6 +41,7 @@ from app.chat.controller import (
     Send,
 )
 from app.chat.conversations import NEW_CONVERSATION_TITLE, Message, Role, title_from_message
+from app.chat.session import ReplyState
 from app.core import Core
 from app.errors import AppError
 from ui.chat.composer import Composer
@@ -46,6 +49,7 @@ from ui.chat.conversation_list import ConversationList
 from ui.chat.model_panel import ModelPanel
 from ui.chat.prompt_dialog import PromptDialog
 from ui.chat.transcript import Transcript
+from ui.chat.welcome import Welcome
 from ui.style import mark_error, set_font
 from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
@@ -57,6 +61,9 @@ if TYPE_CHECKING:
 
 POLL_MS = 50  # how often a streaming reply reaches the screen
 SYSTEM_PROMPT_PAUSE_MS = 600  # typing in the system prompt is stored after this pause
+# Below this width the settings panel starts folded: the conversation keeps its room.
+PANEL_AUTO_SHOW_PX = 1050
+PAGE_MARGIN = 6
 CLOSE_WAIT_S = 3.0  # closing waits this long for a stopped reply to be stored
 
 
@@ -85,6 +92,7 @@ class ChatPage(QWidget):
     conversationShown = Signal(int)  # a conversation id (-1: none) once it is on screen
     exported = Signal(str)  # the path of a file written by Export
     said = Signal(str)  # each line shown in the status line
+    discoverRequested = Signal()  # the welcome's "Find a model": the window shows Discover
 
     def __init__(
         self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
@@ -102,6 +110,9 @@ class ChatPage(QWidget):
         self.overflow_dialog: QMessageBox | None = None
         self.prompt_dialog: PromptDialog | None = None
         self.last_command: str | None = None
+        self._pick_hint: str | None = None  # "press Load" said after a pick, until a load
+        self._panel_chosen = False  # the person showed or hid the panel: no more auto-fold
+        self._models_listed = 0
 
         self.conversations = ConversationList(lambda: self._core.conversations)
         self.conversations.setMinimumWidth(180)
@@ -118,32 +129,34 @@ class ChatPage(QWidget):
         export_menu.addAction(self.export_markdown_action)
         export_menu.addAction(self.export_json_action)
         self.export_button.setMenu(export_menu)
-        self.panel_button = QToolButton()
-        self.panel_button.setText("Model && settings")
-        self.panel_button.setCheckable(True)
-        self.panel_button.setChecked(True)
-        self.panel_button.setToolTip("Show or hide the model panel")
+        self.export_button.setAccessibleName("Export the conversation")
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
         header.addWidget(self.export_button)
-        header.addWidget(self.panel_button)
 
+        self.panel = ModelPanel(core, models, controller=self.controller)
+        self.panel_button = self.panel.bar.settings_button
         self.transcript = Transcript()
+        self.welcome = Welcome()
+        self.body = QStackedWidget()
+        self.body.addWidget(self.transcript)
+        self.body.addWidget(self.welcome)
         self.composer = Composer()
+        self.composer.set_ctrl_enter_sends(core.settings.chat_send_with_ctrl_enter)
         self.status = PlainLabel()
         let_shrink(self.status)
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_font(self.status, points_delta=-1)
-        center = QWidget()
+        self.center = center = QWidget()
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(6, 0, 6, 6)
+        center_layout.addWidget(self.panel.bar)
         center_layout.addLayout(header)
-        center_layout.addWidget(self.transcript, 1)
+        center_layout.addWidget(self.body, 1)
         center_layout.addWidget(self.composer)
         center_layout.addWidget(self.status)
 
-        self.panel = ModelPanel(core, models, controller=self.controller)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.conversations)
         self.splitter.addWidget(center)
@@ -152,7 +165,7 @@ class ChatPage(QWidget):
         self.splitter.setCollapsible(1, False)
         self.splitter.setSizes([220, 700, 360])
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 0)
+        layout.setContentsMargins(PAGE_MARGIN, PAGE_MARGIN, PAGE_MARGIN, 0)
         layout.addWidget(self.splitter)
 
         self._poll = QTimer(self)
@@ -170,12 +183,23 @@ class ChatPage(QWidget):
         self.composer.stopRequested.connect(self.stop)
         self.composer.regenerateRequested.connect(self.regenerate)
         self.transcript.editRequested.connect(self._edit_requested)
-        self.transcript.commandRequested.connect(lambda mid: spawn(self._copy_command(mid)))
+        self.transcript.commandRequested.connect(lambda mid: spawn(self._show_command(mid)))
+        self.transcript.versionRequested.connect(
+            lambda mid, number: spawn(self._choose_version(mid, number))
+        )
         self.transcript.copied.connect(lambda what: self._say(f"Copied the {what}."))
         self.panel.engineChanged.connect(lambda _engine: self._update_controls())
+        self.panel.loadFinished.connect(self._load_finished)
+        self.panel.unloaded.connect(self._update_controls)
+        self.panel.modelsListed.connect(self._models_counted)
+        self.panel.ctrl_enter.toggled.connect(self._ctrl_enter_toggled)
+        self.conversations.listed.connect(lambda _count: self._show_welcome())
+        self.welcome.findRequested.connect(self.discoverRequested)
         self.panel.promptRequested.connect(lambda: spawn(self._show_prompt()))
         self.panel.system_prompt.textChanged.connect(self._system_prompt_edited)
+        self.panel_button.setChecked(True)
         self.panel_button.toggled.connect(self.panel.setVisible)
+        self.panel_button.clicked.connect(self._panel_clicked)
         self.export_markdown_action.triggered.connect(lambda: self.export("markdown"))
         self.export_json_action.triggered.connect(lambda: self.export("json"))
         self._update_controls()
@@ -193,10 +217,11 @@ class ChatPage(QWidget):
         return self._reply
 
     def pick_model(self, path: Path) -> None:
-        """Pick the GGUF at `path` in the model panel (Load still loads it)."""
-        self.panel_button.setChecked(True)
+        """Pick the GGUF at `path` in the model bar (Load still loads it)."""
         self.panel.pick(path)
-        self._say(f"Picked {path.name}: press Load to chat with it.")
+        self._pick_hint = f"Picked {path.name}: press Load to chat with it."
+        self._say(self._pick_hint)
+        self.panel.load_button.setFocus()
 
     def stop(self) -> None:
         """Stop the reply being written; what came so far is kept."""
@@ -237,6 +262,69 @@ class ChatPage(QWidget):
             )
         self.panel.close_engines()
         self.panel.server_panel.shutdown()  # API clients are not served by a closed window
+
+    def minimumSizeHint(self) -> QSize:
+        """Narrow enough for a small window: the settings panel folds (or, opened there,
+        stands in for the conversation list), so neither counts in full."""
+        hint = super().minimumSizeHint()
+        center = self.center.minimumSizeHint().width()
+        sides = max(self.conversations.minimumWidth(), self.panel.minimumWidth())
+        width = center + sides + self.splitter.handleWidth() + 2 * PAGE_MARGIN
+        return QSize(min(hint.width(), width), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Fold the settings panel on a narrow window, until the person shows or hides it."""
+        super().resizeEvent(event)
+        self._fit_panels(event.size().width())
+
+    def _fit_panels(self, width: int) -> None:
+        if not self._panel_chosen:
+            wide = width >= PANEL_AUTO_SHOW_PX
+            if self.panel_button.isChecked() != wide:
+                self.panel_button.setChecked(wide)
+        # The settings opened on a page too narrow for all three: the list makes room.
+        center = self.center.minimumSizeHint().width()
+        room = self.conversations.minimumWidth() + center + self.panel.minimumWidth() + 24
+        self.conversations.setVisible(not self.panel_button.isChecked() or width >= room)
+
+    def _panel_clicked(self) -> None:
+        self._panel_chosen = True  # no more folding by width: the person chose
+        self._fit_panels(self.width())
+
+    # -- first run, load, keyboard -------------------------------------------------------
+
+    def _models_counted(self, count: int) -> None:
+        self._models_listed = count
+        self.welcome.set_has_models(count > 0)
+        self._show_welcome()
+
+    def _show_welcome(self) -> None:
+        """The welcome stands in for the transcript while there is nothing at all: no
+        conversation kept, none open, and no model answering."""
+        first_run = (
+            self._conversation_id is None
+            and not self.conversations.titles()
+            and self.controller.engine is None
+            and not self.transcript.messages()
+        )
+        self.body.setCurrentWidget(self.welcome if first_run else self.transcript)
+
+    def _load_finished(self, loaded: bool) -> None:
+        if loaded and self._pick_hint is not None and self.status.text() == self._pick_hint:
+            self._say("")  # "press Load" is stale once it loaded
+        if loaded:
+            self._pick_hint = None
+        self._update_controls()
+
+    def _ctrl_enter_toggled(self, on: bool) -> None:
+        self.composer.set_ctrl_enter_sends(on)
+        spawn(self._store_keyboard_setting(on))
+
+    async def _store_keyboard_setting(self, on: bool) -> None:
+        try:
+            await run_blocking(lambda: self._core.update_settings(chat_send_with_ctrl_enter=on))
+        except AppError as exc:
+            self._say(f"The keyboard setting was not saved: {exc}", error=True)
 
     # -- conversations -------------------------------------------------------------------
 
@@ -356,7 +444,7 @@ class ChatPage(QWidget):
         from app.chat.session import ContextOverflowError
 
         if self.controller.engine is None:
-            self._say("Load a model first (the panel on the right).", error=True)
+            self._say("Load a model first: pick one in the bar above and press Load.", error=True)
             return None
         try:
             sampling = self.panel.sampling.sampling()
@@ -431,13 +519,13 @@ class ChatPage(QWidget):
         self._update_controls()
         self.conversations.refresh()
         snapshot = reply.snapshot()
-        if snapshot.state.value == "interrupted":
+        if snapshot.state is ReplyState.INTERRUPTED:
             self._say(
                 f"The reply was interrupted ({snapshot.error}). Send again to go on: "
                 "the engine starts again with the same model.",
                 error=True,
             )
-        elif snapshot.state.value == "error":
+        elif snapshot.state is ReplyState.ERROR:
             self._say(f"The reply failed: {snapshot.error}", error=True)
         self.replyFinished.emit(snapshot.state.value)
 
@@ -495,7 +583,19 @@ class ChatPage(QWidget):
         self.prompt_dialog = dialog
         dialog.open()
 
-    async def _copy_command(self, message_id: int) -> None:
+    async def _choose_version(self, message_id: int, number: int) -> None:
+        """Show another version of a regenerated reply; the model sees that one from now on."""
+        if self._reply is not None or self._starting or self._conversation_id is None:
+            return
+        conversation_id = self._conversation_id
+        try:
+            await run_blocking(lambda: self.controller.choose_version(message_id, number))
+        except (AppError, ValueError) as exc:
+            self._say(str(exc), error=True)
+        await self._sync(conversation_id)
+
+    async def _show_command(self, message_id: int) -> None:
+        """Show the llama.cpp command that reproduces a reply under it (with Copy)."""
         from app.chat.llama_command import llama_cli_command
 
         engine = self.panel.local_engine
@@ -503,7 +603,9 @@ class ChatPage(QWidget):
         if engine is None or loaded is None:
             self._say("Load a local model to get its llama.cpp command.", error=True)
             return
-        recipe = self.controller.recipe(message_id)
+        entry = self.transcript.entry(message_id)
+        version = entry.message.version if entry is not None else 1
+        recipe = self.controller.recipe(message_id, version)
         note = ""
         if recipe is None:
             try:
@@ -528,9 +630,10 @@ class ChatPage(QWidget):
             rendered.text,
             recipe.sampling.seed or 0,
         )
-        QGuiApplication.clipboard().setText(command)
         self.last_command = command
-        self._say(f"Copied the llama.cpp command for this reply{note}.")
+        self.transcript.show_command(message_id, command)
+        if note:
+            self._say(f"The llama.cpp command for this reply{note}.")
 
     async def _write_export(self, conversation_id: int, path: Path, kind: str) -> None:
         from app.chat.export import export_json, export_markdown
@@ -562,6 +665,7 @@ class ChatPage(QWidget):
         self.transcript.set_commands_available(self.panel.local_engine is not None)
         self.panel.set_busy(busy)
         self.export_button.setEnabled(self._conversation_id is not None)
+        self._show_welcome()
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.status.setText(clip(text, LONG_CHARS))

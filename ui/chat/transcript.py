@@ -30,6 +30,7 @@ class Transcript(QScrollArea):
 
     editRequested = Signal(int)  # message id
     commandRequested = Signal(int)  # message id
+    versionRequested = Signal(int, int)  # message id, the version to show
     copied = Signal(str)  # what went to the clipboard
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -143,6 +144,12 @@ class Transcript(QScrollArea):
             if isinstance(entry, MessageWidget):
                 entry.set_command_available(available)
 
+    def show_command(self, message_id: int, command: str) -> None:
+        """Show a reply's llama.cpp command under it."""
+        entry = self._entries.get(message_id)
+        if isinstance(entry, MessageWidget):
+            entry.show_command(command)
+
     def scroll_to_bottom(self) -> None:
         self._pinned = True
         bar = self.verticalScrollBar()
@@ -160,6 +167,7 @@ class Transcript(QScrollArea):
             widget.set_command_available(self._commands)
             widget.editRequested.connect(self.editRequested)
             widget.commandRequested.connect(self.commandRequested)
+            widget.versionRequested.connect(self.versionRequested)
             widget.copied.connect(self.copied)
             entry = widget
         self._entries[message.id] = entry

@@ -54,6 +54,7 @@ class DetailsPane(QWidget):
     failed = Signal(str)  # the message shown
     downloadRequested = Signal(object)  # a DownloadPlan, from the Files tab
     chatRequested = Signal(object)  # the Path of a downloaded GGUF, from the Files tab
+    tokenSaved = Signal()  # a token was saved from the Files tab: the hub and queue changed
 
     def __init__(
         self,
@@ -68,8 +69,10 @@ class DetailsPane(QWidget):
         self.details: ModelDetails | None = None
         self.requested: str | None = None  # the repo shown or loading; None after a failure
         self._view: ModelView | None = None
-        # The HF cache folder, so the Files tab can offer downloaded GGUFs to Chat.
+        # The HF cache folder, so the Files tab can mark downloaded files and offer GGUFs to Chat.
         self.cache_dir: Callable[[], Path] | None = None
+        # Keeps a token typed into the Files tab of a gated model (blocks: the OS keyring).
+        self.save_token: Callable[[str], object] | None = None
 
         self.message = MessageView()
         self.stack = QStackedWidget()
@@ -88,6 +91,7 @@ class DetailsPane(QWidget):
             self._view = ModelView()
             self._view.files.downloadRequested.connect(self.downloadRequested)
             self._view.files.chatRequested.connect(self.chatRequested)
+            self._view.files.tokenSubmitted.connect(self._token_submitted)
             self._view.files.cache_dir = self.cache_dir
             self.stack.addWidget(self._view)
         return self._view
@@ -157,7 +161,34 @@ class DetailsPane(QWidget):
         if details.gating is Gating.OPEN or details.saved_at is not None:
             return
         access = await run_blocking(hub.check_access, details.repo_id)
-        self.view.license.show_access(access)
+        if self.details is details:
+            self.view.license.show_access(access)
+            self.view.files.show_access(access)
+
+    def _token_submitted(self, token: str) -> None:
+        details = self.details
+        if details is not None:
+            spawn(self._save_token(details, token))
+
+    async def _save_token(self, details: ModelDetails, token: str) -> None:
+        """Keep `token` (as Settings does), then ask the hub again whether it has access."""
+        gate = self.view.files.gate
+        if self.save_token is None:
+            gate.show_saved("Tokens are kept in Settings.", error=True)
+            return
+        try:
+            await run_blocking(self.save_token, token)
+        except Exception as exc:  # the keyring backends raise their own error types
+            gate.show_saved(f"The token could not be saved: {type(exc).__name__}", error=True)
+            return
+        gate.show_saved("Token saved. Checking access…")
+        self.tokenSaved.emit()
+        hub = await run_blocking(self._hub)  # a new hub, with the new token
+        access = await run_blocking(hub.check_access, details.repo_id)
+        if self.details is details:
+            gate.show_saved("Token saved.")
+            self.view.license.show_access(access)
+            self.view.files.show_access(access)
 
     async def _load_license_text(self, hub: OfflineAwareHub, details: ModelDetails) -> None:
         license_file = details.license_file

@@ -6,18 +6,20 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from app.hub.models import Gating, ModelCard, ModelDetails
 from app.units import format_bytes
 from ui import theme
 from ui.discover.card_view import CardView
+from ui.discover.chip_row import ChipRow
 from ui.discover.files_view import FilesView
 from ui.discover.license_panel import LicensePanel
+from ui.discover.result_row import counted, paint_repo_name
 from ui.style import make_notice, set_font
-from ui.widgets import LONG_CHARS, ElidedLabel, clip, html_label, let_shrink, plain_label
+from ui.widgets import LONG_CHARS, ElidedLabel, clip, html_label, plain_label, tooltip_html
 
 # Card metadata keys worth a chip, in display order.
 _CHIP_KEYS = ("pipeline_tag", "library_name", "license", "base_model", "language", "datasets")
@@ -39,12 +41,37 @@ def _open_url(url: str) -> None:
     QDesktopServices.openUrl(QUrl(url))
 
 
-def chips_html(chips: Iterable[str]) -> str:
-    """The chips as HTML; each chip's text (hub metadata) is cut short and escaped."""
-    return " ".join(
-        f'<span style="background-color: palette(midlight)">&nbsp;{escape(clip(chip))}&nbsp;</span>'
-        for chip in chips
-    )
+class EndElidedLabel(ElidedLabel):
+    """One line of outside text cut at its end ("…" last), whole in the tooltip when cut."""
+
+    def _elided(self) -> str:
+        width = self.contentsRect().width()
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, width)
+
+
+class RepoTitle(EndElidedLabel):
+    """The model's id as a heading: the author muted, the name bold, cut at the end only;
+    the whole id in the tooltip."""
+
+    def _update_tooltip(self) -> None:
+        self.setToolTip(tooltip_html(self.text()))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        name_font = QFont(self.font())
+        name_font.setBold(True)
+        author_font = QFont(self.font())
+        author_font.setBold(False)
+        palette = self.palette()
+        paint_repo_name(
+            painter,
+            self.contentsRect(),
+            self.text(),
+            author_font=author_font,
+            name_font=name_font,
+            ink=palette.color(QPalette.ColorRole.WindowText),
+            muted=palette.color(QPalette.ColorRole.PlaceholderText),
+        )
 
 
 class ModelView(QWidget):
@@ -52,19 +79,17 @@ class ModelView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # Everything here comes from the hub: plain labels, except the app's own link and the
-        # chips' markup, whose values are escaped.
-        self.title = ElidedLabel()  # a long repo id loses its middle, not its end
-        set_font(self.title, points_delta=theme.HEADING_POINTS, bold=True)
+        # Everything here comes from the hub: plain labels and painted chips, except the app's
+        # own link, whose URL is escaped. Each is one line high whatever the model, so the
+        # tabs below never move (a cut line says the whole text in its tooltip).
+        self.title = RepoTitle()
+        set_font(self.title, points_delta=theme.HEADING_POINTS)
         self.hub_link = html_label()
         self.hub_link.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.hub_link.setOpenExternalLinks(False)
         self.hub_link.linkActivated.connect(_open_url)
-        self.facts = plain_label(word_wrap=True, selectable=True, shrinkable=True)
-        self.chips = html_label()
-        self._chips: list[str] = []  # shown now; drawn again when the scheme changes
-        self.chips.setWordWrap(True)
-        let_shrink(self.chips)
+        self.facts = EndElidedLabel()
+        self.chips = ChipRow()
         self.notice = plain_label(word_wrap=True, shrinkable=True)  # offline copy, broken metadata
         make_notice(self.notice)
         self.notice.hide()
@@ -77,13 +102,15 @@ class ModelView(QWidget):
         self.tabs.addTab(self.license, "License")
         self.tabs.addTab(self.files, "Files")
 
-        header = QHBoxLayout()
-        header.addWidget(self.title, 1)
-        header.addWidget(self.hub_link, 0, Qt.AlignmentFlag.AlignBottom)
+        # The name has the whole width; the link sits at the end of the facts line.
+        facts_row = QHBoxLayout()
+        facts_row.addWidget(self.facts, 1)
+        facts_row.addWidget(self.hub_link)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(header)
-        for widget in (self.facts, self.chips, self.notice):
+        layout.addWidget(self.title)
+        layout.addLayout(facts_row)
+        for widget in (self.chips, self.notice):
             layout.addWidget(widget)
         layout.addWidget(self.tabs, 1)
 
@@ -101,12 +128,13 @@ class ModelView(QWidget):
         base = (
             f" · base model: {clip(', '.join(details.base_models))}" if details.base_models else ""
         )
+        # Most telling first: on a narrow pane the line is cut at its end (whole in the tooltip).
         self.facts.setText(
             f"{clip(details.task or 'task not stated')}"
-            f" · {clip(details.library or 'library not stated')}"
-            f" · {details.downloads:,} downloads · {details.likes:,} likes · updated {updated}"
-            f" · {len(details.files)} files, {format_bytes(total)}"
-            f" · commit {(details.sha or '?')[:10]}{gated}{base}"
+            f" · {clip(details.library or 'library not stated')}{gated}"
+            f" · {counted(len(details.files), 'file')}, {format_bytes(total)}"
+            f" · {counted(details.downloads, 'download')} · {counted(details.likes, 'like')}"
+            f" · updated {updated} · commit {(details.sha or '?')[:10]}{base}"
         )
         self.show_chips(details.card_data, details.tags)
         self.show_notices(details)
@@ -115,16 +143,7 @@ class ModelView(QWidget):
 
     def show_chips(self, metadata: Mapping[str, Any], tags: Iterable[str]) -> None:
         """Front matter as chips (never raw YAML)."""
-        self._chips = metadata_chips(metadata, tags)
-        self.chips.setText(chips_html(self._chips))
-
-    def changeEvent(self, event: QEvent) -> None:
-        # The chips' palette() colour is fixed when their HTML is parsed: parse it again
-        # after a light/dark switch.
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self.chips.clear()  # QLabel.setText skips a text equal to the one it shows
-            self.chips.setText(chips_html(self._chips))
+        self.chips.set_chips(metadata_chips(metadata, tags))
 
     def show_notices(self, details: ModelDetails, card: ModelCard | None = None) -> None:
         """Say when the data is an offline copy, and when the card's metadata is broken."""

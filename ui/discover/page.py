@@ -20,6 +20,7 @@ from app.core import Core
 from app.hub.models import SearchQuery, SortOrder
 from ui import theme
 from ui.discover.details_pane import DetailsPane
+from ui.discover.result_row import ResultRowDelegate, row_height
 from ui.discover.results_model import SearchResultsModel, SearchState
 from ui.style import mark_error, set_font
 from ui.widgets import LONG_CHARS, clip, plain_label
@@ -53,14 +54,6 @@ LICENSES = (
     "cc-by-nc-4.0",
     "other",
 )
-# Fixed starting widths (the model id column takes the rest): measuring contents would change
-# as pages arrive and make the columns jump while the user reads.
-COLUMN_WIDTHS = {1: 115, 2: 80, 3: 50, 4: 105, 5: 82}
-# When the results pane is too narrow for the model's name beside every column (a small
-# window, or the details pane dragged wide), columns go in this order: Updated, Task, Likes,
-# Downloads. The name and the license stay.
-NARROW_DROPS = (5, 1, 3, 2)
-MODEL_COLUMN_MIN = 170
 SORTS = (
     (SortOrder.DOWNLOADS, "Most downloads"),
     (SortOrder.LIKES, "Most likes"),
@@ -97,6 +90,15 @@ class DiscoverPage(QWidget):
         self.sort_order = QComboBox()
         for order, label in SORTS:
             self.sort_order.addItem(label, order)
+        for widget, name in (
+            (self.search_field, "Search models"),
+            (self.task_filter, "Task filter"),
+            (self.library_filter, "Library filter"),
+            (self.license_filter, "License filter"),
+            (self.author_filter, "Author filter"),
+            (self.sort_order, "Sort results by"),
+        ):
+            widget.setAccessibleName(name)
 
         self.results = SearchResultsModel(lambda: self._core.hub, self)
         self.results_view = QTableView()
@@ -107,20 +109,27 @@ class DiscoverPage(QWidget):
         self.results_view.setShowGrid(False)
         self.results_view.setAlternatingRowColors(True)
         self.results_view.setWordWrap(False)
+        # One column drawn as a name line and a badge line (`ResultRowDelegate`); the model
+        # keeps its columns for the tooltips and for tests, but only the first is shown.
+        self.results_view.setItemDelegateForColumn(0, ResultRowDelegate(self.results_view))
+        for column in range(1, self.results.columnCount()):
+            self.results_view.setColumnHidden(column, True)
+        self.results_view.horizontalHeader().hide()
+        self.results_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.results_view.verticalHeader().hide()
-        self.results_view.verticalHeader().setDefaultSectionSize(26)
-        header = self.results_view.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in COLUMN_WIDTHS.items():
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(column, width)
-        self.results_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.results_view.viewport().installEventFilter(self)  # its resizes fit the columns
+        self.results_view.verticalHeader().setDefaultSectionSize(
+            row_height(self.results_view.font())
+        )
+        # Tab leaves the list (it would walk the hidden cells and move the selection);
+        # the arrows move within it.
+        self.results_view.setTabKeyNavigation(False)
+        self.results_view.setAccessibleName("Search results")
         self.status = plain_label(word_wrap=True, shrinkable=True)  # may quote a hub's error
 
         self.details = DetailsPane(
             lambda: self._core.hub, lambda: self._core.settings.default_context_length
         )
+        self.details.save_token = self._core.save_token
 
         filters = QHBoxLayout()
         for widget in (
@@ -140,9 +149,10 @@ class DiscoverPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(self.details)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([700, 540])
+        # Results are two compact lines a row: the details, with their file table, get more.
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([500, 750])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
         layout.setSpacing(theme.SPACING)
@@ -185,6 +195,8 @@ class DiscoverPage(QWidget):
     def search_now(self) -> None:
         """Start the search now (Enter, a filter change, or the end of the typing pause)."""
         self._search_timer.stop()
+        # The model on the right belongs to the old results: it would read as one of the new.
+        self.details.show_placeholder()
         self.results.search(self.query())
 
     def focus_search(self) -> None:
@@ -194,32 +206,21 @@ class DiscoverPage(QWidget):
     # -- reactions ----------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.results_view.viewport() and event.type() == QEvent.Type.Resize:
-            self._fit_columns()
-        # Down in the search field moves into the results, like a browser's address bar.
         if (
             watched is self.search_field
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
-            and event.key() == Qt.Key.Key_Down
-            and self.results.rowCount() > 0
         ):
-            self.results_view.setFocus()
-            self.results_view.selectRow(max(self.results_view.currentIndex().row(), 0))
-            return True
+            # Down in the search field moves into the results, like a browser's address bar.
+            if event.key() == Qt.Key.Key_Down and self.results.rowCount() > 0:
+                self.results_view.setFocus()
+                self.results_view.selectRow(max(self.results_view.currentIndex().row(), 0))
+                return True
+            # Esc clears the field (the search for "" follows after the usual pause).
+            if event.key() == Qt.Key.Key_Escape and self.search_field.text():
+                self.search_field.clear()
+                return True
         return super().eventFilter(watched, event)
-
-    def _fit_columns(self) -> None:
-        """Hide the least useful columns while the model's name would get too little room."""
-        spare = self.results_view.viewport().width() - MODEL_COLUMN_MIN
-        hidden: set[int] = set()
-        for column in NARROW_DROPS:
-            shown = sum(w for c, w in COLUMN_WIDTHS.items() if c not in hidden)
-            if shown <= spare:
-                break
-            hidden.add(column)
-        for column in COLUMN_WIDTHS:
-            self.results_view.setColumnHidden(column, column in hidden)
 
     def _show_state(self, state: str, message: str) -> None:
         self.status.setText(clip(message, LONG_CHARS))

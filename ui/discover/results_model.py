@@ -17,6 +17,7 @@ from PySide6.QtCore import (
 from app.errors import AppError, HubUnreachableError
 from app.hub.models import ModelSummary, SearchQuery
 from ui import theme
+from ui.discover.result_row import counted
 from ui.table_model import Column, ColumnTableModel, Index
 from ui.tasks import run_blocking, spawn
 from ui.widgets import tooltip_html
@@ -65,6 +66,14 @@ def _date(item: ModelSummary) -> str:
     return item.last_modified.date().isoformat() if item.last_modified else ""
 
 
+def _row_tooltip(item: ModelSummary) -> str:
+    facts = [item.task or "task not stated", item.license_id or "no license stated"]
+    facts += [counted(item.downloads, "download"), counted(item.likes, "like")]
+    if item.last_modified:
+        facts.append(f"updated {_date(item)}")
+    return f"{item.repo_id}\n{' · '.join(facts)}"
+
+
 COLUMNS: tuple[Column[ModelSummary], ...] = (
     Column("Model", lambda item: item.repo_id),
     Column("Task", lambda item: item.task or ""),
@@ -104,6 +113,9 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
     # -- Qt model interface ---------------------------------------------------------------
 
     def extra_data(self, item: ModelSummary, column: int, role: int) -> object:
+        if column == 0 and role == Qt.ItemDataRole.ToolTipRole:
+            # The row shows the name cut at its end when narrow: the tooltip has it whole.
+            return tooltip_html(_row_tooltip(item))
         if column != LICENSE_COLUMN or role not in (
             Qt.ItemDataRole.ForegroundRole,
             Qt.ItemDataRole.ToolTipRole,
@@ -189,7 +201,8 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
             return
         self._fetching = None
         self.append_items(seen)
-        count = f"Showing {len(seen)} model(s) you looked at before." if seen else ""
+        noun = "model" if len(seen) == 1 else "models"
+        count = f"Showing {len(seen)} {noun} you looked at before." if seen else ""
         self._set_state(SearchState.OFFLINE, f"Offline — {error} {count}".strip())
 
     def _fail(self, generation: int, error: AppError) -> None:

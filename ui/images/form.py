@@ -42,7 +42,9 @@ from app.images.params import (
     size_presets,
 )
 from ui.images.pictures import read_scaled
+from ui.style import set_font
 from ui.tasks import run_blocking, spawn
+from ui.theme import SMALL_POINTS
 from ui.widgets import PlainLabel, tooltip_html
 
 CUSTOM_SIZE = "Custom"
@@ -85,6 +87,7 @@ class ImageForm(QWidget):
         self.seed.setPlaceholderText("random")
         self.random_seed = QCheckBox("Random")
         self.random_seed.setToolTip("A new seed each time; untick to keep the one shown")
+        self.random_seed.setAccessibleName("Random seed")
         seed_row = QHBoxLayout()
         seed_row.setContentsMargins(0, 0, 0, 0)
         seed_row.addWidget(self.seed, 1)
@@ -98,6 +101,11 @@ class ImageForm(QWidget):
         size_row.addWidget(self.width_box, 1)
         size_row.addWidget(PlainLabel("x"))
         size_row.addWidget(self.height_box, 1)
+        # Says so when the model, not the person, changed the size (after a pick or a load).
+        self.size_note = PlainLabel()
+        self.size_note.setWordWrap(True)
+        set_font(self.size_note, points_delta=SMALL_POINTS)
+        self.size_note.hide()
         self.scheduler = QComboBox()
         for name in SCHEDULERS:
             self.scheduler.addItem("Model default" if name == DEFAULT_SCHEDULER else name, name)
@@ -112,6 +120,7 @@ class ImageForm(QWidget):
         self.init_label = PlainLabel()
         self.init_label.setWordWrap(True)
         self.clear_init_button = QPushButton("Clear")
+        self.clear_init_button.setAccessibleName("Clear the init image")
         self.strength = QDoubleSpinBox()
         self.strength.setRange(0.0, 1.0)
         self.strength.setSingleStep(0.05)
@@ -134,6 +143,7 @@ class ImageForm(QWidget):
         settings.addRow("Seed", seed_row)
         settings.addRow("Size", self.size_preset)
         settings.addRow("", size_row)
+        settings.addRow("", self.size_note)
         settings.addRow("Scheduler", self.scheduler)
         settings.addRow("Batch", self.batch)
         layout = QVBoxLayout(self)
@@ -201,6 +211,7 @@ class ImageForm(QWidget):
             self.random_seed.setChecked(True)
         self._set_size(params.width, params.height)
         self._size_chosen = True
+        self._note_size("")
         index = self.scheduler.findData(params.scheduler)
         self.scheduler.setCurrentIndex(max(index, 0))
         self.batch.setValue(params.batch)
@@ -225,6 +236,7 @@ class ImageForm(QWidget):
         self.strength.setValue(defaults.strength)
         self.set_family(None, default=default_size(None))
         self._size_chosen = False
+        self._note_size("")
         self.set_init_image(None)
 
     def show_seed(self, seed: int) -> None:
@@ -238,10 +250,18 @@ class ImageForm(QWidget):
         """Whether the person picked the size (else it follows the model)."""
         return self._size_chosen
 
-    def set_family(self, family: str | None, *, default: tuple[int, int] | None = None) -> None:
+    def set_family(
+        self,
+        family: str | None,
+        *,
+        default: tuple[int, int] | None = None,
+        model: str | None = None,
+    ) -> None:
         """List `family`'s size presets; unless the person chose a size, show `default`
-        (the model's own size) or the family's native square."""
+        (the model's own size) or the family's native square. When `model` (its name) changed
+        the size shown, a note next to the size says so."""
         self._family = family
+        before = (self.width_box.value(), self.height_box.value())
         self.size_preset.clear()
         for preset in size_presets(family):
             self.size_preset.addItem(
@@ -250,8 +270,21 @@ class ImageForm(QWidget):
             )
         self.size_preset.addItem(CUSTOM_SIZE, None)
         if not self._size_chosen:
-            self._set_size(*(default or default_size(family)))
+            size = default or default_size(family)
+            self._set_size(*size)
+            if model is not None and size != before:
+                # Short, without the name (a hub name can be long); the tooltip names it.
+                self._note_size(f"Set to the model's own size, {size[0]} x {size[1]}.")
+                self.size_note.setToolTip(tooltip_html(f"{model} makes {size[0]} x {size[1]}."))
+            elif size != before:
+                self._note_size("")  # the family's default now: an older note is stale
         self._sync_preset()
+
+    def _note_size(self, text: str) -> None:
+        self.size_note.setText(text)
+        self.size_note.setVisible(bool(text))
+        if not text:
+            self.size_note.setToolTip("")
 
     def _set_size(self, width: int, height: int) -> None:
         self._setting_size = True
@@ -267,10 +300,12 @@ class ImageForm(QWidget):
         if isinstance(size, tuple):
             self._set_size(*size)
             self._size_chosen = True
+            self._note_size("")
 
     def _size_edited(self) -> None:
         if not self._setting_size:
             self._size_chosen = True
+            self._note_size("")
             self._sync_preset()
 
     def _sync_preset(self) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QImage, QPixmap
 
 from app.errors import AppError
+from ui import theme
 from ui.images.pictures import read_first
 from ui.tasks import run_blocking, spawn
 from ui.widgets import tooltip_html
@@ -70,11 +71,11 @@ class GalleryModel(QAbstractListModel):
         self._complete = False
         self._fetching: asyncio.Task[None] | None = None
         self._changes = 0  # bumped by every insert or removal, so a stale page is dropped
-        self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
+        # None: the image could not be decoded (it shows the placeholder).
+        self._pixmaps: OrderedDict[int, QPixmap | None] = OrderedDict()
         self._wanted: OrderedDict[int, None] = OrderedDict()
         self._loading: asyncio.Task[None] | None = None
-        self._placeholder = QPixmap(ICON_SIDE, ICON_SIDE)
-        self._placeholder.fill(QColor("#e0e0e0"))
+        self._placeholders: dict[str, QPixmap] = {}  # per colour: one per scheme
 
     # -- the list ------------------------------------------------------------------------
 
@@ -176,16 +177,27 @@ class GalleryModel(QAbstractListModel):
 
     # -- thumbnails ----------------------------------------------------------------------
 
+    def placeholder(self) -> QPixmap:
+        """The square shown until a thumbnail is decoded, in the scheme on screen (asked for at
+        each paint, so it follows a light/dark switch)."""
+        colour = theme.colours().button
+        pixmap = self._placeholders.get(colour)
+        if pixmap is None:
+            pixmap = QPixmap(ICON_SIDE, ICON_SIDE)
+            pixmap.fill(QColor(colour))
+            self._placeholders[colour] = pixmap
+        return pixmap
+
     def _pixmap(self, image: GalleryImage) -> QPixmap:
-        pixmap = self._pixmaps.get(image.id)
-        if pixmap is not None:
+        if image.id in self._pixmaps:
+            pixmap = self._pixmaps[image.id]
             self._pixmaps.move_to_end(image.id)
-            return pixmap
+            return pixmap if pixmap is not None else self.placeholder()
         self._wanted[image.id] = None
         self._wanted.move_to_end(image.id)  # the latest asked for are the ones on screen
         if self._loading is None:
             self._loading = spawn(self._load_thumbnails())
-        return self._placeholder
+        return self.placeholder()
 
     async def _load_thumbnails(self) -> None:
         try:
@@ -206,7 +218,7 @@ class GalleryModel(QAbstractListModel):
                     if row is None:
                         continue
                     self._pixmaps[image_id] = (
-                        QPixmap.fromImage(picture) if not picture.isNull() else self._placeholder
+                        QPixmap.fromImage(picture) if not picture.isNull() else None
                     )
                     rows.append(row)
                 while len(self._pixmaps) > CACHE_SIZE:

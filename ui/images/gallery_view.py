@@ -1,10 +1,15 @@
-"""The gallery pane: thumbnails in a grid, newest first, with a menu on each image."""
+"""The gallery pane: thumbnails in a grid, newest first, with a menu on each image.
+
+The selected image is framed in the accent colour (`ThumbnailDelegate`). Arrows move within
+the grid; Tab leaves it (an item view's default moves item by item and changes the
+selection); Enter opens the current image and Delete deletes it (after asking)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -17,10 +22,11 @@ from PySide6.QtWidgets import (
 
 from app.images.gallery import GalleryImage
 from ui.images.gallery_model import ICON_SIDE, GalleryModel, ImageRole
+from ui.images.thumbnail_delegate import PAD, ThumbnailDelegate
 from ui.style import set_font
 from ui.widgets import PlainLabel
 
-GRID_MARGIN = 10
+GRID_MARGIN = 4  # between cells, beyond the room the delegate keeps for the frame
 
 
 class GalleryPane(QWidget):
@@ -40,6 +46,7 @@ class GalleryPane(QWidget):
         self.count = PlainLabel()
         self.folder_button = QPushButton("Open folder")
         self.folder_button.setToolTip("Show the images folder in the file manager")
+        self.folder_button.setAccessibleName("Open the images folder")
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
         header.addWidget(title)
@@ -53,8 +60,15 @@ class GalleryPane(QWidget):
         self.view.setWrapping(True)
         self.view.setUniformItemSizes(True)  # the layout never asks every row for its size
         self.view.setIconSize(QSize(ICON_SIDE, ICON_SIDE))
-        side = ICON_SIDE + GRID_MARGIN
+        self.delegate = ThumbnailDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
+        side = ICON_SIDE + 2 * PAD + GRID_MARGIN
         self.view.setGridSize(QSize(side, side))
+        self.view.setTabKeyNavigation(False)
+        self.view.setAccessibleName("Gallery")
+        self.view.setAccessibleDescription(
+            "Generated images, newest first. Enter opens one; Delete deletes it."
+        )
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -70,6 +84,7 @@ class GalleryPane(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.empty)
 
+        self.view.installEventFilter(self)
         self.menu = QMenu(self.view)
         self.open_action = self.menu.addAction("Open")
         self.reuse_action = self.menu.addAction("Reuse these settings")
@@ -92,6 +107,29 @@ class GalleryPane(QWidget):
         model.rowsRemoved.connect(self._update_empty)
         model.modelReset.connect(self._update_empty)
         model.fetched.connect(lambda _rows: self._update_empty())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            return self._key(event)
+        return super().eventFilter(watched, event)
+
+    def _key(self, event: QKeyEvent) -> bool:
+        """Enter opens the current image, Delete deletes it (the page asks first)."""
+        row = self.view.currentIndex().row()
+        image = self.model.image(row) if self.view.currentIndex().isValid() else None
+        if image is None or event.modifiers() not in (
+            Qt.KeyboardModifier.NoModifier,
+            Qt.KeyboardModifier.KeypadModifier,
+        ):
+            return False
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.openRequested.emit(image)
+            return True
+        if event.key() == Qt.Key.Key_Delete:
+            self.deleteRequested.emit(image)
+            return True
+        return False
 
     def selected(self) -> GalleryImage | None:
         image = self.view.currentIndex().data(ImageRole)

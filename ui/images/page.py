@@ -34,6 +34,7 @@ from app.errors import AppError
 from app.images.engine import ImageEngineError
 from app.images.job import ImageJob, JobPhase, JobSnapshot
 from app.images.params import ImageParamsError
+from ui.confirm import ask, confirmation_box
 from ui.images.form import ImageForm
 from ui.images.gallery_model import GalleryModel
 from ui.images.gallery_view import GalleryPane
@@ -44,7 +45,7 @@ from ui.images.viewer import ImageViewer
 from ui.library_model import ImagePipelines, LibraryModel
 from ui.style import mark_error
 from ui.tasks import run_blocking, spawn
-from ui.widgets import PlainLabel, plain_html
+from ui.widgets import PlainLabel
 
 if TYPE_CHECKING:
     import asyncio
@@ -136,6 +137,7 @@ class ImagesPage(QWidget):
         self._offer: Path | None = None  # an image offered as the init image
         self._learned: dict[str, tuple[str | None, tuple[int, int] | None]] = {}
         self.viewer: ImageViewer | None = None
+        self.asking: QMessageBox | None = None  # the delete confirmation on screen, if any
         self.setAcceptDrops(True)
 
         self.picker = ModelPicker()
@@ -156,7 +158,9 @@ class ImagesPage(QWidget):
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
         self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_button.setAccessibleName("Generate images")
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel the generation")
         self.cancel_button.setEnabled(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
@@ -177,6 +181,7 @@ class ImagesPage(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.offer_button = QPushButton("Use it as the init image")
+        self.offer_button.setAccessibleName("Use the dropped image as the init image")
         self.offer_button.hide()
         status_row = QHBoxLayout()
         status_row.setContentsMargins(0, 0, 0, 0)
@@ -302,15 +307,18 @@ class ImagesPage(QWidget):
 
     async def delete(self, image: GalleryImage) -> bool:
         """Delete `image` (its file, thumbnail and row) after asking; True when deleted."""
-        answer = QMessageBox.question(
+        # Enter and Esc keep the image: only the Delete button deletes (ui.confirm).
+        self.asking = confirmation_box(
             self,
             "Delete image",
-            # Message boxes guess rich text; a file name can look like HTML.
-            plain_html(
-                f"Delete {image.path.name}? The file and its thumbnail are removed from disk."
-            ),
+            f"Delete {image.path.name}? The file and its thumbnail are removed from disk.",
+            action="Delete",
         )
-        if answer != QMessageBox.StandardButton.Yes:
+        try:
+            confirmed = await ask(self.asking)
+        finally:
+            self.asking = None
+        if not confirmed:
             return False
         try:
             await run_blocking(lambda: self._core.gallery.delete(image.id))
@@ -369,7 +377,9 @@ class ImagesPage(QWidget):
         if model is None:
             return
         family, size = self._learned.get(str(model.path), (model.family, None))
-        self.form.set_family(family, default=size)
+        self.form.set_family(
+            family, default=size, model=(model.name or model.label) if size else None
+        )
 
     # -- generating ----------------------------------------------------------------------
 
@@ -421,7 +431,7 @@ class ImagesPage(QWidget):
             self.picker.learned(model.with_family(family))
         picked = self.picker.model()
         if picked is not None and picked.path == model.path:
-            self.form.set_family(family, default=default)
+            self.form.set_family(family, default=default, model=model.name or model.label)
 
     def _poll_job(self) -> None:
         shown = self._job

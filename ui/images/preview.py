@@ -33,6 +33,9 @@ class PreviewPane(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
         self.progress.setValue(0)
+        self.progress.setAccessibleName("Generation progress")
+        # Hidden while idle: an empty bar is an empty bordered box under the picture.
+        self.progress.hide()
         self.caption = PlainLabel()
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_font(self.caption, bold=True)
@@ -50,6 +53,7 @@ class PreviewPane(QWidget):
         """Working without steps to count (starting the engine, loading the model)."""
         self.progress.setRange(0, 0)
         self.progress.setFormat(text)
+        self.progress.show()
 
     def show_step(self, step: StepProgress) -> None:
         """One step done: the bar, and the step's preview when it carries one."""
@@ -57,6 +61,7 @@ class PreviewPane(QWidget):
         self.progress.setValue(round(step.fraction * 1000))
         batch = f" · image {step.image + 1} of {step.images}" if step.images > 1 else ""
         self.progress.setFormat(f"Step {step.step} of {step.steps}{batch}")
+        self.progress.show()
         if step.preview:
             picture = QImage()
             if picture.loadFromData(step.preview, "PNG"):
@@ -82,9 +87,11 @@ class PreviewPane(QWidget):
             self.picture.setText("Your image appears here.")
 
     def done(self, text: str) -> None:
+        """The end: a full bar saying `text`, or (no text) no bar at all."""
         self.progress.setRange(0, 1000)
         self.progress.setValue(1000 if text else 0)
         self.progress.setFormat(text)
+        self.progress.setVisible(bool(text))
 
     def set_caption(self, text: str) -> None:
         self.caption.setText(text)

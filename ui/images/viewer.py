@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
+import shiboken6
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
@@ -84,6 +85,9 @@ class ImageViewer(QDialog):
         self.reuse_button = QPushButton("Reuse these settings")
         self.init_button = QPushButton("Use as init image")
         self.delete_button = QPushButton("Delete…")
+        self.reuse_button.setAccessibleName("Reuse this image's settings")
+        self.init_button.setAccessibleName("Use this image as the init image")
+        self.delete_button.setAccessibleName("Delete this image")
         buttons.addButton(self.reuse_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.init_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.delete_button, QDialogButtonBox.ButtonRole.DestructiveRole)
@@ -110,6 +114,8 @@ class ImageViewer(QDialog):
 
     async def _load(self) -> None:
         picture = await run_blocking(read_scaled, self.image.path)
+        if not shiboken6.isValid(self.picture):  # closed (and deleted) while it was read
+            return
         if picture.isNull():
             self.picture.setText(f"{self.image.path.name} cannot be read (moved or deleted?)")
             return
