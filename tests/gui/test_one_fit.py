@@ -20,6 +20,7 @@ from app.hub.models import AccessStatus, ModelDetails, RepoFile
 from app.library.sniff import sniff
 from app.llm import Fit, FitEstimate, KvCacheType, guess_gguf_shape
 from app.model_report import describe_model
+from app.units import format_bytes
 from tests.support.gguf_builder import write_scripted_gguf
 from ui.discover.files_view import build_files_model
 from ui.widgets import tooltip_html
@@ -87,6 +88,9 @@ def test_discover_info_and_load_give_one_verdict_and_explanation(
 
     assert load.fit is verdict
     fit_cell = view.item(0, 3)
-    assert (fit_cell.text(), fit_cell.toolTip()) == (load.fit.value, tooltip_html(load.explanation))
+    # The badge reads "fits · 346 MB of 691 MB": the verdict, then the figures it came from.
+    shown_verdict, _, figures = fit_cell.text().partition(" · ")
+    assert (shown_verdict, fit_cell.toolTip()) == (load.fit.value, tooltip_html(load.explanation))
+    assert figures.startswith(format_bytes(load.ram_bytes))
     (file,) = report["files"]
     assert (file["fit"], file["fit_detail"]) == (load.fit.value, load.explanation)
