@@ -92,7 +92,7 @@ def main() -> None:
         ready = time.perf_counter() - started
         outcome = engine.load(model).wait(120)
         loaded = time.perf_counter() - started
-        assert outcome.kind is EventKind.RESULT, outcome.data
+        assert outcome.kind is EventKind.RESULT, outcome.payload
         cold_first, _ = engine_run(engine, root / "out", args.steps, 0)
         cold_first += loaded
 

@@ -29,7 +29,7 @@ import psutil
 
 from app.chat.local import LocalChatEngine
 from app.engines.protocol import EventKind
-from app.llm.messages import LoadSettings
+from app.llm.messages import Generated, LoadSettings
 from app.llm.sampling import Sampling
 from tests.support.gguf_builder import write_scripted_gguf
 
@@ -83,7 +83,7 @@ def engine_run(engine: LocalChatEngine, count: int) -> tuple[float, float]:
             first = time.perf_counter()
     ended = time.perf_counter()
     assert handle.outcome is not None and handle.outcome.kind is EventKind.RESULT, handle.outcome
-    assert handle.outcome.data["generated_tokens"] >= count
+    assert (handle.outcome.expect(Generated).stats.generated_tokens or 0) >= count
     assert first is not None
     return first - started, ended - started
 

@@ -31,7 +31,7 @@ import openai
 
 from app.chat.local import LocalChatEngine
 from app.engines.protocol import EventKind
-from app.llm.messages import LoadSettings
+from app.llm.messages import Generated, LoadSettings
 from app.llm.sampling import Sampling
 from app.serving import ModelServer
 from benchmarks.llm import MODELS
@@ -50,7 +50,8 @@ def engine_run(engine: LocalChatEngine, count: int) -> tuple[float, float]:
             first = time.perf_counter()
     ended = time.perf_counter()
     assert handle.outcome is not None and handle.outcome.kind is EventKind.RESULT, handle.outcome
-    assert handle.outcome.data["generated_tokens"] == count, handle.outcome.data
+    stats = handle.outcome.expect(Generated).stats
+    assert stats.generated_tokens == count, stats
     assert first is not None
     return first - started, ended - started
 

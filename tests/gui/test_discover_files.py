@@ -191,3 +191,13 @@ def test_tab_leaves_the_files_tree(qtbot: QtBot, window: MainWindow, hub_server:
     qtbot.keyClick(tree, Qt.Key.Key_Tab)
     assert not tree.hasFocus()
     assert tree.currentIndex().row() == 0
+
+
+def test_a_split_part_shows_what_tells_it_apart() -> None:
+    from ui.discover.files_view import part_label
+
+    name = "Pocket-Llama-3B-Instruct-Q8_0"
+    assert part_label(name, f"q8/{name}-00001-of-00002.gguf", 1, 2) == (
+        "part 1 of 2 · 00001-of-00002.gguf"
+    )
+    assert part_label(name, "other-name.gguf", 2, 2) == "part 2 of 2 · other-name.gguf"

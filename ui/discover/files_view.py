@@ -81,6 +81,17 @@ def fit_text(fit: FitEstimate, budget: int | None = None) -> str:
     return text if budget is None else f"{text} of {format_bytes(budget)}"
 
 
+def part_label(model_name: str, path: str, number: int, count: int) -> str:
+    """A split GGUF's part under its model's row: "part 1 of 2 · 00001-of-00002.gguf".
+
+    Its full name repeats the model's, which the row above already shows: cut at the end to
+    fit, every part would read the same ("…-Q8_0-00001-of-…"). The tooltip has the full name.
+    """
+    name = path.rpartition("/")[2]
+    rest = name[len(model_name) :].lstrip("-.") if name.startswith(model_name) else name
+    return f"part {number} of {count} · {rest or name}"
+
+
 def _row(
     name: str,
     size: int | None,
@@ -136,8 +147,16 @@ def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QS
         complete = "" if model.is_complete else ", incomplete"
         label = f"{model.name}  ({len(model.parts)} parts{complete})"
         row = _row(label, model.size, model.quantization or "", fit, "", budget=budget)
-        for part in model.parts:
-            part_row = _row(part.path, part.size, "", None, part.sha256 or "", budget=budget)
+        for number, part in enumerate(model.parts, start=1):
+            part_row = _row(
+                part_label(model.name, part.path, number, len(model.parts)),
+                part.size,
+                "",
+                None,
+                part.sha256 or "",
+                budget=budget,
+            )
+            part_row[NAME].setToolTip(tooltip_html(part.path))
             part_row[NAME].setData(model, TargetRole)  # a part downloads with its whole model
             part_row[NAME].setData((part.path,), PathsRole)
             row[NAME].appendRow(part_row)
@@ -622,14 +641,16 @@ class FilesView(QWidget):
 
     def _check_pipeline(self) -> None:
         """Say before the download when the chosen variant has pickle-only components."""
-        from app.downloads.plan import check_pipeline
-
         self._check = None
         self.pipeline_notice.hide()
         self.safetensors_button.hide()
         details = self._details
         if details is None or not self._is_pipeline:
             return
+        # Imported here, for pipelines only: the download package costs ~25 ms to import,
+        # a stall when a model first opens (the app's start imports it on a worker anyway).
+        from app.downloads.plan import check_pipeline
+
         variant = self.variant.currentData()
         try:
             check = check_pipeline(details, variant)
