@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from app.engines.errors import EngineError, EngineErrorKind
 
 _LLAMA_PREFIX = "llama.cpp could not load the model:"
+_LOG_TAIL = 40  # the last lines of llama.cpp's log before the failure: enough to see why
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +51,8 @@ def explain_load_failure(name: str, error: BaseException) -> LoadProblem:
             )
         if kind is EngineErrorKind.LOAD_FAILED:
             details = details.removeprefix(_LLAMA_PREFIX).strip() or details
+            if error.log:  # llama.cpp's own lines: what a bug report quotes
+                details = "\n".join((details, "", "llama.cpp's log:", *error.log[-_LOG_TAIL:]))
             advice = (
                 "This llama.cpp does not know the model's architecture: update ModelDeck, "
                 "or pick another model."

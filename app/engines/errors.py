@@ -60,10 +60,16 @@ class EngineError(AppError, RuntimeError):
     """An engine refused or failed a request; `kind` says which way."""
 
     def __init__(
-        self, message: str, *, kind: EngineErrorKind | str, hint: str | None = None
+        self,
+        message: str,
+        *,
+        kind: EngineErrorKind | str,
+        hint: str | None = None,
+        log: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message, hint=hint)
         self.kind = kind if isinstance(kind, EngineErrorKind) else EngineErrorKind.of(kind)
+        self.log = log  # the engine's own log lines around the failure (may be empty)
 
 
 class EngineUnavailableError(EngineError):

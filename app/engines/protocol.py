@@ -117,6 +117,7 @@ class Failure(Payload):
 
     kind: EngineErrorKind
     message: str
+    log: tuple[str, ...] = ()  # the engine's own log lines around the failure, for a details view
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,13 @@ class Event:
 class EngineFailure(Exception):
     """Raised by a handler for a failure a person should read (kind: why, for the app)."""
 
-    def __init__(self, kind: EngineErrorKind | str, message: str) -> None:
+    def __init__(
+        self, kind: EngineErrorKind | str, message: str, *, log: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.kind = kind if isinstance(kind, EngineErrorKind) else EngineErrorKind.of(kind)
         self.message = message
+        self.log = log
 
 
 class RequestCancelled(Exception):
@@ -246,7 +250,7 @@ def serve(
         except RequestCancelled:
             context.emit(EventKind.CANCELLED, Empty())
         except EngineFailure as failure:
-            context.emit(EventKind.ERROR, Failure(failure.kind, failure.message))
+            context.emit(EventKind.ERROR, Failure(failure.kind, failure.message, failure.log))
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
             message = f"{type(error).__name__}: {error}"

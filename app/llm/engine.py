@@ -179,4 +179,4 @@ def result_of(event: Event, type_: type[PayloadT]) -> PayloadT:
     if event.kind is EventKind.RESULT:
         return event.expect(type_)
     failure = event.failure
-    raise EngineError(failure.message, kind=failure.kind)
+    raise EngineError(failure.message, kind=failure.kind, log=failure.log)

@@ -148,9 +148,10 @@ class LlamaWorker:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as error:
-            reason = _LlamaLog.load_error(self._log.since(mark)) or str(error)
+            lines = self._log.since(mark)
+            reason = _LlamaLog.load_error(lines) or str(error)
             message = f"llama.cpp could not load the model: {reason}"
-            raise EngineFailure("load-failed", message) from error
+            raise EngineFailure("load-failed", message, log=tuple(lines)) from error
         self._model, self._path = model, path
         lines = self._log.since(mark)
         metadata: Mapping[str, str] = model.metadata or {}

@@ -30,3 +30,16 @@ def test_each_failure_says_what_to_try() -> None:
     assert "incomplete or damaged" in damaged.advice and damaged.details == "bad magic"
     unreadable = explain_load_failure("Tiny", PermissionError("denied"))
     assert unreadable.summary == "Tiny could not be read." and unreadable.details == "denied"
+
+
+def test_llama_cpps_log_goes_to_the_details_after_its_reason() -> None:
+    log = tuple(f"llama_model_loader: line {n}" for n in range(100))
+    error = EngineError(
+        "llama.cpp could not load the model: bad magic", kind=EngineErrorKind.LOAD_FAILED, log=log
+    )
+    problem = explain_load_failure("Tiny", error)
+    first, _, rest = problem.details.partition("\n")
+    assert first == "bad magic"
+    assert rest.splitlines()[-1] == "llama_model_loader: line 99"  # the last lines, in order
+    assert "line 59" not in rest and "line 60" in rest  # the tail only
+    assert "llama_model_loader" not in problem.text

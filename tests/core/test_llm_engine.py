@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.chat.load_problem import explain_load_failure
 from app.chat.local import LocalChatEngine
 from app.engines.errors import EngineError, EngineUnavailableError
 from app.engines.protocol import EventKind
@@ -165,8 +166,14 @@ def test_a_truncated_gguf_is_a_clear_load_error(engine: LocalChatEngine, tmp_pat
 
 def test_an_unknown_architecture_is_named(engine: LocalChatEngine, tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "alien.gguf", architecture="alien9000")
-    with pytest.raises(EngineError, match="alien9000"):
+    with pytest.raises(EngineError, match="alien9000") as caught:
         engine.load(LoadSettings(path=path, context_length=128))
+    # llama.cpp's own log comes along, for the Chat page's Details and a bug report.
+    assert any("alien9000" in line for line in caught.value.log)
+    problem = explain_load_failure("alien", caught.value)
+    assert (
+        "llama.cpp's log:" in problem.details and "alien9000" in problem.summary + problem.details
+    )
 
 
 def test_a_missing_file_is_not_found(engine: LocalChatEngine, tmp_path: Path) -> None:
