@@ -18,6 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from app.core import Core
 from tests.support.hub_server import HubServer
+from ui.chat.page import ChatPage
 from ui.main_window import MainWindow
 
 
@@ -62,6 +63,18 @@ def window(qtbot: QtBot, core: Core, qt_loop: asyncio.AbstractEventLoop) -> Main
     main_window.show()
     qtbot.waitExposed(main_window)
     return main_window
+
+
+@pytest.fixture
+def chat(qtbot: QtBot, window: MainWindow) -> ChatPage:
+    """The Chat page, shown, with its conversation list and model list filled."""
+    page = window.chat
+    with (
+        qtbot.waitSignal(page.conversations.listed, timeout=10_000),
+        qtbot.waitSignal(page.panel.modelsListed, timeout=20_000),
+    ):
+        window.show_page(page)
+    return page
 
 
 def select_repo(qtbot: QtBot, window: MainWindow, repo_id: str) -> None:

@@ -22,18 +22,6 @@ SHIFT = Qt.KeyboardModifier.ShiftModifier
 NONE = Qt.KeyboardModifier.NoModifier
 
 
-@pytest.fixture
-def chat(qtbot: QtBot, window: MainWindow) -> ChatPage:
-    """The Chat page, shown, with its conversation list and model list filled."""
-    page = window.chat
-    with (
-        qtbot.waitSignal(page.conversations.listed, timeout=10_000),
-        qtbot.waitSignal(page.panel.modelsListed, timeout=20_000),
-    ):
-        window.show_page(page)
-    return page
-
-
 def test_which_enter_sends() -> None:
     assert sends(NONE, ctrl_enter_sends=False)
     assert not sends(SHIFT, ctrl_enter_sends=False)

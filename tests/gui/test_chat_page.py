@@ -34,18 +34,6 @@ REPLY_TIMEOUT_MS = 60_000
 ENDLESS_CONTEXT = 32_768  # long enough that a reply is still streaming when Stop comes
 
 
-@pytest.fixture
-def chat(qtbot: QtBot, window: MainWindow) -> ChatPage:
-    """The Chat page, shown, with its conversation list and model list filled."""
-    page = window.chat
-    with (
-        qtbot.waitSignal(page.conversations.listed, timeout=10_000),
-        qtbot.waitSignal(page.panel.modelsListed, timeout=20_000),
-    ):
-        window.show_page(page)
-    return page
-
-
 def load(
     qtbot: QtBot,
     page: ChatPage,

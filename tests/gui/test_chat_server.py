@@ -22,7 +22,6 @@ from tests.gui.test_chat_page import REPLY_TIMEOUT_MS, load, send
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from ui.chat.page import ChatPage
 from ui.chat.server_panel import ServerPanel
-from ui.main_window import MainWindow
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +34,6 @@ START_TIMEOUT_MS = 15_000
 @pytest.fixture(scope="module")
 def scripted(ggufs: ScriptedGgufs) -> Path:
     return ggufs.scripted
-
-
-@pytest.fixture
-def chat(qtbot: QtBot, window: MainWindow) -> ChatPage:
-    """The Chat page, shown, once its model list is filled."""
-    with qtbot.waitSignal(window.chat.panel.modelsListed, timeout=20_000):
-        window.show_page(window.chat)
-    return window.chat
 
 
 def off_thread(qtbot: QtBot, function: Callable[..., T], *args: object) -> T:
