@@ -2,7 +2,8 @@
 as the window.
 
 Exit status: 0 success; 2 bad arguments; 3 repository not found; 4 gated or not permitted;
-5 hub unreachable (offline); 1 any other error. Failures print one line on stderr.
+5 hub unreachable (offline); 6 (pull) a file flagged by the hub's security scan; 1 any other
+error. Failures print one line on stderr.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.register(commands, parents=[common])
     serve.register(commands, parents=[common])
     image.register(commands)
+    from app.commands import updates
+
+    updates.register(commands, parents=[common])
     return parser
 
 
@@ -123,7 +127,13 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             from app.commands import image
 
             return image.run(core, args, out)
-        if args.command in ("list", "import", "rm"):
+        if args.command in ("outdated", "update"):
+            from app.commands import updates
+
+            if args.command == "outdated":
+                return updates.run_outdated(core, args, out)
+            return updates.run_update(core, args, out)
+        if args.command in ("list", "import", "rm", "verify"):
             from app.commands import library
 
             return library.run(core, args, out, library=core.library)
@@ -201,7 +211,7 @@ def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
-    from app.model_report import access_text, gating_text
+    from app.model_report import access_text, gating_text, security_text
     from app.units import format_bytes
 
     license_ = report["license"]
@@ -218,6 +228,7 @@ def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
         f"  terms:       {license_['summary']}",
         f"  gated:       {gating_text(report['gated'])}",
         f"  download:    {access_text(report['access'])}",
+        f"  hub scans:   {security_text(report['security'])}",
     ]
     if report["base_models"]:
         lines.append(f"  base model:  {', '.join(report['base_models'])}")
@@ -240,14 +251,15 @@ def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:
         fit = "projector" if model["projector"] else model["fit"] or ""
         rows.append(
             (label, size(model["size"]), model["quantization"] or "", fit,
-             (sha256.get(model["path"]) or "")[:12])
+             (sha256.get(model["path"]) or "")[:12], model["scan"]["level"])
         )  # fmt: skip
     rows += [
-        (file["path"], size(file["size"]), "", "", (file["sha256"] or "")[:12])
+        (file["path"], size(file["size"]), "", "", (file["sha256"] or "")[:12],
+         file["scan"]["level"])
         for file in report["files"]
         if file["path"] not in grouped
-    ]
-    _write_table(out, ("FILE", "SIZE", "QUANT", "FIT", "SHA256"), rows)
+    ]  # fmt: skip
+    _write_table(out, ("FILE", "SIZE", "QUANT", "FIT", "SHA256", "SCAN"), rows)
 
 
 def _write_table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from app.hardware import MachineMemory
 from app.hub.models import AccessStatus, Gating, ModelDetails, ModelSummary
 from app.hub.repo_files import diffusers_layout, group_gguf_models, parse_quantization
+from app.hub.security import FileScan, worst
 from app.licenses import license_info
 from app.llm.fit import FitEstimate, estimate_file_fit
 
@@ -63,6 +64,8 @@ def describe_model(
         for part in model.parts:
             fits[part.path] = estimate
     layout = diffusers_layout(details.files)
+    scans = {file.path: details.scan_of(file.path) for file in details.files}
+    security = details.security
     return {
         "id": details.repo_id,
         "url": details.url,
@@ -96,6 +99,13 @@ def describe_model(
             if layout.is_pipeline
             else None
         ),
+        # The hub's malware and pickle scans; "reported": false for a hub that sends none
+        # (every file is then "not scanned", never "safe").
+        "security": {
+            "reported": security is not None,
+            "scans_done": security.scans_done if security is not None else False,
+            "flagged": [path for path, scan in scans.items() if scan.level.flagged],
+        },
         "context_length_for_fit": context_length,
         # GGUF files as runnable models: the parts of a split model together (as the window's
         # Files tab groups them), best quality first.
@@ -109,6 +119,7 @@ def describe_model(
                 "complete": model.is_complete,
                 "projector": model.is_projector,
                 "fit": fits[model.path].fit.value if model.path in fits else None,
+                "scan": scan_json(worst([scans[part.path] for part in model.parts])),
             }
             for model in gguf_models
         ],
@@ -122,10 +133,28 @@ def describe_model(
                 else None,
                 "fit": fits[file.path].fit.value if file.path in fits else None,
                 "fit_detail": fits[file.path].explanation if file.path in fits else None,
+                "scan": scan_json(scans[file.path]),
             }
             for file in details.files
         ],
     }
+
+
+def scan_json(scan: FileScan) -> dict[str, str]:
+    """A file's verdict from the hub's scans: {"level": "unsafe", "finding": "antivirus: …"}."""
+    return {"level": scan.level.value, "finding": scan.finding}
+
+
+def security_text(security: dict[str, Any]) -> str:
+    """What `info` says about the hub's scans in one line."""
+    if not security["reported"]:
+        return 'not reported by this hub (files show "not scanned")'
+    flagged = security["flagged"]
+    done = "done" if security["scans_done"] else "not finished"
+    if not flagged:
+        return f"{done}; no file flagged suspicious or unsafe"
+    count = len(flagged)
+    return f"{done}; {count} file{'s' if count != 1 else ''} flagged: {', '.join(flagged)}"
 
 
 def summary_json(item: ModelSummary) -> dict[str, Any]:

@@ -25,7 +25,10 @@ from ui.tasks import run_blocking, spawn
 from ui.widgets import tooltip_html
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from app.library import LibraryEntry
+    from app.library.updates import ModelUpdate
     from app.model_list import ModelList
 
 MISSING_COLOUR = QColor("#9e9e9e")
@@ -33,6 +36,7 @@ SortRole = Qt.ItemDataRole.UserRole + 2  # what a column sorts by (numbers, fold
 BadgesRole = Qt.ItemDataRole.UserRole + 3  # the Model cell's chips: a tuple of `RowBadge`
 MODEL_COLUMN = 0
 PATH_COLUMN = 9
+UPDATE_COLUMN = 10  # built per model: its text comes from the last update check
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +128,9 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
     _changed = Signal()
 
     def __init__(self, models: ModelList, parent: QObject | None = None) -> None:
-        super().__init__(COLUMNS, parent)
+        super().__init__((*COLUMNS, Column("Update", self._update_text)), parent)
         self._models = models
+        self._updates: dict[tuple[str, str], ModelUpdate] = {}
         self._shown = 0  # the version of the list shown
         self._changed.connect(self.catch_up, Qt.ConnectionType.QueuedConnection)
         unsubscribe = models.subscribe(lambda _entries: self._changed.emit())
@@ -165,7 +170,41 @@ class LibraryModel(ColumnTableModel["LibraryEntry"]):
             self.set_items(entries)
         self.refreshed.emit(len(entries))
 
+    def set_updates(self, updates: Mapping[tuple[str, str], ModelUpdate]) -> None:
+        """Show these updates (by repo id and local commit, as `UpdateRecords.outdated`)."""
+        if dict(updates) == self._updates:
+            return
+        self._updates = dict(updates)
+        if self.rowCount():
+            self.dataChanged.emit(
+                self.index(0, UPDATE_COLUMN), self.index(self.rowCount() - 1, UPDATE_COLUMN)
+            )
+
+    def update_for(self, entry: LibraryEntry) -> ModelUpdate | None:
+        """The newer commit upstream for one of the entry's HF cache snapshots, if known."""
+        for location in entry.locations:
+            if location.repo_id is not None and location.revision is not None:
+                update = self._updates.get((location.repo_id, location.revision))
+                if update is not None:
+                    return update
+        return None
+
+    def _update_text(self, entry: LibraryEntry) -> str:
+        update = self.update_for(entry)
+        return update.summary if update is not None else ""
+
     def extra_data(self, item: LibraryEntry, column: int, role: int) -> object:
+        if column == UPDATE_COLUMN:
+            update = self.update_for(item)
+            if role == SortRole:
+                return update.download_size if update is not None else -1
+            if role == Qt.ItemDataRole.ToolTipRole and update is not None:
+                changed = "\n".join(f"  {file.path}" for file in update.changed)
+                return tooltip_html(
+                    f"{update.repo_id} ({update.ref}): {update.local_commit[:12]} on disk, "
+                    f"{update.remote_commit[:12]} on the hub.\nChanged files:\n{changed}"
+                )
+            return None
         if role == SortRole:
             return _sort_key(item, column)
         if role == BadgesRole:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -65,6 +66,7 @@ from ui.widgets import LONG_CHARS, clip, heading_label, plain_label
 
 if TYPE_CHECKING:
     from app.library import DeletePlan, ImportResult, LibraryEntry
+    from app.library.provenance import Verification, VerifyResult
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -87,6 +89,11 @@ class RowAction(Enum):
     CHAT = ("Chat with this", "chat", "Open the selected GGUF model in Chat")
     IMAGES = ("Open in Images", "images", "Open the selected diffusion model in Images")
     SHOW = ("Show in folder", "folder", "Open the folder that holds the selected model")
+    VERIFY = (
+        "Verify",
+        "verify",
+        "Re-hash the selected model's files against what the hub published",
+    )
     DELETE = ("Delete…", "delete", "Delete the selected model (shows what goes first)")
 
     def __init__(self, label: str, icon: str, tip: str) -> None:
@@ -128,9 +135,10 @@ def describe_plan(plan: DeletePlan) -> str:
     return "\n".join(lines)
 
 
-def describe_entry(entry: LibraryEntry) -> str:
-    """The line under the table for the selected model: every place it is kept, and why a
-    pipeline cannot run."""
+def describe_entry(entry: LibraryEntry, verification: Verification | None = None) -> str:
+    """The lines under the table for the selected model: every place it is kept, why a
+    pipeline cannot run, and where it came from (its provenance; `verification`: a newer
+    check than the scan knew of)."""
     count = len(entry.locations)
     where = "in 1 place" if count == 1 else f"kept in {count} places"
     lines = [f"{entry.name} — {format_bytes(entry.size)} — {where}:"]
@@ -143,6 +151,11 @@ def describe_entry(entry: LibraryEntry) -> str:
         lines.append(f"Unreadable: {entry.unreadable}")
     elif entry.incomplete:
         lines.append(f"Incomplete pipeline, it cannot run: {entry.incomplete}.")
+    provenance = entry.provenance
+    if provenance is not None:
+        if verification is not None:
+            provenance = dataclasses.replace(provenance, verification=verification)
+        lines += provenance.lines()
     return "\n".join(lines)
 
 
@@ -235,6 +248,8 @@ class LibraryPage(QWidget):
     imagesRequested = Signal(object)  # the Path of a diffusion model to open in Images
     discoverRequested = Signal()  # the welcome's button: go and find a model
     deleteFinished = Signal(bool)  # after a delete was asked for: whether anything went
+    verifyFinished = Signal(object)  # the VerifyResult of a "Verify", or None if it failed
+    _verifyProgress = Signal(str, int)  # from the hashing worker: model name, percent
 
     def __init__(
         self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
@@ -242,6 +257,9 @@ class LibraryPage(QWidget):
         super().__init__(parent)
         self._core = core
         self.asking: QMessageBox | None = None  # the confirmation on screen, if any
+        # Entry key -> its verification done on this page since the last scan.
+        self._verifications: dict[str, Verification] = {}
+        self._verifying: str | None = None  # the key of the model being re-hashed now
         self.filter = FilterField()
         self.filter.setPlaceholderText("Filter models")
         self.filter.setAccessibleName("Filter models")
@@ -276,6 +294,7 @@ class LibraryPage(QWidget):
         self.images_button = self.row_buttons[RowAction.IMAGES]
         self.show_button = self.row_buttons[RowAction.SHOW]
         self.delete_button = self.row_buttons[RowAction.DELETE]
+        self.verify_button = self.row_buttons[RowAction.VERIFY]
         self.chat_action = self.row_actions[RowAction.CHAT]
         # Says what an import or a scan did, quoting file names and reasons: plain text.
         self.status = plain_label(
@@ -350,6 +369,7 @@ class LibraryPage(QWidget):
         self.model.refreshed.connect(self._listed)
         self.model.modelReset.connect(self._selection_changed)
         self.model.refreshFailed.connect(lambda text: self._say(text, error=True))
+        self._verifyProgress.connect(self._verify_progress)
         if self.model.models.scanned:
             self._listed(self.model.rowCount())
         self._selection_changed()
@@ -415,6 +435,11 @@ class LibraryPage(QWidget):
             location = entry.usable_location
             if location is not None:
                 spawn(self._show_in_folder(location.path))
+        elif action is RowAction.VERIFY and self._verifying is None:
+            self._verifying = entry.key  # at once: the button is off until the check ends
+            self._selection_changed()
+            self._say(f"Verifying {entry.name}…")
+            spawn(self._verify(entry))
         elif action is RowAction.DELETE:
             spawn(self._delete(entry))
 
@@ -431,6 +456,9 @@ class LibraryPage(QWidget):
             RowAction.CHAT: _chat_path(entry) is not None,
             RowAction.IMAGES: _images_path(entry) is not None,
             RowAction.SHOW: entry is not None and entry.usable_location is not None,
+            RowAction.VERIFY: entry is not None
+            and entry.usable_location is not None
+            and self._verifying is None,
             RowAction.DELETE: entry is not None,
         }
 
@@ -440,7 +468,9 @@ class LibraryPage(QWidget):
             self.row_actions[action].setEnabled(allowed)
             self.row_buttons[action].setEnabled(allowed)
         self.selection_details.setText(
-            clip(describe_entry(entry), LONG_CHARS) if entry is not None else NOTHING_SELECTED
+            clip(describe_entry(entry, self._verifications.get(entry.key)), LONG_CHARS)
+            if entry is not None
+            else NOTHING_SELECTED
         )
 
     def context_menu_for(self, row: int) -> QMenu:
@@ -479,6 +509,7 @@ class LibraryPage(QWidget):
         cap = max(360, self.view.viewport().width() // 3)
         for column in range(self.proxy.columnCount()):
             header.resizeSection(column, min(header.sectionSize(column), cap))
+        self._verifications.clear()  # a scan reads every verification recorded
         entries = self.model.entries()
         total = sum(entry.size for entry in entries)
         missing = sum(1 for entry in entries if not entry.present)
@@ -534,6 +565,42 @@ class LibraryPage(QWidget):
         folder = path if is_folder else path.parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self._say(f"No file manager opened {folder}.", error=True)
+
+    async def _verify(self, entry: LibraryEntry) -> None:
+        """Re-hash the model on a worker (progress in the status line), then say the outcome:
+        a file that no longer matches what the hub published is named, as an error."""
+        from app.library.provenance import Verification
+
+        last = -1
+
+        def progress(done: int, total: int) -> None:  # on the worker thread
+            nonlocal last
+            percent = done * 100 // total if total else 100
+            if percent != last:
+                last = percent
+                self._verifyProgress.emit(entry.name, percent)
+
+        try:
+            result: VerifyResult = await run_blocking(
+                self._core.library.verify, entry.key, progress=progress
+            )
+        except AppError as exc:
+            self._say(f"Could not verify {entry.name}: {exc}", error=True)
+            self.verifyFinished.emit(None)
+            return
+        finally:
+            self._verifying = None
+            self._selection_changed()
+        self._verifications[entry.key] = Verification(
+            at=result.at, intact=result.intact, summary=result.summary()
+        )
+        self._say(result.summary(), error=not result.intact)
+        self._selection_changed()
+        self.verifyFinished.emit(result)
+
+    def _verify_progress(self, name: str, percent: int) -> None:
+        if self._verifying is not None:
+            self._say(f"Verifying {name}… {percent}%")
 
     async def _delete(self, entry: LibraryEntry) -> None:
         try:

@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         import_action.triggered.connect(self._import_models)
         folder_action = file_menu.addAction("Add a &folder to the library…")
         folder_action.triggered.connect(self._add_folder)
+        self.check_updates_action = file_menu.addAction("Check for &updates")
+        self.check_updates_action.triggered.connect(lambda: spawn(self.check_for_updates()))
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
@@ -274,6 +276,43 @@ class MainWindow(QMainWindow):
         self.discover.search_now()
         spawn(run_blocking(self._core.recover_interrupted_replies))
         spawn(self._resume_downloads())
+        spawn(self.check_for_updates(background=True))
+
+    async def check_for_updates(self, *, background: bool = False) -> None:
+        """Compare the cached models with the hub and show the answers in the Library.
+
+        In the background (after start): only repos not checked in the last day, and silent
+        (offline or failing, the last known answers stay). Asked for: every repo, and the
+        outcome in the status bar.
+        """
+        from app.library.updates import UpdateRecords, check_for_updates
+
+        core = self._core
+        try:
+            report = await run_blocking(
+                lambda: check_for_updates(
+                    core.hub,
+                    core.database,
+                    core.settings.resolved_cache_dir(),
+                    force=not background,
+                )
+            )
+            known = await run_blocking(lambda: UpdateRecords(core.database).outdated())
+        except AppError as exc:
+            if not background:
+                self.statusBar().showMessage(f"Could not check for updates: {exc}", 8000)
+            return
+        self.library_models.set_updates(known)
+        if background:
+            return
+        if report.updates and report.outdated:
+            count = len(report.outdated)
+            message = f"{count} model{'s have' if count != 1 else ' has'} an update — see Library"
+        elif report.unchecked and not report.updates:
+            message = "Could not reach the hub to check for updates"
+        else:
+            message = "Every model is up to date"
+        self.statusBar().showMessage(message, 8000)
 
     async def _resume_downloads(self) -> None:
         manager = await run_blocking(self._core.start_downloads)

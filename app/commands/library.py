@@ -5,14 +5,18 @@
                                                whose header cannot be read: "rejected", why)
     modeldeck import PATH... [--json]          use files or folders in place (nothing is copied)
     modeldeck rm MODEL [--yes] [--delete-files] [--other-apps]
+    modeldeck verify MODEL [--json]            re-hash a model's files against what the hub
+                                               published (a changed byte is reported)
 
 MODEL is an entry key (or the start of its sha256, six characters or more), a repository id,
 a model name or a path. `rm` prints what would go and asks y/N; without a terminal it needs
 `--yes`. Copies that LM Studio, Ollama or GPT4All use are deleted only after a second yes
 (or `--other-apps`); imported files are forgotten, and deleted only with `--delete-files`.
+`list --json` carries each model's provenance (hub, repo, ref and commit, when ModelDeck
+downloaded it, sha256 and its last verification, the license and where that comes from).
 
-Exit status: 0 success; 1 error (or everything turned down); 2 bad arguments (or `rm`
-without `--yes` and no terminal); 3 no such model.
+Exit status: 0 success; 1 error (or everything turned down, or `verify` found a damaged
+file); 2 bad arguments (or `rm` without `--yes` and no terminal); 3 no such model.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 
-COMMANDS = ("list", "import", "rm")
+COMMANDS = ("list", "import", "rm", "verify")
 
 # `list` in a terminal: kinds in a word or two, and the columns that give way (with the
 # fewest characters each keeps) when a row is wider than the terminal.
@@ -84,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also delete the copies LM Studio, Ollama or GPT4All use",
     )
 
+    verify = subparsers.add_parser(
+        "verify", help="re-hash a model's files against what the hub published"
+    )
+    verify.add_argument("model", metavar="MODEL", help="entry key, repository id, name or path")
+    verify.add_argument("--json", action="store_true", help="print JSON")
+
 
 def run(
     core: Core,
@@ -117,6 +127,8 @@ def run(
             return _import(library, args, out)
         if args.command == "rm":
             return _rm(library, args, out, stdin, err)
+        if args.command == "verify":
+            return _verify(library, args, out, err)
     except EntryNotFoundError as exc:
         return _fail(err, str(exc), EXIT_NOT_FOUND)
     except AppError as exc:
@@ -143,6 +155,7 @@ def entry_json(entry: LibraryEntry) -> dict[str, Any]:
         "unreadable": entry.unreadable,
         "incomplete": entry.incomplete,
         "last_used": entry.last_used.isoformat() if entry.last_used else None,
+        "provenance": entry.provenance.to_json() if entry.provenance else None,
         "locations": [
             {
                 "path": str(location.path),
@@ -259,6 +272,28 @@ def _rm(library: Library, args: argparse.Namespace, out: TextIO, stdin: TextIO, 
     freed = library.execute(plan, confirm_other_apps=confirm_other_apps)
     out.write(f"Deleted {plan.name}: {format_bytes(freed)} freed.\n")
     return EXIT_OK
+
+
+def _verify(library: Library, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from app.library import EntryNotFoundError
+
+    library.scan()
+    matches = library.find(args.model)
+    if not matches:
+        raise EntryNotFoundError(
+            f"No model in the library matches {args.model!r}.",
+            query=args.model,
+            hint="See `modeldeck list` for keys, names and repository ids.",
+        )
+    results = [library.verify(entry.key) for entry in matches]
+    if args.json:
+        _dump(out, [result.to_json() for result in results])
+    for result in results:
+        if not result.intact:
+            err.write(f"modeldeck: {result.summary()}\n")
+        elif not args.json:
+            out.write(result.summary() + "\n")
+    return EXIT_OK if all(result.intact for result in results) else EXIT_ERROR
 
 
 def _write_plan(out: TextIO, plan: DeletePlan) -> None:

@@ -12,8 +12,12 @@ command runs again, and the window's download list shows it too.
 Progress: a bar on one line when stdout is a terminal; with `--json`, one JSON object a line:
 {"event": "progress" | "done" | "error" | "paused", ...}.
 
+A file the hub's scanners flagged suspicious or unsafe is not downloaded: the pull stops
+before any byte is fetched (exit 6); `--allow-unsafe` downloads it anyway.
+
 Exit status: 0 done; 1 error; 3 not found; 4 gated (no access); 5 hub unreachable;
-130 interrupted (the job is paused and its partial files kept). Failures print one line.
+6 a file was flagged by the hub's security scan; 130 interrupted (the job is paused and its
+partial files kept). Failures print one line.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ from app.units import format_bytes, format_duration
 if TYPE_CHECKING:  # the rest is imported when a pull runs: `register` runs at every start
     from app.core import Core
     from app.downloads.status import ErrorKind, JobStatus
+    from app.hub.security import FileScan
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_NOT_FOUND = 3
 EXIT_FORBIDDEN = 4
 EXIT_OFFLINE = 5
+EXIT_FLAGGED = 6
 EXIT_INTERRUPTED = 130
 
 _REFRESH_S = 0.1  # how often the bar is redrawn
@@ -71,6 +77,11 @@ def register(
     )
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--json", action="store_true", help="print JSON lines")
+    pull.add_argument(
+        "--allow-unsafe",
+        action="store_true",
+        help="download files the hub's security scan flagged suspicious or unsafe",
+    )
 
 
 def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -80,6 +91,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from app.downloads.status import ErrorKind, JobState
     from app.downloads.transfer import RetryPolicy
     from app.errors import AppError
+    from app.hub.security import flagged_files
 
     report = _JsonReport(out) if args.json else _TextReport(out)
     try:
@@ -91,6 +103,9 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return report.failed(str(exc), ErrorKind.of(exc))
     except ValueError as exc:
         return report.failed(str(exc), ErrorKind.OTHER)
+    flagged = flagged_files(details.security, [file.path for file in plan.files])
+    if flagged and not getattr(args, "allow_unsafe", False):
+        return report.flagged(refusal(details.repo_id, flagged))
 
     manager = DownloadManager(
         core.database,
@@ -137,6 +152,17 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     kind = status.error_kind or ErrorKind.OTHER
     message = status.error or f"the download ended {status.state}"
     return report.failed(message, kind)
+
+
+def refusal(repo_id: str, flagged: Sequence[tuple[str, FileScan]]) -> str:
+    """The one line a refused pull prints: the worst file, its level and finding."""
+    path, scan = flagged[0]
+    others = f" (and {len(flagged) - 1} more)" if len(flagged) > 1 else ""
+    finding = f" ({scan.finding.rstrip('.')})" if scan.finding else ""
+    return (
+        f"{path} of {repo_id}{others} was flagged {scan.level.value} by the hub's security "
+        f"scan{finding}; not downloaded. Pass --allow-unsafe to download it anyway."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +224,11 @@ class _TextReport:
         _fail(_headline(message, kind))
         return _EXIT_BY_KIND.get(kind, EXIT_ERROR)
 
+    def flagged(self, message: str) -> int:
+        self._end_line()
+        _fail(message)
+        return EXIT_FLAGGED
+
     def _end_line(self) -> None:
         if self._drawn:
             self._out.write("\n")
@@ -254,6 +285,11 @@ class _JsonReport:
         self._emit("error", kind=kind, message=" ".join(message.split()), exit_code=code)
         _fail(_headline(message, kind))
         return code
+
+    def flagged(self, message: str) -> int:
+        self._emit("error", kind="flagged", message=message, exit_code=EXIT_FLAGGED)
+        _fail(message)
+        return EXIT_FLAGGED
 
     def _emit(self, event: str, **fields: object) -> None:
         self._out.write(json.dumps({"event": event, **fields}) + "\n")

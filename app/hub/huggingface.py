@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -40,6 +41,13 @@ from app.hub.models import (
     SearchQuery,
     SortOrder,
 )
+from app.hub.security import (
+    FileScan,
+    RepoSecurity,
+    file_scan_from_hub,
+    merge,
+    repo_security_from_hub,
+)
 from app.hub.untrusted import check_repo_id
 from app.text import first_line
 from app.units import format_bytes
@@ -68,6 +76,10 @@ MAX_MODEL_INFO_BYTES = 32 << 20
 """The largest model description read from a hub. A repository of 100,000 files is ~20 MB of
 JSON with file hashes; a larger answer is a broken or hostile hub, and reading it whole could
 exhaust memory."""
+
+MAX_SCANNED_ENTRIES = 2000
+"""Entries of an expanded listing read for files' scan findings (the hub pages it at 50); past
+this, the repository-level scan status (which names every file with issues) stands alone."""
 
 
 class HuggingFaceHub:
@@ -150,9 +162,36 @@ class HuggingFaceHub:
         `app.hub.untrusted`); the repository id the hub answers with must be a valid one.
         """
         try:
-            return self._details_from_info(self._model_info(repo_id, revision=revision))
+            details = self._details_from_info(self._model_info(repo_id, revision=revision))
         except Exception as exc:
             raise self._translate(exc, repo_id=repo_id, revision=revision) from exc
+        if details.security is not None and details.sha:
+            # The hub scans: each file's findings (virus names, pickle imports) are in the
+            # expanded listing. Without them the repository-level status still stands.
+            files = self._file_scans(details.repo_id, details.sha)
+            details = dataclasses.replace(details, security=merge(details.security, files))
+        return details
+
+    def _file_scans(self, repo_id: str, revision: str) -> dict[str, FileScan]:
+        """Each file's `securityFileStatus` from the expanded tree listing; {} when it fails."""
+        scans: dict[str, FileScan] = {}
+        try:
+            entries = self._api.list_repo_tree(
+                repo_id, revision=revision, recursive=True, expand=True
+            )
+            for count, entry in enumerate(entries):
+                if count >= MAX_SCANNED_ENTRIES:
+                    break
+                security = getattr(entry, "security", None)
+                path = getattr(entry, "path", None)
+                if security is None or not isinstance(path, str):
+                    continue
+                scans[path] = file_scan_from_hub(
+                    security.status, security.av_scan, security.pickle_import_scan
+                )
+        except Exception:  # the findings are extra: the repository's status stands alone
+            return scans
+        return scans
 
     def _model_info(self, repo_id: str, *, revision: str | None) -> ModelInfo:
         """`HfApi.model_info(files_metadata=True)`, reading at most `MAX_MODEL_INFO_BYTES`.
@@ -167,7 +206,9 @@ class HuggingFaceHub:
         headers = build_hf_headers(
             token=self._token or False, library_name="modeldeck", library_version=__version__
         )
-        with get_session().stream("GET", url, headers=headers, params={"blobs": True}) as answer:
+        with get_session().stream(
+            "GET", url, headers=headers, params={"blobs": True, "securityStatus": True}
+        ) as answer:
             body = _read_at_most(answer, MAX_MODEL_INFO_BYTES, what=f"description of {repo_id}")
         response = httpx2.Response(
             answer.status_code, headers=answer.headers, content=body, request=answer.request
@@ -341,6 +382,7 @@ class HuggingFaceHub:
             files=tuple(_repo_file(sibling) for sibling in info.siblings or ()),
             card_data=card_data,
             url=self.repo_url(repo_id),
+            security=_repo_security(info),
         )
 
 
@@ -375,6 +417,11 @@ def _repo_file(sibling: RepoSibling) -> RepoFile:
         sha256=sha256 if isinstance(sha256, str) else None,
         blob_id=blob_id if isinstance(blob_id, str) else None,
     )
+
+
+def _repo_security(info: ModelInfo) -> RepoSecurity | None:
+    """The hub's `securityRepoStatus`; None when it sent none (a hub that does not scan)."""
+    return repo_security_from_hub(getattr(info, "security_repo_status", None))
 
 
 def _whole_number(value: object) -> int | None:

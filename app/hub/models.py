@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from app.hub.security import FileScan, RepoSecurity, scan_of
+
 
 class SortOrder(StrEnum):
     """How search results are ordered (always descending)."""
@@ -119,6 +121,12 @@ class ModelDetails:
     saved_at: datetime | None = (
         None  # None: fresh from the hub; else when this offline copy was fetched
     )
+    # What the hub's malware and pickle scanners said; None: the hub reported no scans.
+    security: RepoSecurity | None = None
+
+    def scan_of(self, path: str) -> FileScan:
+        """The hub's verdict on `path` ("not scanned" when it reported none)."""
+        return scan_of(self.security, path)
 
     @property
     def license_file(self) -> RepoFile | None:

@@ -314,7 +314,7 @@ class _Engine:
             scheduler=_sampler_name(pipeline.scheduler),
             repo_id=request.repo_id or None,
             revision=request.revision or None,
-            sha256=request.sha256 or None,
+            sha256=request.sha256 or _file_sha256(path),
         )
         self._loaded = _Loaded(key, pipeline, info, pipeline.scheduler, savers)
         return info
@@ -346,6 +346,13 @@ class _Engine:
             raise EngineFailure(EngineErrorKind.NO_MODEL, "no model is loaded")
         if params.model is None:
             params = replace(params, model=loaded.info.ref)
+        elif (
+            not params.model.sha256
+            and loaded.info.sha256
+            and params.model.path in (None, loaded.info.path)
+        ):
+            # The PNG's "Model hash" (A1111: the checkpoint's sha256, 10 digits) needs it.
+            params = replace(params, model=replace(params.model, sha256=loaded.info.sha256))
         job = self._prepare(loaded, params, request)
 
         started = time.perf_counter()
@@ -539,6 +546,27 @@ class _Engine:
 
 
 # --- loading ---------------------------------------------------------------------------------
+
+
+_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str | None:
+    """A single-file checkpoint's sha256 (for A1111's "Model hash"), once per file version;
+    None for a folder (a diffusers pipeline has no one hash) or a file that cannot be read."""
+    import hashlib
+
+    try:
+        stat = path.stat()
+        if not path.is_file():
+            return None
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _SHA256_MEMO:
+            with path.open("rb") as handle:
+                _SHA256_MEMO[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+        return _SHA256_MEMO[key]
+    except OSError:
+        return None
 
 
 def _checkpoint(path: Path) -> Any:

@@ -7,6 +7,7 @@ Modules, each one idea:
 - `found`, `merging`: one record per copy, copies of one model joined by sha256 or real path.
 - `records`: the library's rows in the app database (imports, folders, sha256 memos).
 - `deletion`: deleting, planned first (`DeletePlan`).
+- `provenance`: where each model came from (`Provenance`) and `verify_files`, the re-hash.
 - `library`: `Library`, which ties them together.
 """
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from app.library.provenance import Provenance
 from app.library.sniff import CheckpointFormat, ModelKind
 
 
@@ -91,6 +92,9 @@ class LibraryEntry:
     # Why its header could not be read (damaged, or not a checkpoint): listed because it
     # takes space and can be deleted, but no runtime is offered it.
     unreadable: str | None = None
+    # Where it came from (hub, repo, commit, download, license) and its last verification;
+    # None only before a scan has filled it in.
+    provenance: Provenance | None = None
 
     @property
     def present(self) -> bool:

@@ -36,7 +36,17 @@ from app.library.other_apps import (
     find_in_lm_studio,
     find_in_ollama,
 )
-from app.library.records import LibraryRecords, Seen
+from app.library.provenance import (
+    FileToVerify,
+    LicenseSource,
+    Progress,
+    Provenance,
+    Verification,
+    VerifyResult,
+    reference_of_blob,
+    verify_files,
+)
+from app.library.records import DownloadRecord, LibraryRecords, Seen
 from app.library.sniff import (
     Checkpoint,
     CheckpointFormat,
@@ -134,6 +144,7 @@ class Library:
             context = PlanContext(
                 hf_info=hf_info, hf_cache_dir=self._hf_cache_dir, revision_models=revisions
             )
+            pairs = self._with_provenance(pairs, hf_info)
             entries = [entry for entry, _members in pairs]
             self._last = _Scan(entries, {e.key: m for e, m in pairs}, context)
             return entries
@@ -170,6 +181,142 @@ class Library:
             return member.real_path is None and os.path.realpath(member.path) == real
 
         return [entry for entry in entries if any(matches(m) for m in state.members[entry.key])]
+
+    # -- provenance -----------------------------------------------------------------------
+
+    def verify(self, entry_key: str, *, progress: Progress | None = None) -> VerifyResult:
+        """Re-hash the model's files (its first copy on disk, the one a runtime loads) against
+        what the hub published (blocking; `progress` is called on this thread).
+
+        HF cache files are compared with their blob's name (an LFS file's sha256, a small
+        file's git object id) or the sha256 the download record kept; an import with the
+        sha256 recorded when it was hashed before. The outcome is remembered, with its time,
+        as the entry's last verification. The lock is not held while hashing.
+
+        Raises:
+            EntryNotFoundError: no such entry, or no copy of it is on disk now.
+        """
+        with self._lock:
+            state = self._scan_state()
+            members = state.members.get(entry_key)
+            if members is None:
+                raise EntryNotFoundError(f"No model {entry_key!r} in the library.", query=entry_key)
+            member = next((m for m in members if m.location.present), None)
+            if member is None:
+                raise EntryNotFoundError(
+                    f"No copy of {members[0].name} is on disk now.", query=entry_key
+                )
+            files = self._files_to_verify(member)
+        result = verify_files(member.name, files, at=self._clock(), progress=progress)
+        verification = Verification(at=result.at, intact=result.intact, summary=result.summary())
+        with self._lock:
+            self._records.save_verification(str(member.location.path), verification)
+            last = self._last
+            if last is not None:
+                self._last = dataclasses.replace(
+                    last, entries=[_verified(e, entry_key, verification) for e in last.entries]
+                )
+        return result
+
+    def _files_to_verify(self, member: Found) -> list[FileToVerify]:
+        if member.cache_files:
+            snapshot = _snapshot_of(member)
+            recorded = self._recorded_sha256(member)
+            files = []
+            for file in sorted(member.cache_files, key=lambda f: str(f.file_path)):
+                name = _relative(file.file_path, snapshot)
+                sha256, oid = reference_of_blob(file.blob_path.name)
+                sha256 = sha256 or recorded.get(name)
+                files.append(
+                    FileToVerify(path=file.blob_path, name=name, sha256=sha256, git_oid=oid)
+                )
+            return files
+        recorded_import = {
+            record.path: record.sha256 for record in self._records.imports() if record.sha256
+        }
+        parts = member.parts if not member.is_folder else ()
+        if member.is_folder:
+            parts = tuple(
+                sorted(p for p in member.path.rglob("*") if p.is_file() and not p.is_symlink())
+            )
+        result = []
+        for index, part in enumerate(parts):
+            expected = _sha256_from_name(part)
+            if expected is None and index == 0:
+                expected = recorded_import.get(part)
+            name = _relative(part, member.path) if member.is_folder else part.name
+            result.append(FileToVerify(path=part, name=name, sha256=expected))
+        return result
+
+    def _recorded_sha256(self, member: Found) -> dict[str, str]:
+        """Path in the repository -> sha256 the download records of this commit kept."""
+        result: dict[str, str] = {}
+        for record in self._records.downloads():
+            if (record.repo_id, record.commit) == (member.location.repo_id, _commit(member)):
+                result.update({path: sha for path, sha in record.files.items() if sha})
+        return result
+
+    def _with_provenance(
+        self, pairs: list[tuple[LibraryEntry, list[Found]]], hf_info: HFCacheInfo | None
+    ) -> list[tuple[LibraryEntry, list[Found]]]:
+        refs: dict[tuple[str, str], list[str]] = {}
+        for repo in hf_info.repos if hf_info is not None else ():
+            for revision in repo.revisions:
+                refs[(repo.repo_id, revision.commit_hash)] = sorted(revision.refs)
+        downloads = self._records.downloads()
+        verifications = self._records.verifications()
+        cards: dict[str, str] | None = None
+        result = []
+        for entry, members in pairs:
+            hub_member = next((m for m in members if m.location.source is Source.HF_CACHE), None)
+            license_, license_source = entry.license, None
+            if license_:
+                license_source = LicenseSource.AT_DOWNLOAD if hub_member else None
+            elif hub_member is not None and hub_member.location.repo_id:
+                if cards is None:
+                    cards = self._records.card_licenses()
+                license_ = cards.get(hub_member.location.repo_id)
+                license_source = LicenseSource.CURRENT_CARD if license_ else None
+            location = entry.usable_location or entry.locations[0]
+            verification = verifications.get(str(location.path))
+            if hub_member is None:
+                provenance = Provenance(
+                    hub=None,
+                    repo_id=None,
+                    revision=None,
+                    commit=None,
+                    downloaded_at=None,
+                    downloaded_by_modeldeck=False,
+                    sha256=entry.sha256,
+                    verification=verification,
+                    license=license_,
+                    license_source=license_source,
+                )
+            else:
+                repo_id = hub_member.location.repo_id or ""
+                commit = _commit(hub_member)
+                record = _download_of(downloads, hub_member, repo_id, commit)
+                ref_names = refs.get((repo_id, commit or ""), [])
+                if record is not None:
+                    ref = record.ref
+                elif "main" in ref_names:
+                    ref = "main"
+                else:
+                    ref = ref_names[0] if ref_names else None
+                provenance = Provenance(
+                    hub=record.endpoint if record else None,
+                    repo_id=repo_id,
+                    revision=ref,
+                    commit=commit,
+                    downloaded_at=record.finished_at if record else None,
+                    downloaded_by_modeldeck=record is not None,
+                    sha256=entry.sha256,
+                    verification=verification,
+                    license=license_,
+                    license_source=license_source,
+                )
+            result.append((dataclasses.replace(entry, provenance=provenance), members))
+        return result
 
     # -- imports and folders --------------------------------------------------------------
 
@@ -640,6 +787,44 @@ def _sha256_from_name(path: Path) -> str | None:
     real = Path(os.path.realpath(path))
     match = _BLOB_NAME.match(real.name)
     return match.group(1) if match and real.parent.name == "blobs" else None
+
+
+def _commit(member: Found) -> str | None:
+    return member.location.revision
+
+
+def _snapshot_of(member: Found) -> Path:
+    """The snapshot folder an HF cache record's files are in."""
+    path = member.path
+    while path.parent.name != "snapshots" and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _download_of(
+    downloads: Sequence[DownloadRecord], member: Found, repo_id: str, commit: str | None
+) -> DownloadRecord | None:
+    """The latest ModelDeck download of this commit, one that fetched this file first."""
+    mine = [d for d in downloads if (d.repo_id, d.commit) == (repo_id, commit)]
+    if not mine:
+        return None
+    name = _relative(member.path, _snapshot_of(member))
+    with_file = [d for d in mine if name in d.files]
+    return (with_file or mine)[-1]
+
+
+def _verified(entry: LibraryEntry, key: str, verification: Verification) -> LibraryEntry:
+    if entry.key != key or entry.provenance is None:
+        return entry
+    provenance = dataclasses.replace(entry.provenance, verification=verification)
+    return dataclasses.replace(entry, provenance=provenance)
 
 
 def _is_inside(path: Path, folder: Path) -> bool:

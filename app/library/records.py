@@ -9,6 +9,7 @@ memo, rewritten only when it changes, and losing it only loses the "missing" row
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from app.library.found import Details
+from app.library.provenance import Verification
 from app.library.sniff import CheckpointFormat, ModelKind
 from app.store import Database
 
 _SEEN_KEY = "library.seen"
 _USED_KEY = "library.used"
+_VERIFIED_KEY = "library.verified"
 _MAX_USED = 2_000  # the most recently used models kept; an older use only loses its date
 
 
@@ -80,6 +83,18 @@ def _details_from_json(data: dict[str, Any]) -> Details:
         warning=data.get("warning"),
         incomplete=data.get("incomplete"),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownloadRecord:
+    """A download ModelDeck finished (table download_jobs): where from, at which ref, when."""
+
+    endpoint: str
+    repo_id: str
+    commit: str
+    ref: str | None  # the branch or tag asked for; None: a commit was asked (pinned)
+    finished_at: datetime | None
+    files: dict[str, str | None]  # path in the repository -> the sha256 the hub listed
 
 
 class LibraryRecords:
@@ -163,6 +178,69 @@ class LibraryRecords:
         newest = sorted(used.items(), key=lambda item: item[1], reverse=True)[:_MAX_USED]
         self._database.set_setting(_USED_KEY, dict(newest))
 
+    # -- provenance: downloads, verifications, cards ----------------------------------------
+
+    def downloads(self) -> list[DownloadRecord]:
+        """Every completed download, oldest first (read from the download queue's tables)."""
+        files: dict[int, dict[str, str | None]] = {}
+        for job_id, path, sha256 in self._database.fetch_all(
+            "SELECT f.job_id, f.path, f.sha256 FROM download_files f "
+            "JOIN download_jobs j ON j.id = f.job_id WHERE j.state = 'completed'"
+        ):
+            files.setdefault(job_id, {})[str(path)] = sha256
+        records = []
+        for job_id, endpoint, repo_id, revision, ref, finished in self._database.fetch_all(
+            "SELECT id, endpoint, repo_id, revision, ref, finished_at FROM download_jobs "
+            "WHERE state = 'completed' ORDER BY id"
+        ):
+            records.append(
+                DownloadRecord(
+                    endpoint=str(endpoint),
+                    repo_id=str(repo_id),
+                    commit=str(revision),
+                    ref=ref,
+                    finished_at=_parse_time(finished),
+                    files=files.get(job_id, {}),
+                )
+            )
+        return records
+
+    def verifications(self) -> dict[str, Verification]:
+        """Path of a model's (first) file or folder -> its last verification."""
+        stored = self._database.get_setting(_VERIFIED_KEY)
+        if not isinstance(stored, dict):
+            return {}
+        result = {}
+        for path, data in stored.items():
+            try:
+                result[str(path)] = Verification.from_json(data)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return result
+
+    def save_verification(self, path: str, verification: Verification) -> None:
+        stored = self._database.get_setting(_VERIFIED_KEY)
+        current = dict(stored) if isinstance(stored, dict) else {}
+        current[path] = verification.to_json()
+        self._database.set_setting(_VERIFIED_KEY, current)
+
+    def card_licenses(self) -> dict[str, str]:
+        """repo id -> the license of its card as last fetched from the hub (any endpoint)."""
+        result: dict[str, str] = {}
+        for repo_id, payload in self._database.fetch_all(
+            "SELECT repo_id, payload FROM hub_snapshots WHERE kind = 'card' ORDER BY fetched_at"
+        ):
+            try:
+                metadata = json.loads(payload).get("metadata") or {}
+            except (ValueError, AttributeError):
+                continue
+            value = metadata.get("license") if isinstance(metadata, dict) else None
+            if isinstance(value, list) and value:
+                value = value[0]
+            if isinstance(value, str) and value.strip():
+                result[str(repo_id)] = value.strip()
+        return result
+
     # -- what was seen --------------------------------------------------------------------
 
     def seen(self) -> dict[Path, Seen]:
@@ -187,3 +265,12 @@ class LibraryRecords:
         removed = [seen.pop(path) for path in paths if path in seen]
         if removed:
             self.save_seen(seen)
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None

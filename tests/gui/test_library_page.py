@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from tests.core.test_library_layouts import PICKLE_BYTES, gguf_bytes, write, write_diffusers
 from tests.support.gguf_builder import write_gguf
+from tests.support.hub_server import HubServer
 from ui.library_model import BadgesRole
 from ui.library_page import DISCOVER_BUTTON, LibraryPage, RowAction
 from ui.main_window import MainWindow
@@ -252,3 +253,58 @@ def test_last_used_appears_once_chat_has_loaded_the_model(
     with qtbot.waitSignal(page.scanned, timeout=TIMEOUT_MS):
         window.chat.panel.loadFinished.emit(True)
     qtbot.waitUntil(lambda: page.model.entries()[0].last_used is not None, timeout=TIMEOUT_MS)
+
+
+def test_verify_shows_provenance_and_reports_a_flipped_byte(
+    qtbot: QtBot, window: MainWindow, hub_server: HubServer
+) -> None:
+    import hashlib
+
+    from tests.core.test_library_layouts import write_hf_repo
+
+    data = gguf_bytes()
+    core = window.library._core
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    snapshot = write_hf_repo(
+        core.settings.resolved_cache_dir(),
+        "org/tiny-GGUF",
+        {"tiny-Q4_K_M.gguf": data, "README.md": b"---\nlicense: mit\n---\n"},
+        revision=commit,
+    )
+    page = window.library
+    window.show_page(page)
+    with qtbot.waitSignal(page.scanned, timeout=TIMEOUT_MS):
+        page.refresh()
+    select_named(page, "tiny-Q4_K_M")
+    details = page.selection_details.text()
+    assert "From org/tiny-GGUF" in details and f"commit {commit}" in details
+    assert f"sha256: {hashlib.sha256(data).hexdigest()}" in details
+    assert "License: mit (as at download" in details and "Verified: never" in details
+    assert page.verify_button.isEnabled()
+    menu = page.context_menu_for(shown_names(page).index("tiny-Q4_K_M"))
+    assert "Verify" in [action.text() for action in menu.actions()]
+
+    progress: list[tuple[str, int]] = []
+    page._verifyProgress.connect(lambda name, percent: progress.append((name, percent)))
+    with qtbot.waitSignal(page.verifyFinished, timeout=TIMEOUT_MS) as finished:
+        page.verify_button.click()
+        assert page.status.text().startswith("Verifying tiny-Q4_K_M…")
+        assert not page.verify_button.isEnabled()  # one check at a time
+    assert finished.args[0].intact
+    qtbot.waitUntil(lambda: ("tiny-Q4_K_M", 100) in progress, timeout=TIMEOUT_MS)
+    assert "intact" in page.status.text() and "Verified: " in page.selection_details.text()
+    assert page.verify_button.isEnabled()
+
+    blob = (snapshot / "tiny-Q4_K_M.gguf").resolve()
+    with blob.open("r+b") as handle:
+        handle.seek(len(data) // 2)
+        byte = handle.read(1)
+        handle.seek(len(data) // 2)
+        handle.write(bytes([byte[0] ^ 0x80]))
+    with qtbot.waitSignal(page.verifyFinished, timeout=TIMEOUT_MS) as finished:
+        page.row_actions[RowAction.VERIFY].trigger()
+    assert not finished.args[0].intact
+    status = page.status.text()
+    assert "tiny-Q4_K_M.gguf is damaged" in status and "Download it again" in status
+    assert page.status.property("error") is True
+    assert "DAMAGED" in page.selection_details.text()

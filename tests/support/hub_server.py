@@ -9,8 +9,9 @@ Three things make it more than a fixture: faults (`inject`) so tests can prove t
 survives refused connections, 5xx, rate limits, truncated bodies, stalls and corrupted bytes;
 lies (`lie`), a hostile hub's answers about a repo: file names it would never store
 (`../../x`, `C:\\x`, NUL), malformed commit ids, blob ids and hashes in its JSON and headers,
-bodies longer than declared, redirects anywhere, oversized JSON; and a request log
-(`requests`, `requests_to`) so tests can assert what was actually sent.
+bodies longer than declared, redirects anywhere, oversized JSON; security scans
+(`set_scans`: the repo's `securityRepoStatus` and each file's `securityFileStatus`); and a
+request log (`requests`, `requests_to`) so tests can assert what was actually sent.
 
 Only the standard library is used for serving; PyYAML parses the card's front matter, as the
 Hub does server-side.
@@ -25,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -51,6 +53,7 @@ __all__ = [
     "DropAfter",
     "Fault",
     "FaultKind",
+    "FileScanStatus",
     "FlipByte",
     "Gated",
     "HubServer",
@@ -432,6 +435,85 @@ def _tree_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 # Requests and responses
 
 
+# --------------------------------------------------------------------------------------------
+# Security scans: what the Hub's antivirus and pickle scanners say about files
+
+
+_ISSUE_LEVELS = ("caution", "suspicious", "unsafe")
+EXPANDED_TREE_PAGE_SIZE = 50
+"""The Hub pages expanded tree listings (`expand=True`) at 50 entries."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileScanStatus:
+    """One file's `securityFileStatus`, as the Hub sends it in expanded tree listings.
+
+    `status`: "safe", "unscanned", "queued", "caution", "suspicious" or "unsafe".
+    `virus_names`: the antivirus found these (its `avScan`). `pickle_imports`: (module, name,
+    safety) per import a pickle runs, safety "innocuous", "suspicious" or "dangerous".
+    """
+
+    status: str = "safe"
+    virus_names: tuple[str, ...] = ()
+    pickle_imports: tuple[tuple[str, str, str], ...] = ()
+
+    def json(self) -> dict[str, Any]:
+        scanned = self.status not in ("unscanned", "queued")
+        pickle_scan: dict[str, Any] | None = None
+        if self.pickle_imports:
+            order = ("innocuous", "suspicious", "dangerous")
+            highest = max((safety for *_, safety in self.pickle_imports), key=order.index)
+            pickle_scan = {
+                "highestSafetyLevel": highest,
+                "imports": [
+                    {"module": module, "name": name, "safety": safety}
+                    for module, name, safety in self.pickle_imports
+                ],
+            }
+        return {
+            "status": self.status,
+            "avScan": (
+                {"virusFound": bool(self.virus_names), "virusNames": list(self.virus_names) or None}
+                if scanned
+                else None
+            ),
+            "pickleImportScan": pickle_scan,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _RepoScans:
+    scans_done: bool
+    files: Mapping[str, FileScanStatus]
+
+    def of(self, path: str) -> FileScanStatus:
+        default = FileScanStatus("safe" if self.scans_done else "unscanned")
+        return self.files.get(path, default)
+
+    def repo_status(self, commit: _Commit) -> dict[str, Any]:
+        """`securityRepoStatus` of `model_info(securityStatus=True)`."""
+        issues = [
+            {"path": path, "level": self.of(path).status}
+            for path in commit.files
+            if self.of(path).status in _ISSUE_LEVELS
+        ]
+        return {"scansDone": self.scans_done, "filesWithIssues": issues}
+
+
+def _with_file_scans(
+    entries: list[dict[str, Any]], scans: _RepoScans | None
+) -> list[dict[str, Any]]:
+    """Expanded tree entries: each file with its `securityFileStatus` when the hub scans."""
+    if scans is None:
+        return entries
+    return [
+        {**entry, "securityFileStatus": scans.of(str(entry["path"])).json()}
+        if entry.get("type") == "file"
+        else entry
+        for entry in entries
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     """One request as the server saw it, and how it was answered."""
@@ -599,6 +681,7 @@ class HubServer:
         self._grants: set[tuple[str, str]] = set()
         self._faults: list[_ArmedFault] = []
         self._lies: dict[str, Lies] = {}  # by the true repo id
+        self._scans: dict[str, _RepoScans] = {}  # by repo id; absent: the hub reports no scans
         self._log: list[RecordedRequest] = []
         self._errors: list[BaseException] = []
         self._adds = 0
@@ -732,6 +815,46 @@ class HubServer:
             )
         return sha
 
+    def commit_changes(
+        self,
+        repo_id: str,
+        changes: Mapping[str, FileData],
+        *,
+        delete: Iterable[str] = (),
+        last_modified: datetime | None = None,
+    ) -> str:
+        """A new commit on an existing repo: `changes` added or replaced, `delete` removed, every
+        other file kept as it was (the same blob: same sha256 and git blob id). Its card, tags
+        and counts stay; `main` moves to it and older shas stay valid.
+
+        Returns:
+            The new commit's sha.
+
+        Raises:
+            KeyError: no such repo, or a deleted path it does not have.
+        """
+        with self._lock:
+            previous = self._repos[repo_id]
+            files = dict(previous.head.files)
+            for path in delete:
+                del files[path]
+            for path, data in changes.items():
+                files[path] = self._store(path, data)
+            stored = {path: files[path] for path in sorted(files)}
+            sha = _commit_sha(repo_id, previous.head.sha, stored)
+            commit = _Commit(sha, MappingProxyType(stored), self._commit_time(last_modified))
+            card_data = previous.card_data
+            if "README.md" in changes:
+                parsed = _card_data(changes["README.md"])
+                card_data = MappingProxyType(parsed) if parsed is not None else None
+            self._repos[repo_id] = dataclasses.replace(
+                previous,
+                head=commit,
+                commits=MappingProxyType({**previous.commits, sha: commit}),
+                card_data=card_data,
+            )
+        return sha
+
     def grant(self, repo_id: str, token: str) -> None:
         """Let `token` download the files of a gated repo (its owner accepted the terms)."""
         with self._lock:
@@ -752,6 +875,34 @@ class HubServer:
             if unknown:
                 raise KeyError(f"{repo_id} has no files {sorted(unknown)}")
             self._lies[repo_id] = lies
+
+    def set_scans(
+        self,
+        repo_id: str,
+        files: Mapping[str, FileScanStatus | str] | None,
+        *,
+        scans_done: bool = True,
+    ) -> None:
+        """Make the hub report security scans for `repo_id` (None: report none again).
+
+        `files`: path -> its status (or just the status word: "caution", "unsafe", ...); a
+        file not named is "safe" when `scans_done`, else "unscanned". Model info then answers
+        `securityStatus=true` with `securityRepoStatus`, and expanded tree listings carry
+        each file's `securityFileStatus` (paged at 50, like the Hub).
+        """
+        with self._lock:
+            if files is None:
+                self._scans.pop(repo_id, None)
+                return
+            statuses = {
+                path: FileScanStatus(value) if isinstance(value, str) else value
+                for path, value in files.items()
+            }
+            self._scans[repo_id] = _RepoScans(scans_done, MappingProxyType(statuses))
+
+    def _scans_of(self, repo: _Repo) -> _RepoScans | None:
+        with self._lock:
+            return self._scans.get(repo.repo_id)
 
     def _lies_about(self, repo: _Repo) -> Lies:
         with self._lock:
@@ -985,6 +1136,9 @@ class HubServer:
         siblings: Literal["names", "blobs"] = "blobs" if request.flag("blobs") else "names"
         lies = self._lies_about(repo)
         item = _model_json(repo, commit, card=True, siblings=siblings, full=True, lies=lies)
+        scans = self._scans_of(repo)
+        if scans is not None and request.flag("securityStatus"):
+            item["securityRepoStatus"] = scans.repo_status(commit)
         return _json_response(item, padding=lies.json_padding)
 
     # -- tree ------------------------------------------------------------------------------------
@@ -1003,8 +1157,12 @@ class HubServer:
         lies = self._lies_about(repo)
         if lies is not _TRUTH:
             entries = _lied_tree(entries, commit, lies, root=not path.strip("/"))
-        page = entries[offset : offset + self.tree_page_size]
-        link = self._next_link(request, offset + self.tree_page_size, entries)
+        size = self.tree_page_size
+        if request.flag("expand"):
+            size = min(size, EXPANDED_TREE_PAGE_SIZE)
+            entries = _with_file_scans(entries, self._scans_of(repo))
+        page = entries[offset : offset + size]
+        link = self._next_link(request, offset + size, entries)
         return _json_response(page, headers=link, padding=lies.json_padding)
 
     # -- gating ------------------------------------------------------------------------------

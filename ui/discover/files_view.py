@@ -2,7 +2,9 @@
 
 Above the tree, what a person needs to know before pressing Download: whether the repository
 is gated (and a way to ask for access and to add a token right here), and whether the
-chosen diffusers variant could run at all (ModelDeck loads no pickle weights).
+chosen diffusers variant could run at all (ModelDeck loads no pickle weights). In the tree, a
+Scan badge per file says what the hub's malware and pickle scanners found (and, for a file on
+disk, ModelDeck's own header check); a flagged file is downloaded only after a second "yes".
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QTreeView,
     QVBoxLayout,
@@ -27,21 +30,24 @@ from PySide6.QtWidgets import (
 
 from app.errors import AppError
 from app.hub.models import AccessStatus, Gating, ModelDetails, RepoFile
+from app.hub.security import FileScan, RepoSecurity, ScanLevel, flagged_files, scan_of, worst
 from app.units import format_bytes
 from ui.badges import CELL_MARGIN, BadgeDelegate, Tone, ToneRole, badge_font, badge_size
+from ui.confirm import ask, confirmation_box
 from ui.icons import themed_icon
 from ui.style import make_notice, mark_error
 from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, clip, plain_label, tooltip_html
 
 if TYPE_CHECKING:  # imported where used: file analysis and psutil stay out of startup
-    from app.downloads.plan import PipelineCheck
+    from app.downloads.plan import DownloadPlan, PipelineCheck
     from app.hardware import MachineMemory
     from app.hub.repo_files import GgufModel
+    from app.library.own_check import OwnCheck
     from app.llm.fit import FitEstimate
 
-HEADERS = ("File", "Size", "Quantization", "Fit", "SHA256", "On disk")
-NAME, SIZE, QUANTIZATION, FIT, SHA, LOCAL = range(len(HEADERS))
+HEADERS = ("File", "Size", "Quantization", "Fit", "SHA256", "On disk", "Scan")
+NAME, SIZE, QUANTIZATION, FIT, SHA, LOCAL, SCAN = range(len(HEADERS))
 # Columns hidden when no row of this repository has anything to say in them.
 OPTIONAL_COLUMNS = (QUANTIZATION, FIT, LOCAL, SHA)
 NAME_WANTED = 340  # a name wider than this may be cut at its end rather than drop a column
@@ -59,7 +65,23 @@ TextRoles = (
     Qt.ItemDataRole.UserRole + 6,
 )
 FitLongRole, FitShortRole, FitTinyRole = TextRoles
-BADGE_COLUMNS = (FIT, LOCAL)
+BADGE_COLUMNS = (FIT, LOCAL, SCAN)
+ScanRole = Qt.ItemDataRole.UserRole + 7  # on the scan column: the hub's `FileScan`
+# The Scan badge: its word at each width, and its tone. "not scanned" is never "safe".
+SCAN_TEXTS = {
+    ScanLevel.SAFE: ("safe", "✓"),
+    ScanLevel.NOT_SCANNED: ("not scanned", "?"),
+    ScanLevel.CAUTION: ("caution", "!"),
+    ScanLevel.SUSPICIOUS: ("suspicious", "!!"),
+    ScanLevel.UNSAFE: ("unsafe", "✗"),
+}
+SCAN_TONES = {
+    ScanLevel.SAFE: Tone.GOOD,
+    ScanLevel.NOT_SCANNED: Tone.NEUTRAL,
+    ScanLevel.CAUTION: Tone.CAUTION,
+    ScanLevel.SUSPICIOUS: Tone.BAD,
+    ScanLevel.UNSAFE: Tone.BAD,
+}
 LOCAL_TEXTS = (DOWNLOADED, DOWNLOADED, "✓")
 # The layouts tried, widest first, until the file names get their room: the columns dropped
 # (the quantization is in a GGUF's name too) and how short the badges are. The fit and
@@ -92,6 +114,24 @@ def part_label(model_name: str, path: str, number: int, count: int) -> str:
     return f"part {number} of {count} · {rest or name}"
 
 
+def set_scan(cell: QStandardItem, scan: FileScan, own: OwnCheck | None = None) -> None:
+    """Make `cell` the Scan badge: the hub's verdict, and ModelDeck's own check when given."""
+    long, tiny = SCAN_TEXTS[scan.level]
+    tone = SCAN_TONES[scan.level]
+    tip = f"The hub's scan: {long}. {scan.finding}".strip()
+    if own is not None:
+        long = f"{long} · {'checked' if own.word == 'ok' else own.word}"
+        if own.level.rank > scan.level.rank and own.level is not ScanLevel.NOT_SCANNED:
+            tone = SCAN_TONES[own.level]
+        tip += f"\nModelDeck's check: {own.detail}"
+    cell.setData(scan, ScanRole)
+    for role, text in zip(TextRoles, (long, long, tiny), strict=True):
+        cell.setData(text, role)
+    cell.setText(long)
+    cell.setData(tone, ToneRole)
+    cell.setToolTip(tooltip_html(tip))
+
+
 def _row(
     name: str,
     size: int | None,
@@ -100,6 +140,7 @@ def _row(
     sha256: str,
     *,
     budget: int,
+    scan: FileScan,
 ) -> list[QStandardItem]:
     # Cell texts are drawn plainly by the view; tooltips go through QToolTip, which guesses
     # rich text, so they are escaped (a hub sends file names and sha256s as it likes).
@@ -110,7 +151,9 @@ def _row(
         QStandardItem(fit_text(fit, budget) if fit else ""),
         QStandardItem(sha256[:12] if sha256 else ""),
         QStandardItem(""),
+        QStandardItem(""),
     ]
+    set_scan(cells[SCAN], scan)
     for cell in cells:
         cell.setEditable(False)
     cells[SIZE].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -129,7 +172,9 @@ def _row(
     return cells
 
 
-def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QStandardItem]:
+def _gguf_rows(
+    model: GgufModel, memory: MachineMemory, context: int, security: RepoSecurity | None
+) -> list[QStandardItem]:
     from app.llm.fit import estimate_file_fit
 
     fit = (
@@ -141,12 +186,19 @@ def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QS
     if len(model.parts) == 1:
         part = model.parts[0]
         row = _row(
-            part.path, part.size, model.quantization or "", fit, part.sha256 or "", budget=budget
+            part.path,
+            part.size,
+            model.quantization or "",
+            fit,
+            part.sha256 or "",
+            budget=budget,
+            scan=scan_of(security, part.path),
         )
     else:
         complete = "" if model.is_complete else ", incomplete"
         label = f"{model.name}  ({len(model.parts)} parts{complete})"
-        row = _row(label, model.size, model.quantization or "", fit, "", budget=budget)
+        scan = worst([scan_of(security, part.path) for part in model.parts])
+        row = _row(label, model.size, model.quantization or "", fit, "", budget=budget, scan=scan)
         for number, part in enumerate(model.parts, start=1):
             part_row = _row(
                 part_label(model.name, part.path, number, len(model.parts)),
@@ -155,6 +207,7 @@ def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QS
                 None,
                 part.sha256 or "",
                 budget=budget,
+                scan=scan_of(security, part.path),
             )
             part_row[NAME].setToolTip(tooltip_html(part.path))
             part_row[NAME].setData(model, TargetRole)  # a part downloads with its whole model
@@ -166,7 +219,11 @@ def _gguf_rows(model: GgufModel, memory: MachineMemory, context: int) -> list[QS
 
 
 def build_files_model(
-    files: tuple[RepoFile, ...], memory: MachineMemory, *, context_length: int
+    files: tuple[RepoFile, ...],
+    memory: MachineMemory,
+    *,
+    context_length: int,
+    security: RepoSecurity | None = None,
 ) -> QStandardItemModel:
     """A tree model: GGUF models first (best quality first), then every other file."""
     from app.hub.repo_files import group_gguf_models
@@ -176,10 +233,18 @@ def build_files_model(
     ggufs = group_gguf_models(files)
     in_gguf = {part.path for gguf in ggufs for part in gguf.parts}
     for gguf in ggufs:
-        model.appendRow(_gguf_rows(gguf, memory, context_length))
+        model.appendRow(_gguf_rows(gguf, memory, context_length, security))
     for file in files:
         if file.path not in in_gguf:
-            row = _row(file.path, file.size, "", None, file.sha256 or "", budget=memory.budget)
+            row = _row(
+                file.path,
+                file.size,
+                "",
+                None,
+                file.sha256 or "",
+                budget=memory.budget,
+                scan=scan_of(security, file.path),
+            )
             row[NAME].setData(file, TargetRole)
             row[NAME].setData((file.path,), PathsRole)
             model.appendRow(row)
@@ -379,6 +444,7 @@ class FilesView(QWidget):
         self._is_pipeline = False
         self._empty_columns: set[int] = set()
         self._badge_widths: dict[tuple[int, int], int] = {}  # (column, text level): width
+        self.asking: QMessageBox | None = None  # the second "yes" a flagged file needs
         self.tree = QTreeView()
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
@@ -400,7 +466,9 @@ class FilesView(QWidget):
         from app.hub.repo_files import diffusers_layout
 
         self._details = details
-        self._model = build_files_model(details.files, memory, context_length=context_length)
+        self._model = build_files_model(
+            details.files, memory, context_length=context_length, security=details.security
+        )
         self.tree.setModel(self._model)
         self.tree.selectionModel().currentChanged.connect(self._selection_changed)
         self.download_button.setEnabled(False)
@@ -611,6 +679,37 @@ class FilesView(QWidget):
                 cell.setToolTip(tooltip_html("In the local model cache" if have else ""))
         self._hide_empty_columns()
         self._update_buttons()
+        await self._check_own(details, cache_dir, local)
+
+    async def _check_own(
+        self, details: ModelDetails, cache_dir: Callable[[], Path], local: frozenset[str]
+    ) -> None:
+        """ModelDeck's own header check of the files on disk, added to their Scan badges."""
+        from app.downloads.cache import snapshot_folder
+        from app.library.own_check import checks_file, own_check
+
+        def check() -> dict[str, OwnCheck]:
+            folder = snapshot_folder(cache_dir(), details.repo_id, details.sha or "")
+            return {path: own_check(folder / path) for path in sorted(local) if checks_file(path)}
+
+        if not any(checks_file(path) for path in local):
+            return
+        try:
+            checks = await run_blocking(check)
+        except (AppError, OSError):
+            return
+        if self._details is not details or self._model is None:
+            return
+        model = self._model
+        for name in _rows(model.invisibleRootItem()):
+            paths = name.data(PathsRole)
+            own = [checks[path] for path in paths or () if path in checks]
+            parent = name.parent() or model.invisibleRootItem()
+            cell = parent.child(name.row(), SCAN)
+            scan = cell.data(ScanRole) if cell is not None else None
+            if own and cell is not None and isinstance(scan, FileScan):
+                set_scan(cell, scan, max(own, key=lambda item: item.level.rank))
+        self._hide_empty_columns()
 
     def _chat_clicked(self) -> None:
         if self._local_gguf is not None:
@@ -631,7 +730,38 @@ class FilesView(QWidget):
         except (AppError, ValueError) as exc:
             self._say(str(exc))
             return
-        self.downloadRequested.emit(plan)
+        self._request_download(plan)
+
+    def _request_download(self, plan: DownloadPlan) -> None:
+        """Download `plan`, after a second "yes" when the hub flagged one of its files."""
+        details = self._details
+        security = details.security if details is not None else None
+        flagged = flagged_files(security, [file.path for file in plan.files])
+        if not flagged:
+            self.downloadRequested.emit(plan)
+            return
+        spawn(self._confirm_flagged(plan, flagged))
+
+    async def _confirm_flagged(
+        self, plan: DownloadPlan, flagged: list[tuple[str, FileScan]]
+    ) -> None:
+        path, scan = flagged[0]
+        others = f" (and {len(flagged) - 1} more)" if len(flagged) > 1 else ""
+        box = confirmation_box(
+            self,
+            "Download a flagged file?",
+            f"The hub's security scan flagged {path}{others} as {scan.level.value}: "
+            f"{scan.finding}\n\nA flagged file may harm this computer if a program loads it. "
+            "Download it anyway?",
+            action="Download anyway",
+        )
+        self.asking = box
+        try:
+            confirmed = await ask(box)
+        finally:
+            self.asking = None
+        if confirmed and self._details is not None and self._details.repo_id == plan.repo_id:
+            self.downloadRequested.emit(plan)
 
     # -- diffusers pipelines -----------------------------------------------------------------
 
@@ -716,7 +846,7 @@ class FilesView(QWidget):
         except (AppError, ValueError) as exc:
             self._say(str(exc))
             return
-        self.downloadRequested.emit(plan)
+        self._request_download(plan)
 
     def _say(self, text: str) -> None:
         self.problem.setText(clip(text, LONG_CHARS))

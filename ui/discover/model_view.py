@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
@@ -11,6 +12,7 @@ from PySide6.QtGui import QDesktopServices, QFont, QPainter, QPaintEvent, QPalet
 from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from app.hub.models import Gating, ModelCard, ModelDetails
+from app.library.updates import older_main_revision
 from app.units import format_bytes
 from ui import theme
 from ui.discover.card_view import CardView
@@ -19,6 +21,7 @@ from ui.discover.files_view import FilesView
 from ui.discover.license_panel import LicensePanel
 from ui.discover.result_row import counted, paint_repo_name
 from ui.style import make_notice, set_font
+from ui.tasks import run_blocking, spawn
 from ui.widgets import LONG_CHARS, ElidedLabel, clip, html_label, plain_label, tooltip_html
 
 # Card metadata keys worth a chip, in display order.
@@ -93,6 +96,11 @@ class ModelView(QWidget):
         self.notice = plain_label(word_wrap=True, shrinkable=True)  # offline copy, broken metadata
         make_notice(self.notice)
         self.notice.hide()
+        # "You have an older revision": the cache's `main` is behind the hub's.
+        self.older_revision = plain_label(word_wrap=True, shrinkable=True)
+        make_notice(self.older_revision)
+        self.older_revision.hide()
+        self._shown: tuple[str, str | None] | None = None
 
         self.card = CardView()
         self.license = LicensePanel()
@@ -110,7 +118,7 @@ class ModelView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addLayout(facts_row)
-        for widget in (self.chips, self.notice):
+        for widget in (self.chips, self.notice, self.older_revision):
             layout.addWidget(widget)
         layout.addWidget(self.tabs, 1)
 
@@ -140,6 +148,24 @@ class ModelView(QWidget):
         self.show_notices(details)
         self.card.clear()
         self.tabs.setCurrentIndex(0)
+        self._shown = (details.repo_id, details.sha)
+        self.older_revision.hide()
+        cache_dir = self.files.cache_dir
+        if details.sha and details.saved_at is None and cache_dir is not None:
+            spawn(self._find_older_revision(details.repo_id, details.sha, cache_dir))
+
+    async def _find_older_revision(
+        self, repo_id: str, commit: str, cache_dir: Callable[[], Path]
+    ) -> None:
+        older = await run_blocking(lambda: older_main_revision(cache_dir(), repo_id, commit))
+        if self._shown != (repo_id, commit):  # another model is on screen now
+            return
+        if older is not None:
+            self.older_revision.setText(
+                f"You have an older revision ({older[:10]}) of this model; the hub's main is "
+                f"now {commit[:10]}. `modeldeck update` fetches only the files that changed."
+            )
+        self.older_revision.setVisible(older is not None)
 
     def show_chips(self, metadata: Mapping[str, Any], tags: Iterable[str]) -> None:
         """Front matter as chips (never raw YAML)."""
