@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from enum import Enum
@@ -67,8 +68,10 @@ from ui.widgets import LONG_CHARS, clip, heading_label, plain_label
 if TYPE_CHECKING:
     from app.library import DeletePlan, ImportResult, LibraryEntry
     from app.library.provenance import Verification, VerifyResult
+    from app.library.updates import ModelUpdate
 
 Index = QModelIndex | QPersistentModelIndex
+_UPDATE_POLL_S = 0.5  # how long a worker waits on an update's download before looking again
 
 # What an empty Library (a first run) says: where models come from, and the one next step.
 WELCOME_TITLE = "Welcome to ModelDeck"
@@ -93,6 +96,11 @@ class RowAction(Enum):
         "Verify",
         "verify",
         "Re-hash the selected model's files against what the hub published",
+    )
+    UPDATE = (
+        "Update",
+        "downloads",
+        "Download the files that changed upstream; the old revision stays until they are in",
     )
     DELETE = ("Delete…", "delete", "Delete the selected model (shows what goes first)")
 
@@ -250,6 +258,8 @@ class LibraryPage(QWidget):
     deleteFinished = Signal(bool)  # after a delete was asked for: whether anything went
     verifyFinished = Signal(object)  # the VerifyResult of a "Verify", or None if it failed
     _verifyProgress = Signal(str, int)  # from the hashing worker: model name, percent
+    updateQueued = Signal(object)  # the DownloadManager an update's download was queued on
+    updateFinished = Signal(bool)  # after an "Update": whether the model now is the new one
 
     def __init__(
         self, core: Core, models: LibraryModel | None = None, parent: QWidget | None = None
@@ -260,6 +270,7 @@ class LibraryPage(QWidget):
         # Entry key -> its verification done on this page since the last scan.
         self._verifications: dict[str, Verification] = {}
         self._verifying: str | None = None  # the key of the model being re-hashed now
+        self._updating: set[str] = set()  # repo ids whose update is being taken now
         self.filter = FilterField()
         self.filter.setPlaceholderText("Filter models")
         self.filter.setAccessibleName("Filter models")
@@ -295,6 +306,7 @@ class LibraryPage(QWidget):
         self.show_button = self.row_buttons[RowAction.SHOW]
         self.delete_button = self.row_buttons[RowAction.DELETE]
         self.verify_button = self.row_buttons[RowAction.VERIFY]
+        self.update_button = self.row_buttons[RowAction.UPDATE]
         self.chat_action = self.row_actions[RowAction.CHAT]
         # Says what an import or a scan did, quoting file names and reasons: plain text.
         self.status = plain_label(
@@ -368,6 +380,7 @@ class LibraryPage(QWidget):
         self.view.doubleClicked.connect(lambda _index: self._open_selected())
         self.model.refreshed.connect(self._listed)
         self.model.modelReset.connect(self._selection_changed)
+        self.model.dataChanged.connect(lambda *_args: self._selection_changed())  # updates
         self.model.refreshFailed.connect(lambda text: self._say(text, error=True))
         self._verifyProgress.connect(self._verify_progress)
         if self.model.models.scanned:
@@ -440,6 +453,13 @@ class LibraryPage(QWidget):
             self._selection_changed()
             self._say(f"Verifying {entry.name}…")
             spawn(self._verify(entry))
+        elif action is RowAction.UPDATE:
+            update = self.model.update_for(entry)
+            if update is not None and update.repo_id not in self._updating:
+                self._updating.add(update.repo_id)  # at once: no second click takes it twice
+                self._selection_changed()
+                self._say(f"Updating {update.repo_id}…")
+                spawn(self._update(update))
         elif action is RowAction.DELETE:
             spawn(self._delete(entry))
 
@@ -459,8 +479,13 @@ class LibraryPage(QWidget):
             RowAction.VERIFY: entry is not None
             and entry.usable_location is not None
             and self._verifying is None,
+            RowAction.UPDATE: self._updatable(entry),
             RowAction.DELETE: entry is not None,
         }
+
+    def _updatable(self, entry: LibraryEntry | None) -> bool:
+        update = self.model.update_for(entry) if entry is not None else None
+        return update is not None and update.repo_id not in self._updating
 
     def _selection_changed(self) -> None:
         entry = self.selected_entry()
@@ -597,6 +622,83 @@ class LibraryPage(QWidget):
         self._say(result.summary(), error=not result.intact)
         self._selection_changed()
         self.verifyFinished.emit(result)
+
+    async def _update(self, update: ModelUpdate) -> None:
+        """Take `update`: its changed files through the download queue (shown on Downloads),
+        then the branch moves to the new snapshot; until then the old revision is the model."""
+        try:
+            updated = await self._take_update(update)
+        finally:
+            self._updating.discard(update.repo_id)
+            self._selection_changed()
+        self.updateFinished.emit(updated)
+
+    async def _take_update(self, update: ModelUpdate) -> bool:
+        from app.downloads.status import JobState
+        from app.model_updates import finish_update, prepare_update
+
+        core = self._core
+        cache_dir = core.settings.resolved_cache_dir()
+        name = update.repo_id
+        try:
+            prepared = await run_blocking(
+                prepare_update, core.hub, core.database, cache_dir, name, ref=update.ref
+            )
+        except AppError as exc:
+            self._say(f"Could not update {name}: {exc}", error=True)
+            return False
+        if prepared.plan is None:
+            await self._show_updates()
+            self._say(f"{name} is up to date.")
+            return False
+        try:
+            manager = await run_blocking(core.start_downloads)
+            job_id = await run_blocking(manager.enqueue, prepared.plan)
+        except AppError as exc:
+            self._say(f"Could not update {name}: {exc}", error=True)
+            return False
+        self.updateQueued.emit(manager)
+        self._say(f"Updating {name}: {update.summary} — see Downloads")
+        state = JobState.QUEUED
+        error = ""
+        while True:  # a pause on the Downloads page only holds the update
+            try:
+                status = await run_blocking(manager.wait, job_id, _UPDATE_POLL_S)
+            except KeyError:  # removed from the queue
+                break
+            state, error = status.state, status.error or ""
+            if state.is_final:
+                break
+            if state is JobState.PAUSED:  # `wait` returns at once for a paused job
+                await asyncio.sleep(_UPDATE_POLL_S)
+        if state is not JobState.COMPLETED:
+            why = f": {error}" if error else f" ({state})"
+            self._say(
+                f"The update of {name} did not finish{why}. The old revision is untouched.",
+                error=True,
+            )
+            return False
+        try:
+            await run_blocking(finish_update, core.hub, core.database, cache_dir, prepared)
+        except (AppError, OSError) as exc:
+            self._say(f"Could not update {name}: {exc}", error=True)
+            return False
+        await self._show_updates()
+        self.model.refresh()
+        self._say(
+            f"Updated {name} to {update.remote_commit[:12]}: fetched {len(update.changed)} "
+            f"file{'s' if len(update.changed) != 1 else ''} "
+            f"({format_bytes(update.download_size)}). The old revision is still on disk; "
+            "delete it when you no longer need it."
+        )
+        return True
+
+    async def _show_updates(self) -> None:
+        from app.library.updates import UpdateRecords
+
+        database = self._core.database
+        known = await run_blocking(lambda: UpdateRecords(database).outdated())
+        self.model.set_updates(known)
 
     def _verify_progress(self, name: str, percent: int) -> None:
         if self._verifying is not None:

@@ -37,7 +37,7 @@ from ui.tasks import run_blocking, spawn
 from ui.widgets import plain_label
 
 if TYPE_CHECKING:
-    from app.downloads import DownloadPlan
+    from app.downloads import DownloadManager, DownloadPlan
     from ui.chat.page import ChatPage
     from ui.downloads_page import DownloadsPage
     from ui.images.page import ImagesPage
@@ -237,6 +237,7 @@ class MainWindow(QMainWindow):
             page.chatRequested.connect(self.chat_with)  # type: ignore[attr-defined]
             page.imagesRequested.connect(self.images_with)  # type: ignore[attr-defined]
             page.discoverRequested.connect(self.focus_search)  # type: ignore[attr-defined]
+            page.updateQueued.connect(self._update_queued)  # type: ignore[attr-defined]
             page.refresh()  # type: ignore[attr-defined]
 
     # The Library's "Last used": a model counts as used when Chat loaded it or Images made
@@ -368,6 +369,10 @@ class MainWindow(QMainWindow):
         self.discover.search_now()
         if DOWNLOADS in self._built:  # the queue restarted for the new endpoint or token
             spawn(self._resume_downloads())
+
+    def _update_queued(self, manager: DownloadManager) -> None:
+        """The Library queued an update's download: the Downloads page shows it."""
+        self.downloads.attach(manager)
 
     def _download_completed(self) -> None:
         self.library_models.refresh()  # every page that lists models shows the new one

@@ -96,49 +96,27 @@ def run_outdated(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout)
 
 def run_update(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Update one model: fetch what changed, then offer (or carry out) the old revision's delete."""
-    from app.downloads.cache import snapshot_folder, write_ref
-    from app.downloads.plan import plan_files
-    from app.errors import AppError
-    from app.library.updates import UpdateRecords, check_updates, tracked_revisions
+    from app.model_updates import UpdateError, UpdateFailure, finish_update, prepare_update
 
     cache_dir = core.settings.resolved_cache_dir()
-    wanted = args.model.strip().lower()
-    revisions = [r for r in tracked_revisions(cache_dir) if r.repo_id.lower() == wanted]
-    if not revisions:
-        return _fail(
-            f"{args.model} is not in the Hugging Face cache at a branch (pinned revisions "
-            "are never updated).",
-            EXIT_NOT_FOUND,
-        )
-    local = next((r for r in revisions if r.ref == "main"), revisions[0])
-    report = check_updates(core.hub, [local])
-    if report.unchecked:
-        unchecked = report.unchecked[0]
-        status = EXIT_OFFLINE if unchecked.offline else EXIT_ERROR
-        return _fail(f"{local.repo_id}: {unchecked.reason}", status)
-    update = report.updates[0]
-    if not update.available:
-        UpdateRecords(core.database).save(report)
+    try:
+        prepared = prepare_update(core.hub, core.database, cache_dir, args.model)
+    except UpdateError as exc:
+        status = {
+            UpdateFailure.NOT_FOUND: EXIT_NOT_FOUND,
+            UpdateFailure.OFFLINE: EXIT_OFFLINE,
+        }.get(exc.failure, EXIT_ERROR)
+        return _fail(str(exc), status)
+    local, update = prepared.local, prepared.update
+    if prepared.plan is None:
         out.write(f"{local.repo_id} is up to date ({local.ref} at {local.commit[:12]}).\n")
         return EXIT_OK
-    if not update.wanted_paths:
-        return _fail(f"{local.repo_id}: none of its files exist upstream any more.", EXIT_ERROR)
     out.write(f"{local.repo_id}: {_summary(update)}\n")
-    try:
-        details = core.hub.model_details(local.repo_id, revision=update.remote_commit)
-        plan = plan_files(details, update.wanted_paths, ref=None)
-    except AppError as exc:
-        return _fail(str(exc), EXIT_ERROR)
-    except ValueError as exc:
-        return _fail(str(exc), EXIT_ERROR)
-    status = _download(core, plan)
+    status = _download(core, prepared.plan)
     if status != EXIT_OK:
         return status
     # Only now does the branch name the new snapshot: until here the old one was the model.
-    write_ref(cache_dir, local.repo_id, local.ref, update.remote_commit)
-    now_tracked = [r for r in tracked_revisions(cache_dir) if r.repo_id == local.repo_id]
-    UpdateRecords(core.database).save(check_updates(core.hub, now_tracked))
-    folder = snapshot_folder(cache_dir, local.repo_id, update.remote_commit)
+    folder = finish_update(core.hub, core.database, cache_dir, prepared)
     out.write(
         f"Updated {local.repo_id} to {update.remote_commit[:12]}: fetched "
         f"{len(update.changed)} file{'s' if len(update.changed) != 1 else ''} "
@@ -201,28 +179,16 @@ def _download(core: Core, plan: DownloadPlan) -> int:
 
 
 def _offer_delete(core: Core, old: TrackedRevision, yes: bool, out: TextIO) -> int:
-    from app.library import Source
     from app.library.errors import LibraryError
+    from app.model_updates import old_revision_delete_plan
 
     library = core.library
-    entries = library.scan()
-    keys: list[str] = []
-    locations = []
-    for entry in entries:
-        for location in entry.locations:
-            if (
-                location.source is Source.HF_CACHE
-                and location.repo_id == old.repo_id
-                and location.revision == old.commit
-            ):
-                keys.append(entry.key)
-                locations.append(location)
-    if not keys:
-        return EXIT_OK
     try:
-        plan = library.plan_delete_all(list(dict.fromkeys(keys)), locations)
+        plan = old_revision_delete_plan(library, old)
     except LibraryError as exc:
         return _fail(str(exc), EXIT_ERROR)
+    if plan is None:
+        return EXIT_OK
     out.write(
         f"The old revision {old.commit[:12]} frees {format_bytes(plan.bytes_freed)} "
         "(files shared with the new one stay):\n"

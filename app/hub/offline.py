@@ -24,6 +24,7 @@ from app.hub.models import (
     SearchQuery,
 )
 from app.hub.provider import HubProvider
+from app.hub.security import MAX_FINDING_CHARS, FileScan, RepoSecurity, ScanLevel
 from app.store import Database
 
 
@@ -55,7 +56,27 @@ def _details_from_json(payload: str, saved_at: datetime) -> ModelDetails:
         card_data=data.get("card_data", {}),
         url=data.get("url", ""),
         saved_at=saved_at,
+        security=_security_from_json(data.get("security")),
     )
+
+
+def _security_from_json(value: object) -> RepoSecurity | None:
+    """The scans a saved copy carried (`dataclasses.asdict` of a `RepoSecurity`); None for a
+    copy saved before scans were kept, or one that says nothing readable about them."""
+    if not isinstance(value, dict):
+        return None
+    files: dict[str, FileScan] = {}
+    saved_files = value.get("files")
+    for path, scan in saved_files.items() if isinstance(saved_files, dict) else ():
+        if not isinstance(path, str) or not isinstance(scan, dict):
+            continue
+        level = scan.get("level")
+        finding = scan.get("finding")
+        files[path] = FileScan(
+            level=ScanLevel(level) if level in set(ScanLevel) else ScanLevel.NOT_SCANNED,
+            finding=finding[:MAX_FINDING_CHARS] if isinstance(finding, str) else "",
+        )
+    return RepoSecurity(scans_done=value.get("scans_done") is True, files=files)
 
 
 def _summary_of(details: ModelDetails) -> ModelSummary:

@@ -8,6 +8,7 @@ defines it. Faults come from the fake hub; retries and stalls are shortened to m
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import io
 import os
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpcore2
+import httpx2
 import pytest
 from huggingface_hub import hf_hub_download, scan_cache_dir, try_to_load_from_cache
 
@@ -684,3 +687,17 @@ def test_speed_is_a_sliding_window_that_falls_to_zero_when_bytes_stop() -> None:
     meter.add(21.0, 10)  # fewer bytes than before: the file started again
     meter.add(22.0, 500_010)
     assert meter.rate(22.0) == pytest.approx(500_000)
+
+
+def test_the_socket_is_read_a_mebibyte_at_a_time() -> None:
+    # The throughput fix (README, Benchmarks): httpcore reads 64 kB a time unless widened.
+    assert httpcore2.HTTP11Connection.READ_NUM_BYTES >= 1 << 20
+
+
+@pytest.mark.parametrize("encoding", ["", "identity", "gzip"])
+def test_the_body_is_taken_raw_unless_the_server_encoded_it(encoding: str) -> None:
+    data = os.urandom(4096)
+    sent = gzip.compress(data) if encoding == "gzip" else data
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    response = httpx2.Response(200, headers=headers, stream=httpx2.ByteStream(sent))
+    assert b"".join(transfer_module._body(response)) == data

@@ -13,6 +13,7 @@ from app.errors import HubUnreachableError, RateLimitedError
 from app.hub.huggingface import HuggingFaceHub
 from app.hub.models import Gating, SearchQuery
 from app.hub.offline import OfflineAwareHub
+from app.hub.security import ScanLevel
 from app.store import Database
 from tests.support.hub_server import Fault, HubServer, Status
 
@@ -70,6 +71,35 @@ def test_saved_details_and_card_are_served_offline(
     card = offline_hub.model_card("org/llama-gguf")
     assert card.body == online_card.body
     assert card.metadata == online_card.metadata
+
+
+def test_saved_details_keep_the_hubs_scan_results_offline(
+    seen: HubServer, offline_hub: OfflineAwareHub
+) -> None:
+    seen.add_repo("org/scanned", {"model.gguf": b"GGUF" * 4, "weights.bin": b"pickle"})
+    seen.set_scans("org/scanned", {"weights.bin": "unsafe"})
+    online = offline_hub.model_details("org/scanned")
+    assert online.scan_of("weights.bin").level is ScanLevel.UNSAFE
+    seen.stop()
+
+    details = offline_hub.model_details("org/scanned")
+
+    assert details.saved_at is not None
+    assert details.security == online.security
+    assert details.scan_of("model.gguf").level is ScanLevel.SAFE
+    assert details.scan_of("weights.bin") == online.scan_of("weights.bin")
+
+
+def test_a_saved_copy_without_scans_stays_not_scanned(
+    seen: HubServer, offline_hub: OfflineAwareHub
+) -> None:
+    offline_hub.model_details("org/llama-gguf")  # this hub reports no scans for it
+    seen.stop()
+
+    details = offline_hub.model_details("org/llama-gguf")
+
+    assert details.security is None
+    assert details.scan_of("llama-Q4_K_M.gguf").level is ScanLevel.NOT_SCANNED
 
 
 def test_saved_card_is_served_when_the_hf_cache_lost_it(
