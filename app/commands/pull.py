@@ -45,7 +45,6 @@ EXIT_FLAGGED = 6
 EXIT_INTERRUPTED = 130
 
 _REFRESH_S = 0.1  # how often the bar is redrawn
-_INTERRUPT_GRACE_S = 2.0
 _JSON_PROGRESS_EVERY_S = 0.5
 _BAR_WIDTH = 24
 _EXIT_BY_KIND = {  # keyed by `ErrorKind` value
@@ -86,10 +85,9 @@ def register(
 
 def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Download what `args` asks for, showing progress on `out`; returns the exit status."""
-    from app.downloads.manager import DownloadManager
+    from app.commands.foreground import download_in_foreground
     from app.downloads.plan import plan_files
     from app.downloads.status import ErrorKind, JobState
-    from app.downloads.transfer import RetryPolicy
     from app.errors import AppError
     from app.hub.security import flagged_files
 
@@ -107,40 +105,12 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if flagged and not getattr(args, "allow_unsafe", False):
         return report.flagged(refusal(details.repo_id, flagged))
 
-    manager = DownloadManager(
-        core.database,
-        endpoint=core.endpoint,
-        token=core.token.value,
-        cache_dir=core.settings.resolved_cache_dir(),
-        concurrency=1,
-        retry=RetryPolicy(),
-        offline_wait=None,  # fail with exit 5 rather than wait for the network
-        resume_unfinished=False,  # the window's queue is the window's business
-    )
-    job_id: int | None = None
-    interrupted = False
-    refused: AppError | None = None
-    try:
-        manager.start()
-        job_id = manager.enqueue(plan)
-        while True:
-            status = manager.wait(job_id, timeout=_REFRESH_S)
-            report.progress(status)
-            if status.state.is_final or status.state is JobState.PAUSED:
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-        if job_id is not None:
-            manager.pause(job_id)  # written to the database at once: the next run adopts it
-    except AppError as exc:  # the queue refused the plan (nothing was saved)
-        refused = exc
-    finally:
-        # After Ctrl+C, do not wait out a stalled connection: what arrived is on disk already.
-        manager.shutdown(timeout=_INTERRUPT_GRACE_S if interrupted else None)
-    if refused is not None:
-        return report.failed(str(refused), ErrorKind.of(refused))
-    if interrupted:
-        return report.paused(manager.job(job_id) if job_id is not None else None)
+    outcome = download_in_foreground(core, plan, poll_s=_REFRESH_S, on_progress=report.progress)
+    if outcome.refused is not None:
+        return report.failed(str(outcome.refused), ErrorKind.of(outcome.refused))
+    status = outcome.status
+    if outcome.interrupted or status is None:
+        return report.paused(status)
 
     if status.state is JobState.COMPLETED:
         from app.downloads.cache import snapshot_folder

@@ -35,7 +35,6 @@ EXIT_OFFLINE = 5
 EXIT_INTERRUPTED = 130
 
 _WAIT_S = 0.2
-_INTERRUPT_GRACE_S = 2.0
 
 
 def register(
@@ -126,43 +125,14 @@ def run_update(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -
 
 
 def _download(core: Core, plan: DownloadPlan) -> int:
-    from app.downloads.manager import DownloadManager
-    from app.downloads.status import JobState, JobStatus
-    from app.downloads.transfer import RetryPolicy
-    from app.errors import AppError
+    from app.commands.foreground import download_in_foreground
+    from app.downloads.status import JobState
 
-    manager = DownloadManager(
-        core.database,
-        endpoint=core.endpoint,
-        token=core.token.value,
-        cache_dir=core.settings.resolved_cache_dir(),
-        concurrency=1,
-        retry=RetryPolicy(),
-        offline_wait=None,
-        resume_unfinished=False,
-    )
-    job_id: int | None = None
-    status: JobStatus | None = None
-    interrupted = False
-    refused: AppError | None = None
-    try:
-        manager.start()
-        job_id = manager.enqueue(plan)
-        while True:
-            status = manager.wait(job_id, timeout=_WAIT_S)
-            if status.state.is_final or status.state is JobState.PAUSED:
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-        if job_id is not None:
-            manager.pause(job_id)
-    except AppError as exc:  # the queue refused the plan
-        refused = exc
-    finally:
-        manager.shutdown(timeout=_INTERRUPT_GRACE_S if interrupted else None)
-    if refused is not None:
-        return _fail(str(refused), EXIT_ERROR)
-    if interrupted or status is None or status.state is JobState.PAUSED:
+    outcome = download_in_foreground(core, plan, poll_s=_WAIT_S)
+    if outcome.refused is not None:
+        return _fail(str(outcome.refused), EXIT_ERROR)
+    status = outcome.status
+    if outcome.interrupted or status is None or status.state is JobState.PAUSED:
         return _fail(
             "interrupted: the update is paused; the old revision is untouched. Run the same "
             "command again to continue.",
