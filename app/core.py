@@ -281,4 +281,5 @@ class Core:
             images, self._images = self._images, None
         if images is not None:
             images.stop(timeout=2.0)
+        self.models.close()  # a refresh asked for while quitting finds no database to read
         self.database.close()

@@ -46,6 +46,7 @@ class ModelList:
         self._entries: tuple[LibraryEntry, ...] = ()
         self._version = 0  # counts refreshes
         self._subscribers: Subscribers[tuple[LibraryEntry, ...]] = Subscribers("model list")
+        self._closed = False
 
     @property
     def entries(self) -> tuple[LibraryEntry, ...]:
@@ -77,14 +78,23 @@ class ModelList:
         return self._subscribers.add(callback)
 
     def refresh(self) -> tuple[LibraryEntry, ...]:
-        """Scan the library again and tell every subscriber (blocking)."""
+        """Scan the library again and tell every subscriber (blocking). Once closed, the last
+        entries, unscanned."""
         with self._refreshing:
+            if self._closed:
+                return self.entries
             entries = tuple(self._library().scan())
             with self._lock:
                 self._entries = entries
                 self._version += 1
             self._subscribers.notify(entries)
             return entries
+
+    def close(self) -> None:
+        """No more scans: the database is closing. Waits for a scan under way to end (a
+        refresh a page asked for just before quitting must not read a closed database)."""
+        with self._refreshing:
+            self._closed = True
 
     def import_paths(self, paths: Sequence[Path]) -> ImportResult:
         """`Library.import_paths`, then a refresh."""

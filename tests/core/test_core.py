@@ -233,3 +233,11 @@ def test_the_download_queue_starts_only_when_asked(core: Core) -> None:
     core.update_settings(hub_endpoint="http://127.0.0.1:9/")  # the endpoint moved
     assert core._downloads is None
     assert core.start_downloads() is not manager
+
+
+def test_a_refresh_after_close_reads_no_closed_database(data_dir: Path) -> None:
+    opened = Core.open(data_dir=data_dir)
+    opened.models.refresh()
+    opened.close()
+    # A page's refresh that was queued just before the window quit arrives now.
+    assert opened.models.refresh() == opened.models.entries
