@@ -228,17 +228,27 @@ def _import(library: Library, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_ERROR if result.rejected and not result.imported else EXIT_OK
 
 
-def _rm(library: Library, args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextIO) -> int:
+def _matching(library: Library, query: str) -> list[LibraryEntry]:
+    """The entries `query` names (after a fresh scan), for `rm` and `verify`.
+
+    Raises:
+        EntryNotFoundError: none matches.
+    """
     from app.library import EntryNotFoundError
 
     library.scan()
-    matches = library.find(args.model)
+    matches = library.find(query)
     if not matches:
         raise EntryNotFoundError(
-            f"No model in the library matches {args.model!r}.",
-            query=args.model,
+            f"No model in the library matches {query!r}.",
+            query=query,
             hint="See `modeldeck list` for keys, names and repository ids.",
         )
+    return matches
+
+
+def _rm(library: Library, args: argparse.Namespace, out: TextIO, stdin: TextIO, err: TextIO) -> int:
+    matches = _matching(library, args.model)
     keys = [entry.key for entry in matches]
     delete_files = bool(args.delete_files)
     plan = library.plan_delete_all(keys, delete_imported_files=delete_files)
@@ -275,16 +285,7 @@ def _rm(library: Library, args: argparse.Namespace, out: TextIO, stdin: TextIO, 
 
 
 def _verify(library: Library, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from app.library import EntryNotFoundError
-
-    library.scan()
-    matches = library.find(args.model)
-    if not matches:
-        raise EntryNotFoundError(
-            f"No model in the library matches {args.model!r}.",
-            query=args.model,
-            hint="See `modeldeck list` for keys, names and repository ids.",
-        )
+    matches = _matching(library, args.model)
     results = [library.verify(entry.key) for entry in matches]
     if args.json:
         _dump(out, [result.to_json() for result in results])
