@@ -21,6 +21,7 @@ from huggingface_hub import hf_hub_download
 from app.commands import pull
 from app.core import Core
 from tests.core.conftest import REPO_ROOT
+from tests.support.cli_process import cli_environment
 from tests.support.hub_server import DropAfter, Fault, FlipByte, HubServer, Stall
 from tests.support.waiting import wait_until
 
@@ -155,17 +156,7 @@ def big_repo(hub_server: HubServer, tmp_path: Path) -> str:
 
 
 def start_pull(hub_server: HubServer, data_dir: Path, hf_home: Path) -> subprocess.Popen[str]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGING"))
-    }
-    env |= {
-        "MODELDECK_DATA_DIR": str(data_dir),
-        "HF_HOME": str(hf_home),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_DISABLE_XET": "1",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
+    env = cli_environment(data_dir, hf_home)
     return subprocess.Popen(
         [sys.executable, "-m", "app.commands.pull", "--endpoint", hub_server.url, "org/big"],
         cwd=REPO_ROOT,

@@ -20,6 +20,7 @@ from app.commands import pull, updates
 from app.core import Core
 from app.library.updates import UpdateRecords, tracked_revisions
 from tests.core.conftest import REPO_ROOT
+from tests.support.cli_process import cli_environment
 from tests.support.hub_server import DropAfter, Fault, FlipByte, HubServer, Stall
 from tests.support.waiting import wait_until
 
@@ -242,17 +243,7 @@ CDN_GET = r"^/lfs/"
 
 
 def start_update(hub_server: HubServer, data_dir: Path, hf_home: Path) -> subprocess.Popen[str]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGING"))
-    }
-    env |= {
-        "MODELDECK_DATA_DIR": str(data_dir),
-        "HF_HOME": str(hf_home),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_DISABLE_XET": "1",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
+    env = cli_environment(data_dir, hf_home)
     code = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = ["update", "--endpoint", hub_server.url, REPO]
     return subprocess.Popen(
