@@ -1,0 +1,1 @@
+"""Chat with your documents: collections of files indexed in place, searched by words and vectors."""
