@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from app.errors import RepoFileNotFoundError
 from app.hub.models import ModelDetails, RepoFile
 from app.hub.repo_files import GgufModel, group_gguf_models
+from app.hub.security import FileScan, ScanLevel
 from app.hub.untrusted import (
     UnsafeHubDataError,
     check_commit,
@@ -38,6 +39,8 @@ class PlannedFile:
     size: int
     sha256: str | None  # the LFS sha256; None for a regular (git) file
     etag: str  # blob name in the HF cache: the sha256 of an LFS file, else its git blob id
+    # The hub's security scan when the plan was made: kept with the download as provenance.
+    scan: ScanLevel = ScanLevel.NOT_SCANNED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,7 +346,7 @@ def _plan(
         repo_id=repo_id,
         revision=revision,
         label=label,
-        files=tuple(_planned(repo_id, file) for file in files),
+        files=tuple(_planned(repo_id, file, details.scan_of(file.path)) for file in files),
         ref=None if ref is None or ref.lower() == revision else ref,
     )
     check_plan(plan)
@@ -410,7 +413,7 @@ def check_plan(plan: DownloadPlan) -> None:
         )
 
 
-def _planned(repo_id: str, file: RepoFile) -> PlannedFile:
+def _planned(repo_id: str, file: RepoFile, scan: FileScan) -> PlannedFile:
     if file.size is None or (file.sha256 or file.blob_id) is None:
         raise ValueError(
             f"{repo_id}: {file.path} has no size or hash; fetch the details with file metadata"
@@ -419,7 +422,7 @@ def _planned(repo_id: str, file: RepoFile) -> PlannedFile:
     # huggingface_hub) names blobs in lower case.
     sha256 = check_sha256(file.sha256, repo_id=repo_id) if file.sha256 else None
     etag = sha256 or check_git_oid(file.blob_id, repo_id=repo_id)
-    return PlannedFile(path=file.path, size=file.size, sha256=sha256, etag=etag)
+    return PlannedFile(path=file.path, size=file.size, sha256=sha256, etag=etag, scan=scan.level)
 
 
 def _looks_like_commit(ref: str) -> bool:

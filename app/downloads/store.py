@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from app.downloads.plan import DownloadPlan, PlannedFile
 from app.downloads.status import ErrorKind, FileState, JobState
+from app.hub.security import ScanLevel
 from app.store import Database
 
 
@@ -56,20 +57,25 @@ class JobStore:
             job_id = cursor.lastrowid
             assert job_id is not None
             connection.executemany(
-                "INSERT INTO download_files (job_id, path, size, sha256, etag, state) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(job_id, f.path, f.size, f.sha256, f.etag, FileState.PENDING) for f in plan.files],
+                "INSERT INTO download_files (job_id, path, size, sha256, etag, state, scan) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id, f.path, f.size, f.sha256, f.etag, FileState.PENDING, f.scan)
+                    for f in plan.files
+                ],
             )
         return job_id, created
 
     def load(self) -> list[StoredJob]:
         """Every job, oldest first."""
         files: dict[int, list[tuple[PlannedFile, FileState]]] = {}
-        for job_id, path, size, sha256, etag, state in self._db.fetch_all(
-            "SELECT job_id, path, size, sha256, etag, state FROM download_files "
+        for job_id, path, size, sha256, etag, state, scan in self._db.fetch_all(
+            "SELECT job_id, path, size, sha256, etag, state, scan FROM download_files "
             "ORDER BY job_id, rowid"
         ):
-            planned = PlannedFile(path=path, size=size or 0, sha256=sha256, etag=etag)
+            planned = PlannedFile(
+                path=path, size=size or 0, sha256=sha256, etag=etag, scan=ScanLevel.from_hub(scan)
+            )
             files.setdefault(job_id, []).append((planned, _file_state(state)))
         jobs = []
         for row in self._db.fetch_all(

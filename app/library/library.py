@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from app.errors import CheckpointError
 from app.hub.repo_files import parse_quantization
+from app.hub.security import ScanLevel
 from app.library.catalog import ImportResult, LibraryEntry, Location, Source
 from app.library.deletion import DeletePlan, PlanContext, carry_out, plan_delete
 from app.library.errors import EntryNotFoundError, FolderNotFoundError
@@ -122,7 +123,11 @@ class Library:
             hf_info = self._scan_hf_cache()
             found: list[Found] = []
             if hf_info is not None:
-                found += find_in_hf_cache(hf_info, licenses=self._licenses)
+                found += _without_snapshots_being_filled(
+                    find_in_hf_cache(hf_info, licenses=self._licenses),
+                    hf_info,
+                    self._records.snapshots_being_filled(),
+                )
             seen = self._records.seen()
             user_found = self._imported(seen, used) + self._in_folders(seen, used)
             found += user_found
@@ -304,6 +309,7 @@ class Library:
                 else:
                     ref = ref_names[0] if ref_names else None
                 provenance = Provenance(
+                    scans=_scans_of(downloads, members, repo_id, commit),
                     hub=record.endpoint if record else None,
                     repo_id=repo_id,
                     revision=ref,
@@ -818,6 +824,43 @@ def _download_of(
     name = _relative(member.path, _snapshot_of(member))
     with_file = [d for d in mine if name in d.files]
     return (with_file or mine)[-1]
+
+
+def _without_snapshots_being_filled(
+    found: list[Found], hf_info: HFCacheInfo, being_filled: set[tuple[str, str]]
+) -> list[Found]:
+    """`found` less the files of revisions a download is still filling that no ref names:
+    an update's new snapshot is shown (in Downloads) only until the ref moves to it, so a
+    half-filled or failed one is never taken for a second copy of the model."""
+    if not being_filled:
+        return found
+    with_refs = {
+        (repo.repo_id, revision.commit_hash)
+        for repo in hf_info.repos
+        for revision in repo.revisions
+        if revision.refs
+    }
+    hidden = being_filled - with_refs
+    return [
+        item
+        for item in found
+        if (item.location.repo_id or "", item.location.revision or "") not in hidden
+    ]
+
+
+def _scans_of(
+    downloads: Sequence[DownloadRecord], members: Sequence[Found], repo_id: str, commit: str | None
+) -> tuple[tuple[str, ScanLevel], ...]:
+    """The hub's verdicts recorded when this commit's files of the entry were downloaded (the
+    latest download of each file wins)."""
+    names = {
+        _relative(m.path, _snapshot_of(m)) for m in members if m.location.source is Source.HF_CACHE
+    }
+    scans: dict[str, ScanLevel] = {}
+    for record in downloads:
+        if (record.repo_id, record.commit) == (repo_id, commit):
+            scans.update({p: level for p, level in record.scans.items() if p in names})
+    return tuple(sorted(scans.items()))
 
 
 def _verified(entry: LibraryEntry, key: str, verification: Verification) -> LibraryEntry:

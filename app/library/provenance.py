@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from app.hub.security import ScanLevel
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_OID = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1 << 20
@@ -88,6 +90,15 @@ class Provenance:
     verification: Verification | None
     license: str | None
     license_source: LicenseSource | None
+    # The hub's security scan of each file when ModelDeck planned its download, by path in
+    # the repository; empty when not recorded (not downloaded by ModelDeck, or before it
+    # kept them).
+    scans: tuple[tuple[str, ScanLevel], ...] = ()
+
+    @property
+    def worst_scan(self) -> ScanLevel | None:
+        """The worst recorded verdict; None when none was recorded."""
+        return max((level for _, level in self.scans), key=lambda level: level.rank, default=None)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (`modeldeck list --json`)."""
@@ -103,6 +114,7 @@ class Provenance:
             "verified_intact": self.verification.intact if self.verification else None,
             "license": self.license,
             "license_source": self.license_source.value if self.license_source else None,
+            "scans_at_download": {path: level.value for path, level in self.scans} or None,
         }
 
     def lines(self) -> list[str]:
@@ -125,12 +137,23 @@ class Provenance:
         else:
             state = "intact" if self.verification.intact else "DAMAGED"
             lines.append(f"Verified: {_when(self.verification.at)}, {state}")
+        lines.append(self._scan_line())
         if self.license:
             source = f" ({self.license_source.label})" if self.license_source else ""
             lines.append(f"License: {self.license}{source}")
         else:
             lines.append("License: unknown")
         return lines
+
+    def _scan_line(self) -> str:
+        worst = self.worst_scan
+        if worst is None:
+            return "Hub scan at download: not recorded"
+        flagged = [path for path, level in self.scans if level is worst]
+        if worst in (ScanLevel.SAFE, ScanLevel.NOT_SCANNED):
+            return f"Hub scan at download: {worst.value}"
+        more = f" and {len(flagged) - 1} more" if len(flagged) > 1 else ""
+        return f"Hub scan at download: {worst.value} ({flagged[0]}{more})"
 
 
 def _when(moment: datetime) -> str:

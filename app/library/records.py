@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.hub.security import ScanLevel
 from app.library.found import Details
 from app.library.provenance import Verification
 from app.library.sniff import CheckpointFormat, ModelKind
@@ -95,6 +96,9 @@ class DownloadRecord:
     ref: str | None  # the branch or tag asked for; None: a commit was asked (pinned)
     finished_at: datetime | None
     files: dict[str, str | None]  # path in the repository -> the sha256 the hub listed
+    # path -> the hub's scan verdict when the download was planned (absent: not recorded,
+    # a download made before ModelDeck kept them)
+    scans: dict[str, ScanLevel] = field(default_factory=dict)
 
 
 class LibraryRecords:
@@ -183,11 +187,14 @@ class LibraryRecords:
     def downloads(self) -> list[DownloadRecord]:
         """Every completed download, oldest first (read from the download queue's tables)."""
         files: dict[int, dict[str, str | None]] = {}
-        for job_id, path, sha256 in self._database.fetch_all(
-            "SELECT f.job_id, f.path, f.sha256 FROM download_files f "
+        scans: dict[int, dict[str, ScanLevel]] = {}
+        for job_id, path, sha256, scan in self._database.fetch_all(
+            "SELECT f.job_id, f.path, f.sha256, f.scan FROM download_files f "
             "JOIN download_jobs j ON j.id = f.job_id WHERE j.state = 'completed'"
         ):
             files.setdefault(job_id, {})[str(path)] = sha256
+            if scan is not None:
+                scans.setdefault(job_id, {})[str(path)] = ScanLevel.from_hub(scan)
         records = []
         for job_id, endpoint, repo_id, revision, ref, finished in self._database.fetch_all(
             "SELECT id, endpoint, repo_id, revision, ref, finished_at FROM download_jobs "
@@ -201,9 +208,22 @@ class LibraryRecords:
                     ref=ref,
                     finished_at=_parse_time(finished),
                     files=files.get(job_id, {}),
+                    scans=scans.get(job_id, {}),
                 )
             )
         return records
+
+    def snapshots_being_filled(self) -> set[tuple[str, str]]:
+        """(repo id, commit) of downloads not ended yet (queued, running, waiting, paused, or
+        failed and offered a retry) for a commit no finished download fetched: snapshots a
+        download is still filling, e.g. the new revision of an update in progress."""
+        rows = self._database.fetch_all("SELECT repo_id, revision, state FROM download_jobs")
+        finished = {(str(r), str(c)) for r, c, state in rows if state == "completed"}
+        return {
+            (str(r), str(c))
+            for r, c, state in rows
+            if state not in ("completed", "cancelled") and (str(r), str(c)) not in finished
+        }
 
     def verifications(self) -> dict[str, Verification]:
         """Path of a model's (first) file or folder -> its last verification."""

@@ -170,6 +170,11 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (message_id, number)
     );
     """,
+    # 8: the hub's security scan of each planned file, kept as the download's provenance
+    # (a ScanLevel value; NULL in rows written before: not recorded).
+    """
+    ALTER TABLE download_files ADD COLUMN scan TEXT;
+    """,
 )
 
 

@@ -85,6 +85,23 @@ def test_a_pulled_model_carries_its_provenance_in_list_json(
     assert provenance["sha256"] == MODEL_SHA
     assert (provenance["license"], provenance["license_source"]) == ("mit", "at-download")
     assert provenance["verified_at"] is None and provenance["verified_intact"] is None
+    # This hub reports no scans: recorded as such, never as "safe".
+    assert provenance["scans_at_download"] == {"tiny-Q4_K_M.gguf": "not scanned"}
+
+
+def test_the_hubs_scan_verdict_at_download_is_kept_even_after_the_hub_changes_it(
+    core: Core, hub_server: HubServer
+) -> None:
+    hub_server.add_repo("org/tiny", {"tiny-Q4_K_M.gguf": MODEL, "config.json": b"{}"})
+    hub_server.set_scans("org/tiny", {"tiny-Q4_K_M.gguf": "caution"})
+    pulled(core, "org/tiny")
+    hub_server.set_scans("org/tiny", {}, scans_done=True)  # later: all safe upstream
+
+    entry = listed(core, "tiny-Q4_K_M")
+    assert entry["provenance"]["scans_at_download"] == {"tiny-Q4_K_M.gguf": "caution"}
+    found = next(e for e in core.library.scan() if e.name == "tiny-Q4_K_M")
+    assert found.provenance is not None
+    assert "Hub scan at download: caution (tiny-Q4_K_M.gguf)" in found.provenance.lines()
 
 
 def test_a_pinned_pull_has_no_ref_and_another_tools_copy_no_download_date(

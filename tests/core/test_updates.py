@@ -200,6 +200,29 @@ def test_the_old_snapshot_stays_the_model_until_the_new_one_verifies(
     assert (snapshot(hf_home, new_commit) / "extra.safetensors").read_bytes() == NEW_SHARD
 
 
+def test_a_failed_updates_half_filled_snapshot_is_not_a_second_copy_in_the_library(
+    core: Core, hub_server: HubServer, hf_home: Path
+) -> None:
+    old_commit = hub_server.add_repo(
+        REPO, {"tiny-Q4_K_M.gguf": BIG, "tokenizer.json": b'{"v": 1}'}, card="# Tiny\n"
+    )
+    pulled(core, REPO)
+    new_commit = hub_server.commit_changes(REPO, {"tokenizer.json": b'{"v": 2}'})
+    # The unchanged GGUF is linked into the new snapshot first; then the tokenizer fails.
+    hub_server.inject(Fault(FlipByte(3), path=r"tokenizer\.json", times=None))
+    assert updates.run_update(core, parse("update", REPO), io.StringIO()) == updates.EXIT_ERROR
+    assert (snapshot(hf_home, new_commit) / "tiny-Q4_K_M.gguf").exists()
+
+    # It waits in Downloads for a retry; the Library shows the model once, at the old commit.
+    [model] = [entry for entry in core.library.scan() if entry.name == "tiny-Q4_K_M"]
+    assert {location.revision for location in model.locations} == {old_commit}
+
+    hub_server.clear_faults()
+    assert updates.run_update(core, parse("update", REPO), io.StringIO()) == updates.EXIT_OK
+    [model] = [entry for entry in core.library.scan() if entry.name == "tiny-Q4_K_M"]
+    assert new_commit in {location.revision for location in model.locations}
+
+
 def test_an_up_to_date_model_is_left_alone(
     core: Core, hub_server: HubServer, old_commit: str
 ) -> None:
