@@ -22,6 +22,7 @@ from app.hub.models import SortOrder
 
 if TYPE_CHECKING:
     from app.core import Core
+    from app.hub.provider import HubProvider
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -45,9 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--endpoint", type=_endpoint_url, default=argparse.SUPPRESS, help=endpoint_help
     )
+    # Which hub search, info and pull talk to; `--endpoint` applies to the chosen hub.
+    hub_choice = argparse.ArgumentParser(add_help=False)
+    hub_choice.add_argument(
+        "--hub",
+        choices=["hf", "civitai", "modelscope"],
+        default="hf",
+        help="the hub: hf (Hugging Face, default), civitai or modelscope",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    search = commands.add_parser("search", parents=[common], help="search the hub for models")
+    search = commands.add_parser(
+        "search", parents=[common, hub_choice], help="search the hub for models"
+    )
     search.add_argument("query", nargs="?", default="", help="text to look for in model ids")
     search.add_argument("--task", help="pipeline tag, e.g. text-generation, text-to-image")
     search.add_argument("--library", help="library or format, e.g. gguf, diffusers, transformers")
@@ -60,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
 
     info = commands.add_parser(
-        "info", parents=[common], help="show a model's license, gating and files"
+        "info", parents=[common, hub_choice], help="show a model's license, gating and files"
     )
     info.add_argument("repo_id", help="e.g. Qwen/Qwen2.5-0.5B-Instruct-GGUF")
     info.add_argument("--revision", help="branch, tag or commit (default: main)")
@@ -72,11 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     # Both modules keep their heavy imports inside `run`: this parser is built at every start.
     from app.commands import chat, image, library, pull, serve
 
-    pull.register(commands, parents=[common])
+    pull.register(commands, parents=[common, hub_choice])
     library.register(commands)
     chat.register(commands, parents=[common])
+    from app.commands import docs
+
+    docs.register(commands)
+    from app.commands import civitai
+
+    civitai.register_identify(commands, parents=[common])
     serve.register(commands, parents=[common])
     image.register(commands)
+    from app.commands import upscale
+
+    upscale.register(commands)
     from app.commands import updates
 
     updates.register(commands, parents=[common])
@@ -111,6 +131,18 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     if core.database.recovery is not None:  # the command still runs, on a fresh database
         sys.stderr.write(f"modeldeck: {core.database.recovery.message}\n")
     try:
+        if args.command == "pull" and args.hub == "modelscope":
+            from app.commands import modelscope_pull
+
+            return modelscope_pull.run(core, args, out)
+        if args.command == "pull" and args.hub == "civitai":
+            from app.commands import civitai
+
+            return civitai.run_pull(core, args, out)
+        if args.command == "identify":
+            from app.commands import civitai
+
+            return civitai.run_identify(core, args, out)
         if args.command == "pull":
             from app.commands import pull
 
@@ -119,6 +151,10 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             from app.commands import chat
 
             return chat.run(core, args, out)
+        if args.command == "docs":
+            from app.commands import docs
+
+            return docs.run(core, args, out)
         if args.command == "serve":
             from app.commands import serve
 
@@ -127,6 +163,10 @@ def run_command(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             from app.commands import image
 
             return image.run(core, args, out)
+        if args.command == "upscale":
+            from app.commands import upscale
+
+            return upscale.run(core, args, out)
         if args.command in ("outdated", "update"):
             from app.commands import updates
 
@@ -166,9 +206,10 @@ def _search(core: Core, args: argparse.Namespace, out: TextIO) -> None:
         author=args.author,
         sort=SortOrder(args.sort),
     )
-    results = list(islice(core.hub.search(query), args.limit))
+    results = list(islice(_hub(core, args).search(query), args.limit))
     if args.json:
-        json.dump([summary_json(item) for item in results], out, indent=2)
+        hub = {"hub": args.hub}  # every result says which hub it is from
+        json.dump([{**summary_json(item), **hub} for item in results], out, indent=2)
         out.write("\n")
         return
     if not results:
@@ -193,13 +234,14 @@ def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
     from app.hub.models import AccessStatus, Gating
     from app.model_report import describe_model
 
-    details = core.hub.model_details(args.repo_id, revision=args.revision)
+    hub = _hub(core, args)
+    details = hub.model_details(args.repo_id, revision=args.revision)
     if details.gating is Gating.OPEN:
         access = AccessStatus.GRANTED
     elif details.saved_at is not None:  # offline: the hub cannot be asked
         access = AccessStatus.UNKNOWN
     else:
-        access = core.hub.check_access(details.repo_id)
+        access = hub.check_access(details.repo_id)
     memory = read_machine_memory()
     context = args.context or core.settings.default_context_length
     report = describe_model(details, access, memory, context_length=context)
@@ -208,6 +250,22 @@ def _info(core: Core, args: argparse.Namespace, out: TextIO) -> None:
         out.write("\n")
         return
     _write_info_text(out, report)
+
+
+def _hub(core: Core, args: argparse.Namespace) -> HubProvider:
+    """The provider `--hub` names: the core's Hugging Face hub, or another one remembered
+    (offline copies) in the same database."""
+    from app.hub.choice import HubKind, make_provider
+    from app.hub.offline import OfflineAwareHub
+
+    kind = HubKind(args.hub)
+    if kind is HubKind.HUGGING_FACE:
+        return core.hub
+    if kind is HubKind.CIVITAI:  # with the user's NSFW setting and saved Civitai key
+        from app.commands.civitai import civitai_hub
+
+        return OfflineAwareHub(civitai_hub(core.database, args.endpoint), core.database)
+    return OfflineAwareHub(make_provider(kind, endpoint=args.endpoint), core.database)
 
 
 def _write_info_text(out: TextIO, report: dict[str, Any]) -> None:

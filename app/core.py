@@ -22,8 +22,10 @@ from app.store import Database
 
 if TYPE_CHECKING:
     from app.chat.conversations import ConversationStore
+    from app.chat.image_store import ChatImageStore
     from app.chat.local import LocalChatEngine
     from app.chat.remote_settings import EndpointKeyStore
+    from app.docs.collections import DocumentCollections
     from app.downloads import DownloadManager
     from app.hub.offline import OfflineAwareHub
     from app.images.engine import ImageEngine
@@ -59,6 +61,7 @@ class Core:
         self._server: ModelServer | None = None
         self._images: ImageEngine | None = None
         self._gallery: Gallery | None = None
+        self._documents: DocumentCollections | None = None
         # The models every page shows, refreshed when they change (scanning builds `library`).
         self.models = ModelList(lambda: self.library)
 
@@ -150,6 +153,13 @@ class Core:
                 self._conversations = ConversationStore(self.database)
             return self._conversations
 
+    @property
+    def chat_images(self) -> ChatImageStore:
+        """Images attached to chat messages, content-addressed in `<data dir>/chat-images`."""
+        from app.chat.image_store import ChatImageStore
+
+        return ChatImageStore(self.database.path.parent / "chat-images")
+
     def recover_interrupted_replies(self) -> int:
         """Mark replies a killed run left streaming as "interrupted", keeping their text;
         returns how many. The app calls it once at start, before showing conversations (not
@@ -211,6 +221,17 @@ class Core:
 
                 self._gallery = Gallery(self.database, folder=self.database.path.parent / "images")
             return self._gallery
+
+    @property
+    def documents(self) -> DocumentCollections:
+        """Document collections to chat with; vectors in `<data dir>/documents`."""
+        with self._lock:
+            if self._documents is None:
+                from app.docs.collections import DocumentCollections
+
+                folder = self.database.path.parent / "documents"
+                self._documents = DocumentCollections(self.database, folder)
+            return self._documents
 
     def _stop_downloads(self, timeout: float = 10.0) -> None:
         """Stop the queue's workers (partial files and queued jobs stay for the next start)."""
@@ -281,5 +302,9 @@ class Core:
             images, self._images = self._images, None
         if images is not None:
             images.stop(timeout=2.0)
+        with self._lock:
+            documents, self._documents = self._documents, None
+        if documents is not None:  # its embedding engines
+            documents.close()
         self.models.close()  # a refresh asked for while quitting finds no database to read
         self.database.close()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "CIVITAI_PERMISSIONS",
+    "CIVITAI_PREFIX",
     "OBLIGATION_TAGS",
     "CommercialUse",
     "LicenseCategory",
@@ -1056,6 +1058,8 @@ def license_info(
     link = (license_link or "").strip() or None
     if key in ("", "unknown"):
         return _BY_ID["unknown"]
+    if key.startswith(CIVITAI_PREFIX):
+        return _civitai_permissions(key, link)
     if key == "other":
         named = _BY_ID.get(_normalize(license_name))
         if named is not None and named.id not in ("other", "unknown"):
@@ -1089,3 +1093,68 @@ def _with_link(info: LicenseInfo, link: str | None) -> LicenseInfo:
 def known_license_ids() -> tuple[str, ...]:
     """Every id the table knows, in table order (Hub ids plus a few common license names)."""
     return tuple(_BY_ID)
+
+
+# -- Civitai's permission flags --------------------------------------------------------------
+#
+# A Civitai model has no license id: its creator ticks permissions (`allowCommercialUse`:
+# Image / RentCivit / Rent / Sell, `allowDerivatives`, `allowNoCredit`,
+# `allowDifferentLicense`). The Civitai provider writes them as one id, "civitai:" and the
+# granted words joined by commas ("civitai:image,rent,derivatives"; "civitai:none" when nothing
+# is granted), so every place that shows or filters a license id shows these too.
+
+CIVITAI_PREFIX = "civitai:"
+#: The words of a Civitai permissions id, in order, and what each one grants.
+CIVITAI_PERMISSIONS: dict[str, str] = {
+    "image": "sell images it generates",
+    "rentcivit": "run it on Civitai's generation service",
+    "rent": "run it on generation services that charge",
+    "sell": "sell the model or merges of it",
+    "derivatives": "share merges and fine-tunes of it",
+    "no-credit": "use it without crediting the creator",
+    "different-license": "share merges under other permissions",
+}
+_CIVITAI_COMMERCIAL = ("image", "rentcivit", "rent", "sell")
+
+
+def _civitai_permissions(key: str, link: str | None) -> LicenseInfo:
+    """The `LicenseInfo` of a "civitai:…" id (unknown words are ignored)."""
+    granted = {word.strip() for word in key.removeprefix(CIVITAI_PREFIX).split(",")}
+    granted &= set(CIVITAI_PERMISSIONS)
+    words = [word for word in CIVITAI_PERMISSIONS if word in granted]
+    commercial = [word for word in _CIVITAI_COMMERCIAL if word in granted]
+    obligations: list[str] = []
+    if not commercial:
+        use, condition = CommercialUse.NO, None
+        category = LicenseCategory.NON_COMMERCIAL
+        obligations.append("non-commercial only")
+    elif len(commercial) == len(_CIVITAI_COMMERCIAL):
+        use, condition = CommercialUse.YES, None
+        category = LicenseCategory.USE_RESTRICTED
+    else:
+        use = CommercialUse.CONDITIONAL
+        condition = "only to " + ", ".join(CIVITAI_PERMISSIONS[word] for word in commercial)
+        category = LicenseCategory.USE_RESTRICTED
+    if "no-credit" not in granted:
+        obligations.append("attribution")
+    if "derivatives" not in granted:
+        obligations.append("no derivatives")
+    elif "different-license" not in granted:
+        obligations.append("share-alike")
+    allowed = "; ".join(CIVITAI_PERMISSIONS[word] for word in words) or "nothing beyond use"
+    refused = [CIVITAI_PERMISSIONS[w] for w in CIVITAI_PERMISSIONS if w not in granted]
+    summary = f"The creator allows: {allowed}."
+    if refused:
+        summary += f" Not allowed: {'; '.join(refused)}."
+    summary += " The base model's own license applies as well."
+    return LicenseInfo(
+        id=CIVITAI_PREFIX + (",".join(words) or "none"),
+        name="Civitai permissions",
+        category=category,
+        commercial_use=use,
+        commercial_condition=condition,
+        summary=summary,
+        obligations=tuple(obligations),
+        url=link,
+        is_known=True,
+    )

@@ -1,5 +1,6 @@
 """Tiny real GGUF files written with the `gguf` package: the 2-block llama of TESTING.md.
 
+`write_projector` writes a tiny vision projector (libmtmd loads it beside the tiny llama).
 `write_scripted_gguf` writes a model that answers every ChatML prompt with a fixed reply
 ("Quick fox."), which `modeldeck --self-test` loads to check the LLM runtime of an install,
 and the tests use everywhere. `write_gguf` writes a real, loadable file (ChatML template,
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFWriter, PoolingType
 from gguf.quants import quantize
 
 CHATML = (
@@ -170,6 +171,98 @@ def write_gguf(
     for tensor_name, array in (quantized or {}).items():
         data = quantize(array.astype(np.float32), GGMLQuantizationType.Q8_0)
         writer.add_tensor(tensor_name, data, raw_dtype=GGMLQuantizationType.Q8_0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_embedding_gguf(path: Path, *, pooling: int | None = 1, **options: Any) -> Path:
+    """A real GGUF for embeddings: the random 2-block llama with `llama.pooling_type` set
+    (llama.cpp's enum: 1 mean, 2 CLS, 3 last; None leaves the key out, as a generative model
+    does). Its random weights give different texts different vectors."""
+
+    def add_pooling(writer: GGUFWriter) -> None:
+        if pooling is not None:
+            writer.add_pooling_type(PoolingType(pooling))
+
+    return write_gguf(path, name="Tiny Embedder", chat_template=None, extra=add_pooling, **options)
+
+
+def write_projector(
+    path: Path,
+    *,
+    text_embedding: int = 64,
+    vision_embedding: int = 32,
+    image_size: int = 32,
+    patch_size: int = 8,
+    block_count: int = 2,
+    name: str | None = "Tiny Vision Projector",
+) -> Path:
+    """A real LLaVA-style ("mlp") vision projector that llama.cpp's libmtmd loads.
+
+    A 2-block ViT on `image_size`² images in `patch_size`² patches (16 patches: 16 image
+    tokens), projected by a 2-layer MLP to `text_embedding`, which must be the language
+    model's embedding width (64 for the tiny llama). Random weights: it evaluates, it does
+    not see. The keys and tensors are the ones llama.cpp's tools/mtmd/clip.cpp requires.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    vision, ff = vision_embedding, 2 * vision_embedding
+
+    def weight(*shape: int) -> np.ndarray[Any, Any]:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float16)
+
+    def zeros(width: int) -> np.ndarray[Any, Any]:
+        return np.zeros(width, dtype=np.float32)
+
+    def ones(width: int) -> np.ndarray[Any, Any]:
+        return np.ones(width, dtype=np.float32)
+
+    writer = GGUFWriter(path, "clip")
+    if name is not None:
+        writer.add_name(name)
+    writer.add_file_type(1)  # mostly F16
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_bool("clip.has_llava_projector", True)
+    writer.add_string("clip.projector_type", "mlp")
+    writer.add_bool("clip.use_gelu", True)
+    writer.add_uint32("clip.vision.image_size", image_size)
+    writer.add_uint32("clip.vision.patch_size", patch_size)
+    writer.add_uint32("clip.vision.embedding_length", vision)
+    writer.add_uint32("clip.vision.feed_forward_length", ff)
+    writer.add_uint32("clip.vision.projection_dim", text_embedding)
+    writer.add_uint32("clip.vision.attention.head_count", 4)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
+    writer.add_uint32("clip.vision.block_count", block_count)
+    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    writer.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    patches = (image_size // patch_size) ** 2
+    tensors: dict[str, np.ndarray[Any, Any]] = {
+        "v.patch_embd.weight": weight(vision, 3, patch_size, patch_size),
+        "v.class_embd": weight(vision).astype(np.float32),
+        "v.position_embd.weight": weight(patches + 1, vision),
+        "v.pre_ln.weight": ones(vision),
+        "v.pre_ln.bias": zeros(vision),
+    }
+    for n in range(block_count):
+        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            tensors[f"v.blk.{n}.{part}.weight"] = weight(vision, vision)
+            tensors[f"v.blk.{n}.{part}.bias"] = zeros(vision)
+        for part in ("ln1", "ln2"):
+            tensors[f"v.blk.{n}.{part}.weight"] = ones(vision)
+            tensors[f"v.blk.{n}.{part}.bias"] = zeros(vision)
+        tensors[f"v.blk.{n}.ffn_up.weight"] = weight(ff, vision)
+        tensors[f"v.blk.{n}.ffn_up.bias"] = zeros(ff)
+        tensors[f"v.blk.{n}.ffn_down.weight"] = weight(vision, ff)
+        tensors[f"v.blk.{n}.ffn_down.bias"] = zeros(vision)
+    tensors["mm.0.weight"] = weight(text_embedding, vision)
+    tensors["mm.0.bias"] = zeros(text_embedding)
+    tensors["mm.2.weight"] = weight(text_embedding, text_embedding)
+    tensors["mm.2.bias"] = zeros(text_embedding)
+    for tensor_name, array in tensors.items():
+        writer.add_tensor(tensor_name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

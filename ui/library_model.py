@@ -65,6 +65,9 @@ def row_badges(entry: LibraryEntry) -> tuple[RowBadge, ...]:
         badges.append(
             RowBadge(f"{places} places", Tone.NEUTRAL, "The same file is kept in several places")
         )
+    if entry.projector is not None:
+        why = f"Loads with its vision projector {entry.projector.name}: attach images in Chat"
+        badges.append(RowBadge("sees images", Tone.ACCENT, why))
     return tuple(badges)
 
 

@@ -97,6 +97,12 @@ class RowAction(Enum):
         "verify",
         "Re-hash the selected model's files against what the hub published",
     )
+    IDENTIFY = (
+        "Identify",
+        "discover",
+        "Look the selected .safetensors up on Civitai by its sha256 and record what it is "
+        "(model, version, base model, trigger words)",
+    )
     UPDATE = (
         "Update",
         "downloads",
@@ -118,6 +124,18 @@ def _chat_path(entry: LibraryEntry | None) -> Path | None:
         return None
     location = entry.usable_location
     return location.path if location is not None else None
+
+
+def _identifiable(entry: LibraryEntry | None) -> bool:
+    """A .safetensors file that did not come from the HF cache: Civitai may know it."""
+    from app.library.catalog import Source
+
+    location = entry.usable_location if entry is not None else None
+    return (
+        location is not None
+        and location.source is not Source.HF_CACHE
+        and location.path.suffix.lower() == ".safetensors"
+    )
 
 
 def _images_path(entry: LibraryEntry | None) -> Path | None:
@@ -257,6 +275,7 @@ class LibraryPage(QWidget):
     discoverRequested = Signal()  # the welcome's button: go and find a model
     deleteFinished = Signal(bool)  # after a delete was asked for: whether anything went
     verifyFinished = Signal(object)  # the VerifyResult of a "Verify", or None if it failed
+    identified = Signal(str, bool)  # what "Identify" found (or why not); True for an error
     _verifyProgress = Signal(str, int)  # from the hashing worker: model name, percent
     updateQueued = Signal(object)  # the DownloadManager an update's download was queued on
     updateFinished = Signal(bool)  # after an "Update": whether the model now is the new one
@@ -270,6 +289,7 @@ class LibraryPage(QWidget):
         # Entry key -> its verification done on this page since the last scan.
         self._verifications: dict[str, Verification] = {}
         self._verifying: str | None = None  # the key of the model being re-hashed now
+        self._identifying: str | None = None  # the key of the model looked up on Civitai now
         self._updating: set[str] = set()  # repo ids whose update is being taken now
         self.filter = FilterField()
         self.filter.setPlaceholderText("Filter models")
@@ -347,8 +367,9 @@ class LibraryPage(QWidget):
         for button in (self.import_button, self.folder_button, self.refresh_button):
             tools.addWidget(button)
         action_row = QHBoxLayout()
-        for button in self.row_buttons.values():
-            action_row.addWidget(button)
+        for action, button in self.row_buttons.items():
+            if action is not RowAction.IDENTIFY:  # the context menu's: the row fits 900 px
+                action_row.addWidget(button)
         action_row.addStretch(1)
         self.listing = listing = QWidget()
         listing_layout = QVBoxLayout(listing)
@@ -460,6 +481,11 @@ class LibraryPage(QWidget):
                 self._selection_changed()
                 self._say(f"Updating {update.repo_id}…")
                 spawn(self._update(update))
+        elif action is RowAction.IDENTIFY and self._identifying is None:
+            self._identifying = entry.key  # at once: the button is off until it ends
+            self._selection_changed()
+            self._say(f"Looking {entry.name} up on Civitai…")
+            spawn(self._identify(entry))
         elif action is RowAction.DELETE:
             spawn(self._delete(entry))
 
@@ -480,6 +506,7 @@ class LibraryPage(QWidget):
             and entry.usable_location is not None
             and self._verifying is None,
             RowAction.UPDATE: self._updatable(entry),
+            RowAction.IDENTIFY: _identifiable(entry) and self._identifying is None,
             RowAction.DELETE: entry is not None,
         }
 
@@ -590,6 +617,36 @@ class LibraryPage(QWidget):
         folder = path if is_folder else path.parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self._say(f"No file manager opened {folder}.", error=True)
+
+    async def _identify(self, entry: LibraryEntry) -> None:
+        """Hash the file (or use the known sha256), ask Civitai, record it, list it again."""
+        from app.hub.civitai.identify import identify_file
+        from app.hub.civitai.provider import civitai_provider
+
+        location = entry.usable_location
+        database = self._core.database
+        try:
+            if location is None:
+                return
+
+            def identify() -> list[str]:
+                hub = civitai_provider(database)
+                try:
+                    return identify_file(location.path, hub.client, sha256=entry.sha256).lines()
+                finally:
+                    hub.close()
+
+            lines = await run_blocking(identify)
+        except (AppError, OSError) as exc:
+            self._say(f"Could not identify {entry.name}: {exc}", error=True)
+            self.identified.emit(str(exc), True)
+            return
+        finally:
+            self._identifying = None
+            self._selection_changed()
+        self._say("Identified. " + "; ".join(lines))
+        self.identified.emit("; ".join(lines), False)
+        self.model.refresh()  # its provenance (under the table) now shows Civitai
 
     async def _verify(self, entry: LibraryEntry) -> None:
         """Re-hash the model on a worker (progress in the status line), then say the outcome:

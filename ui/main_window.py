@@ -39,15 +39,17 @@ from ui.widgets import plain_label
 if TYPE_CHECKING:
     from app.downloads import DownloadManager, DownloadPlan
     from ui.chat.page import ChatPage
+    from ui.documents_page import DocumentsPage
     from ui.downloads_page import DownloadsPage
     from ui.images.page import ImagesPage
     from ui.library_page import LibraryPage
     from ui.settings_page import SettingsPage
 
 PageT = TypeVar("PageT", bound=QWidget)
-DISCOVER, LIBRARY, CHAT, IMAGES, DOWNLOADS, SETTINGS = 0, 1, 2, 3, 4, 5
-TITLES = ("Discover", "Library", "Chat", "Images", "Downloads", "Settings")
-ICONS = ("discover", "library", "chat", "images", "downloads", "settings")  # resources/icons
+DISCOVER, LIBRARY, CHAT, DOCUMENTS, IMAGES, DOWNLOADS, SETTINGS = range(7)
+TITLES = ("Discover", "Library", "Chat", "Documents", "Images", "Downloads", "Settings")
+# resources/icons
+ICONS = ("discover", "library", "chat", "folder", "images", "downloads", "settings")
 SIDEBAR_WIDTH = 168
 
 
@@ -177,6 +179,13 @@ class MainWindow(QMainWindow):
         self.chat.pick_model(path)
 
     @property
+    def documents(self) -> DocumentsPage:
+        """The Documents page (built on first use)."""
+        from ui import documents_page
+
+        return self._page(DOCUMENTS, documents_page.DocumentsPage)
+
+    @property
     def images(self) -> ImagesPage:
         """The Images page (built on first use)."""
         from ui.images import page as images_page
@@ -263,6 +272,8 @@ class MainWindow(QMainWindow):
             self.library  # noqa: B018
         elif row == CHAT:
             self.chat  # noqa: B018
+        elif row == DOCUMENTS:
+            self.documents  # noqa: B018
         elif row == IMAGES:
             self.images  # noqa: B018
         elif row == DOWNLOADS:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -28,6 +29,7 @@ from app.hub.endpoint import (
     same_endpoint,
 )
 from ui import theme
+from ui.civitai_settings import CivitaiSettingsBox
 from ui.confirm import ask, confirmation_box
 from ui.icons import themed_icon
 from ui.style import make_notice, mark_error
@@ -110,7 +112,16 @@ class SettingsPage(QWidget):
         form.addRow("Model cache (HF cache)", cache_row)
         form.addRow("App data", data_row)
         form.addRow("Context length for fit estimates", self.context_length)
-        layout = QVBoxLayout(self)
+        # The page scrolls: with Civitai's settings it is taller than a 600-pixel window.
+        content = QWidget()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
         layout.setSpacing(theme.SPACING)
         layout.addWidget(heading_label("Settings"))
@@ -119,7 +130,12 @@ class SettingsPage(QWidget):
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.feedback, 1)
         layout.addLayout(buttons)
+        # Civitai's settings (NSFW, models folder, API key) are saved by their own button.
+        self.civitai = CivitaiSettingsBox(core)
+        self.civitai.changed.connect(self.hubChanged)  # Discover searches Civitai again
+        layout.addWidget(self.civitai)
         layout.addStretch(1)
+        scroll.setWidget(content)
 
         self.apply_button.clicked.connect(self.apply)
         self.endpoint.returnPressed.connect(self.apply)

@@ -25,9 +25,11 @@ from app.errors import AppError
 from app.llm.sampling import MAX_SEED, Sampling
 
 if TYPE_CHECKING:  # the engines are imported when first used: the Chat page paints sooner
+    from app.chat.image_store import ChatImageStore
     from app.chat.local import LocalChatEngine
     from app.chat.remote import RemoteEndpoint, RemoteEngine
     from app.chat.session import ChatEngine, ChatSession, Overflow, Reply
+    from app.chat.vision import ImageAttachment
     from app.llm.engine import LoadedModel
     from app.llm.messages import LoadSettings
 
@@ -48,9 +50,10 @@ class NoEngineError(AppError, LookupError):
 
 @dataclass(frozen=True)
 class Send:
-    """A new message from the person."""
+    """A new message from the person, with the images they attached."""
 
     text: str
+    images: tuple[ImageAttachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,11 @@ class ChatController:
         self,
         conversations: Callable[[], ConversationStore],
         local_engine: Callable[[], LocalChatEngine],
+        images: Callable[[], ChatImageStore] | None = None,
     ) -> None:
         self._conversations = conversations
         self._local_engine = local_engine
+        self._images = images  # where attached images are kept (None: no attaching)
         # The choice of engine is made on the GUI thread and read on workers.
         self._lock = threading.Lock()
         self._answerer: Answerer | None = None
@@ -267,7 +272,8 @@ class ChatController:
         if answering is None:
             raise NoEngineError()
         sampling = with_seed(sampling)
-        session = ChatSession(self._conversations(), conversation_id, answering.engine)
+        images = self._images() if self._images is not None else None
+        session = ChatSession(self._conversations(), conversation_id, answering.engine, images)
         reply = _start(session, request, sampling, overflow or Overflow.ASK)
         if answering.load is not None:
             self._recipes[reply.message_id, reply.version] = ReplyRecipe(answering.load, sampling)
@@ -322,8 +328,8 @@ def _start(
     session: ChatSession, request: ReplyRequest, sampling: Sampling, overflow: Overflow
 ) -> Reply:
     match request:
-        case Send(text=text):
-            return session.send(text, sampling, overflow=overflow)
+        case Send(text=text, images=images):
+            return session.send(text, sampling, overflow=overflow, images=images)
         case Regenerate():
             return session.regenerate(sampling, overflow=overflow)
         case EditAndResend(message_id=message_id, text=text):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from app.chat.image_store import StoredImage
 from app.errors import AppError
 from app.llm.stats import GenerationStats
 from app.store import Database
@@ -146,6 +147,7 @@ class Message:
     # (1 of 1 for every message never regenerated). Only the version shown is ever sent.
     version: int = 1
     versions: int = 1
+    images: tuple[StoredImage, ...] = ()  # a user message's attached images, in order
 
 
 class VersionNotFoundError(AppError, LookupError):
@@ -289,17 +291,21 @@ class ConversationStore:
         content: str,
         *,
         state: MessageState | str = MessageState.COMPLETE,
+        images: tuple[StoredImage, ...] = (),
     ) -> Message:
         """Add a user or assistant message after the last one and return it.
 
-        A reply that is about to stream starts with `state=MessageState.STREAMING`.
+        A reply that is about to stream starts with `state=MessageState.STREAMING`;
+        `images` (already in the chat image store) are listed with the message.
         Raises ConversationNotFoundError; ValueError for an unknown role or state, or for a
         marker (see `add_marker`).
         """
         role = Role(role)
         if role is Role.MARKER:
             raise ValueError("markers are added with add_marker")
-        return self._append(conversation_id, role, content, MessageState(state), dropped=None)
+        return self._append(
+            conversation_id, role, content, MessageState(state), dropped=None, images=images
+        )
 
     def add_marker(
         self,
@@ -539,8 +545,10 @@ class ConversationStore:
         dropped: int | None,
         *,
         before_position: int | None = None,
+        images: tuple[StoredImage, ...] = (),
     ) -> Message:
         now = self._now()
+        images_json = _dumps([image.to_json() for image in images]) if images else None
         with self._db.transaction() as connection:
             touched = connection.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -567,8 +575,8 @@ class ConversationStore:
                 )
             cursor = connection.execute(
                 "INSERT INTO messages (conversation_id, position, role, content, state, dropped, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, position, role, content, state, dropped, now, now),
+                "created_at, updated_at, images) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, position, role, content, state, dropped, now, now, images_json),
             )
             message_id = cursor.lastrowid
         assert message_id is not None
@@ -584,6 +592,7 @@ class ConversationStore:
             dropped=dropped,
             created_at=now,
             updated_at=now,
+            images=images,
         )
 
 
@@ -591,7 +600,8 @@ _CONVERSATION_COLUMNS = "id, title, system_prompt, model, settings, created_at, 
 _MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, state, error, stats, dropped, "
     "created_at, updated_at, version, "
-    "(SELECT COUNT(*) FROM reply_versions WHERE reply_versions.message_id = messages.id) + 1"
+    "(SELECT COUNT(*) FROM reply_versions WHERE reply_versions.message_id = messages.id) + 1, "
+    "images"
 )
 
 
@@ -610,7 +620,7 @@ def _conversation(row: tuple[Any, ...]) -> Conversation:
 
 def _message(row: tuple[Any, ...]) -> Message:
     message_id, conversation_id, position, role, content, state, error, stats, dropped, *rest = row
-    created, updated, version, versions = rest
+    created, updated, version, versions, images = rest
     return Message(
         id=message_id,
         conversation_id=conversation_id,
@@ -625,7 +635,16 @@ def _message(row: tuple[Any, ...]) -> Message:
         updated_at=updated,
         version=version,
         versions=max(versions, version),
+        images=_images(images),
     )
+
+
+def _images(text: str | None) -> tuple[StoredImage, ...]:
+    """A message's image records; a malformed entry is left out, not an error."""
+    value = _loads(text)
+    if not isinstance(value, list):
+        return ()
+    return tuple(image for item in value if (image := StoredImage.from_json(item)) is not None)
 
 
 def _role(text: str) -> Role:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from app.chat.conversations import (
@@ -17,6 +18,7 @@ from app.chat.conversations import (
     ModelRef,
     Role,
 )
+from app.chat.image_store import ChatImageMissingError, ChatImageStore, StoredImage
 from app.text import one_line
 
 FORMAT = "modeldeck.conversation"
@@ -52,6 +54,9 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
         lines += [f"## {_ROLE_HEADINGS.get(message.role, message.role.title())}", ""]
         if message.content.strip():
             lines += [message.content.strip(), ""]
+        if message.images:  # links into the image folder written beside the export
+            lines += [f"![{_alt(image.name)}]({image_link(image)})" for image in message.images]
+            lines.append("")
         note = _STATE_NOTES.get(message.state)
         if message.state is MessageState.ERROR:
             note = f"Error: {message.error}" if message.error else "Error."
@@ -96,7 +101,46 @@ def _message_document(message: Message) -> dict[str, Any]:
         document["stats"] = _sorted(message.stats.to_json())
     if message.dropped is not None:
         document["dropped"] = message.dropped
+    if message.images:
+        document["images"] = [
+            {"name": image.name, "sha256": image.sha256, "file": image_link(image)}
+            for image in message.images
+        ]
     return document
+
+
+IMAGE_FOLDER = "chat-images"  # beside an exported file, as beside the database
+
+
+def image_link(image: StoredImage) -> str:
+    """Where an exported conversation finds an image: `chat-images/<ab>/<sha256>.<ext>`,
+    relative to the export (copy the store's files there: `exported_images`)."""
+    return f"{IMAGE_FOLDER}/{image.sha256[:2]}/{image.file_name}"
+
+
+def exported_images(messages: Sequence[Message]) -> list[StoredImage]:
+    """The images an export links to, each once, to copy beside it."""
+    seen = {image.sha256: image for message in messages for image in message.images}
+    return list(seen.values())
+
+
+def copy_exported_images(messages: Sequence[Message], store: ChatImageStore, folder: Path) -> None:
+    """Copy the images an export links to into `folder` (where the export was written), so
+    its relative links open; an image missing from the store is skipped (its link stays)."""
+    for image in exported_images(messages):
+        target = folder / image_link(image)
+        if target.exists():
+            continue
+        try:
+            data = store.read(image)
+        except ChatImageMissingError:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _alt(name: str) -> str:
+    return one_line(name, fallback="image").replace("[", "(").replace("]", ")")
 
 
 def _sorted(value: Any) -> Any:

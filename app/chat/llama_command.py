@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from app.llm.messages import LoadSettings
@@ -33,6 +34,9 @@ def llama_cli_command(settings: LoadSettings, sampling: Sampling, prompt: str, s
     ]  # fmt: skip
     for stop in sampling.stop:
         args += ["-r", stop]
+    if sampling.json_schema is not None:
+        # The same grammar: llama-cli converts the schema with llama.cpp's own converter.
+        args += ["--json-schema", json.dumps(json.loads(sampling.json_schema))]
     args += ["-no-cnv", "--special", "-p", prompt]
     return shlex.join(args)
 

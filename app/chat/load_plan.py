@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import AppError
 from app.hardware import MachineMemory
-from app.library.sniff import sniff
+from app.library.sniff import sniff, sniff_projector
 from app.llm import (
     EngineCapabilities,
     Fit,
@@ -27,6 +27,7 @@ from app.llm import (
     memory_with_devices,
 )
 from app.llm.messages import LoadSettings
+from app.llm.projector_cost import projector_cost
 
 
 class ModelTooLargeError(AppError, MemoryError):
@@ -63,19 +64,22 @@ def plan_load(
     flash_attention: bool,
     capabilities: Mapping[str, Any],
     machine: MachineMemory,
+    projector: Path | None = None,
 ) -> LoadPlan:
-    """Decide how to load the GGUF at `path`.
+    """Decide how to load the GGUF at `path` (and the vision `projector` beside it).
 
     Args:
         gpu_layers: the person's choice; None lets the estimate choose.
+        projector: an mmproj GGUF to load with the model; the estimate counts it.
         capabilities: what the LLM engine reported (GPU support, devices).
         machine: RAM and GPUs as the app sees them.
 
     Raises:
         ModelTooLargeError: the estimate exceeds RAM + GPU memory.
-        CheckpointError: the file is not a readable GGUF.
+        CheckpointError: the file is not a readable GGUF (or `projector` not a projector).
     """
     checkpoint = sniff(path)
+    cost = projector_cost(sniff_projector(projector)) if projector is not None else None
     shape = checkpoint.gguf_shape
     notes: list[str] = []
     trained = shape.context_length if shape is not None else checkpoint.context_length
@@ -103,6 +107,7 @@ def plan_load(
             gpu_layers=gpu_layers,
             supports_gpu_offload=backend.offload,
             file_size=checkpoint.size,
+            projector=cost,
         )
         if gpu_layers is None:
             gpu_layers = estimate.gpu_layers
@@ -117,5 +122,6 @@ def plan_load(
         threads=threads,
         flash_attention=flash_attention,
         kv_cache_type=kv_cache_type.value,
+        projector=projector,
     )
     return LoadPlan(settings=settings, estimate=estimate, notes=tuple(notes))

@@ -49,6 +49,11 @@ def choose_gguf(query: str, library: Library) -> ChosenModel:
                 f"{path.name} is a {checkpoint.kind.value}, not a GGUF language model.",
                 hint="Chat needs a .gguf file.",
             )
+        if checkpoint.kind is ModelKind.VISION_PROJECTOR:
+            raise ModelChoiceError(
+                f"{path.name} is a vision projector, not a language model.",
+                hint="Give the model it belongs to; its projector loads beside it (--mmproj).",
+            )
         return ChosenModel(path=path, name=checkpoint.name or path.stem, sha256=None, entry=None)
 
     name, quant = query, None

@@ -386,6 +386,7 @@ class _RemoteReply:
             max_tokens=sampling.max_tokens,
             seed=sampling.seed if sampling.seed is not None else omit,
             stop=list(sampling.stop) if sampling.stop else omit,
+            response_format=_response_format(sampling) or omit,
             extra_body=extra if extensions else None,
         )
 
@@ -680,3 +681,13 @@ def _abort(stream: Stream[ChatCompletionChunk]) -> None:
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):  # already closed: the thread is done with it
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _response_format(sampling: Sampling) -> Any:
+    """The JSON schema of the sampling settings as OpenAI's `response_format` (None: none):
+    a server that honours it (ModelDeck's, llama.cpp's, vLLM's) constrains the reply too."""
+    if sampling.json_schema is None:
+        return None
+    schema = json.loads(sampling.json_schema)
+    format_ = {"name": "reply", "schema": schema, "strict": True}
+    return {"type": "json_schema", "json_schema": format_}

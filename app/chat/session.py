@@ -18,15 +18,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from app.chat.conversations import ConversationStore, Message, Role
+from app.chat.image_store import ChatImageStore, StoredImage
+from app.chat.vision import ImageAttachment, VisionError, content_with_images
 from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
 from app.errors import AppError
 from app.llm.messages import Generated
 from app.llm.sampling import Sampling
 from app.llm.stats import GenerationStats
+from app.llm.vision import IMAGE_MARKER
 
 FLUSH_INTERVAL_S = 0.25
 
@@ -42,6 +45,23 @@ class ChatEngine(Protocol):
 
     def generate(self, messages: Sequence[Mapping[str, str]], sampling: Sampling) -> RequestHandle:
         """Start a reply; CHUNK events carry text; RESULT carries a `Generated`."""
+
+
+@runtime_checkable
+class SeeingChatEngine(ChatEngine, Protocol):
+    """A chat engine that takes images (`LocalChatEngine` with a projector loaded)."""
+
+    @property
+    def sees_images(self) -> bool: ...
+
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        sampling: Sampling,
+        *,
+        images: Sequence[ImageAttachment] = (),
+    ) -> RequestHandle:
+        """Start a reply to `messages` with `images` at their markers."""
 
 
 class ChatBusyError(AppError, RuntimeError):
@@ -203,10 +223,17 @@ def _outcome(event: Event) -> tuple[ReplyState, str | None, GenerationStats | No
 class ChatSession:
     """One conversation with one engine: the operations behind the Chat page's buttons."""
 
-    def __init__(self, store: ConversationStore, conversation_id: int, engine: ChatEngine) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        conversation_id: int,
+        engine: ChatEngine,
+        images: ChatImageStore | None = None,
+    ) -> None:
         self.store = store
         self.conversation_id = conversation_id
         self.engine = engine
+        self.images = images  # where attached images are kept; None: no images here
         self._reply: Reply | None = None
 
     @property
@@ -224,25 +251,35 @@ class ChatSession:
         *,
         overflow: Overflow = Overflow.ASK,
         on_text: Callable[[str], None] | None = None,
+        images: Sequence[ImageAttachment] = (),
     ) -> Reply:
-        """Add the user's message and start the reply.
+        """Add the user's message (with its `images`) and start the reply.
 
         Raises:
             ValueError: the message is empty.
+            VisionError: images for a model that cannot see them (nothing is added).
             ChatBusyError: a reply is still streaming.
             ContextOverflowError: the conversation does not fit and `overflow` is ASK
                 (the message is not added).
         """
-        if not text.strip():
+        if not text.strip() and not images:
             raise ValueError("The message is empty.")
         self._check_idle()
+        if images and (not self._sees_images() or self.images is None):
+            raise VisionError(
+                "This model can't see images.", hint="Load a model with a vision projector."
+            )
         history = self.store.messages(self.conversation_id)
         prompt, dropped = self._fit(
-            self._prompt_messages(history, extra_user=text), sampling, overflow
+            self._prompt_messages(history, extra_user=text, extra_images=len(images)),
+            sampling,
+            overflow,
         )
-        self.store.append_message(self.conversation_id, "user", text)
+        sent = [*self._history_images(history), *images]  # before anything is written
+        stored = tuple(self._keep(image) for image in images)
+        self.store.append_message(self.conversation_id, "user", text, images=stored)
         self._mark_dropped(dropped)
-        return self._start(prompt, sampling, on_text)
+        return self._start(prompt, sampling, on_text, images=_kept_images(prompt, sent))
 
     def regenerate(
         self,
@@ -264,14 +301,15 @@ class ChatSession:
         )
         # Fit first: a refusal (ContextOverflowError) must leave the last reply in place.
         prompt, dropped = self._fit(self._prompt_messages(kept), sampling, overflow)
+        images = _kept_images(prompt, self._history_images(kept))
         if previous is None:
             self.store.truncate_from(self.conversation_id, last_user + 1)
             self._mark_dropped(dropped)
-            return self._start(prompt, sampling, on_text)
+            return self._start(prompt, sampling, on_text, images=images)
         self.store.truncate_from(self.conversation_id, previous.position + 1)
         message = self.store.new_version(previous.id)
         self._mark_dropped(dropped)
-        return self._start(prompt, sampling, on_text, into=message)
+        return self._start(prompt, sampling, on_text, into=message, images=images)
 
     def edit_and_resend(
         self,
@@ -291,13 +329,17 @@ class ChatSession:
         if target is None or target.role != "user":
             raise ValueError("Only your own messages can be edited.")
         kept = [m for m in history if m.position < target.position]
+        # The edited message keeps its images (the text is what changed).
         prompt, dropped = self._fit(
-            self._prompt_messages(kept, extra_user=text), sampling, overflow
+            self._prompt_messages(kept, extra_user=text, extra_images=len(target.images)),
+            sampling,
+            overflow,
         )
+        sent = self._history_images([*kept, target])
         self.store.truncate_from(self.conversation_id, target.position)
-        self.store.append_message(self.conversation_id, "user", text)
+        self.store.append_message(self.conversation_id, "user", text, images=target.images)
         self._mark_dropped(dropped)
-        return self._start(prompt, sampling, on_text)
+        return self._start(prompt, sampling, on_text, images=_kept_images(prompt, sent))
 
     def stop(self) -> None:
         if self._reply is not None:
@@ -323,17 +365,52 @@ class ChatSession:
         ]
 
     def _prompt_messages(
-        self, history: Sequence[Message], *, extra_user: str | None = None
+        self,
+        history: Sequence[Message],
+        *,
+        extra_user: str | None = None,
+        extra_images: int = 0,
     ) -> list[dict[str, str]]:
-        """The messages the model sees: the system prompt, then the turns."""
+        """The messages the model sees: the system prompt, then the turns. A model that sees
+        gets an image marker per image (`content_with_images`); others get the text alone."""
+        sees = self._sees_images()
+
+        def content(text: str, images: int) -> str:
+            return content_with_images(text, images) if sees else text
+
         conversation = self.store.get(self.conversation_id)
         messages: list[dict[str, str]] = []
         if conversation.system_prompt:
-            messages.append({"role": "system", "content": conversation.system_prompt})
-        messages += [{"role": m.role.value, "content": m.content} for m in self._turns(history)]
+            messages.append({"role": "system", "content": content(conversation.system_prompt, 0)})
+        messages += [
+            {"role": m.role.value, "content": content(m.content, len(m.images))}
+            for m in self._turns(history)
+        ]
         if extra_user is not None:
-            messages.append({"role": "user", "content": extra_user})
+            messages.append({"role": "user", "content": content(extra_user, extra_images)})
         return messages
+
+    def _sees_images(self) -> bool:
+        return isinstance(self.engine, SeeingChatEngine) and self.engine.sees_images
+
+    def _keep(self, image: ImageAttachment) -> StoredImage:
+        assert self.images is not None
+        return self.images.put(image.data, image.name)
+
+    def _history_images(self, history: Sequence[Message]) -> list[ImageAttachment]:
+        """The images of the turns the model sees, read back from the store, in order.
+
+        Raises:
+            ChatImageMissingError: an image file is gone.
+        """
+        if not self._sees_images() or self.images is None:
+            return []
+        store = self.images
+        return [
+            ImageAttachment(store.read(image), image.name)
+            for message in self._turns(history)
+            for image in message.images
+        ]
 
     def _fit(
         self, messages: list[dict[str, str]], sampling: Sampling, overflow: Overflow
@@ -402,14 +479,19 @@ class ChatSession:
         on_text: Callable[[str], None] | None,
         *,
         into: Message | None = None,
+        images: Sequence[ImageAttachment] = (),
     ) -> Reply:
-        """Stream a reply to `prompt` into `into` (a new version of a reply), or into a new
-        message after the last one."""
+        """Stream a reply to `prompt` (with `images` at its markers) into `into` (a new version
+        of a reply), or into a new message after the last one."""
         message = into or self.store.append_message(
             self.conversation_id, "assistant", "", state=ReplyState.STREAMING.value
         )
         try:
-            handle = self.engine.generate(prompt, sampling)
+            if images:  # only a local engine with a projector takes them (`_sees_images`)
+                assert isinstance(self.engine, SeeingChatEngine)
+                handle = self.engine.generate(prompt, sampling, images=images)
+            else:
+                handle = self.engine.generate(prompt, sampling)
         except AppError as error:
             self.store.finish_message(
                 message.id, content="", state=ReplyState.ERROR.value, error=str(error)
@@ -417,3 +499,12 @@ class ChatSession:
             raise
         self._reply = Reply(handle, self.store, message, on_text=on_text)
         return self._reply
+
+
+def _kept_images(
+    prompt: Sequence[Mapping[str, str]], images: Sequence[ImageAttachment]
+) -> list[ImageAttachment]:
+    """The last of `images` that the prompt still has markers for: turns dropped to fit the
+    context took the first ones with them."""
+    markers = sum(message["content"].count(IMAGE_MARKER) for message in prompt)
+    return list(images[len(images) - markers :]) if markers else []

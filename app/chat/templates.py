@@ -77,6 +77,7 @@ def render_prompt(
     eos_token: str = "",
     add_generation_prompt: bool = True,
     override: str | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> RenderedPrompt:
     """Render `messages` with the model's chat template, an override, or a fallback format.
 
@@ -89,6 +90,8 @@ def render_prompt(
         add_generation_prompt: end with the header of an assistant turn for the model to
             complete.
         override: a template the person chose for this model; used instead of `template`.
+        tools: tool definitions (OpenAI's shape) for a template that renders them; None
+            for none (see `app.chat.tools` for templates that do not).
 
     A missing or failing model template (syntax error, `raise_exception`, a refused
     operation, output or time over the limits) is not an error: a fallback renders the
@@ -104,7 +107,7 @@ def render_prompt(
         "bos_token": bos_token,
         "eos_token": eos_token,
         # transformers passes these; templates test them ("{% if tools %}").
-        "tools": None,
+        "tools": [dict(tool) for tool in tools] if tools else None,
         "documents": None,
     }
     if override is not None:

@@ -3,6 +3,8 @@
     modeldeck image stable-diffusion-v1-5/stable-diffusion-v1-5 --prompt "a lighthouse at dusk"
     modeldeck image ~/models/model.safetensors --prompt "…" --size 512x768 --seed 7
     modeldeck image MODEL --prompt "…" --out lighthouse.png --json
+    modeldeck image MODEL --prompt "a fox <lora:ink:0.8>" --lora ~/loras/moss.safetensors:0.6
+    modeldeck image MODEL --prompt "…" --hires 2 --hires-strength 0.4 --upscale-model x4.safetensors
 
 MODEL is a library name or entry key, a repository id in the HF cache, or a path (a diffusers
 folder, or a single SD 1.x / SD 2.x / SDXL .safetensors file). The model runs in a child
@@ -66,6 +68,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     image.add_argument(
         "--strength", type=float, default=0.75, help="image-to-image: how much changes (0.75)"
     )
+    image.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="FILE_OR_NAME[:WEIGHT]",
+        help="stack a LoRA (a .safetensors path or a library name) at a weight (1); "
+        "repeatable; <lora:name:weight> in the prompt works too",
+    )
+    image.add_argument(
+        "--hires",
+        type=float,
+        metavar="SCALE",
+        help="hires fix: generate, upscale by SCALE (1-4), refine with image-to-image",
+    )
+    image.add_argument(
+        "--hires-strength",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="hires fix: how much the refining pass changes (0.5)",
+    )
+    image.add_argument(
+        "--upscale-model",
+        type=Path,
+        metavar="FILE",
+        help="hires fix: an ESRGAN-family .safetensors upscaler (default: Lanczos)",
+    )
     image.add_argument("--out", type=Path, metavar="FILE", help="write the PNG here (.png)")
     image.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best here")
     image.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
@@ -90,21 +119,24 @@ def run(
         engine: the image engine to use (default: a new one, stopped at the end).
     """
     from app.errors import AppError
-    from app.images.choice import ImageModelChoiceError, choose_diffusion_model
+    from app.images.choice import ImageModelChoiceError, choose_diffusion_model, resolve_loras
     from app.images.engine import ImageEngine
     from app.images.job import ImageJob, JobPhase
+    from app.images.loras import LoraWeightError, parse_lora_option
     from app.images.params import ImageParamsError
 
     err = sys.stderr if err is None else err
     try:
         params = _params(args)
-    except ImageParamsError as exc:
+        extra_loras = [parse_lora_option(option) for option in args.lora]
+    except (ImageParamsError, LoraWeightError) as exc:
         return _fail(err, str(exc), EXIT_USAGE)
     output: Path | None = args.out.expanduser().absolute() if args.out else None
     if output is not None and output.suffix.lower() != ".png":
         return _fail(err, f"--out must name a .png file, not {output.name}", EXIT_USAGE)
     try:
         model = choose_diffusion_model(args.model, core.library)
+        params = resolve_loras(params, core.library, extra_loras)
     except ImageModelChoiceError as exc:
         return _fail(err, str(exc), EXIT_NOT_FOUND)
     except AppError as exc:
@@ -200,6 +232,11 @@ def _params(args: argparse.Namespace) -> ImageParams:
         batch=args.batch,
         init_image=str(args.init_image.expanduser().absolute()) if args.init_image else None,
         strength=args.strength,
+        hires_scale=args.hires or 0.0,
+        hires_strength=args.hires_strength,
+        upscaler=(
+            str(args.upscale_model.expanduser().absolute()) if args.upscale_model else None
+        ),
     )
 
 
@@ -245,7 +282,13 @@ class _Progress:
         elif isinstance(item, Generating):
             params, loaded = item.params, item.model
             how = f"{loaded.pipeline} on {loaded.device} ({loaded.dtype}), " if loaded else ""
-            self.note(f"{how}{params.size}, seed {params.seed}")
+            loras = "".join(f", LoRA {lora.name} at {lora.weight:g}" for lora in params.loras)
+            hires = (
+                f", hires fix to {params.hires_width}x{params.hires_height}"
+                if params.hires_scale
+                else ""
+            )
+            self.note(f"{how}{params.size}, seed {params.seed}{loras}{hires}")
         elif isinstance(item, StepProgress):
             batch = f" (image {item.image + 1}/{item.images})" if item.images > 1 else ""
             line = f"step {item.step}/{item.steps}{batch}"

@@ -1,10 +1,14 @@
-"""`modeldeck serve MODEL`: serve a local GGUF on an OpenAI-compatible API until Ctrl+C.
+"""`modeldeck serve [MODEL]`: serve local GGUFs on an OpenAI-compatible API until Ctrl+C.
 
-MODEL is chosen as `modeldeck chat` chooses it. The server listens on 127.0.0.1:8080 unless
-told otherwise; any other address needs an API key, given with `--api-key` or, to keep it out
-of the shell's history, in MODELDECK_API_KEY. Web pages may call it only from the origins
-given with `--allow-origin` (repeatable), or else those in the settings (the Chat page's
-server panel keeps them); none by default. Ctrl+C or SIGTERM stops it (exit status 0).
+MODEL is chosen as `modeldeck chat` chooses it, and loaded before the server answers. Without
+MODEL every chat model of the library is served: a request naming one loads it just in time
+(`--max-loaded`, `--idle-unload` and the memory fit decide what stays loaded).
+
+The server listens on 127.0.0.1:8080 unless told otherwise; any other address needs an API
+key, given with `--api-key` or, to keep it out of the shell's history, in MODELDECK_API_KEY.
+Web pages may call it only from the origins given with `--allow-origin` (repeatable), or else
+those in the settings (the Chat page's server panel keeps them); none by default.
+Ctrl+C or SIGTERM stops it (exit status 0).
 """
 
 from __future__ import annotations
@@ -35,11 +39,19 @@ def register(
     serve = subparsers.add_parser(
         "serve",
         parents=list(parents),
-        help="serve a local GGUF model on an OpenAI-compatible API",
-        description="Load a GGUF model and answer OpenAI-style requests (/v1/chat/completions, "
+        help="serve local GGUF models on an OpenAI-compatible API",
+        description="Serve a GGUF model — or, without MODEL, every chat model of the library, "
+        "each loaded when a request names it — and answer OpenAI-style requests "
+        "(/v1/chat/completions, "
         "/v1/completions, /v1/models) until Ctrl+C.",
     )
-    serve.add_argument("model", metavar="MODEL", help="library name, REPO[:QUANT], or a .gguf path")
+    serve.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        help="library name, REPO[:QUANT], or a .gguf path (default: every library model, "
+        "each loaded when a request names it)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
     serve.add_argument(
@@ -58,6 +70,18 @@ def register(
         "--gpu-layers", type=int, help="layers on the GPU (default: as many as fit; -1 all)"
     )
     serve.add_argument("--threads", type=int, help="CPU threads (default: llama.cpp's choice)")
+    serve.add_argument(
+        "--max-loaded",
+        type=int,
+        metavar="N",
+        help="without MODEL: keep at most N models loaded (default: as many as the memory fits)",
+    )
+    serve.add_argument(
+        "--idle-unload",
+        type=float,
+        metavar="SECONDS",
+        help="without MODEL: unload a model after SECONDS without a request (default: never)",
+    )
 
 
 def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -76,6 +100,10 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         origins = validate_origins(args.allow_origin or core.settings.api_allowed_origins)
     except (ServingError, SettingsError) as exc:
         return _fail(err, str(exc), EXIT_USAGE)
+    if args.model is None:
+        return _serve_library(core, args, api_key, origins, out=out)
+    if args.max_loaded is not None or args.idle_unload is not None:
+        return _fail(err, "--max-loaded and --idle-unload apply without MODEL only.", EXIT_USAGE)
     engine = core.llm
     server = ModelServer(engine)
     try:
@@ -98,6 +126,59 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return _fail(err, str(exc), EXIT_USAGE)
     except ModelChoiceError as exc:
         return _fail(err, str(exc), EXIT_NOT_FOUND)
+    except AppError as exc:
+        return _fail(err, str(exc), EXIT_ERROR)
+    finally:
+        server.stop()
+    print("Stopped.", file=err)
+    return EXIT_OK
+
+
+def _serve_library(
+    core: Core,
+    args: argparse.Namespace,
+    api_key: str | None,
+    origins: tuple[str, ...],
+    *,
+    out: TextIO,
+) -> int:
+    """Serve every chat model of the library, each loaded when a request names it."""
+    from app.errors import AppError
+    from app.serving import ModelServer, UnprotectedBindError
+    from app.serving.library_models import LibraryModels
+    from app.serving.model_pool import ModelPool, PoolLimits, PoolLoadOptions
+
+    err = sys.stderr
+    try:
+        limits = PoolLimits(max_loaded=args.max_loaded, idle_unload_s=args.idle_unload)
+    except ValueError as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
+    options = PoolLoadOptions(
+        context_length=args.ctx, gpu_layers=args.gpu_layers, threads=args.threads
+    )
+    core.models.refresh()  # the library as it is now; new downloads show on the next refresh
+    pool = ModelPool(
+        LibraryModels(lambda: core.models.entries, lambda: core.library),
+        limits=limits,
+        options=options,
+    )
+    server = ModelServer(core.llm)
+    server.serve_library(pool)
+    try:
+        with _interrupt_on_sigterm():
+            url = server.start(args.host, args.port, api_key, allowed_origins=origins)
+            count = len(pool.listing())
+            key_note = " (API key required)" if server.requires_key else ""
+            print(f"Serving {count} library models at {url}{key_note}", file=out, flush=True)
+            if origins:
+                print(f"Web pages allowed from: {', '.join(origins)}", file=err)
+            print("Each loads when a request names it (GET /v1/models lists them).", file=err)
+            print("Press Ctrl+C to stop.", file=out, flush=True)
+            threading.Event().wait()  # until Ctrl+C or SIGTERM
+    except KeyboardInterrupt:
+        pass
+    except UnprotectedBindError as exc:
+        return _fail(err, str(exc), EXIT_USAGE)
     except AppError as exc:
         return _fail(err, str(exc), EXIT_ERROR)
     finally:

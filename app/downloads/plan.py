@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from app.errors import RepoFileNotFoundError
 from app.hub.models import ModelDetails, RepoFile
+from app.hub.projector_files import matching_projector
 from app.hub.repo_files import GgufModel, group_gguf_models
 from app.hub.security import FileScan, ScanLevel
 from app.hub.untrusted import (
@@ -94,15 +95,22 @@ def plan_files(
         model = model_of_part.get(path)
         if model is not None:
             chosen.update(part.path for part in model.parts)
+            # A vision model is nothing without its projector: it comes along, unasked.
+            projector = matching_projector(model, models)
+            if projector is not None:
+                chosen.update(part.path for part in projector.parts)
     return _plan(
         details, [f for f in files if f.path in chosen], label=", ".join(patterns), ref=ref
     )
 
 
 def plan_gguf(details: ModelDetails, model: GgufModel, *, ref: str | None = "main") -> DownloadPlan:
-    """Plan one GGUF model: its file, or every part of a split model."""
+    """Plan one GGUF model: its file, or every part of a split model, and the vision
+    projector that goes with it when the repository has one (`matching_projector`)."""
     label = model.quantization or model.name
-    return _plan(details, model.parts, label=label, ref=ref)
+    projector = matching_projector(model, group_gguf_models(details.files))
+    parts = model.parts + (projector.parts if projector is not None else ())
+    return _plan(details, parts, label=label, ref=ref)
 
 
 # A diffusers / transformers weight file: standard name, optional shard counter and variant

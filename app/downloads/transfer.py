@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpcore2
@@ -40,7 +41,7 @@ from huggingface_hub import get_session, hf_hub_url, hf_raise_for_status
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from app import __version__
-from app.downloads.cache import CachedFile, UnsafeCacheError, ensure_inside
+from app.downloads.cache import UnsafeCacheError, ensure_inside
 from app.downloads.plan import PlannedFile
 from app.errors import (
     AppError,
@@ -162,8 +163,33 @@ class OversizeError(IntegrityError):
     """The hub sent more bytes than the file's declared size; the partial file is deleted."""
 
 
+class TransferTarget(Protocol):
+    """Where a download's bytes go: `CachedFile` (the HF cache) or another hub's own layout.
+
+    The partial file has a stable name (so a new process resumes it), `blob` is the verified
+    file, and `link` puts it where the hub's tools look for it.
+    """
+
+    @property
+    def cache_dir(self) -> Path: ...
+    @property
+    def repo_id(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def blob(self) -> Path: ...
+    @property
+    def partial(self) -> Path: ...
+    @property
+    def lock(self) -> Path: ...
+    def is_complete(self) -> bool: ...
+    def partial_size(self) -> int: ...
+    def ensure_inside(self, path: Path) -> None: ...
+    def link(self, *, new_blob: bool) -> None: ...
+
+
 def fetch_file(
-    target: CachedFile,
+    target: TransferTarget,
     file: PlannedFile,
     *,
     endpoint: str,
@@ -171,6 +197,7 @@ def fetch_file(
     policy: RetryPolicy,
     stop: StopSignal,
     on_progress: Callable[[int], None],
+    url: str | None = None,
 ) -> None:
     """Put `file` into the cache at `target`, downloading only the bytes that are missing.
 
@@ -178,6 +205,8 @@ def fetch_file(
         target: where the file goes (repository, commit, blob name).
         file: its size and hashes.
         endpoint: the hub to download from.
+        url: the file's download URL, for a hub whose URLs are not Hugging Face's
+            (None: `hf_hub_url` on `endpoint`).
         token: sent to the hub only (never to the CDN it redirects to); None: anonymous.
         policy: retries and the stall timeout.
         stop: checked between chunks and during waits.
@@ -221,6 +250,7 @@ def fetch_file(
             policy=policy,
             stop=stop,
             on_progress=on_progress,
+            url=url,
         )
         if not _download_verified(session):
             target.partial.unlink(missing_ok=True)
@@ -249,7 +279,7 @@ def _download_verified(session: _Transfer) -> bool:
         raise
 
 
-def discard_partial(target: CachedFile) -> bool:
+def discard_partial(target: TransferTarget) -> bool:
     """Delete the partial file of `target`, unless a download is writing it right now."""
     lock = _lock_blob(target)
     if lock is None:
@@ -266,7 +296,7 @@ class _NoLock:
         pass
 
 
-def _lock_blob(target: CachedFile) -> FileLock | _NoLock | None:
+def _lock_blob(target: TransferTarget) -> FileLock | _NoLock | None:
     """Take the blob's lock (huggingface_hub's own lock file) without waiting; None if taken.
 
     Raises:
@@ -420,7 +450,7 @@ class _Transfer:
 
     def __init__(
         self,
-        target: CachedFile,
+        target: TransferTarget,
         file: PlannedFile,
         *,
         endpoint: str,
@@ -428,6 +458,7 @@ class _Transfer:
         policy: RetryPolicy,
         stop: StopSignal,
         on_progress: Callable[[int], None],
+        url: str | None = None,
     ) -> None:
         self.target = target
         self.file = file
@@ -436,7 +467,7 @@ class _Transfer:
         self.policy = policy
         self.stop = stop
         self.on_progress = on_progress
-        self.url = hf_hub_url(
+        self.url = url or hf_hub_url(
             target.repo_id, file.path, revision=target.revision, endpoint=endpoint
         )
         self.headers = build_hf_headers(

@@ -30,6 +30,9 @@ class EngineErrorKind(StrEnum):
     NO_MODEL = "no-model"
     OUT_OF_MEMORY = "out-of-memory"
     CONTEXT_FULL = "context-full"  # the prompt does not fit the model's context
+    BAD_GRAMMAR = "bad-grammar"  # a reply grammar (GBNF) llama.cpp cannot parse
+    BAD_PROJECTOR = "bad-projector"  # a vision projector that is not one, or not the model's
+    NO_VISION = "no-vision"  # images sent to a model loaded without a projector
     # images
     BAD_INPUT = "bad-input"
     NOT_A_PIPELINE = "not-a-pipeline"

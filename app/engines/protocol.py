@@ -34,6 +34,8 @@ class Op(StrEnum):
     LOAD = "load"
     GENERATE = "generate"
     TOKENIZE = "tokenize"
+    EMBED = "embed"  # texts -> vectors (an LLM engine loaded in embedding mode)
+    UPSCALE = "upscale"  # an image -> a larger one (the image engine's upscaler models)
     UNLOAD = "unload"
     CANCEL = "cancel"  # carries the id of the request to stop
     SHUTDOWN = "shutdown"

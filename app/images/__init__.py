@@ -6,6 +6,9 @@ Modules, each one idea:
 - `messages`: the engine's requests and what its child sends back, one dataclass each.
 - `job`: `ImageJob`, one press of Generate (start, load, generate, index), for GUI and CLI.
 - `png_metadata`: parameters in PNG text chunks (ModelDeck's JSON and A1111's `parameters`).
+- `foreign_metadata`: other tools' settings (ComfyUI's graph, InvokeAI's object, A1111's EXIF).
+- `loras`: the LoRAs of a generation (`LoraRef`) and A1111's `<lora:name:weight>` syntax.
+- `queue`: `ImageQueue`, jobs kept in the database and run one after another.
 - `gallery`: `Gallery`, the images indexed in the app database, paged, with thumbnails.
 - `choice`: which diffusion model a name, key, repo id or path means.
 - `memory`: which memory savers a device needs.

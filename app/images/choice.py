@@ -7,16 +7,25 @@ files the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from app.errors import AppError
-from app.images.params import ModelRef
+from app.images.loras import LoraRef, LoraWeightError, PromptLora, prompt_loras
+from app.images.params import ImageParams, ModelRef
 from app.library.catalog import LibraryEntry
 from app.library.choice import ChoiceMiss, choose_entry, list_options
 from app.library.library import Library
 from app.library.sniff import ModelKind
 
-__all__ = ["DIFFUSION_KINDS", "ImageModelChoiceError", "choose_diffusion_model", "model_ref"]
+__all__ = [
+    "DIFFUSION_KINDS",
+    "ImageModelChoiceError",
+    "choose_diffusion_model",
+    "choose_lora",
+    "model_ref",
+    "resolve_loras",
+]
 
 DIFFUSION_KINDS = frozenset({ModelKind.DIFFUSERS_PIPELINE, ModelKind.DIFFUSION_SINGLE_FILE})
 
@@ -86,3 +95,74 @@ def model_ref(entry: LibraryEntry) -> ModelRef:
         sha256=entry.sha256,
         family=family,
     )
+
+
+def choose_lora(query: str, library: Library, *, weight: float = 1.0) -> LoraRef:
+    """Resolve `query` (a .safetensors path, or a library LoRA's name or key) to a LoRA.
+
+    A path is used as it is — the image engine says whether it is a LoRA and fits.
+
+    Raises:
+        ImageModelChoiceError: no LoRA matches, or several do.
+    """
+    path = Path(query).expanduser()
+    if path.is_file():
+        return LoraRef(name=path.stem, path=str(path.absolute()), weight=weight)
+
+    def none_left(miss: ChoiceMiss) -> ImageModelChoiceError:
+        if kinds := miss.other_kinds:
+            return ImageModelChoiceError(
+                f"{query!r} is a {', '.join(kind.value for kind in kinds)}, not a LoRA."
+            )
+        return ImageModelChoiceError(
+            f"No LoRA matches {query!r} on this machine.",
+            hint="Give the .safetensors file's path, or add its folder to the library.",
+        )
+
+    def several_left(present: Sequence[LibraryEntry]) -> ImageModelChoiceError:
+        options = list_options(present, lambda entry: f"{entry.name} ({entry.key})")
+        return ImageModelChoiceError(
+            f"{query!r} matches {len(present)} LoRAs: {options}.", hint="Give the path."
+        )
+
+    entry = choose_entry(
+        library,
+        query,
+        kinds=frozenset({ModelKind.LORA}),
+        none_left=none_left,
+        several_left=several_left,
+    )
+    location = entry.usable_location
+    if location is None:  # choose_entry keeps present entries; a drive can go meanwhile
+        raise ImageModelChoiceError(f"No copy of {entry.name} is on disk now.")
+    return LoraRef(
+        name=Path(location.path).stem,
+        path=str(location.path),
+        weight=weight,
+        family=entry.architecture,
+    )
+
+
+def resolve_loras(
+    params: ImageParams, library: Library, extra: Sequence[PromptLora] = ()
+) -> ImageParams:
+    """`params` with every LoRA it asks for found on disk: its own (restored from an image,
+    they may carry only a name), the prompt's `<lora:name:weight>` tags (taken out of the
+    prompt), then `extra` (`--lora` options). A LoRA asked for twice keeps the last weight.
+
+    Raises:
+        ImageModelChoiceError: a LoRA is not on this machine, or a weight is out of range.
+    """
+    try:
+        prompt, tags = prompt_loras(params.prompt)
+    except LoraWeightError as error:
+        raise ImageModelChoiceError(str(error)) from None
+    chosen: dict[str, LoraRef] = {}
+    for lora in params.loras:
+        found = lora if lora.path else choose_lora(lora.name, library, weight=lora.weight)
+        chosen[found.path or found.name] = found
+    for tag in (*tags, *extra):
+        found = choose_lora(tag.name, library, weight=tag.weight)
+        chosen.pop(found.path or found.name, None)
+        chosen[found.path or found.name] = found
+    return replace(params, prompt=prompt, loras=tuple(chosen.values()))

@@ -56,18 +56,27 @@ from app.engines.protocol import (
     serve,
 )
 from app.errors import CheckpointError
+from app.images.loras import LoraRef
 from app.images.memory import MemorySavers, choose_memory_savers
 from app.images.messages import (
     BatchDone,
     GeneratedImage,
     GenerateImages,
+    ImageUpscaled,
     LoadPipeline,
     ModelLoading,
     PipelineLoaded,
     StepProgress,
     Unloaded,
+    UpscaleImage,
 )
-from app.images.params import DEFAULT_SCHEDULER, SCHEDULERS, ImageParams, ImageParamsError
+from app.images.params import (
+    DEFAULT_SCHEDULER,
+    MAX_STEPS,
+    SCHEDULERS,
+    ImageParams,
+    ImageParamsError,
+)
 from app.images.pixels import open_image
 from app.images.png_metadata import ImageMetadata, save_png
 from app.images.single_file import config_folder, family_config
@@ -154,6 +163,7 @@ def main(connection: Connection) -> None:
         Op.LOAD: engine.load,
         Op.GENERATE: engine.generate,
         Op.UNLOAD: engine.unload,
+        Op.UPSCALE: engine.upscale,
     }
     ready = engine.capabilities() | {"torch": torch.__version__, "diffusers": diffusers.__version__}
     serve(connection, handlers, ready=ready)
@@ -196,6 +206,16 @@ class _Loaded:
     default_scheduler: Any
     savers: MemorySavers
     img2img: Any = None
+    loras: _AppliedLoras | None = None  # the LoRAs fused into its weights now
+
+
+@dataclass(frozen=True)
+class _AppliedLoras:
+    """LoRAs fused into a pipeline, and the weights they replaced (to put back exactly:
+    unfusing subtracts what fusing added, which leaves rounding errors in the weights)."""
+
+    key: tuple[tuple[str, float], ...]  # (path, weight) of each, in order
+    originals: tuple[tuple[Any, Any], ...]  # (parameter, its value before fusing, on the CPU)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,12 +232,14 @@ class _Job:
     thumbnail_dir: Path | None
     thumbnail_size: int
     preview: bool
+    hires: Any = None  # the image-to-image pipeline that refines a hires fix
 
 
 class _Engine:
     def __init__(self) -> None:
         self._devices = detect_devices()
         self._loaded: _Loaded | None = None
+        self._upscaler: _Upscaler | None = None
 
     # -- READY ------------------------------------------------------------------------------
 
@@ -353,6 +375,7 @@ class _Engine:
         ):
             # The PNG's "Model hash" (A1111: the checkpoint's sha256, 10 digits) needs it.
             params = replace(params, model=replace(params.model, sha256=loaded.info.sha256))
+        params = self._apply_loras(loaded, params)
         job = self._prepare(loaded, params, request)
 
         started = time.perf_counter()
@@ -372,6 +395,25 @@ class _Engine:
             model=loaded.info,
             params=params,
         )
+
+    # -- LoRAs ------------------------------------------------------------------------------
+
+    def _apply_loras(self, loaded: _Loaded, params: ImageParams) -> ImageParams:
+        """Fuse `params.loras` into the loaded pipeline (nothing to do when they are fused
+        already), after taking out any others; `params` with each LoRA's hash and family.
+
+        Fused because a fused LoRA costs nothing per step, where a LoRA beside the weights
+        adds two small matrix products to every adapted layer at every step; fusing takes a
+        fraction of a second, once per change of LoRAs or weights.
+        """
+        checked = tuple(_checked_lora(lora, loaded) for lora in params.loras)
+        key = tuple((str(lora.path), lora.weight) for lora in checked)
+        current = loaded.loras.key if loaded.loras is not None else ()
+        if key != current:
+            _remove_loras(loaded)
+            if checked:
+                loaded.loras = _fuse_loras(loaded.pipeline, checked, key)
+        return replace(params, loras=checked) if checked else params
 
     def _prepare(self, loaded: _Loaded, params: ImageParams, request: GenerateImages) -> _Job:
         """Pick the pipeline, scheduler and memory savers of one request; check its paths."""
@@ -405,6 +447,11 @@ class _Engine:
             thumbnail_dir=request.thumbnail_dir,
             thumbnail_size=request.thumbnail_size,
             preview=request.preview,
+            hires=(
+                self._pipeline_for(loaded, replace(params, init_image="hires fix"))
+                if params.hires_scale
+                else None
+            ),
         )
 
     def _make_image(
@@ -413,6 +460,8 @@ class _Engine:
         """Generate image `index` of the batch, save it (and its thumbnail); its message."""
         started = time.perf_counter()
         array = self._run(context, job, params, index)
+        if params.hires_scale:
+            array = self._hires_fix(context, job, params, index, array)
         seconds = time.perf_counter() - started
         image = _to_pil(array)
         path = _unique_path(job.output_dir, _file_stem(job.stem, params, index, job.batch))
@@ -436,6 +485,87 @@ class _Engine:
             sampler=job.sampler,
             created_at=metadata.created_at,
         )
+
+    # -- hires fix and upscaling ---------------------------------------------------------------
+
+    def _hires_fix(
+        self, context: RequestContext, job: _Job, params: ImageParams, index: int, array: Any
+    ) -> Any:
+        """Upscale a finished image to the hires size and refine it with image-to-image at
+        `hires_strength` (the same prompt and seed): detail at a size the model was not
+        trained to draw whole."""
+        from PIL import Image
+
+        image = _to_pil(array)
+        size = (params.hires_width, params.hires_height)
+        if params.upscaler:
+            upscaler = self._upscaler_for(Path(params.upscaler), job.pipeline)
+            image = _upscale_image(context, upscaler, image, tile=256, device=upscaler.device)
+        image = image.resize(size, Image.Resampling.LANCZOS)
+        strength = params.hires_strength
+        if strength <= 0:  # nothing to refine: the upscaled image is the result
+            return numpy_image(image)
+        # Image-to-image runs steps x strength denoising steps; as A1111 does, the refining
+        # pass gets as many as the first (and at least one).
+        steps = min(MAX_STEPS, math.ceil(params.steps / strength))
+        refine = replace(job, pipeline=job.hires, init_image=image)
+        second = replace(params, init_image="hires fix", strength=strength, steps=steps)
+        return self._run(context, refine, second, index)
+
+    def upscale(self, context: RequestContext) -> ImageUpscaled:
+        """UPSCALE: a file made larger with an upscaler model, tiled, saved as a PNG."""
+        import torch
+        from PIL import Image, UnidentifiedImageError
+
+        request = context.request.expect(UpscaleImage)
+        if request.threads:
+            torch.set_num_threads(max(1, request.threads))
+        device = request.device or self._devices[0]
+        if device not in self._devices:
+            raise EngineFailure(EngineErrorKind.BAD_INPUT, f"device {device!r} is not available")
+        if not 0 <= request.scale <= 16 or not 16 <= request.tile <= 4096:
+            raise EngineFailure(EngineErrorKind.BAD_INPUT, "scale or tile out of range")
+        started = time.perf_counter()
+        upscaler = self._upscaler_for(request.model, None, device=device)
+        try:
+            with open_image(request.source) as source:
+                image = source.convert("RGB")
+                chunks = _text_chunks_of(source)
+        except (OSError, UnidentifiedImageError) as error:
+            raise EngineFailure(
+                EngineErrorKind.BAD_INPUT, f"cannot read the image {request.source}: {error}"
+            ) from None
+        scale = request.scale or upscaler.scale
+        target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        if max(target) > UPSCALE_MAX_SIDE:
+            raise EngineFailure(
+                EngineErrorKind.BAD_INPUT,
+                f"{target[0]}x{target[1]} is larger than {UPSCALE_MAX_SIDE} px on a side",
+            )
+        tiles = _tile_count(image.width, image.height, request.tile)
+        result = _upscale_image(context, upscaler, image, tile=request.tile, device=device)
+        if result.size != target:
+            result = result.resize(target, Image.Resampling.LANCZOS)
+        _save_upscaled(result, request.output, chunks, upscaler, scale)
+        return ImageUpscaled(
+            path=request.output,
+            width=result.width,
+            height=result.height,
+            model_scale=upscaler.scale,
+            architecture=upscaler.architecture,
+            tiles=tiles,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _upscaler_for(self, path: Path, pipeline: Any, *, device: str | None = None) -> _Upscaler:
+        """The upscaler model at `path`, loaded once (on the pipeline's device, or `device`)."""
+        if device is None:
+            device = str(getattr(pipeline, "device", "cpu")).split(":")[0] if pipeline else "cpu"
+        key = (str(path.expanduser().absolute()), device)
+        if self._upscaler is None or self._upscaler.key != key:
+            self._upscaler = None
+            self._upscaler = _load_upscaler(path.expanduser(), device, key)
+        return self._upscaler
 
     def _needs_load(self, model: LoadPipeline) -> bool:
         loaded = self._loaded
@@ -543,6 +673,388 @@ class _Engine:
                 "usually the VAE overflowing; try fp32 or a fixed fp16 VAE",
             )
         return array
+
+
+# --- upscaler models (ESRGAN family) -----------------------------------------------------------
+
+UPSCALE_MAX_SIDE = 16384
+_TILE_PAD = 16  # source pixels each tile borrows from its neighbours (no seams for small nets)
+
+
+@dataclass(frozen=True)
+class _Upscaler:
+    key: tuple[str, str]
+    net: Any  # a torch module: (1, 3, h, w) in [0, 1] -> (1, 3, h*scale, w*scale)
+    scale: int
+    architecture: str
+    name: str
+    device: str
+    multiple: int  # a tile's sides must be a multiple of this (RRDBNet x2 / x1 unshuffle)
+
+
+def _load_upscaler(path: Path, device: str, key: tuple[str, str]) -> _Upscaler:
+    """An ESRGAN-family upscaler from a safetensors file: Real-ESRGAN's SRVGGNetCompact
+    (`body.N.*`) or BasicSR's RRDBNet (`conv_first`, `body.N.rdbM.convK`, `conv_up1`…).
+
+    Raises:
+        EngineFailure: NOT_FOUND, PICKLE, or BAD_INPUT (not an upscaler these loaders know).
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise EngineFailure(EngineErrorKind.NOT_FOUND, f"upscaler {path} does not exist")
+    try:
+        checkpoint = sniff(path)
+    except CheckpointError as error:
+        raise EngineFailure(EngineErrorKind.BAD_INPUT, str(error)) from None
+    if checkpoint.format is CheckpointFormat.PICKLE:
+        raise EngineFailure(
+            EngineErrorKind.PICKLE,
+            f"{path.name} is a pickle file: loading one can run any code hidden in it, so "
+            "ModelDeck does not. Use a .safetensors version of this upscaler.",
+        )
+    if checkpoint.format is not CheckpointFormat.SAFETENSORS:
+        raise EngineFailure(EngineErrorKind.BAD_INPUT, f"{path.name} is not a safetensors file")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise EngineFailure(
+            EngineErrorKind.BAD_INPUT, f"cannot read {path.name}: {error}"
+        ) from None
+    try:
+        if "conv_first.weight" in state:
+            net, scale, multiple, architecture = _rrdb_net(state)
+        elif "body.0.weight" in state:
+            net, scale, multiple, architecture = _compact_net(state)
+        else:
+            raise ValueError("its tensors are neither SRVGGNetCompact's nor RRDBNet's")
+        net.load_state_dict(state, strict=True)
+    except (ValueError, RuntimeError, KeyError) as error:
+        raise EngineFailure(
+            EngineErrorKind.BAD_INPUT,
+            f"{path.name} is not an upscaler ModelDeck can load: {_error_line(error)}",
+        ) from None
+    net.eval().requires_grad_(False)
+    net.to(device=device, dtype=torch.float32)
+    return _Upscaler(key, net, scale, architecture, path.stem, device, multiple)
+
+
+def _compact_net(state: dict[str, Any]) -> tuple[Any, int, int, str]:
+    """Real-ESRGAN's SRVGGNetCompact: convs and PReLUs in `body`, a pixel shuffle, plus the
+    nearest-upsampled input."""
+    import torch
+
+    indices = sorted({int(name.split(".")[1]) for name in state if name.startswith("body.")})
+    layers: list[Any] = []
+    for index in indices:
+        weight = state[f"body.{index}.weight"]
+        if weight.ndim == 4:
+            out_channels, in_channels, kernel, _ = (int(side) for side in weight.shape)
+            layers.append(torch.nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2))
+        elif weight.ndim == 1:
+            layers.append(torch.nn.PReLU(num_parameters=int(weight.shape[0])))
+        else:
+            raise ValueError(f"body.{index} is neither a convolution nor a PReLU")
+    if indices != list(range(len(indices))) or not layers:
+        raise ValueError("its body layers are not numbered 0…n")
+    last = int(state[f"body.{indices[-1]}.weight"].shape[0])
+    scale = round(math.sqrt(last / 3))
+    if scale < 1 or 3 * scale * scale != last:
+        raise ValueError(f"its last layer has {last} channels, not 3 times a square")
+
+    class Compact(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.ModuleList(layers)
+
+        def forward(self, x: Any) -> Any:
+            out = x
+            for layer in self.body:
+                out = layer(out)
+            out = torch.nn.functional.pixel_shuffle(out, scale)
+            return out + torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest")
+
+    return Compact(), scale, 1, "SRVGGNetCompact"
+
+
+def _rrdb_net(state: dict[str, Any]) -> tuple[Any, int, int, str]:
+    """BasicSR's RRDBNet (ESRGAN, Real-ESRGAN x4plus): residual-in-residual dense blocks and
+    two nearest x2 upsamplings; x2 and x1 models first fold the input (pixel unshuffle)."""
+    import torch
+
+    first = state["conv_first.weight"]
+    features, in_channels = int(first.shape[0]), int(first.shape[1])
+    folds = {3: 1, 12: 2, 48: 4}
+    if in_channels not in folds:
+        raise ValueError(f"conv_first takes {in_channels} channels, not 3, 12 or 48")
+    fold = folds[in_channels]
+    blocks = len({name.split(".")[1] for name in state if name.startswith("body.")})
+    growth = int(state["body.0.rdb1.conv1.weight"].shape[0])
+    conv = torch.nn.Conv2d
+    leaky = torch.nn.functional.leaky_relu
+
+    class Dense(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = conv(features, growth, 3, 1, 1)
+            self.conv2 = conv(features + growth, growth, 3, 1, 1)
+            self.conv3 = conv(features + 2 * growth, growth, 3, 1, 1)
+            self.conv4 = conv(features + 3 * growth, growth, 3, 1, 1)
+            self.conv5 = conv(features + 4 * growth, features, 3, 1, 1)
+
+        def forward(self, x: Any) -> Any:
+            x1 = leaky(self.conv1(x), 0.2)
+            x2 = leaky(self.conv2(torch.cat((x, x1), 1)), 0.2)
+            x3 = leaky(self.conv3(torch.cat((x, x1, x2), 1)), 0.2)
+            x4 = leaky(self.conv4(torch.cat((x, x1, x2, x3), 1)), 0.2)
+            x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+            return x5 * 0.2 + x
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rdb1, self.rdb2, self.rdb3 = Dense(), Dense(), Dense()
+
+        def forward(self, x: Any) -> Any:
+            return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+    class Rrdb(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv_first = conv(in_channels, features, 3, 1, 1)
+            self.body = torch.nn.Sequential(*(Block() for _ in range(blocks)))
+            self.conv_body = conv(features, features, 3, 1, 1)
+            self.conv_up1 = conv(features, features, 3, 1, 1)
+            self.conv_up2 = conv(features, features, 3, 1, 1)
+            self.conv_hr = conv(features, features, 3, 1, 1)
+            self.conv_last = conv(features, 3, 3, 1, 1)
+
+        def forward(self, x: Any) -> Any:
+            if fold > 1:
+                x = torch.nn.functional.pixel_unshuffle(x, fold)
+            feat = self.conv_first(x)
+            feat = feat + self.conv_body(self.body(feat))
+            up = torch.nn.functional.interpolate
+            feat = leaky(self.conv_up1(up(feat, scale_factor=2, mode="nearest")), 0.2)
+            feat = leaky(self.conv_up2(up(feat, scale_factor=2, mode="nearest")), 0.2)
+            return self.conv_last(leaky(self.conv_hr(feat), 0.2))
+
+    return Rrdb(), 4 // fold, fold, "RRDBNet"
+
+
+def _tile_count(width: int, height: int, tile: int) -> int:
+    return math.ceil(width / tile) * math.ceil(height / tile)
+
+
+def _upscale_image(
+    context: RequestContext, upscaler: _Upscaler, image: Any, *, tile: int, device: str
+) -> Any:
+    """`image` (PIL, RGB) through the upscaler, `tile` source pixels at a time, each tile
+    with `_TILE_PAD` pixels of its neighbours so the seams match an untiled pass."""
+    import numpy
+    import torch
+    from PIL import Image
+
+    scale, multiple = upscaler.scale, upscaler.multiple
+    pixels = torch.from_numpy(numpy.asarray(image, dtype=numpy.float32) / 255.0)
+    source = pixels.permute(2, 0, 1).unsqueeze(0).to(device)
+    _, _, height, width = source.shape
+    output = torch.zeros((1, 3, height * scale, width * scale), dtype=torch.float32)
+    total, done = _tile_count(width, height, tile), 0
+    with torch.no_grad():
+        for top in range(0, height, tile):
+            for left in range(0, width, tile):
+                if context.cancelled():
+                    raise RequestCancelled
+                bottom, right = min(top + tile, height), min(left + tile, width)
+                y0, x0 = max(top - _TILE_PAD, 0), max(left - _TILE_PAD, 0)
+                y1, x1 = min(bottom + _TILE_PAD, height), min(right + _TILE_PAD, width)
+                piece = source[:, :, y0:y1, x0:x1]
+                extra_y, extra_x = (-piece.shape[2]) % multiple, (-piece.shape[3]) % multiple
+                if extra_y or extra_x:  # a folding net needs sides it can fold
+                    piece = torch.nn.functional.pad(
+                        piece, (0, extra_x, 0, extra_y), mode="replicate"
+                    )
+                result = upscaler.net(piece).float().cpu()
+                inner_y, inner_x = (top - y0) * scale, (left - x0) * scale
+                rows, columns = (bottom - top) * scale, (right - left) * scale
+                output[:, :, top * scale : bottom * scale, left * scale : right * scale] = result[
+                    :, :, inner_y : inner_y + rows, inner_x : inner_x + columns
+                ]
+                done += 1
+                context.emit(
+                    EventKind.PROGRESS, StepProgress(image=0, images=1, step=done, steps=total)
+                )
+    array = output[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    return Image.fromarray((array * 255.0).round().astype(numpy.uint8))
+
+
+def _text_chunks_of(image: Any) -> dict[str, str]:
+    """The PNG text chunks Pillow read with the image (its metadata), to keep on the copy."""
+    info = getattr(image, "text", None)
+    if not isinstance(info, dict):
+        return {}
+    return {str(key): str(value) for key, value in info.items() if isinstance(value, str)}
+
+
+def _save_upscaled(
+    image: Any, path: Path, chunks: dict[str, str], upscaler: _Upscaler, scale: float
+) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    note = f"Postprocess upscale by: {scale:g}, Postprocess upscaler: {upscaler.name}"
+    for key, value in chunks.items():
+        # A1111's extras tab notes an upscale at the end of the parameters' last line.
+        info.add_text(key, f"{value}, {note}" if key == "parameters" else value)
+    if "parameters" not in chunks:
+        info.add_text("modeldeck_upscale", f"{upscaler.name} ({upscaler.architecture}) x{scale:g}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG", pnginfo=info)
+
+
+# --- LoRAs -----------------------------------------------------------------------------------
+
+
+def _checked_lora(lora: LoraRef, loaded: _Loaded) -> LoraRef:
+    """`lora` with its hash and family, if it is a LoRA this model can take.
+
+    Raises:
+        EngineFailure: BAD_INPUT (no such file, not a LoRA, made for another family), or
+            PICKLE.
+    """
+    if not lora.path:
+        raise EngineFailure(
+            EngineErrorKind.BAD_INPUT,
+            f"LoRA {lora.name!r} is not on this machine (no file for it)",
+        )
+    path = Path(lora.path).expanduser()
+    if not path.is_file():
+        raise EngineFailure(EngineErrorKind.BAD_INPUT, f"LoRA file {path} does not exist")
+    try:
+        checkpoint = sniff(path)
+    except CheckpointError as error:
+        raise EngineFailure(EngineErrorKind.BAD_INPUT, str(error)) from None
+    if checkpoint.format is CheckpointFormat.PICKLE:
+        raise EngineFailure(
+            EngineErrorKind.PICKLE,
+            f"{path.name} is a pickle file: loading one can run any code hidden in it, so "
+            "ModelDeck does not. Use a .safetensors version of this LoRA.",
+        )
+    header = checkpoint.lora
+    if checkpoint.kind is not ModelKind.LORA or header is None:
+        raise EngineFailure(
+            EngineErrorKind.BAD_INPUT, f"{path.name} is a {checkpoint.kind.value}, not a LoRA"
+        )
+    model = loaded.info
+    unet = getattr(loaded.pipeline, "unet", None)
+    width = getattr(getattr(unet, "config", None), "cross_attention_dim", None)
+    width = width if isinstance(width, int) else None
+    wrong_family = header.family and model.family and header.family != model.family
+    wrong_width = header.context_width and width and header.context_width != width
+    if wrong_family or wrong_width:
+        raise EngineFailure(
+            EngineErrorKind.BAD_INPUT,
+            f"{path.name} is a LoRA for {_family_words(header.family, header.context_width)}, "
+            f"but {model.name} is {_family_words(model.family, width)}",
+        )
+    return replace(
+        lora,
+        short_hash=_lora_hash(path),
+        family=header.family or model.family,
+    )
+
+
+def _family_words(family: str | None, width: int | None) -> str:
+    if family:
+        return family
+    if width:
+        return f"a model with a {width}-wide text context"
+    return "an unknown model family"
+
+
+def _fuse_loras(
+    pipeline: Any, loras: tuple[LoraRef, ...], key: tuple[tuple[str, float], ...]
+) -> _AppliedLoras:
+    """Load each LoRA as a named adapter, weigh them, and fuse them into the weights."""
+    names = [f"lora{index}" for index in range(len(loras))]
+    try:
+        for name, lora in zip(names, loras, strict=True):
+            try:
+                pipeline.load_lora_weights(str(lora.path), adapter_name=name)
+            except Exception as error:
+                raise EngineFailure(
+                    EngineErrorKind.BAD_INPUT,
+                    f"cannot apply LoRA {lora.name}: {_error_line(error)}",
+                ) from None
+        pipeline.set_adapters(names, adapter_weights=[lora.weight for lora in loras])
+        originals = _lora_base_weights(pipeline)
+        pipeline.fuse_lora(adapter_names=names, lora_scale=1.0)
+    except BaseException:
+        _unload_adapters(pipeline)
+        raise
+    return _AppliedLoras(key=key, originals=originals)
+
+
+def _lora_base_weights(pipeline: Any) -> tuple[tuple[Any, Any], ...]:
+    """Every weight an adapter sits on, with a CPU copy of its value."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    found: list[tuple[Any, Any]] = []
+    for component in ("unet", "transformer", "text_encoder", "text_encoder_2"):
+        model = getattr(pipeline, component, None)
+        if model is None or not hasattr(model, "modules"):
+            continue
+        for module in model.modules():
+            if isinstance(module, BaseTunerLayer):
+                base = module.get_base_layer()
+                for parameter in (getattr(base, "weight", None), getattr(base, "bias", None)):
+                    if parameter is not None:
+                        found.append((parameter, parameter.detach().to("cpu", copy=True)))
+    return tuple(found)
+
+
+def _remove_loras(loaded: _Loaded) -> None:
+    """Take every LoRA out of the loaded pipeline, its weights exactly as they were."""
+    import torch
+
+    applied, loaded.loras = loaded.loras, None
+    if applied is None:
+        return
+    pipeline = loaded.pipeline
+    pipeline.unfuse_lora()
+    with torch.no_grad():
+        for parameter, original in applied.originals:
+            parameter.copy_(original)
+    _unload_adapters(pipeline)
+
+
+def _unload_adapters(pipeline: Any) -> None:
+    pipeline.unload_lora_weights()
+
+
+_LORA_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _lora_hash(path: Path) -> str | None:
+    """A1111's LoRA hash: the sha256 of a safetensors file's tensor data (the header left
+    out, as kohya's "addnet" hash does, so editing metadata keeps it), 12 hex digits."""
+    import hashlib
+    import struct
+
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _LORA_HASH_MEMO:
+            with path.open("rb") as handle:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                handle.seek(8 + length)
+                _LORA_HASH_MEMO[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+        return _LORA_HASH_MEMO[key][:12]
+    except (OSError, struct.error):
+        return None
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -817,6 +1329,13 @@ def _init_image(params: ImageParams) -> Any:
     if image.size != (params.width, params.height):
         image = image.resize((params.width, params.height), Image.Resampling.LANCZOS)
     return image
+
+
+def numpy_image(image: Any) -> Any:
+    """A PIL image as the float array in [0, 1] the pipelines' "np" output is."""
+    import numpy
+
+    return numpy.asarray(image, dtype=numpy.float32) / 255.0
 
 
 def _to_pil(array: Any) -> Any:

@@ -32,6 +32,7 @@ from app.images.messages import (
     ModelLoading,
     PipelineLoaded,
     StepProgress,
+    UpscaleImage,
 )
 from app.images.params import ImageParams, ModelRef
 
@@ -224,6 +225,24 @@ class ImageEngine:
         )
         self.start()
         return self.process.submit(Op.GENERATE, request)
+
+    def upscale(
+        self, source: Path, *, model: Path, output: Path, scale: float = 0.0, tile: int = 256
+    ) -> RequestHandle:
+        """Make the image at `source` `scale` times larger (0: the model's own factor) with
+        the ESRGAN-family safetensors upscaler at `model`, tiled; a PNG at `output`. Events:
+        PROGRESS (`StepProgress`, one step per tile), then RESULT (`ImageUpscaled`)."""
+        request = UpscaleImage(
+            source=source,
+            model=model,
+            scale=scale,
+            output=output,
+            tile=tile,
+            device=self.device,
+            threads=self.threads,
+        )
+        self.start()
+        return self.process.submit(Op.UPSCALE, request)
 
     def unload(self) -> RequestHandle:
         """Free the model's memory (the child keeps running)."""

@@ -9,6 +9,7 @@ ever importing torch or diffusers.
 - GENERATE `GenerateImages` → PROGRESS `ModelLoading` (a fresh child loads the model first),
   `StepProgress` (each denoising step), `GeneratedImage` (each image, once saved); then RESULT
   `BatchDone`.
+- UPSCALE `UpscaleImage` → RESULT `ImageUpscaled` (a safetensors upscaler model, tiled).
 - UNLOAD (no body) → RESULT `Unloaded`.
 """
 
@@ -25,11 +26,13 @@ __all__ = [
     "BatchDone",
     "GenerateImages",
     "GeneratedImage",
+    "ImageUpscaled",
     "LoadPipeline",
     "ModelLoading",
     "PipelineLoaded",
     "StepProgress",
     "Unloaded",
+    "UpscaleImage",
 ]
 
 
@@ -64,6 +67,20 @@ class GenerateImages(Payload):
     thumbnail_dir: Path | None = None  # no thumbnails when None
     thumbnail_size: int = 256  # their long side, px
     preview: bool = True  # send small previews with `StepProgress`
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpscaleImage(Payload):
+    """UPSCALE: `source` made `scale` times larger with the upscaler model at `model`, written
+    as a PNG at `output` (its metadata, if any, kept and the upscale noted)."""
+
+    source: Path
+    model: Path  # an ESRGAN-family .safetensors (Real-ESRGAN's compact net, or RRDBNet)
+    scale: float  # the result's size over the source's; the model's own factor when 0
+    output: Path
+    tile: int = 256  # source pixels per tile side: the memory one pass needs stays bounded
+    device: str | None = None
+    threads: int | None = None
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -176,6 +193,19 @@ class BatchDone(Payload):
     device: str
     model: PipelineLoaded
     params: ImageParams  # the batch's (its first seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageUpscaled(Payload):
+    """UPSCALE's RESULT."""
+
+    path: Path
+    width: int
+    height: int
+    model_scale: int  # the upscaler's own factor (2, 4…)
+    architecture: str  # "SRVGGNetCompact" | "RRDBNet"
+    tiles: int
+    seconds: float
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from app.errors import AppError
+from app.images.loras import MAX_LORAS, LoraRef, LoraWeightError
 
 __all__ = [
     "DEFAULT_SCHEDULER",
@@ -37,6 +38,8 @@ MAX_GUIDANCE = 50.0
 MIN_SIZE = 64
 MAX_SIZE = 4096
 SIZE_MULTIPLE = 8  # the VAE halves the image 3 times; other sizes fail inside the UNet
+MIN_HIRES_SCALE = 1.0
+MAX_HIRES_SCALE = 4.0
 
 
 class ImageParamsError(AppError, ValueError):
@@ -102,6 +105,12 @@ class ImageParams:
     model: ModelRef | None = None
     init_image: str | None = None  # img2img: the source image's path
     strength: float = 0.75  # img2img: how much of the source is replaced (0 keeps it all)
+    loras: tuple[LoraRef, ...] = ()  # stacked in this order, each at its weight
+    # Hires fix: generate, upscale by `hires_scale` (0: off), refine with img2img at
+    # `hires_strength`; `upscaler` is a safetensors upscaler model (None: Lanczos).
+    hires_scale: float = 0.0
+    hires_strength: float = 0.5
+    upscaler: str | None = None
 
     def __post_init__(self) -> None:
         _check_int("steps", self.steps, 1, MAX_STEPS)
@@ -127,6 +136,28 @@ class ImageParams:
             )
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise ImageParamsError("the prompt must be text", field="prompt")
+        _check_float("hires_strength", self.hires_strength, 0.0, 1.0)
+        if self.hires_scale:
+            _check_float("hires_scale", self.hires_scale, MIN_HIRES_SCALE, MAX_HIRES_SCALE)
+            for name, side in (("width", self.hires_width), ("height", self.hires_height)):
+                if side > MAX_SIZE:
+                    raise ImageParamsError(
+                        f"hires fix makes the {name} {side}, more than {MAX_SIZE}",
+                        field="hires_scale",
+                    )
+        if len(self.loras) > MAX_LORAS:
+            raise ImageParamsError(
+                f"{len(self.loras)} LoRAs, more than {MAX_LORAS} in one image", field="loras"
+            )
+
+    @property
+    def hires_width(self) -> int:
+        """The width after the hires fix (a multiple of 8); `width` when it is off."""
+        return _scaled(self.width, self.hires_scale)
+
+    @property
+    def hires_height(self) -> int:
+        return _scaled(self.height, self.hires_scale)
 
     @property
     def size(self) -> str:
@@ -163,6 +194,13 @@ class ImageParams:
         if self.init_image is not None:
             data["init_image"] = self.init_image
             data["strength"] = self.strength
+        if self.loras:
+            data["loras"] = [lora.to_json() for lora in self.loras]
+        if self.hires_scale:
+            data["hires_scale"] = self.hires_scale
+            data["hires_strength"] = self.hires_strength
+            if self.upscaler is not None:
+                data["upscaler"] = self.upscaler
         return data
 
     @classmethod
@@ -176,6 +214,7 @@ class ImageParams:
             raise ImageParamsError("parameters must be a JSON object", field="params")
         defaults = cls(prompt="")
         model = data.get("model")
+        loras = data.get("loras")
         try:
             return cls(
                 prompt=str(data.get("prompt", "")),
@@ -190,7 +229,19 @@ class ImageParams:
                 model=ModelRef.from_json(model) if isinstance(model, Mapping) else None,
                 init_image=str(data["init_image"]) if data.get("init_image") else None,
                 strength=_as_float(data.get("strength", defaults.strength), "strength"),
+                hires_scale=_as_float(data.get("hires_scale", 0.0), "hires_scale"),
+                hires_strength=_as_float(
+                    data.get("hires_strength", defaults.hires_strength), "hires_strength"
+                ),
+                upscaler=str(data["upscaler"]) if data.get("upscaler") else None,
+                loras=tuple(
+                    LoraRef.from_json(item)
+                    for item in (loras if isinstance(loras, list) else [])[: MAX_LORAS + 1]
+                    if isinstance(item, Mapping)
+                ),
             )
+        except LoraWeightError as error:
+            raise ImageParamsError(str(error), field="loras") from None
         except (TypeError, ValueError) as error:
             if isinstance(error, ImageParamsError):
                 raise
@@ -285,3 +336,9 @@ def _as_float(value: object, name: str) -> float:
         return float(value)
     except (ValueError, OverflowError):  # OverflowError: an int beyond any float (10**400)
         raise ImageParamsError(f"{name} must be a number, not {value!r}", field=name) from None
+
+
+def _scaled(side: int, scale: float) -> int:
+    if not scale:
+        return side
+    return max(MIN_SIZE, round(side * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE)

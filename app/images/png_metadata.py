@@ -6,14 +6,18 @@ Each image ModelDeck saves carries two text chunks:
 - `parameters`: the same in the AUTOMATIC1111 text format that most image tools read
   ("prompt\\nNegative prompt: …\\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, …").
 
-`read_metadata` also parses a `parameters` chunk written by those other tools, so their
-images can be made again here. Pillow is imported when a file is read or written (it comes
-with the image runtime), so this module imports cheaply.
+`read_metadata` also parses a `parameters` chunk written by those other tools, ComfyUI's and
+InvokeAI's chunks, and A1111's EXIF UserComment in JPEG and WebP (`foreign_metadata`), so their
+images can be made again here; what does not map is listed in `ImageMetadata.fields`. LoRAs
+go into `parameters` as A1111 writes them: `<lora:name:weight>` in the prompt and their hashes
+in "Lora hashes"; a hires fix as "Hires upscale", "Hires upscaler" and "Denoising strength".
+Pillow is imported when a file is read or written (it comes with the image runtime), so this
+module imports cheaply.
 
 A dropped PNG is a stranger's file, read while a window waits, so reading is bounded:
 - text chunks are found by walking the chunk list (`png_text_chunks`), never by decoding the
-  pixels (a small PNG can inflate to gigabytes), and only the two keys above are kept, each
-  at most `MAX_TEXT_CHARS` once inflated;
+  pixels (a small PNG can inflate to gigabytes), and only the keys read here are kept, each
+  at most `MAX_TEXT_CHARS` once inflated (other tools' JSON: `MAX_GRAPH_CHARS`);
 - the `parameters` text is parsed in one pass (`_a1111_pairs`): A1111's own regular
   expression takes quadratic time on a long line without a colon (64 kB: 36 s);
 - the `modeldeck` JSON goes through `parse_untrusted_json` (size and nesting bounded).
@@ -31,6 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.images.foreign_metadata import (
+    COMFYUI_PROMPT_KEY,
+    COMFYUI_WORKFLOW_KEY,
+    INVOKEAI_KEY,
+    MAX_GRAPH_CHARS,
+    decode_user_comment,
+    parse_comfyui_prompt,
+    parse_invokeai_metadata,
+)
+from app.images.loras import LoraWeightError, prompt_loras
 from app.images.params import SCHEDULERS, ImageParams, ImageParamsError
 from app.untrusted_json import parse_untrusted_json
 
@@ -70,7 +84,18 @@ _MIN_PAIRS = 3  # a last line with fewer "Key: value" pairs is part of the promp
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
-_MAX_TEXT_CHUNK = 4 * MAX_TEXT_CHARS  # stored bytes of one text chunk (UTF-8, compressed)
+_ALL_KEYS = frozenset(
+    {METADATA_KEY, A1111_KEY, INVOKEAI_KEY, COMFYUI_PROMPT_KEY, COMFYUI_WORKFLOW_KEY}
+)
+# Other tools' JSON runs longer than parameters do (a ComfyUI graph: hundreds of kB).
+_GRAPH_LIMITS = {
+    INVOKEAI_KEY: MAX_GRAPH_CHARS,
+    COMFYUI_PROMPT_KEY: MAX_GRAPH_CHARS,
+    # Only its presence matters; a large one is left out (absent) by the same limit.
+    COMFYUI_WORKFLOW_KEY: MAX_GRAPH_CHARS,
+}
+_EXIF_IFD = 0x8769  # the Exif sub-IFD, where UserComment lives
+_USER_COMMENT = 0x9286
 _MAX_CHUNKS = 100_000  # chunks walked; a real PNG has tens (IDAT in 8-64 kB pieces)
 
 
@@ -79,11 +104,13 @@ class ImageMetadata:
     """What an image says about how it was made."""
 
     params: ImageParams
-    source: str = METADATA_KEY  # "modeldeck", or "a1111" for another tool's `parameters`
+    # "modeldeck"; "a1111" (another tool's `parameters`), "invokeai", "comfyui"
+    source: str = METADATA_KEY
     sampler: str | None = None  # the scheduler that ran ("Euler a", "PNDM", …)
     seconds: float | None = None  # generation time of this image
     created_at: str | None = None  # ISO 8601, UTC
-    fields: Mapping[str, str] = field(default_factory=dict)  # A1111 fields with no parameter
+    # What the other tool recorded that has no parameter here (A1111's "Clip skip", …)
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 def metadata_chunks(metadata: ImageMetadata) -> dict[str, str]:
@@ -91,6 +118,8 @@ def metadata_chunks(metadata: ImageMetadata) -> dict[str, str]:
     params = metadata.params.to_json()
     if "model" in params:  # images get shared: where the model lives here is nobody's business
         params["model"].pop("path", None)
+    for lora in params.get("loras", ()):
+        lora.pop("path", None)
     document: dict[str, Any] = {"format": _FORMAT, "params": params}
     if metadata.sampler is not None:
         document["sampler"] = metadata.sampler
@@ -106,7 +135,9 @@ def metadata_chunks(metadata: ImageMetadata) -> dict[str, str]:
 
 def a1111_parameters(params: ImageParams, *, sampler: str | None = None) -> str:
     """`params` in AUTOMATIC1111's `parameters` text format."""
-    lines = [params.prompt]
+    # A1111 keeps its LoRAs in the prompt as <lora:name:weight>; so must we, to be read there.
+    tags = "".join(f" <lora:{lora.name}:{lora.weight:g}>" for lora in params.loras)
+    lines = [params.prompt + tags]
     if params.negative:
         lines.append(f"Negative prompt: {params.negative}")
     pairs: list[tuple[str, object]] = [
@@ -121,8 +152,21 @@ def a1111_parameters(params: ImageParams, *, sampler: str | None = None) -> str:
         if model.short_hash:
             pairs.append(("Model hash", model.short_hash))
         pairs.append(("Model", model.name))
+    hashes = [f"{lora.name}: {lora.short_hash}" for lora in params.loras if lora.short_hash]
+    if hashes:
+        pairs.append(("Lora hashes", ", ".join(hashes)))
     if params.init_image is not None:
         pairs.append(("Denoising strength", f"{params.strength:g}"))
+    if params.hires_scale:
+        # A1111 writes the hires pass's strength as "Denoising strength" (txt2img has no other).
+        strength_key = "Hires strength" if params.init_image is not None else "Denoising strength"
+        upscaler = Path(params.upscaler).stem if params.upscaler else "Lanczos"
+        pairs += [
+            (strength_key, f"{params.hires_strength:g}"),
+            ("Hires upscale", f"{params.hires_scale:g}"),
+            ("Hires resize", f"{params.hires_width}x{params.hires_height}"),
+            ("Hires upscaler", upscaler),
+        ]
     if params.batch > 1:
         pairs.append(("Batch size", params.batch))
     lines.append(
@@ -164,7 +208,18 @@ def parse_a1111_parameters(text: str) -> ImageMetadata:
     def take(key: str) -> str | None:
         return fields.pop(key, None)
 
-    values: dict[str, Any] = {"prompt": "\n".join(prompt), "negative": "\n".join(negative)}
+    try:
+        clean_prompt, tags = prompt_loras("\n".join(prompt))
+    except LoraWeightError as error:
+        raise ImageParamsError(str(error), field="loras") from None
+    # The hashes belong to the prompt's <lora:…> tags; without tags they stay a plain field.
+    hashes = _lora_hashes(fields.pop("Lora hashes", "")) if tags else {}
+    values: dict[str, Any] = {"prompt": clean_prompt, "negative": "\n".join(negative)}
+    if tags:
+        values["loras"] = [
+            {"name": tag.name, "weight": tag.weight, "short_hash": hashes.get(tag.name)}
+            for tag in tags
+        ]
     if (steps := take("Steps")) is not None:
         values["steps"] = steps
     if (cfg := take("CFG scale")) is not None:
@@ -176,13 +231,39 @@ def parse_a1111_parameters(text: str) -> ImageMetadata:
     sampler = take("Sampler")
     if sampler in SCHEDULERS:
         values["scheduler"] = sampler
-    if (strength := take("Denoising strength")) is not None:
-        values["strength"] = strength  # the source image itself is not named
+    _take_strengths(fields, values)
     model_name = take("Model")
     if model_name is not None:
         values["model"] = {"name": model_name}
     params = _checked_prompts(ImageParams.from_json(values))
     return ImageMetadata(params=params, source="a1111", sampler=sampler, fields=fields)
+
+
+def _take_strengths(fields: dict[str, str], values: dict[str, Any]) -> None:
+    """The hires fix's fields, and the denoising strength (the hires pass's when there is
+    one, else image-to-image's: the source image itself is not named)."""
+    hires = fields.pop("Hires upscale", None)
+    if hires is None:
+        if (strength := fields.pop("Denoising strength", None)) is not None:
+            values["strength"] = strength
+        return
+    values["hires_scale"] = hires
+    fields.pop("Hires resize", None)  # follows from the size and the scale
+    strength = fields.pop("Hires strength", None) or fields.pop("Denoising strength", None)
+    if strength is not None:
+        values["hires_strength"] = strength
+    if fields.get("Hires upscaler") == "Lanczos":  # the default: nothing to restore
+        fields.pop("Hires upscaler")
+
+
+def _lora_hashes(text: str) -> dict[str, str]:
+    """A1111's "Lora hashes" field: "name: 0123456789ab, other: …" → {name: hash}."""
+    hashes: dict[str, str] = {}
+    for item in text.split(","):
+        name, sep, digest = item.rpartition(":")
+        if sep and name.strip() and digest.strip():
+            hashes[name.strip()] = digest.strip()
+    return hashes
 
 
 def save_png(image: Image, path: Path, metadata: ImageMetadata) -> None:
@@ -196,18 +277,18 @@ def save_png(image: Image, path: Path, metadata: ImageMetadata) -> None:
 
 
 def read_metadata(path: Path) -> ImageMetadata | None:
-    """How the PNG at `path` was made: ModelDeck's chunk, else an A1111 `parameters` chunk;
-    None when it has neither (or they cannot be read).
+    """How the image at `path` was made. From a PNG: ModelDeck's chunk, else A1111's
+    `parameters`, else InvokeAI's `invokeai_metadata`, else ComfyUI's `prompt` graph; from a
+    JPEG or WebP: A1111's `parameters` in the EXIF UserComment. None when it has none of
+    these (or they cannot be read). What another tool recorded that ModelDeck has no
+    parameter for is listed in the result's `fields`.
 
     Raises:
         OSError: the file cannot be opened or is not an image.
     """
-    chunks = png_text_chunks(path, keys=frozenset({METADATA_KEY, A1111_KEY}))
+    chunks = png_text_chunks(path, keys=_ALL_KEYS, limits=_GRAPH_LIMITS)
     if chunks is None:  # not a PNG: Pillow says whether it is an image at all (pixels unread)
-        from PIL import Image
-
-        with Image.open(path):
-            return None
+        return _exif_metadata(path)
     if METADATA_KEY in chunks:
         try:
             document = parse_untrusted_json(
@@ -220,23 +301,61 @@ def read_metadata(path: Path) -> ImageMetadata | None:
         try:
             return parse_a1111_parameters(chunks[A1111_KEY])
         except ImageParamsError:
-            return None
+            pass
+    for key, source, parse in (
+        (INVOKEAI_KEY, "invokeai", parse_invokeai_metadata),
+        (COMFYUI_PROMPT_KEY, "comfyui", parse_comfyui_prompt),
+    ):
+        if key not in chunks:
+            continue
+        try:
+            params, left, sampler = parse(chunks[key])
+            params = _checked_prompts(params)
+        except ImageParamsError:
+            continue
+        if source == "comfyui" and COMFYUI_WORKFLOW_KEY in chunks:
+            left["Workflow"] = "the editor's graph is kept in the file, not restored"
+        return ImageMetadata(params=params, source=source, sampler=sampler, fields=left)
     return None
 
 
-def png_text_chunks(path: Path, *, keys: frozenset[str]) -> dict[str, str] | None:
+def _exif_metadata(path: Path) -> ImageMetadata | None:
+    """A1111's `parameters` from a JPEG's or WebP's EXIF UserComment (pixels unread)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        try:
+            comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+        except (ValueError, SyntaxError, struct.error, KeyError):  # damaged EXIF
+            return None
+    if not isinstance(comment, bytes | str) or len(comment) > 4 * MAX_TEXT_CHARS:
+        return None
+    text = decode_user_comment(comment)
+    if not text or not text.strip():
+        return None
+    try:
+        return parse_a1111_parameters(text)
+    except ImageParamsError:
+        return None
+
+
+def png_text_chunks(
+    path: Path, *, keys: frozenset[str], limits: Mapping[str, int] | None = None
+) -> dict[str, str] | None:
     """The text chunks named in `keys` of the PNG at `path`; None if it is not a PNG.
 
     Walks the chunk list and seeks past everything else, pixels included, so the time is
     that of reading a few hundred bytes per chunk however large the image claims to be. A
     chunk is decoded as Pillow does (tEXt and zTXt as Latin-1, iTXt as UTF-8); one longer
-    than `MAX_TEXT_CHARS` (inflated), damaged or cut short is left out. The first chunk of
-    each key wins.
+    than its key's limit in `limits` (inflated; default `MAX_TEXT_CHARS`), damaged or cut
+    short is left out. The first chunk of each key wins.
 
     Raises:
         OSError: the file cannot be read.
     """
     found: dict[str, str] = {}
+    limits = limits or {}
+    most = max([MAX_TEXT_CHARS, *(limits.get(key, MAX_TEXT_CHARS) for key in keys)])
     with open(path, "rb") as file:
         if file.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
             return None
@@ -247,20 +366,26 @@ def png_text_chunks(path: Path, *, keys: frozenset[str]) -> dict[str, str] | Non
             length, kind = struct.unpack(">I4s", header)
             if kind == b"IEND":
                 break
-            if kind in _TEXT_CHUNKS and length <= _MAX_TEXT_CHUNK:
+            if kind in _TEXT_CHUNKS and length <= 4 * most:
                 data = file.read(length)
                 if len(data) < length:
                     break
                 file.seek(4, 1)  # the CRC
-                decoded = _text_chunk(kind, data, keys)
-                if decoded is not None and decoded[0] not in found:
+                decoded = _text_chunk(kind, data, keys, most)
+                if (
+                    decoded is not None
+                    and decoded[0] not in found
+                    and len(decoded[1]) <= limits.get(decoded[0], MAX_TEXT_CHARS)
+                ):
                     found[decoded[0]] = decoded[1]
             else:
                 file.seek(length + 4, 1)
     return found
 
 
-def _text_chunk(kind: bytes, data: bytes, keys: frozenset[str]) -> tuple[str, str] | None:
+def _text_chunk(
+    kind: bytes, data: bytes, keys: frozenset[str], most: int
+) -> tuple[str, str] | None:
     """(keyword, text) of one tEXt/zTXt/iTXt chunk whose keyword is wanted; else None."""
     keyword_bytes, separator, rest = data.partition(b"\0")
     keyword = keyword_bytes.decode("latin-1")
@@ -279,7 +404,7 @@ def _text_chunk(kind: bytes, data: bytes, keys: frozenset[str]) -> tuple[str, st
         _translated, _, rest = after_language.partition(b"\0")
         encoding = "utf-8"
     if compressed:
-        inflated = _inflate(rest, limit=4 * MAX_TEXT_CHARS)
+        inflated = _inflate(rest, limit=4 * most)
         if inflated is None:
             return None
         rest = inflated
@@ -287,7 +412,7 @@ def _text_chunk(kind: bytes, data: bytes, keys: frozenset[str]) -> tuple[str, st
         text = rest.decode(encoding)
     except UnicodeDecodeError:
         return None
-    return (keyword, text) if len(text) <= MAX_TEXT_CHARS else None
+    return (keyword, text) if len(text) <= most else None
 
 
 def _inflate(data: bytes, *, limit: int) -> bytes | None:

@@ -24,7 +24,9 @@ class Source(StrEnum):
     LM_STUDIO = "lm-studio"
     OLLAMA = "ollama"
     GPT4ALL = "gpt4all"
+    MODELSCOPE = "modelscope"  # ModelScope's cache, shared with the `modelscope` SDK
     FOLDER = "folder"  # an extra folder the user asked the library to watch
+    CIVITAI = "civitai"  # the models folder Civitai downloads go to (`CivitaiSettings`)
 
     @property
     def label(self) -> str:
@@ -34,7 +36,7 @@ class Source(StrEnum):
     @property
     def is_other_app(self) -> bool:
         """Whether another application manages these files (deleting them breaks that app)."""
-        return self in (Source.LM_STUDIO, Source.OLLAMA, Source.GPT4ALL)
+        return self in (Source.LM_STUDIO, Source.OLLAMA, Source.GPT4ALL, Source.MODELSCOPE)
 
 
 _LABELS = {
@@ -43,7 +45,9 @@ _LABELS = {
     Source.LM_STUDIO: "LM Studio",
     Source.OLLAMA: "Ollama",
     Source.GPT4ALL: "GPT4All",
+    Source.MODELSCOPE: "ModelScope cache",
     Source.FOLDER: "folder",
+    Source.CIVITAI: "Civitai models folder",
 }
 
 
@@ -95,6 +99,8 @@ class LibraryEntry:
     # Where it came from (hub, repo, commit, download, license) and its last verification;
     # None only before a scan has filled it in.
     provenance: Provenance | None = None
+    # A GGUF model's vision projector (the mmproj file beside it): it can see images.
+    projector: Path | None = None
 
     @property
     def present(self) -> bool:

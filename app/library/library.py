@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import CheckpointError
+from app.hub.civitai.provenance import read_sidecar, sidecar_path
 from app.hub.repo_files import parse_quantization
 from app.hub.security import ScanLevel
 from app.library.catalog import ImportResult, LibraryEntry, Location, Source
@@ -31,12 +32,14 @@ from app.library.errors import EntryNotFoundError, FolderNotFoundError
 from app.library.found import Details, Found, stat_or_none
 from app.library.hf_cache import LicenseCache, find_in_hf_cache
 from app.library.merging import build_entries, identity_path
+from app.library.modelscope_cache import find_in_modelscope
 from app.library.other_apps import (
     AppFolders,
     find_in_gpt4all,
     find_in_lm_studio,
     find_in_ollama,
 )
+from app.library.projectors import with_projectors
 from app.library.provenance import (
     FileToVerify,
     LicenseSource,
@@ -102,6 +105,7 @@ class Library:
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._records = LibraryRecords(database)
+        self._database = database
         self._hf_cache_dir = Path(os.path.abspath(hf_cache_dir.expanduser()))
         self._app_folders = AppFolders.for_this_platform() if app_folders is None else app_folders
         self._clock = clock
@@ -135,6 +139,8 @@ class Library:
             found += find_in_lm_studio(apps.lm_studio)
             found += find_in_ollama(apps.ollama)
             found += find_in_gpt4all(apps.gpt4all)
+            found += find_in_modelscope(apps.modelscope)
+            found += self._in_civitai_folders(used)
             found = [self._with_details(item, used) for item in found]
             found = self._with_hashes(found)
             self._headers = used  # forget headers of files that are gone or changed
@@ -150,7 +156,7 @@ class Library:
                 hf_info=hf_info, hf_cache_dir=self._hf_cache_dir, revision_models=revisions
             )
             pairs = self._with_provenance(pairs, hf_info)
-            entries = [entry for entry, _members in pairs]
+            entries = with_projectors([entry for entry, _members in pairs])
             self._last = _Scan(entries, {e.key: m for e, m in pairs}, context)
             return entries
 
@@ -285,7 +291,11 @@ class Library:
             location = entry.usable_location or entry.locations[0]
             verification = verifications.get(str(location.path))
             if hub_member is None:
+                civitai = read_sidecar(location.path) if location.path.is_file() else None
+                if civitai is not None and license_ is None:
+                    license_, license_source = civitai.license_id, LicenseSource.AT_DOWNLOAD
                 provenance = Provenance(
+                    civitai=civitai,
                     hub=None,
                     repo_id=None,
                     revision=None,
@@ -545,6 +555,36 @@ class Library:
                 result.append(found)
         return result
 
+    def _in_civitai_folders(
+        self, used: dict[_SniffKey, Checkpoint | CheckpointError]
+    ) -> list[Found]:
+        """The models in the Civitai models folder (and its kinds' folders outside it, like
+        A1111's embeddings), as the Civitai settings name them."""
+        from app.hub.civitai.settings import FolderKind, load_civitai_settings
+
+        settings = load_civitai_settings(self._database)
+        root = settings.resolved_models_dir()
+        roots = [root] + [
+            folder
+            for folder in map(settings.folder_for, FolderKind)
+            if not _is_inside(folder, root)
+        ]
+        result: list[Found] = []
+        for folder in roots:
+            if not folder.is_dir():
+                continue
+            for path in find_checkpoints(folder):
+                found = self._found_at(path, Source.CIVITAI, used)
+                if found is None:
+                    continue
+                sidecar = sidecar_path(path)
+                if sidecar.is_file():  # deleting the model deletes what it says of it
+                    found = dataclasses.replace(
+                        found, managed_paths=(*found.managed_paths, sidecar)
+                    )
+                result.append(found)
+        return result
+
     def _found_at(
         self, path: Path, source: Source, used: dict[_SniffKey, Checkpoint | CheckpointError]
     ) -> Found | None:
@@ -682,7 +722,8 @@ class Library:
     def _belongs_to_other_app(self, path: Path) -> bool:
         apps = self._app_folders
         return any(
-            _is_inside(path, root) for root in (*apps.lm_studio, *apps.ollama, *apps.gpt4all)
+            _is_inside(path, root)
+            for root in (*apps.lm_studio, *apps.ollama, *apps.gpt4all, *apps.modelscope)
         )
 
 

@@ -17,7 +17,9 @@ _PRIORITY = {
     Source.HF_CACHE: 0,
     Source.IMPORT: 1,
     Source.FOLDER: 2,
+    Source.CIVITAI: 2,
     Source.LM_STUDIO: 3,
+    Source.MODELSCOPE: 3,
     Source.GPT4ALL: 4,
     Source.OLLAMA: 5,
 }

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.hub.modelscope.layout import ModelScopeRoots
 from app.library.catalog import Location, Source
 from app.library.found import Found, group_gguf_files, stat_or_none
 from app.library.sniff import ModelKind
@@ -46,6 +47,7 @@ class AppFolders:
     lm_studio: tuple[Path, ...] = ()
     ollama: tuple[Path, ...] = ()
     gpt4all: tuple[Path, ...] = ()
+    modelscope: tuple[Path, ...] = ()  # `ModelScopeRoots.all`: its current and older layouts
 
     @classmethod
     def for_this_platform(
@@ -80,7 +82,10 @@ class AppFolders:
         else:
             gpt4all_base = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
         return cls(
-            lm_studio=lm_studio, ollama=ollama, gpt4all=(gpt4all_base / "nomic.ai" / "GPT4All",)
+            lm_studio=lm_studio,
+            ollama=ollama,
+            gpt4all=(gpt4all_base / "nomic.ai" / "GPT4All",),
+            modelscope=ModelScopeRoots.for_this_user(environ=env, home=home).all,
         )
 
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from app.hub.civitai.provenance import CivitaiProvenance
 from app.hub.security import ScanLevel
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -94,6 +95,9 @@ class Provenance:
     # the repository; empty when not recorded (not downloaded by ModelDeck, or before it
     # kept them).
     scans: tuple[tuple[str, ScanLevel], ...] = ()
+    # The Civitai model version the file is (downloaded from Civitai, or found by Identify):
+    # read from the `<name>.civitai.info` beside it.
+    civitai: CivitaiProvenance | None = None
 
     @property
     def worst_scan(self) -> ScanLevel | None:
@@ -115,6 +119,7 @@ class Provenance:
             "license": self.license,
             "license_source": self.license_source.value if self.license_source else None,
             "scans_at_download": {path: level.value for path, level in self.scans} or None,
+            "civitai": self.civitai.to_json() if self.civitai else None,
         }
 
     def lines(self) -> list[str]:
@@ -125,6 +130,8 @@ class Provenance:
             lines.append(f"From {self.repo_id} {where}")
             ref = self.revision or "a pinned commit"
             lines.append(f"Revision: {ref}, commit {self.commit or 'unknown'}")
+        elif self.civitai is not None:
+            lines += self.civitai.lines()
         else:
             lines.append("Not from a hub (imported, a folder or another app's copy)")
         if self.downloaded_at is not None:

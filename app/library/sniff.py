@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 from app.errors import CheckpointError
 from app.hub.repo_files import parse_quantization
+from app.library.lora_keys import LoraHeader, lora_header
 from app.untrusted_json import UntrustedJsonError, parse_untrusted_json
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
     "CheckpointFormat",
     "GgufShape",
     "ModelKind",
+    "ProjectorInfo",
     "find_checkpoints",
     "sniff",
+    "sniff_projector",
 ]
 
 _log = logging.getLogger(__name__)
@@ -60,6 +63,8 @@ class ModelKind(StrEnum):
     LLM_GGUF = "LLM (GGUF)"
     DIFFUSERS_PIPELINE = "diffusers pipeline"
     DIFFUSION_SINGLE_FILE = "single-file diffusion checkpoint"
+    VISION_PROJECTOR = "vision projector (GGUF)"  # an mmproj file: `Checkpoint.projector`
+    LORA = "LoRA"  # a low-rank adapter for a diffusion model (`Checkpoint.lora` says more)
     OTHER = "other"
 
 
@@ -154,6 +159,28 @@ class Checkpoint:
     # GGUF: shape and tensor bytes, for memory estimates; None when the header lacks them,
     # a tensor has a type we do not know, or a split part is missing (or this is not part 1).
     gguf_shape: GgufShape | None = None
+    # A LoRA: its key layout, context width, rank and trigger words; None for anything else.
+    lora: LoraHeader | None = None
+    # A vision projector (GGUF "clip" architecture): what its header says; None otherwise.
+    projector: ProjectorInfo | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectorInfo:
+    """A vision projector's header ("mmproj-*.gguf"): llama.cpp's clip.* keys."""
+
+    projector_type: str | None  # "mlp" (LLaVA), "gemma3", "qwen2.5vl_merger", "idefics3"...
+    has_vision: bool  # clip.has_vision_encoder (an audio-only projector has none)
+    image_size: int | None  # the encoder's input side, in pixels
+    patch_size: int | None
+    projection_dim: int | None  # clip.vision.projection_dim: often the language model's width
+
+    @property
+    def image_tokens(self) -> int | None:
+        """Tokens one image takes at the encoder's own size (before any merging or tiling)."""
+        if not self.image_size or not self.patch_size:
+            return None
+        return (self.image_size // self.patch_size) ** 2
 
 
 PICKLE_WARNING = "pickle — can run code when loaded; not supported"
@@ -448,6 +475,12 @@ _KEPT_KEYS = frozenset(
         "split.no",
         "split.count",
         "split.tensors.count",
+        "clip.projector_type",
+        "clip.vision.projector_type",
+        "clip.has_vision_encoder",
+        "clip.vision.image_size",
+        "clip.vision.patch_size",
+        "clip.vision.projection_dim",
     }
 )
 _CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
@@ -917,10 +950,12 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
     metadata = header.metadata
     architecture = _str_or_none(metadata.get("general.architecture"))
     context = metadata.get(f"{architecture}{_CONTEXT_SUFFIX}") if architecture else None
+    projector = _projector_info(metadata) if architecture == _PROJECTOR_ARCHITECTURE else None
     return Checkpoint(
         path=path,
         format=CheckpointFormat.GGUF,
-        kind=ModelKind.LLM_GGUF,
+        kind=ModelKind.LLM_GGUF if projector is None else ModelKind.VISION_PROJECTOR,
+        projector=projector,
         size=size,
         name=_str_or_none(metadata.get("general.name")) or base_stem,
         architecture=architecture,
@@ -937,6 +972,47 @@ def _gguf_checkpoint(path: Path, size: int, header: _GgufHeader) -> Checkpoint:
             else None
         ),
     )
+
+
+_PROJECTOR_ARCHITECTURE = "clip"  # llama.cpp's mmproj files, whatever the vision model
+
+
+def _projector_info(metadata: dict[str, _MetaValue]) -> ProjectorInfo:
+    kind = metadata.get("clip.projector_type", metadata.get("clip.vision.projector_type"))
+    return ProjectorInfo(
+        projector_type=_str_or_none(kind),
+        has_vision=metadata.get("clip.has_vision_encoder") is True,
+        image_size=_positive_int(metadata.get("clip.vision.image_size")),
+        patch_size=_positive_int(metadata.get("clip.vision.patch_size")),
+        projection_dim=_positive_int(metadata.get("clip.vision.projection_dim")),
+    )
+
+
+def sniff_projector(path: Path) -> Checkpoint:
+    """`sniff` a file that must be a vision projector (an mmproj GGUF).
+
+    Raises:
+        CheckpointError: as `sniff`, or the file is a GGUF of something else (a language
+            model given as a projector), or a projector without a vision encoder.
+    """
+    checkpoint = sniff(path)
+    if checkpoint.projector is None:
+        what = (
+            f"a language model ({checkpoint.architecture})"
+            if checkpoint.kind is ModelKind.LLM_GGUF
+            else f"a {checkpoint.kind.value}"
+        )
+        raise CheckpointError(
+            f"{Path(path).name} is {what}, not a vision projector",
+            path=str(path),
+            hint="A projector is the model's mmproj-*.gguf file.",
+        )
+    if not checkpoint.projector.has_vision:
+        raise CheckpointError(
+            f"{Path(path).name} is a projector without a vision encoder (audio only?)",
+            path=str(path),
+        )
+    return checkpoint
 
 
 def _sum_tensor_bytes(headers: list[_GgufHeader]) -> _TensorBytes | None:
@@ -1128,7 +1204,10 @@ def _read_safetensors(file: BinaryIO, size: int, path: Path, head: bytes) -> Che
         elements_by_dtype[dtype] += elements
         names.append(name)
 
-    family, is_diffusion = _safetensors_family(names, header)
+    lora = lora_header(names, header)
+    family, is_diffusion = (
+        _safetensors_family(names, header) if lora is None else (lora.family, False)
+    )
     main_dtype = (
         max(sorted(elements_by_dtype), key=lambda d: elements_by_dtype[d])
         if elements_by_dtype
@@ -1144,16 +1223,23 @@ def _read_safetensors(file: BinaryIO, size: int, path: Path, head: bytes) -> Che
     return Checkpoint(
         path=path,
         format=CheckpointFormat.SAFETENSORS,
-        kind=ModelKind.DIFFUSION_SINGLE_FILE if is_diffusion else ModelKind.OTHER,
+        kind=(
+            ModelKind.LORA
+            if lora is not None
+            else ModelKind.DIFFUSION_SINGLE_FILE
+            if is_diffusion
+            else ModelKind.OTHER
+        ),
         size=size,
         name=path.stem,
-        architecture=family if is_diffusion else None,
+        architecture=family if is_diffusion or lora is not None else None,
         parameter_count=parameter_count,
         quantization=main_dtype,
         tensor_count=len(names),
         dtypes=tuple(sorted(elements_by_dtype)),
         family=family,
         warning=warning,
+        lora=lora,
     )
 
 

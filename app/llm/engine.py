@@ -17,10 +17,20 @@ from app.engines.errors import EngineError, EngineErrorKind, EngineUnavailableEr
 from app.engines.protocol import Event, EventKind, Op, Payload
 from app.engines.supervisor import EngineProcess, RequestHandle
 from app.llm import llama_worker
-from app.llm.messages import Generate, Loaded, LoadSettings, TokenCount, Tokenize
+from app.llm.messages import (
+    Embed,
+    Embedded,
+    Generate,
+    Loaded,
+    LoadSettings,
+    TokenCount,
+    Tokenize,
+)
 from app.llm.sampling import Sampling
+from app.llm.vision import PromptImage
 
 LOAD_TIMEOUT_S = 600.0  # a 70B model from a slow disk takes minutes
+EMBED_TIMEOUT_S = 600.0  # a big batch on a CPU
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +49,7 @@ class LoadedModel:
     layer_count: int | None
     buffers_mib: Mapping[str, float] = field(default_factory=dict)  # "CPU_Mapped": 4096.0
     load_seconds: float = 0.0
+    vision: bool = False  # a projector is loaded: prompts may carry images
 
     @property
     def placement(self) -> str:
@@ -106,6 +117,7 @@ class LlmEngine:
                 layer_count=result.split.layers,
                 buffers_mib=dict(result.split.buffers_mib),
                 load_seconds=result.seconds,
+                vision=result.vision,
             )
             self._loaded, self._loaded_in = loaded, self._process.pid
             return loaded
@@ -121,21 +133,40 @@ class LlmEngine:
         outcome = self._process.submit(Op.TOKENIZE, Tokenize(text)).wait(60.0)
         return result_of(outcome, TokenCount).count
 
+    def embed(self, texts: Sequence[str], *, normalize: bool = True) -> Embedded:
+        """One vector per text, from a model loaded with `LoadSettings(embedding=True)`.
+
+        Texts longer than the loaded context are truncated to it (llama.cpp's batch).
+
+        Raises:
+            EngineError: no model loaded, a model loaded for chat (kind UNSUPPORTED), an
+                empty text (BAD_INPUT), or the engine failed.
+        """
+        self._ensure_alive()
+        request = Embed(tuple(texts), normalize)
+        return result_of(self._process.submit(Op.EMBED, request).wait(EMBED_TIMEOUT_S), Embedded)
+
     def generate_from_prompt(
         self,
         prompt: str,
         sampling: Sampling,
         *,
         literal_spans: Sequence[tuple[int, int]] = (),
+        grammar: str | None = None,
+        images: Sequence[PromptImage] = (),
     ) -> RequestHandle:
         """Start a completion of a raw prompt (no template).
 
         `literal_spans` are (start, end) ranges of `prompt` that are plain text a person
         wrote: special-token text inside them ("<|im_end|>") stays text, so a message cannot
-        end its own turn or forge another.
+        end its own turn or forge another. `grammar` (GBNF, see `app.llm.grammar`) constrains
+        the reply; a grammar llama.cpp refuses ends the request with kind "bad-grammar".
+        `images` sit at `IMAGE_MARKER`s in `prompt` (`app.llm.vision`); they need a model
+        loaded with a projector (otherwise the request ends with kind "no-vision").
         """
         self._ensure_alive()
-        request = Generate(prompt, sampling, tuple((start, end) for start, end in literal_spans))
+        spans = tuple((start, end) for start, end in literal_spans)
+        request = Generate(prompt, sampling, spans, grammar, tuple(images))
         return self._process.submit(Op.GENERATE, request)
 
     def unload(self) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "Fit",
     "FitEstimate",
     "KvCacheType",
+    "ProjectorCost",
     "choose_gpu_layers",
     "estimate_file_fit",
     "estimate_fit",
@@ -238,6 +239,8 @@ class FitEstimate:
     vram_bytes: int  # the same on the GPU (on unified memory: the GPU's share of RAM)
     fit: Fit
     explanation: str  # one sentence for a person
+    projector_bytes: int = 0  # a vision projector's weights and compute buffer, counted above
+    image_tokens: int | None = None  # context one image takes, when a projector comes along
 
     @property
     def total_bytes(self) -> int:
@@ -258,6 +261,20 @@ class FitEstimate:
     def overhead_bytes(self) -> int:
         """The buffers, in RAM and on the GPU."""
         return self.overhead_ram_bytes + self.overhead_vram_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectorCost:
+    """What a vision projector loaded beside the model costs: its weights, the buffer its
+    image encoder computes in, and the context tokens one image takes."""
+
+    weight_bytes: int
+    compute_bytes: int
+    image_tokens: int | None  # None: the projector's type does not say (dynamic resolution)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.compute_bytes
 
 
 @dataclass(frozen=True)
@@ -326,6 +343,7 @@ def estimate_fit(
     gpu_layers: int | None = None,
     supports_gpu_offload: bool | None = None,
     file_size: int | None = None,
+    projector: ProjectorCost | None = None,
 ) -> FitEstimate:
     """Estimate the RAM and GPU memory a model needs, and whether it fits: the app's one verdict.
 
@@ -348,6 +366,8 @@ def estimate_fit(
         supports_gpu_offload: whether layers can go to a GPU when `gpu_layers` is None;
             None: whenever `memory` has a GPU.
         file_size: the GGUF's bytes on disk (all parts of a split file).
+        projector: a vision projector loaded beside the model: on the GPU with any layer
+            there (as the engine loads it), else in RAM.
 
     Raises:
         ValueError: if `context_length` is negative or `gpu_layers` is below -1.
@@ -371,6 +391,8 @@ def estimate_fit(
         )
     layers = _resolve_gpu_layers(shape, gpu_layers)
     split = _split(shape, context_length, kv_type, layers)
+    if projector is not None:
+        split = _with_projector(split, projector, on_gpu=layers > 0)
     ram, vram = split.ram, split.vram
     gpu_free = sum(gpu.free_bytes for gpu in memory.gpus)
     if memory.unified_memory:
@@ -403,7 +425,24 @@ def estimate_fit(
             memory=memory,
             fit=fit,
             ram_fits=ram_fit is not Fit.WONT_FIT,
+            projector=projector,
         ),
+        projector_bytes=projector.total_bytes if projector is not None else 0,
+        image_tokens=projector.image_tokens if projector is not None else None,
+    )
+
+
+def _with_projector(split: _Split, projector: ProjectorCost, *, on_gpu: bool) -> _Split:
+    if on_gpu:
+        return dataclasses.replace(
+            split,
+            weights_vram=split.weights_vram + projector.weight_bytes,
+            overhead_vram=split.overhead_vram + projector.compute_bytes,
+        )
+    return dataclasses.replace(
+        split,
+        weights_ram=split.weights_ram + projector.weight_bytes,
+        overhead_ram=split.overhead_ram + projector.compute_bytes,
     )
 
 
@@ -423,11 +462,17 @@ def _explain(
     memory: MachineMemory,
     fit: Fit,
     ram_fits: bool,
+    projector: ProjectorCost | None = None,
 ) -> str:
     weights = split.weights_ram + split.weights_vram
     kv = split.kv_ram + split.kv_vram
+    with_projector = (
+        f" (with a {format_bytes(projector.weight_bytes)} vision projector)"
+        if projector is not None
+        else ""
+    )
     parts = (
-        f"{format_bytes(weights)} weights + {format_bytes(kv)} context at "
+        f"{format_bytes(weights)} weights{with_projector} + {format_bytes(kv)} context at "
         f"{context_length:,} tokens + buffers"
     )
     on_gpu = f"{gpu_layers} of {shape.block_count + 1} layers on the GPU"
@@ -447,6 +492,8 @@ def _explain(
             f"GPU memory ({parts}; {on_gpu}); {format_bytes(memory.ram_available)} of RAM and "
             f"{format_bytes(memory.vram_free)} of GPU memory free now."
         )
+    if projector is not None and projector.image_tokens:
+        sentence += f" An image takes about {projector.image_tokens:,} tokens of the context."
     if fit is Fit.TIGHT:
         sentence += " Tight: close other programs or use a shorter context."
     elif fit is Fit.WONT_FIT:
@@ -510,8 +557,10 @@ def estimate_file_fit(
     context_length: int = DEFAULT_CONTEXT_LENGTH,
     kv_type: KvCacheType = KvCacheType.F16,
     shape: GgufShape | None = None,
+    projector: ProjectorCost | None = None,
 ) -> FitEstimate:
-    """Whether a GGUF of `file_size` bytes fits `memory`: `estimate_fit` on what the hub says.
+    """Whether a GGUF of `file_size` bytes fits `memory`: `estimate_fit` on what the hub says
+    (with the vision `projector` that downloads and loads with it, when there is one).
 
     With `shape` (the file's GGUF header) the estimate is the one the Load planner makes
     for the same file, context and memory. Without it the shape is guessed from the size
@@ -530,6 +579,7 @@ def estimate_file_fit(
         memory=memory,
         kv_type=kv_type,
         file_size=file_size,
+        projector=projector,
     )
     if guessed and bits_per_weight(quantization) is None:
         return dataclasses.replace(

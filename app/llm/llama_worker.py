@@ -36,6 +36,8 @@ from app.engines.protocol import (
     serve,
 )
 from app.llm.messages import (
+    Embed,
+    Embedded,
     Generate,
     Generated,
     LayerSplit,
@@ -44,6 +46,7 @@ from app.llm.messages import (
     TokenCount,
     Tokenize,
 )
+from app.llm.projector import Projector
 from app.llm.sampling import MAX_SEED
 from app.llm.stats import GenerationStats
 from app.llm.stop_strings import StopStrings
@@ -54,6 +57,7 @@ KV_CACHE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8}
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _BUFFER = re.compile(r"(\S+) model buffer size\s*=\s*([\d.]+) MiB")
 _LOG_LINES = 400
+_EMBED_GROUP = 64  # texts embedded between two cancel checks
 
 
 class _LlamaLog:
@@ -68,9 +72,9 @@ class _LlamaLog:
             *complete, self._partial = self._partial.split("\n")
             self.lines.extend(line for line in complete if line.strip())
 
-        # Keep a reference: llama.cpp holds only the C pointer.
-        self._callback = llama_cpp.llama_log_callback(receive)
-        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        # Keep a reference: llama.cpp holds only the C pointer. libmtmd takes the same one.
+        self.callback = llama_cpp.llama_log_callback(receive)
+        llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
 
     def mark(self) -> int:
         return len(self.lines)
@@ -99,6 +103,9 @@ class LlamaWorker:
         self._log = _LlamaLog(llama_cpp)
         self._model: Any = None
         self._path: str | None = None
+        self._embedding = False  # the model was loaded for EMBED
+        self._projector: Projector | None = None  # a vision projector beside the model
+        self._images_in_cache = False  # the last prompt's images are in the KV cache
 
     def capabilities(self) -> dict[str, Any]:
         lib = self._llama_cpp
@@ -120,6 +127,7 @@ class LlamaWorker:
             Op.LOAD: self.load,
             Op.GENERATE: self.generate,
             Op.TOKENIZE: self.tokenize,
+            Op.EMBED: self.embed,
             Op.UNLOAD: self.unload,
         }
 
@@ -137,23 +145,16 @@ class LlamaWorker:
         mark = self._log.mark()
         started = time.perf_counter()
         try:
-            model = self._llama_cpp.Llama(
-                model_path=path,
-                n_ctx=settings.context_length,
-                n_gpu_layers=settings.gpu_layers,
-                n_threads=settings.threads,
-                flash_attn=settings.flash_attention,
-                type_k=kv_type,
-                type_v=kv_type,
-                verbose=False,
-            )
+            model = self._open(settings, kv_type)
         except (ValueError, RuntimeError, OSError) as error:
             lines = self._log.since(mark)
             reason = _LlamaLog.load_error(lines) or str(error)
             message = f"llama.cpp could not load the model: {reason}"
             raise EngineFailure("load-failed", message, log=tuple(lines)) from error
-        self._model, self._path = model, path
-        lines = self._log.since(mark)
+        self._model, self._path, self._embedding = model, path, settings.embedding
+        lines = self._log.since(mark)  # the model's own log, before the projector's
+        if settings.projector is not None:
+            self._load_projector(context, settings)
         metadata: Mapping[str, str] = model.metadata or {}
         return Loaded(
             path=path,
@@ -172,7 +173,89 @@ class LlamaWorker:
             eos_token=_token_text(model, model.token_eos()),
             threads=model.n_threads,
             split=_split_from_log(lines),
+            vision=self._projector is not None,
         )
+
+    def _load_projector(self, context: RequestContext, settings: LoadSettings) -> None:
+        """Load `settings.projector` beside the model just loaded; on failure unload both."""
+        assert settings.projector is not None
+        try:
+            import llama_cpp.mtmd_cpp as mtmd
+        except (ImportError, OSError) as error:
+            self.unload(context)
+            raise EngineFailure(
+                "unsupported", f"This llama-cpp-python has no multimodal library ({error})"
+            ) from None
+        # libmtmd and its helpers log on their own (to stderr by default): keep their lines too.
+        mtmd.mtmd_log_set(self._log.callback, ctypes.c_void_p(0))
+        mtmd.mtmd_helper_log_set(self._log.callback, ctypes.c_void_p(0))
+        mark = self._log.mark()
+        try:
+            self._projector = Projector.load(
+                self._llama_cpp,
+                mtmd,
+                self._model,
+                settings.projector,
+                use_gpu=settings.gpu_layers != 0,
+                threads=self._model.n_threads,
+                log_since=lambda: self._log.since(mark),
+            )
+        except EngineFailure:
+            self.unload(context)
+            raise
+
+    def _open(self, settings: LoadSettings, kv_type: int) -> Any:
+        """A `Llama` for `settings`; in embedding mode with pooled sequence vectors."""
+        lib = self._llama_cpp
+        arguments: dict[str, Any] = {
+            "model_path": str(settings.path),
+            "n_ctx": settings.context_length,
+            "n_gpu_layers": settings.gpu_layers,
+            "n_threads": settings.threads,
+            "flash_attn": settings.flash_attention,
+            "type_k": kv_type,
+            "type_v": kv_type,
+            "verbose": False,
+        }
+        if not settings.embedding:
+            return lib.Llama(**arguments)
+        # A non-causal encoder (BERT-like) must see a whole text in one micro-batch, so a
+        # batch is the whole context; llama-cpp-python truncates each text to it.
+        arguments |= {
+            "embedding": True,
+            "n_batch": settings.context_length,
+            "n_ubatch": settings.context_length,
+        }
+        model = lib.Llama(**arguments)
+        if model.pooling_type() != lib.LLAMA_POOLING_TYPE_NONE:
+            return model
+        # The file names no pooling (a generative model used as an embedder): llama.cpp says
+        # so only once loaded, so load again with mean pooling. Per-token vectors would also
+        # meet llama-cpp-python 0.3.36's NONE path, which misreads every sequence but the first.
+        model.close()
+        return lib.Llama(**arguments, pooling_type=lib.LLAMA_POOLING_TYPE_MEAN)
+
+    def embed(self, context: RequestContext) -> Embedded:
+        model = self._require_model()
+        if not self._embedding:
+            raise EngineFailure(
+                "unsupported", "The model is loaded for chat; load it for embeddings to embed"
+            )
+        request = context.request.expect(Embed)
+        for index, text in enumerate(request.texts):
+            if not text:
+                raise EngineFailure("bad-input", f"Text {index + 1} is empty: nothing to embed")
+        vectors: list[tuple[float, ...]] = []
+        tokens = 0
+        # Groups of texts between cancel checks; llama-cpp-python batches inside each group.
+        for start in range(0, len(request.texts), _EMBED_GROUP):
+            if context.cancelled():
+                raise RequestCancelled
+            group = list(request.texts[start : start + _EMBED_GROUP])
+            data, count = model.embed(group, normalize=request.normalize, return_count=True)
+            vectors += [tuple(float(value) for value in vector) for vector in data]
+            tokens += count
+        return Embedded(tuple(vectors), tokens)
 
     def tokenize(self, context: RequestContext) -> TokenCount:
         model = self._require_model()
@@ -181,10 +264,20 @@ class LlamaWorker:
 
     def generate(self, context: RequestContext) -> Generated:
         model = self._require_model()
+        if self._embedding:
+            raise EngineFailure(
+                "unsupported", "The model is loaded for embeddings; load it for chat to generate"
+            )
         request = context.request.expect(Generate)
         sampling = request.sampling
         seed = sampling.seed if sampling.seed is not None else random.randrange(MAX_SEED)
-        tokens = self._tokens(model, request.prompt, request.literal_spans)
+        if request.images:
+            tokens = self._prompt_with_images(model, request)
+        else:
+            if self._images_in_cache:  # image positions hold a filler no prefix may match
+                model.reset()
+                self._images_in_cache = False
+            tokens = self._tokens(model, request.prompt, request.literal_spans)
         max_tokens = sampling.max_tokens
         room = model.n_ctx() - len(tokens)
         if room < 1:
@@ -196,6 +289,7 @@ class LlamaWorker:
         reply = _ReplyText(context, StopStrings(sampling.stop))
         is_end_of_generation = self._llama_cpp.llama_vocab_is_eog
         vocab = model._model.vocab  # not on the public Llama
+        grammar = self._grammar(vocab, request.grammar)
         model.set_seed(seed)
         started = time.perf_counter()
         first_token_at: float | None = None
@@ -208,6 +302,7 @@ class LlamaWorker:
             top_k=sampling.top_k,
             min_p=sampling.min_p,
             repeat_penalty=sampling.repeat_penalty,
+            grammar=grammar,
         )
         try:
             for token in tokens_out:
@@ -242,11 +337,48 @@ class LlamaWorker:
         return Generated(stats)
 
     def unload(self, context: RequestContext) -> None:
+        if self._projector is not None:
+            self._projector.close()
+            self._projector = None
         if self._model is not None:
             self._model.close()
             self._model, self._path = None, None
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _grammar(self, vocab: Any, gbnf: str | None) -> Any:
+        """`gbnf` as llama-cpp-python's grammar, or None for none.
+
+        llama-cpp-python builds its grammar sampler without checking it, and a grammar that
+        llama.cpp cannot parse then crashes the process (a NULL sampler); so it is parsed here
+        first, once, and refused as a request error.
+        """
+        if gbnf is None:
+            return None
+        lib = self._llama_cpp
+        mark = self._log.mark()
+        sampler = lib.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+        if not sampler:
+            lines = self._log.since(mark)
+            reason = next((line for line in lines if "error" in line.lower()), "it does not parse")
+            raise EngineFailure("bad-grammar", f"llama.cpp refused the grammar: {reason.strip()}")
+        lib.llama_sampler_free(sampler)
+        return lib.LlamaGrammar.from_string(gbnf, verbose=False)
+
+    def _prompt_with_images(self, model: Any, request: Generate) -> list[int]:
+        """Evaluate a prompt with images (all but its last token); its token ids."""
+        if self._projector is None:
+            raise EngineFailure(
+                "no-vision", "This model can't see images: it was loaded without a projector."
+            )
+        self._images_in_cache = True  # from the first image evaluated on
+        return self._projector.evaluate(
+            model,
+            request.prompt,
+            request.literal_spans,
+            request.images,
+            lambda text, spans, add_bos: self._tokens(model, text, spans, add_bos),
+        )
 
     def _require_model(self) -> Any:
         if self._model is None:
@@ -254,7 +386,9 @@ class LlamaWorker:
         return self._model
 
     @staticmethod
-    def _tokens(model: Any, text: str, literal_spans: Sequence[Sequence[int]]) -> list[int]:
+    def _tokens(
+        model: Any, text: str, literal_spans: Sequence[Sequence[int]], add_bos: bool = True
+    ) -> list[int]:
         """The prompt's tokens: the template's special tokens parsed, a person's text not.
 
         Only spans whose text would parse into control tokens are tokenized apart (as plain
@@ -271,7 +405,9 @@ class LlamaWorker:
         tokens: list[int] = []
         for index, (piece, special) in enumerate(pieces):
             if piece:
-                tokens += model.tokenize(piece.encode("utf-8"), add_bos=index == 0, special=special)
+                tokens += model.tokenize(
+                    piece.encode("utf-8"), add_bos=add_bos and index == 0, special=special
+                )
         bos = model.token_bos()
         # Templates that write the BOS token themselves would otherwise get it twice.
         if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:

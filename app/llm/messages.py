@@ -7,6 +7,7 @@ processes import from here.
 
     LOAD      LoadSettings  -> Loaded
     TOKENIZE  Tokenize      -> TokenCount
+    EMBED     Embed         -> Embedded (the model loaded with `LoadSettings.embedding`)
     GENERATE  Generate      -> Generated (a remote engine's replies end with one too)
     UNLOAD    Empty         -> Empty (both `app.engines.protocol`)
 """
@@ -21,6 +22,7 @@ from typing import Any
 from app.engines.protocol import Payload
 from app.llm.sampling import Sampling
 from app.llm.stats import GenerationStats
+from app.llm.vision import PromptImage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +35,11 @@ class LoadSettings(Payload):
     threads: int | None = None  # None: llama.cpp's choice
     flash_attention: bool = False
     kv_cache_type: str = "f16"
+    embedding: bool = False  # load for EMBED (vectors), not for GENERATE
+    projector: Path | None = None  # a vision projector (mmproj GGUF) loaded beside the model
 
     def to_args(self) -> dict[str, Any]:
+        # `embedding` only when set: a chat's recorded settings stay as they were.
         return {
             "path": str(self.path),
             "context_length": self.context_length,
@@ -42,7 +47,9 @@ class LoadSettings(Payload):
             "threads": self.threads,
             "flash_attention": self.flash_attention,
             "kv_cache_type": self.kv_cache_type,
-        }
+        } | ({"embedding": True} if self.embedding else {}) | (
+            {"projector": str(self.projector)} if self.projector is not None else {}
+        )
 
 
 @dataclass(frozen=True)
@@ -53,16 +60,38 @@ class Tokenize(Payload):
 
 
 @dataclass(frozen=True)
+class Embed(Payload):
+    """EMBED's request: one vector per text, pooled by the model's own pooling (mean when the
+    model has none); `normalize` scales each to length 1 (cosine similarity = dot product)."""
+
+    texts: tuple[str, ...]
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
+class Embedded(Payload):
+    """EMBED's result: `vectors[i]` is the embedding of `texts[i]`; `prompt_tokens` is the
+    tokens all the texts were, together (what an API reports as usage)."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class Generate(Payload):
     """GENERATE's request: complete a rendered prompt.
 
     `literal_spans` are (start, end) ranges of `prompt` that a person wrote: special-token
-    text inside them stays text (see `LlmEngine.generate_from_prompt`).
+    text inside them stays text (see `LlmEngine.generate_from_prompt`). `grammar` is GBNF
+    text the reply must match (`app.llm.grammar` makes it from a JSON schema), or None.
     """
 
     prompt: str
     sampling: Sampling
     literal_spans: tuple[tuple[int, int], ...] = ()
+    grammar: str | None = None
+    # Images at their markers in `prompt` (`app.llm.vision`): the projector must be loaded.
+    images: tuple[PromptImage, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +118,7 @@ class Loaded(Payload):
     eos_token: str
     threads: int
     split: LayerSplit
+    vision: bool = False  # a projector is loaded: prompts may carry images
 
 
 @dataclass(frozen=True)

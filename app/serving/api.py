@@ -6,18 +6,26 @@ says `"stream": true`. Errors have OpenAI's shape, `{"error": {"message", "type"
 "code"}}`, and status:
 
 - 400: a body that is not JSON or fails validation (a missing field names it in `param`), a
-  negative temperature, a prompt longer than the context (`context_length_exceeded`);
-  bodies are bounded before they are parsed (`request_body`);
+  negative temperature, a prompt longer than the context (`context_length_exceeded`), a
+  `response_format` schema no grammar can express (`invalid_schema`), a `tool_choice` that
+  names no offered tool (param `tools`); bodies are bounded before they are parsed
+  (`request_body`);
 - 401: a missing or wrong API key when the server has one (`invalid_api_key`);
 - 403: a request from a web page whose origin is not allowed (`origin_not_allowed`), or, on
   a loopback server, a Host header that does not name this machine (`host_not_allowed`:
   DNS rebinding). See `browser_guard`; allowed origins get CORS answers;
-- 404: a model other than the loaded one (`model_not_found`); `model` may be left out;
+- 404: a model this server does not serve (`model_not_found`); `model` may be left out
+  when one model is served (or one is loaded, when the whole library is);
 - 413: a body over `MAX_BODY_BYTES` (`request_too_large`). FastAPI counts the bytes as they
   arrive; to a body that declares a Content-Length over the limit it answers itself, in
   plain text, before anything here runs;
 - 415: a body not declared `application/json` (`unsupported_media_type`);
-- 503: a model is loading (with `Retry-After`), or none is loaded.
+- 503: a model is loading (with `Retry-After`), none is loaded, or — serving the whole
+  library — there is no room to load the model while every loaded one generates
+  (`models_busy`, with `Retry-After`). See `served_models` for how routers get a model.
+
+Chat replies honour `response_format` (JSON, enforced by a grammar) and `tools`: calls are
+parsed from the model's output, or forced by a grammar (`structured_fields`, `tool_replies`).
 
 `max_tokens` larger than the context is clamped, not refused (OpenAI answers 400): clients
 written for hosted models send limits no local context has, and the reply then simply ends
@@ -29,14 +37,12 @@ cancels its generation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio
@@ -48,6 +54,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.chat.tools import Tools
 from app.engines.errors import EngineError
 from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
@@ -56,7 +63,15 @@ from app.llm.messages import Generated
 from app.llm.sampling import Sampling
 from app.llm.stats import GenerationStats
 from app.serving.browser_guard import BrowserGuard
+from app.serving.dialects import add_dialects, error_response
 from app.serving.engine_queue import EngineQueue, Generation, ServerClosingError
+from app.serving.generation_stream import (
+    CANCEL_WAIT_S,
+    STATUS_CLIENT_CLOSED,
+    note,
+    unless_disconnected,
+)
+from app.serving.openai_errors import ApiError
 from app.serving.request_body import MAX_BODY_BYTES, BodyError, parse_body
 from app.serving.request_log import RequestLog, RequestLogEntry
 from app.serving.schemas import (
@@ -65,64 +80,27 @@ from app.serving.schemas import (
     CompletionRequest,
     SamplingFields,
 )
-from app.serving.served_engine import ServedEngine
+from app.serving.served_models import ModelLease, ModelSource, ServedModelError
+from app.serving.structured_fields import tools_of
+from app.serving.tool_replies import FINISH_TOOL_CALLS, ToolDeltas, tool_message
 
-T = TypeVar("T")
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
-RETRY_AFTER_LOADING_S = 5
-CANCEL_WAIT_S = 5.0  # how long a left request waits for the engine to confirm the stop
-STATUS_CLIENT_CLOSED = 499  # nginx's "client closed request": for the log only
 
 # finish_reason as OpenAI names it; the engine's "context-full" is a "length" stop.
 _FINISH_REASONS = {"stop": "stop", "length": "length", "context-full": "length"}
 
 
-class ApiError(Exception):
-    """An error answer in OpenAI's shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-
 def create_api(
-    served: ServedEngine,
-    queue: EngineQueue,
+    models: ModelSource,
     *,
     api_key: str | None,
     log: RequestLog,
     allowed_origins: Collection[str] = (),
     loopback_only: bool = True,
 ) -> FastAPI:
-    """The ASGI app serving `served` (one generation at a time, through `queue`).
+    """The ASGI app answering from `models` (one generation at a time per model, through
+    each lease's queue).
 
     Args:
         api_key: when set, every /v1 request needs `Authorization: Bearer <api_key>`.
@@ -132,7 +110,7 @@ def create_api(
         loopback_only: the server listens on loopback only, so the Host header must name
             this machine.
     """
-    api = _Api(served, queue, api_key=api_key)
+    api = _Api(models, api_key=api_key)
     app = FastAPI(
         title="ModelDeck",
         docs_url=None,
@@ -144,11 +122,13 @@ def create_api(
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     router = APIRouter(dependencies=[Depends(api.check_access)])
-    router.add_api_route("/models", api.models, methods=["GET"])
+    router.add_api_route("/models", api.list_models, methods=["GET"])
     router.add_api_route("/chat/completions", api.chat_completions, methods=["POST"])
     router.add_api_route("/completions", api.completions, methods=["POST"])
     app.include_router(router, prefix="/v1")
+    add_dialects(app, models, api_key=api_key)  # Ollama's and Anthropic's APIs
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ServedModelError, _served_model_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     # The last added runs first: the log records every request, refused ones included.
@@ -162,9 +142,10 @@ def create_api(
     return app
 
 
-def _refusal(status: int, message: str, code: str) -> Response:
-    """An answer in OpenAI's shape for the browser guard."""
-    return ApiError(status, message, code=code).response()
+def _refusal(path: str, status: int, message: str, code: str) -> Response:
+    """The browser guard's answer, in the shape of the API `path` belongs to."""
+    shaped = error_response(path, status, message, code)
+    return shaped if shaped is not None else ApiError(status, message, code=code).response()
 
 
 @dataclass(frozen=True)
@@ -176,13 +157,18 @@ class _Reply:
     created: int
     model: str
     include_usage: bool
+    tools: Tools | None = None  # tools offered to the model: its reply is parsed for calls
 
     @classmethod
-    def new(cls, kind: str, model: str, *, include_usage: bool) -> _Reply:
+    def new(
+        cls, kind: str, model: str, *, include_usage: bool, tools: Tools | None = None
+    ) -> _Reply:
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
+        offered = tools if tools is not None and tools.offered else None
         return cls(
-            kind, f"{prefix}-{uuid.uuid4().hex[:24]}", int(time.time()), model, include_usage
-        )
+            kind, f"{prefix}-{uuid.uuid4().hex[:24]}", int(time.time()), model, include_usage,
+            offered,
+        )  # fmt: skip
 
     def _envelope(self, object_: str) -> dict[str, Any]:
         return {"id": self.id, "object": object_, "created": self.created, "model": self.model}
@@ -190,9 +176,13 @@ class _Reply:
     def answer(self, text: str, result: GenerationStats) -> dict[str, Any]:
         finish = _finish_reason(result)
         if self.kind == "chat":
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if self.tools is not None:
+                message, called = tool_message(text, self.tools)
+                finish = FINISH_TOOL_CALLS if called else finish
             choice: dict[str, Any] = {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish,
             }
@@ -220,6 +210,12 @@ class _Reply:
             chunk["usage"] = None
         return chunk
 
+    def delta_chunk(self, delta: Mapping[str, Any]) -> dict[str, Any]:
+        """A chat chunk carrying `delta` as it is (tool-call deltas)."""
+        chunk = self.chunk()
+        chunk["choices"][0]["delta"] = dict(delta)
+        return chunk
+
     def usage_chunk(self, result: GenerationStats) -> dict[str, Any]:
         object_ = "chat.completion.chunk" if self.kind == "chat" else "text_completion"
         return {**self._envelope(object_), "choices": [], "usage": _usage(result)}
@@ -244,11 +240,11 @@ def _dumps(document: Mapping[str, Any]) -> str:
 
 
 class _Api:
-    """The endpoints, over one served engine and its queue."""
+    """The endpoints, over the served models (`ModelSource.acquire` gives each request its
+    model's engine and queue)."""
 
-    def __init__(self, served: ServedEngine, queue: EngineQueue, *, api_key: str | None) -> None:
-        self.served = served
-        self.queue = queue
+    def __init__(self, models: ModelSource, *, api_key: str | None) -> None:
+        self.models = models
         self.api_key = api_key
 
     # -- checks, in the order a request meets them ---------------------------------------
@@ -275,38 +271,10 @@ class _Api:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def check_not_loading(self) -> None:
-        if self.served.loading:
-            raise ApiError(
-                503,
-                "The model is loading; try again in a few seconds.",
-                type="server_error",
-                code="model_loading",
-                headers={"Retry-After": str(RETRY_AFTER_LOADING_S)},
-            )
-
-    def check_model(self, requested: str | None) -> str:
-        """The id of the model to answer with; raises 404 for another model's name."""
-        self.check_not_loading()
-        model_id = self.served.model_id
-        if model_id is None:
-            raise ApiError(
-                503,
-                "No model is loaded. Load one in ModelDeck, then try again.",
-                type="server_error",
-                code="model_not_loaded",
-            )
-        if requested is not None and requested not in self.served.names():
-            raise ApiError(
-                404,
-                f"The model {requested!r} does not exist here; this server serves {model_id!r}.",
-                param="model",
-                code="model_not_found",
-            )
-        return model_id
-
-    def sampling(self, body: SamplingFields, *, default_max_tokens: int | None) -> Sampling:
-        context = self.served.loaded.context_length if self.served.loaded else 4096
+    def sampling(
+        self, body: SamplingFields, lease: ModelLease, *, default_max_tokens: int | None
+    ) -> Sampling:
+        context = lease.loaded.context_length
         try:
             return body.sampling(
                 default_max_tokens=default_max_tokens or context, context_length=context
@@ -316,47 +284,59 @@ class _Api:
 
     # -- endpoints -----------------------------------------------------------------------
 
-    async def models(self) -> dict[str, Any]:
-        self.check_not_loading()
-        loaded, model_id = self.served.loaded, self.served.model_id
-        data = []
-        if loaded is not None and model_id is not None:
-            data.append(
-                {
-                    "id": model_id,
-                    "object": "model",
-                    "created": int(_modified(loaded.settings.path)),
-                    "owned_by": "modeldeck",
-                    "context_length": loaded.context_length,
-                }
-            )
+    async def list_models(self) -> dict[str, Any]:
+        listed = await asyncio.to_thread(self.models.listing)
+        data = [
+            {
+                "id": model.model_id,
+                "object": "model",
+                "created": model.created,
+                "owned_by": "modeldeck",
+                "loaded": model.loaded,
+                **({"context_length": model.context_length} if model.context_length else {}),
+            }
+            for model in listed
+        ]
         return {"object": "list", "data": data}
 
     async def chat_completions(self, request: Request) -> Response:
         body = await _parse(request, ChatCompletionRequest)
-        model_id = self.check_model(body.model)
         try:
             messages = [message.as_template_message() for message in body.messages]
+            images = [image for message in body.messages for image in message.images()]
         except ValueError as exc:
             raise ApiError(400, str(exc), param="messages") from None
-        sampling = self.sampling(body, default_max_tokens=None)
-        engine = self.served.engine
-        reply = _Reply.new("chat", model_id, include_usage=body.include_usage)
-        return await self._answer(
-            request, lambda: engine.generate(messages, sampling), reply, body.stream, "messages"
-        )
+        schema, tools = _structured_output(body)
+        async with self.models.acquire(body.model) as lease:
+            if images and not lease.loaded.vision:
+                raise ApiError(
+                    400, f"{lease.model_id} can't see images: it has no vision projector.",
+                    param="messages",
+                )  # fmt: skip
+            sampling = self.sampling(body, lease, default_max_tokens=None)
+            sampling = replace(sampling, json_schema=schema)
+            engine = lease.engine
+            reply = _Reply.new(
+                "chat", lease.model_id, include_usage=body.include_usage, tools=tools
+            )
+            return await self._answer(
+                request,
+                lambda: engine.generate(messages, sampling, tools=tools, images=images),
+                reply,
+                body.stream, "messages", queue=lease.queue,
+            )  # fmt: skip
 
     async def completions(self, request: Request) -> Response:
         body = await _parse(request, CompletionRequest)
-        model_id = self.check_model(body.model)
-        sampling = self.sampling(body, default_max_tokens=COMPLETION_DEFAULT_MAX_TOKENS)
-        prompt = body.prompt_text
-        engine = self.served.engine
-        reply = _Reply.new("completion", model_id, include_usage=body.include_usage)
-        return await self._answer(
-            request, lambda: engine.generate_from_prompt(prompt, sampling), reply, body.stream,
-            "prompt",
-        )  # fmt: skip
+        async with self.models.acquire(body.model) as lease:
+            sampling = self.sampling(body, lease, default_max_tokens=COMPLETION_DEFAULT_MAX_TOKENS)
+            prompt = body.prompt_text
+            engine = lease.engine
+            reply = _Reply.new("completion", lease.model_id, include_usage=body.include_usage)
+            return await self._answer(
+                request, lambda: engine.generate_from_prompt(prompt, sampling), reply,
+                body.stream, "prompt", queue=lease.queue,
+            )  # fmt: skip
 
     # -- one generation ------------------------------------------------------------------
 
@@ -367,12 +347,14 @@ class _Api:
         reply: _Reply,
         stream: bool,
         prompt_param: str,
+        *,
+        queue: EngineQueue,
     ) -> Response:
         """Queue the generation, and answer once its first event is in: an error as an error,
         anything else as a stream or, at its end, one JSON answer."""
 
         async def first_event() -> tuple[Generation, Event]:
-            generation = await self.queue.start(submit)
+            generation = await queue.start(submit)
             try:
                 return generation, await generation.next_event()
             except asyncio.CancelledError:
@@ -380,7 +362,7 @@ class _Api:
                 raise
 
         try:
-            opened = await _unless_disconnected(request, first_event())
+            opened = await unless_disconnected(request, first_event())
         except ChatTemplateError as exc:
             raise ApiError(400, str(exc), param=prompt_param) from None
         except ServerClosingError:
@@ -423,7 +405,7 @@ class _Api:
                 raise
             return event
 
-        outcome = await _unless_disconnected(request, to_the_end())
+        outcome = await unless_disconnected(request, to_the_end())
         if outcome is None:
             _note_outcome(request, await generation.finish(CANCEL_WAIT_S))
             return Response(status_code=STATUS_CLIENT_CLOSED)
@@ -439,16 +421,25 @@ async def _stream(
     """The SSE lines of one generation; a client that leaves cancels it (sse-starlette
     cancels this generator, and the `finally` stops the engine)."""
     event = first
+    deltas = ToolDeltas(reply.tools) if reply.tools is not None else None
     try:
         if reply.kind == "chat":
             yield _dumps(reply.chunk(role=True))
         while True:
             if event.kind is EventKind.CHUNK:
                 text = event.text
-                if text:
+                if text and deltas is not None:
+                    for delta in deltas.feed(text):
+                        yield _dumps(reply.delta_chunk(delta))
+                elif text:
                     yield _dumps(reply.chunk(text))
             elif event.kind is EventKind.RESULT:
-                yield _dumps(reply.chunk(finish=_finish_reason(_result(event))))
+                finish = _finish_reason(_result(event))
+                if deltas is not None:
+                    for delta in deltas.finish():
+                        yield _dumps(reply.delta_chunk(delta))
+                    finish = FINISH_TOOL_CALLS if deltas.called else finish
+                yield _dumps(reply.chunk(finish=finish))
                 if reply.include_usage:
                     yield _dumps(reply.usage_chunk(_result(event)))
                 yield "[DONE]"
@@ -466,62 +457,41 @@ async def _stream(
         _note_outcome(request, outcome)
 
 
+def _structured_output(body: ChatCompletionRequest) -> tuple[str | None, Tools | None]:
+    """The JSON schema (`response_format`) and the tools a chat request asks for; 400 for
+    a schema no grammar can express, or a tool choice that makes no sense."""
+    try:
+        schema = body.response_format.schema_text() if body.response_format else None
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="response_format", code="invalid_schema") from None
+    try:
+        tools = tools_of(body.tools, body.tool_choice)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="tools") from None
+    return schema, tools
+
+
 def _cancel_unless_done(generation: Generation) -> None:
     """After a stream: stop a generation whose stream never started (the client left at once)."""
     if generation.outcome is None:
         generation.cancel()
 
 
-async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
-    """Run `work` until it ends or the client disconnects (then cancel it: None)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return None
-
-
-async def _disconnected(request: Request) -> None:
-    """Return when the client has gone (the body was read: the next message is a disconnect)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 def _client_left(request: Request) -> Response:
-    _note(request, tokens=None, outcome="cancelled")
+    note(request, tokens=None, outcome="cancelled")
     return Response(status_code=STATUS_CLIENT_CLOSED)
-
-
-def _note(request: Request, *, tokens: int | None, outcome: str) -> None:
-    """What the request log should say of this request beyond its status."""
-    request.state.tokens = tokens
-    request.state.outcome = outcome
 
 
 def _note_outcome(request: Request, event: Event | None) -> None:
     """Note how the engine ended a generation (None: it did not say in time)."""
     if event is None or event.kind is EventKind.CANCELLED:
-        _note(request, tokens=None, outcome="cancelled")
+        note(request, tokens=None, outcome="cancelled")
     elif event.kind is EventKind.RESULT:
         result = _result(event)
         tokens = result.generated_tokens or 0
-        _note(request, tokens=tokens, outcome=_finish_reason(result))
+        note(request, tokens=tokens, outcome=_finish_reason(result))
     else:
-        _note(request, tokens=None, outcome="error")
+        note(request, tokens=None, outcome="error")
 
 
 async def _parse(request: Request, model: type[BodyT]) -> BodyT:
@@ -537,13 +507,6 @@ def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _modified(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return time.time()
-
-
 def _stopping() -> ApiError:
     return ApiError(503, "The server is stopping.", type="server_error", code="server_stopping")
 
@@ -553,6 +516,8 @@ def _engine_error(kind: str, message: str, prompt_param: str | None) -> ApiError
         return ApiError(400, message, param=prompt_param, code="context_length_exceeded")
     if kind == "not-loaded":
         return ApiError(503, message, type="server_error", code="model_not_loaded")
+    if kind in ("bad-input", "no-vision"):  # an image that is not one, or for a text model
+        return ApiError(400, message, param=prompt_param, code=kind.replace("-", "_"))
     return ApiError(500, message, type="server_error", code=kind.replace("-", "_"))
 
 
@@ -576,6 +541,15 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+async def _served_model_error(request: Request, exc: Exception) -> Response:
+    """Why the request's model cannot answer, in OpenAI's shape (404, 503 + Retry-After…)."""
+    assert isinstance(exc, ServedModelError)
+    retry = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else {}
+    kind = "invalid_request_error" if exc.client_error else "server_error"
+    error = ApiError(exc.status, str(exc), type=kind, param=exc.param, code=exc.code, headers=retry)
+    return error.response()
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
@@ -584,13 +558,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = str(exc.detail)
     if exc.status_code == 413:
         message = f"The request body is larger than the {MAX_BODY_BYTES:,} bytes allowed."
+    shaped = error_response(request.url.path, exc.status_code, message, code or "", exc.headers)
+    if shaped is not None:
+        return shaped
     error = ApiError(exc.status_code, message, code=code, headers=exc.headers)
     return error.response()
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     message = f"The server failed: {type(exc).__name__}: {exc}"
-    return ApiError(500, message, type="server_error").response()
+    shaped = error_response(request.url.path, 500, message, "server_error")
+    return shaped if shaped is not None else ApiError(500, message, type="server_error").response()
 
 
 class _RequestLogMiddleware:

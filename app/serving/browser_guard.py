@@ -50,7 +50,8 @@ class BrowserGuard:
             normalized (`app.settings.validate_origins`).
         loopback_only: the server listens on loopback addresses only, so Host must name
             this machine.
-        refuse: builds the error answer (status, message, code) in the API's own shape.
+        refuse: builds the error answer (request path, status, message, code) in the shape
+            of the API the path belongs to.
     """
 
     def __init__(
@@ -59,7 +60,7 @@ class BrowserGuard:
         *,
         allowed_origins: Collection[str],
         loopback_only: bool,
-        refuse: Callable[[int, str, str], Response],
+        refuse: Callable[[str, int, str, str], Response],
     ) -> None:
         self.allowed_origins = frozenset(allowed_origins)
         self.loopback_only = loopback_only
@@ -77,18 +78,22 @@ class BrowserGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self.check(Headers(scope=scope), str(scope.get("method", "")))
+        refusal = self.check(
+            Headers(scope=scope), str(scope.get("method", "")), str(scope.get("path", "/"))
+        )
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def check(self, headers: Headers, method: str) -> Response | None:
-        """The refusal for a request with these headers, or None to let it through."""
+    def check(self, headers: Headers, method: str, path: str = "/") -> Response | None:
+        """The refusal for a request to `path` with these headers, or None to let it
+        through."""
         if self.loopback_only:
             host = _host_name(headers.get("host", ""))
             if not host_names_this_machine(host):
                 return self.refuse(
+                    path,
                     403,
                     f"Requests must address this server as 127.0.0.1 or localhost, not "
                     f"{host!r}. Serve on another address, with an API key, to accept other "
@@ -98,6 +103,7 @@ class BrowserGuard:
         origin = headers.get("origin")
         if origin is not None and origin not in self.allowed_origins:
             return self.refuse(
+                path,
                 403,
                 f"Web pages from {origin!r} may not use this server. Add the origin to the "
                 "allowed origins (modeldeck serve --allow-origin) to let it.",
@@ -105,12 +111,14 @@ class BrowserGuard:
             )
         if origin is None and headers.get("sec-fetch-site", "").lower() in _CROSS_SITE:
             return self.refuse(
+                path,
                 403,
                 "Web pages from other sites may not use this server.",
                 "origin_not_allowed",
             )
         if method in _METHODS_WITH_BODY and not _is_json(headers.get("content-type", "")):
             return self.refuse(
+                path,
                 415,
                 "Send the request body as JSON, with the header Content-Type: application/json.",
                 "unsupported_media_type",

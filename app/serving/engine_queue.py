@@ -120,7 +120,10 @@ class EngineQueue:
     Lives on the server's event loop; `waiting` and `busy` may be read from any thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_done: Callable[[], None] | None = None) -> None:
+        """`on_done` is called on the loop after each generation ends (the model pool uses
+        it to time how long a model has been idle)."""
+        self._on_done = on_done
         self._lock = asyncio.Lock()
         self._waiting = 0
         self._busy = False
@@ -161,6 +164,8 @@ class EngineQueue:
             self._live.discard(generation)
             self._busy = False
             self._lock.release()
+            if self._on_done is not None:
+                self._on_done()
 
         generation = Generation(submit, asyncio.get_running_loop(), done)
         self._live.add(generation)

@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.chat.vision import ImageAttachment, image_from_data_uri
 from app.llm.sampling import Sampling
+from app.llm.vision import IMAGE_MARKER, neutralize_markers
+from app.serving.structured_fields import (
+    MessageToolCall,
+    ResponseFormat,
+    ToolChoiceField,
+    ToolsField,
+)
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16
 MAX_STOP_STRINGS = 16
@@ -39,6 +47,22 @@ class TextPart(BaseModel):
     text: str
 
 
+class ImageUrl(BaseModel):
+    model_config = _BODY
+
+    url: str
+    detail: str | None = None
+
+
+class ImagePart(BaseModel):
+    """An image, as OpenAI sends one: a `data:` URI (an http(s) URL is not fetched)."""
+
+    model_config = _BODY
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
 class OtherPart(BaseModel):
     """A content part the model cannot read (an image, audio…): refused with a message."""
 
@@ -51,25 +75,56 @@ class ChatMessage(BaseModel):
     model_config = _BODY
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart | OtherPart] | None = None
+    content: str | list[TextPart | ImagePart | OtherPart] | None = None
+    tool_calls: list[MessageToolCall] | None = None  # an assistant's calls
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None
 
-    def as_template_message(self) -> dict[str, str]:
-        """The message as a chat template reads it (text only; "developer" is a system turn).
+    def as_template_message(self) -> dict[str, Any]:
+        """The message as a chat template reads it (text only; "developer" is a system turn;
+        an assistant's calls and a tool result's call id as transformers passes them).
 
         Raises:
             ValueError: a part is not text.
         """
         role = "system" if self.role == "developer" else self.role
+        message: dict[str, Any] = {"role": role, "content": self._text()}
+        if self.tool_calls:
+            message["tool_calls"] = [call.as_template_call() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        if self.name is not None and role == "tool":
+            message["name"] = self.name
+        return message
+
+    def _text(self) -> str:
         if self.content is None:
-            return {"role": role, "content": ""}
+            return ""
         if isinstance(self.content, str):
-            return {"role": role, "content": self.content}
+            return self.content
         texts: list[str] = []
         for part in self.content:
-            if not isinstance(part, TextPart):
+            if isinstance(part, ImagePart):
+                texts.append(IMAGE_MARKER)  # where the image goes (`images`)
+            elif isinstance(part, TextPart):
+                texts.append(neutralize_markers(part.text))
+            else:
                 raise ValueError(f"This model reads text only; a message has a {part.type!r} part.")
-            texts.append(part.text)
-        return {"role": role, "content": "".join(texts)}
+        return "".join(texts)
+
+    def images(self) -> list[ImageAttachment]:
+        """The message's images, in order, decoded from their data: URIs (not yet as pixels).
+
+        Raises:
+            ValueError: an image is given by a URL to fetch, or its data: URI is malformed.
+        """
+        if not isinstance(self.content, list):
+            return []
+        parts = [part for part in self.content if isinstance(part, ImagePart)]
+        return [
+            image_from_data_uri(part.image_url.url, f"image {index}")
+            for index, part in enumerate(parts, start=1)
+        ]
 
 
 class StreamOptions(BaseModel):
@@ -142,6 +197,9 @@ class SamplingFields(BaseModel):
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    response_format: ResponseFormat | None = None  # see `structured_fields`
+    tools: ToolsField = None
+    tool_choice: ToolChoiceField = None
 
 
 class CompletionRequest(SamplingFields):

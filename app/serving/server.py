@@ -1,9 +1,11 @@
 """`ModelServer`: the OpenAI-compatible API, run by uvicorn on a thread of the app process.
 
 The server answers from the app's own `LocalChatEngine` (the same child process the Chat page
-uses), so nothing is loaded twice. It listens on 127.0.0.1 unless told otherwise, and it
-refuses to listen anywhere else without an API key. Web pages may use it only from the
-origins it is given (none by default; `browser_guard`).
+uses), so nothing is loaded twice — or, after `serve_library(pool)`, from a `ModelPool` that
+loads any library model a request names, each in an engine process of its own. It listens
+on 127.0.0.1 unless told otherwise, and it refuses to listen anywhere else without an API
+key. Web pages may use it only from the origins it is given (none by default;
+`browser_guard`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from app.settings import validate_origins
 if TYPE_CHECKING:
     import uvicorn
 
-    from app.serving.engine_queue import EngineQueue
+    from app.serving.model_pool import ModelPool
+    from app.serving.served_models import ModelSource
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -64,7 +67,8 @@ class ModelServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: EngineQueue | None = None
+        self._source: ModelSource | None = None  # what the running server answers from
+        self._pool: ModelPool | None = None
         self._host = DEFAULT_HOST
         self._port = 0
         self._api_key: str | None = None
@@ -105,20 +109,45 @@ class ModelServer:
 
     @property
     def queue_length(self) -> int:
-        """Requests waiting for the engine, not counting the one being answered."""
-        queue = self._queue
-        return queue.waiting if queue is not None and self.running else 0
+        """Requests waiting for an engine, not counting those being answered."""
+        source = self._source
+        return source.waiting if source is not None and self.running else 0
 
     @property
     def busy(self) -> bool:
-        """True while the engine is answering one of the server's requests."""
-        queue = self._queue
-        return queue is not None and self.running and queue.busy
+        """True while an engine is answering one of the server's requests."""
+        source = self._source
+        return source is not None and self.running and source.busy
 
     @property
     def loading(self) -> bool:
-        """True while `load` runs (requests are answered 503 with Retry-After meanwhile)."""
-        return self.served.loading
+        """True while `load` runs (requests are answered 503 with Retry-After meanwhile), or
+        while the library pool loads a model."""
+        source = self._source
+        return self.served.loading or (source is not None and self.running and source.loading)
+
+    @property
+    def models(self) -> ModelSource | None:
+        """What the running server answers from (routers call its `acquire`); None when
+        stopped."""
+        return self._source if self.running else None
+
+    @property
+    def pool(self) -> ModelPool | None:
+        """The library pool the server serves (or will serve at its next start); None when
+        it serves the engine's one model."""
+        return self._pool
+
+    def serve_library(self, pool: ModelPool | None) -> None:
+        """From the next `start`, serve every model of `pool` (None: the engine's model).
+
+        Raises:
+            ServingError: the server is running (stop it first).
+        """
+        with self._lock:
+            if self.running:
+                raise ServingError("Stop the server before changing what it serves.")
+            self._pool = pool
 
     @property
     def model_id(self) -> str | None:
@@ -168,7 +197,7 @@ class ModelServer:
                 import uvicorn
 
                 from app.serving.api import create_api
-                from app.serving.engine_queue import EngineQueue
+                from app.serving.served_models import SingleModelSource
             except ImportError as exc:
                 raise ServingUnavailableError(
                     f"The API server's libraries are not installed ({exc.name}).",
@@ -176,11 +205,12 @@ class ModelServer:
                 ) from exc
             listener = _bind(host, port, addresses[0])
             bound_port: int = listener.getsockname()[1]
-            queue = EngineQueue()
+            source: ModelSource = (
+                self._pool if self._pool is not None else SingleModelSource(self.served)
+            )
             try:
                 app = create_api(
-                    self.served,
-                    queue,
+                    source,
                     api_key=api_key,
                     log=self.log,
                     allowed_origins=origins,
@@ -204,11 +234,11 @@ class ModelServer:
             ended = threading.Event()
             thread = threading.Thread(
                 target=self._run,
-                args=(server, listener, ended),
+                args=(server, source, listener, ended),
                 name="ModelDeck API server",
                 daemon=True,
             )
-            self._server, self._queue, self._thread = server, queue, thread
+            self._server, self._source, self._thread = server, source, thread
             self._host, self._port = host, bound_port
             self._api_key = api_key
             self._allowed_origins = origins
@@ -242,9 +272,16 @@ class ModelServer:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _run(self, server: uvicorn.Server, listener: socket.socket, ended: threading.Event) -> None:
+    def _run(
+        self,
+        server: uvicorn.Server,
+        source: ModelSource,
+        listener: socket.socket,
+        ended: threading.Event,
+    ) -> None:
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
+            await source.open()
             await server.serve(sockets=[listener])
 
         try:
@@ -254,19 +291,21 @@ class ModelServer:
             ended.set()
 
     def _stop_locked(self, *, timeout: float) -> None:
-        server, thread, loop, queue = self._server, self._thread, self._loop, self._queue
+        server, thread, loop, source = self._server, self._thread, self._loop, self._source
         if server is None or thread is None:
             return
-        if loop is not None and queue is not None:
+        if loop is not None and source is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already ended
-                loop.call_soon_threadsafe(queue.close)
+                loop.call_soon_threadsafe(source.close)
         server.should_exit = True
         if thread.ident is not None:  # it was started
             thread.join(timeout)
             if thread.is_alive():
                 server.force_exit = True
                 thread.join(timeout)
-        self._server = self._thread = self._loop = self._queue = None
+        if source is not None:
+            source.shutdown()  # a pool's engine processes end with the server
+        self._server = self._thread = self._loop = self._source = None
         self._api_key = None
         self._allowed_origins = ()
         self._port = 0

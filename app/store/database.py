@@ -175,6 +175,77 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE download_files ADD COLUMN scan TEXT;
     """,
+    # 9: document collections (app.docs): files indexed in place, their chunks, the chunks'
+    # full-text index (FTS5, kept in step by triggers) and their embedding vectors.
+    """
+    CREATE TABLE doc_collections (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        embedder    TEXT,              -- the embedding GGUF's path; NULL: words only
+        vectors_of  TEXT,              -- the model the stored vectors came from (name + size)
+        offline     INTEGER NOT NULL DEFAULT 0,  -- a root was missing at the last index
+        created_at  TEXT NOT NULL,
+        indexed_at  TEXT
+    );
+    CREATE TABLE doc_roots (
+        collection_id INTEGER NOT NULL REFERENCES doc_collections(id) ON DELETE CASCADE,
+        path          TEXT NOT NULL,   -- a file or folder, absolute
+        PRIMARY KEY (collection_id, path)
+    );
+    CREATE TABLE doc_files (
+        id            INTEGER PRIMARY KEY,
+        collection_id INTEGER NOT NULL REFERENCES doc_collections(id) ON DELETE CASCADE,
+        path          TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        mtime_ns      INTEGER NOT NULL,
+        sha256        TEXT,
+        skipped       TEXT,            -- why it is not indexed; NULL: indexed
+        UNIQUE (collection_id, path)
+    );
+    CREATE TABLE doc_chunks (
+        id         INTEGER PRIMARY KEY,
+        file_id    INTEGER NOT NULL REFERENCES doc_files(id) ON DELETE CASCADE,
+        text       TEXT NOT NULL,
+        heading    TEXT NOT NULL,
+        page       INTEGER,
+        line_start INTEGER NOT NULL,
+        line_end   INTEGER NOT NULL,
+        vector     BLOB                -- float32 little-endian; NULL: not embedded
+    );
+    CREATE INDEX doc_chunks_by_file ON doc_chunks (file_id);
+    CREATE VIRTUAL TABLE doc_chunks_fts USING fts5 (
+        text, heading, content='doc_chunks', content_rowid='id', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER doc_chunks_fts_insert AFTER INSERT ON doc_chunks BEGIN
+        INSERT INTO doc_chunks_fts (rowid, text, heading) VALUES (new.id, new.text, new.heading);
+    END;
+    CREATE TRIGGER doc_chunks_fts_delete AFTER DELETE ON doc_chunks BEGIN
+        INSERT INTO doc_chunks_fts (doc_chunks_fts, rowid, text, heading)
+        VALUES ('delete', old.id, old.text, old.heading);
+    END;
+    """,
+    # 10: the image queue (app.images.queue): each job with every setting it runs with; a job
+    # left "running" by a killed app runs again at the next start.
+    """
+    CREATE TABLE image_queue (
+        id          INTEGER PRIMARY KEY,
+        position    INTEGER NOT NULL,  -- the order jobs run in (smallest first)
+        state       TEXT NOT NULL,     -- queued | running | done | failed | cancelled
+        model       TEXT NOT NULL,     -- JSON: ModelRef
+        params      TEXT NOT NULL,     -- JSON: ImageParams, seed resolved
+        follow_size INTEGER NOT NULL,  -- 1: the model's own size when it loads
+        error       TEXT,              -- one line for a person, when failed
+        images      TEXT NOT NULL,     -- JSON: the paths made
+        created_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX image_queue_by_position ON image_queue (state, position);
+    """,
+    # 11: images attached to chat messages (app.chat.image_store): the files are kept
+    # content-addressed beside the database; a message lists them by sha256.
+    """
+    ALTER TABLE messages ADD COLUMN images TEXT;  -- JSON: [{sha256, name, suffix}]; NULL: none
+    """,
 )
 
 

@@ -41,11 +41,12 @@ def paths(files: Iterable[PlannedFile]) -> list[str]:
 
 def test_a_quantization_name_picks_that_gguf(gguf_details: ModelDetails) -> None:
     plan = plan_files(gguf_details, ["q8_0"])
-    assert paths(plan.files) == ["tiny-Q8_0.gguf"]
+    # The repository ships a vision projector: it comes with every model (see below).
+    assert paths(plan.files) == ["mmproj-tiny-F16.gguf", "tiny-Q8_0.gguf"]
     assert plan.revision == gguf_details.sha
     assert plan.ref == "main"
     assert plan.label == "q8_0"
-    (file,) = plan.files
+    (_, file) = plan.files
     assert file.size == len(b"GGUF-q8")
     assert file.sha256 == file.etag == hashlib.sha256(b"GGUF-q8").hexdigest()
 
@@ -53,7 +54,11 @@ def test_a_quantization_name_picks_that_gguf(gguf_details: ModelDetails) -> None
 def test_one_part_or_the_name_of_a_split_gguf_brings_every_part(
     gguf_details: ModelDetails,
 ) -> None:
-    parts = ["big/big-Q6_K-00001-of-00002.gguf", "big/big-Q6_K-00002-of-00002.gguf"]
+    parts = [
+        "big/big-Q6_K-00001-of-00002.gguf",
+        "big/big-Q6_K-00002-of-00002.gguf",
+        "mmproj-tiny-F16.gguf",
+    ]
     assert paths(plan_files(gguf_details, [parts[1]]).files) == parts
     assert paths(plan_files(gguf_details, ["big-Q6_K"]).files) == parts
     assert paths(plan_files(gguf_details, ["Q6_K"]).files) == parts
@@ -61,14 +66,15 @@ def test_one_part_or_the_name_of_a_split_gguf_brings_every_part(
     plan = plan_gguf(gguf_details, split)
     assert paths(plan.files) == parts
     assert plan.label == "Q6_K"
-    assert plan.total_size == len(b"GGUF-a") + len(b"GGUF-b")
+    assert plan.total_size == len(b"GGUF-a") + len(b"GGUF-b") + len(b"GGUF-proj")
 
 
 def test_globs_exact_paths_and_the_whole_repo(gguf_details: ModelDetails) -> None:
     assert paths(plan_files(gguf_details, ["*.json"]).files) == ["config.json"]
     plan = plan_files(gguf_details, ["config.json", "tiny-Q4_K_M.gguf"])
-    assert paths(plan.files) == ["config.json", "tiny-Q4_K_M.gguf"]  # repository order
-    (config, _) = plan.files
+    # repository order
+    assert paths(plan.files) == ["config.json", "mmproj-tiny-F16.gguf", "tiny-Q4_K_M.gguf"]
+    (config, _, _) = plan.files
     assert config.sha256 is None
     assert config.etag == git_blob_sha1(CONFIG)  # a regular file's blob name is its git id
     everything = plan_files(gguf_details)
@@ -281,3 +287,55 @@ def test_a_pickle_with_no_safetensors_anywhere_has_no_alternative(
     assert check.alternative is None
     with pytest.raises(RepoFileNotFoundError, match="no bf16 weights"):
         check_pipeline(pipeline_details, "bf16")
+
+
+@pytest.mark.parametrize(
+    ("model", "projector"),
+    [
+        ("vision-Q8_0.gguf", "mmproj-vision-Q8_0.gguf"),  # the model's own precision
+        ("vision-BF16.gguf", "mmproj-vision-BF16.gguf"),
+        ("vision-Q4_K_M.gguf", "mmproj-vision-F16.gguf"),  # not offered: F16, the usual one
+    ],
+)
+def test_a_vision_model_brings_the_projector_of_its_precision(
+    hub_server: HubServer, hub: HuggingFaceHub, model: str, projector: str
+) -> None:
+    files = {
+        name: f"GGUF-{name}".encode()
+        for name in (
+            "vision-Q4_K_M.gguf",
+            "vision-Q8_0.gguf",
+            "vision-BF16.gguf",
+            "mmproj-vision-F32.gguf",
+            "mmproj-vision-F16.gguf",
+            "mmproj-vision-BF16.gguf",
+            "mmproj-vision-Q8_0.gguf",
+        )
+    }
+    hub_server.add_repo("org/vision-GGUF", files, card="# vision\n")
+    details = hub.model_details("org/vision-GGUF")
+    chosen = next(m for m in group_gguf_models(details.files) if m.path == model)
+    assert sorted(paths(plan_gguf(details, chosen).files)) == sorted([model, projector])
+    assert sorted(paths(plan_files(details, [model]).files)) == sorted([model, projector])
+
+
+def test_a_projector_in_the_models_folder_wins(hub_server: HubServer, hub: HuggingFaceHub) -> None:
+    files = {
+        "a/model-Q4_K_M.gguf": b"GGUF-a",
+        "a/mmproj-a-F32.gguf": b"GGUF-pa",
+        "b/model-Q4_K_M.gguf": b"GGUF-b",
+        "b/mmproj-b-F16.gguf": b"GGUF-pb",
+    }
+    hub_server.add_repo("org/two-GGUF", files, card="# two\n")
+    details = hub.model_details("org/two-GGUF")
+    assert paths(plan_files(details, ["a/model-Q4_K_M.gguf"]).files) == [
+        "a/mmproj-a-F32.gguf",
+        "a/model-Q4_K_M.gguf",
+    ]
+
+
+def test_a_text_model_downloads_alone(hub_server: HubServer, hub: HuggingFaceHub) -> None:
+    hub_server.add_repo("org/text-GGUF", {"text-Q4_K_M.gguf": b"GGUF-t"}, card="# t\n")
+    details = hub.model_details("org/text-GGUF")
+    (model,) = group_gguf_models(details.files)
+    assert paths(plan_gguf(details, model).files) == ["text-Q4_K_M.gguf"]

@@ -281,9 +281,19 @@ def test_a_prompt_longer_than_the_context_is_400_context_length_exceeded(
         assert "512" in str(error["message"])
 
 
-def test_an_image_part_is_400(scripted: ModelServer, http: httpx2.Client) -> None:
+def test_an_image_for_a_text_model_is_400(scripted: ModelServer, http: httpx2.Client) -> None:
+    # (tests/core/test_serving_vision.py: a model that sees)
     message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
     response = http.post("/chat/completions", json={"messages": [message]})
+    assert response.status_code == 400
+    assert "image 1 is not a base64 data: URI" in str(_error(response)["message"])
+    png = "data:image/png;base64,iVBORw0KGgo="
+    message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": png}}]}
+    response = http.post("/chat/completions", json={"messages": [message]})
+    assert response.status_code == 400
+    assert "can't see images: it has no vision projector" in str(_error(response)["message"])
+    audio = {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}
+    response = http.post("/chat/completions", json={"messages": [audio]})
     assert response.status_code == 400
     assert "text only" in str(_error(response)["message"])
 

@@ -20,7 +20,9 @@ from ui.main_window import MainWindow
 def test_window_has_title_sidebar_and_pages(window: MainWindow, hub_server: HubServer) -> None:
     assert window.windowTitle() == "ModelDeck"
     titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
-    assert titles == ["Discover", "Library", "Chat", "Images", "Downloads", "Settings"]
+    assert titles == [
+        "Discover", "Library", "Chat", "Documents", "Images", "Downloads", "Settings"
+    ]  # fmt: skip
     assert window.pages.currentWidget() is window.discover
     assert hub_server.url in window.endpoint_label.text()
 

@@ -15,6 +15,7 @@ from app.tiny_gguf import (
     VOCAB,
     scripted_tensors,
     tiny_llama_tensors,
+    write_embedding_gguf,
     write_gguf,
     write_scripted_gguf,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ScriptedGgufs",
     "scripted_tensors",
     "tiny_llama_tensors",
+    "write_embedding_gguf",
     "write_gguf",
     "write_scripted_gguf",
     "write_scripted_ggufs",
@@ -40,6 +42,8 @@ class ScriptedGgufs:
     scripted: Path  # answers every prompt with SCRIPTED_REPLY; trained for 512 tokens
     scripted_4k: Path  # the same, trained for 4,096 (a conversation's worth of room)
     endless: Path  # repeats its reply until stopped; trained for 32,768
+    embedder: Path  # an embedding model (mean pooling named in the file)
+    embedder_unpooled: Path  # the same weights, no pooling named (mean pooling is the app's)
 
 
 def write_scripted_ggufs(folder: Path) -> ScriptedGgufs:
@@ -49,4 +53,6 @@ def write_scripted_ggufs(folder: Path) -> ScriptedGgufs:
         scripted=write_scripted_gguf(folder / "Scripted-Q8_0.gguf"),
         scripted_4k=write_scripted_gguf(folder / "scripted-4k.gguf", context_length=4096),
         endless=write_scripted_gguf(folder / "endless.gguf", endless=True, context_length=32_768),
+        embedder=write_embedding_gguf(folder / "Tiny-Embedder-F16.gguf"),
+        embedder_unpooled=write_embedding_gguf(folder / "unpooled-embedder.gguf", pooling=None),
     )

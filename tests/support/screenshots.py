@@ -78,7 +78,10 @@ SHOTS = (
     Shot("discover-card", _discover_tab(0)),
     Shot("discover-license", _discover_tab(1)),
     Shot("discover-files", _discover_tab(2)),
-    *(Shot(name, _page(name)) for name in ("library", "downloads", "chat", "images", "settings")),
+    *(
+        Shot(name, _page(name))
+        for name in ("library", "downloads", "chat", "documents", "images", "settings")
+    ),
 )
 
 
@@ -186,6 +189,21 @@ def pull_runnable(core: Core, runnable: RunnableRepos) -> Pulled:
     return Pulled(chat_model=folders[0] / runnable.chat_file, pipeline=folders[1])
 
 
+async def documents_with_a_collection(window: MainWindow) -> None:
+    """A small folder of notes added on the Documents page and indexed."""
+    folder = Path(tempfile.mkdtemp(prefix="modeldeck-shots-")) / "Household notes"
+    folder.mkdir()
+    for index, topic in enumerate(("Boiler", "Garden", "Bikes", "Recipes")):
+        (folder / f"{topic.lower()}.md").write_text(
+            f"# {topic}\n\nNote {index}: what to remember about the {topic.lower()}.\n"
+        )
+    page = window.documents
+    finished: list[str] = []
+    page.indexFinished.connect(finished.append)
+    page.add_folder(folder)
+    await until(lambda: finished, "the documents index")
+
+
 async def prepare(window: MainWindow, runnable: Pulled | None = None) -> list[str]:
     """A search with a model opened, one download in the Downloads list and, with the
     `runnable` models, a chat reply and an image; returns the steps that failed."""
@@ -220,6 +238,7 @@ async def prepare(window: MainWindow, runnable: Pulled | None = None) -> list[st
         files.download_button.click()
         downloads = window.downloads
         await until(lambda: downloads.model.rowCount() > 0, "the download in the list")
+    await documents_with_a_collection(window)
     if runnable is None:
         return []
     failed: list[str] = []

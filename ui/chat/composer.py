@@ -8,9 +8,18 @@ turns Send into Resend until it is sent or the edit is cancelled.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, Signal
+from PySide6.QtGui import (
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QPlainTextEdit,
     QPushButton,
@@ -18,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.chat.attachments import IMAGE_SUFFIXES, AttachmentTray, image_files, pasted_image
+from ui.icons import themed_icon
 from ui.style import set_font
 from ui.widgets import PlainLabel, let_shrink
 
@@ -67,9 +78,18 @@ class Composer(QWidget):
             "Write the last reply again (the earlier one is kept: the arrows go back to it)"
         )
         self.regenerate_button.setAccessibleName("Regenerate the last reply")
+        # Images go with the message (button, drop or paste) to a model that sees.
+        self.attachments = AttachmentTray()
+        self.attach_button = QPushButton(themed_icon("images"), "Image…")
+        self.attach_button.setToolTip(
+            "Attach images (or drop or paste them here) for a model that sees: one loaded "
+            "with its vision projector"
+        )
+        self.attach_button.setAccessibleName("Attach images")
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.keys, 1)
+        buttons.addWidget(self.attach_button)
         buttons.addWidget(self.regenerate_button)
         buttons.addWidget(self.send_button)
 
@@ -77,11 +97,15 @@ class Composer(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.edit_bar)
+        layout.addWidget(self.attachments)
         layout.addWidget(self.editor)
         layout.addLayout(buttons)
 
         self.editor.installEventFilter(self)
+        self.editor.viewport().installEventFilter(self)  # drops land on the viewport
         self.editor.textChanged.connect(self._update)
+        self.attachments.changed.connect(self._update)
+        self.attach_button.clicked.connect(self._choose_images)
         self.send_button.clicked.connect(self._send_clicked)
         self.regenerate_button.clicked.connect(self.regenerateRequested)
         self.cancel_edit_button.clicked.connect(self.end_edit)
@@ -133,10 +157,12 @@ class Composer(QWidget):
             self.edit_bar.hide()
         if self.editor.toPlainText() == text:
             self.editor.clear()
+            self.attachments.clear()
         self._update()
 
     def can_send(self) -> bool:
-        return not self._busy and self._ready and bool(self.text.strip())
+        has_content = bool(self.text.strip()) or bool(self.attachments.attachments)
+        return not self._busy and self._ready and has_content
 
     def _update(self) -> None:
         if self._busy:
@@ -165,8 +191,44 @@ class Composer(QWidget):
     def _send_keys(self) -> str:
         return "Ctrl+Enter" if self._ctrl_enter_sends else "Enter"
 
+    def _choose_images(self) -> None:
+        suffixes = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
+        names, _ = QFileDialog.getOpenFileNames(
+            self, "Attach images", "", f"Images ({suffixes})"
+        )
+        if names:
+            self.attachments.add_files(Path(name) for name in names)
+
+    def _take_images(self, mime: QMimeData | None) -> bool:
+        """Attach the images `mime` carries (files or pixels); True when there were some."""
+        if mime is None:
+            return False
+        if files := image_files(mime):
+            self.attachments.add_files(files)
+            return True
+        if (pasted := pasted_image(mime)) is not None:
+            self.attachments.add(pasted)
+            return True
+        return False
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Enter (or Ctrl+Enter, by the setting) in the field sends; the other adds a line."""
+        """Enter (or Ctrl+Enter, by the setting) in the field sends; the other adds a line.
+        Images dropped or pasted into the field are attached, not written as text."""
+        if watched is self.editor.viewport() and isinstance(event, QDropEvent | QDragEnterEvent):
+            if not image_files(event.mimeData()) and not event.mimeData().hasImage():
+                return False  # text and other files: the field's own handling
+            event.acceptProposedAction()
+            if event.type() == QEvent.Type.Drop:  # (a drag entering is a QDropEvent too)
+                self._take_images(event.mimeData())
+            return True
+        if (
+            watched is self.editor
+            and isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and event.matches(QKeySequence.StandardKey.Paste)
+            and self._take_images(QGuiApplication.clipboard().mimeData())
+        ):
+            return True
         if (
             watched is self.editor
             and event.type() == QEvent.Type.KeyPress

@@ -7,6 +7,8 @@ it, with Copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
@@ -19,8 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.conversations import Message, MessageState, Role
+from app.chat.image_store import StoredImage
+from ui.chat.attachments import ThumbnailRow, show_stored_images
 from ui.chat.message_body import MessageBody
 from ui.style import mark_error, set_font
+from ui.tasks import spawn
 from ui.widgets import PlainLabel, tooltip_html
 
 ROLE_TITLES = {Role.USER: "You", Role.ASSISTANT: "Assistant"}
@@ -165,6 +170,9 @@ class MessageWidget(QFrame):
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
         layout.addLayout(header)
+        self.images = ThumbnailRow()  # a sent message's images (`show_images`)
+        self.images.hide()
+        layout.addWidget(self.images)
         layout.addWidget(self.body)
         layout.addWidget(self.note)
         layout.addLayout(footer)
@@ -218,6 +226,10 @@ class MessageWidget(QFrame):
             self.command.hide()  # it was another version's command
         self._message = message
         self._show_outcome()
+
+    def show_images(self, read: Callable[[StoredImage], bytes]) -> None:
+        """Show the message's images as thumbnails, read with `read` on a worker."""
+        spawn(show_stored_images(self.images, self._message.images, read))
 
     def stream(self, text: str) -> None:
         """The reply so far (only the new part costs work)."""

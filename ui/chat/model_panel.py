@@ -351,6 +351,7 @@ class ModelPanel(QScrollArea):
         """On a worker: the load plan (starting the engine to learn what it can do)."""
         from app.chat.load_plan import plan_load
         from app.hardware import read_machine_memory
+        from app.library.projectors import projector_beside
 
         return plan_load(
             path,
@@ -361,6 +362,7 @@ class ModelPanel(QScrollArea):
             flash_attention=options.flash_attention,
             capabilities=engine.capabilities(),
             machine=read_machine_memory(),
+            projector=projector_beside(path),  # a vision model loads seeing
         )
 
     @staticmethod

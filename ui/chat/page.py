@@ -71,13 +71,18 @@ def prompt_turns(
     system_prompt: str, messages: Sequence[Message], *, before: int | None = None
 ) -> list[dict[str, str]]:
     """The messages a model sees (as `ChatSession` sends them): the system prompt, then the
-    turns after the last marker, up to the message with id `before` (exclusive)."""
+    turns after the last marker, up to the message with id `before` (exclusive). A message's
+    images show as the markers the projector's image tokens take the place of."""
+    from app.chat.vision import content_with_images
+
     if before is not None:
         ids = [message.id for message in messages]
         messages = messages[: ids.index(before)] if before in ids else messages
     start = max((i for i, m in enumerate(messages) if m.role is Role.MARKER), default=-1)
     turns = [
-        {"role": m.role.value, "content": m.content}
+        {"role": m.role.value, "content": content_with_images(m.content, len(m.images))}
+        if m.images
+        else {"role": m.role.value, "content": m.content}
         for m in messages[start + 1 :]
         if m.role is Role.USER or (m.role is Role.ASSISTANT and m.content)
     ]
@@ -105,7 +110,9 @@ class ChatPage(QWidget):
         self._reply_conversation: int | None = None
         self._starting = False
         # Which engine answers, and starting replies with it: shared with the model panel.
-        self.controller = ChatController(lambda: core.conversations, lambda: core.llm)
+        self.controller = ChatController(
+            lambda: core.conversations, lambda: core.llm, lambda: core.chat_images
+        )
         self._prompt_owner: int | None = None  # whose system prompt waits to be stored
         self.overflow_dialog: QMessageBox | None = None
         self.prompt_dialog: PromptDialog | None = None
@@ -137,6 +144,7 @@ class ChatPage(QWidget):
         self.panel = ModelPanel(core, models, controller=self.controller)
         self.panel_button = self.panel.bar.settings_button
         self.transcript = Transcript()
+        self.transcript.read_image = core.chat_images.read  # thumbnails of sent images
         self.welcome = Welcome()
         self.body = QStackedWidget()
         self.body.addWidget(self.transcript)
@@ -410,7 +418,8 @@ class ChatPage(QWidget):
 
     def _send_requested(self, text: str) -> None:
         editing = self.composer.editing
-        request = Send(text) if editing is None else EditAndResend(editing, text)
+        images = self.composer.attachments.attachments
+        request = Send(text, images) if editing is None else EditAndResend(editing, text)
         spawn(self._start_reply(request, sent_text=text))
 
     def _edit_requested(self, message_id: int) -> None:
@@ -442,6 +451,7 @@ class ChatPage(QWidget):
         self, request: ReplyRequest, sent_text: str | None, overflow: Overflow
     ) -> ContextOverflowError | None:
         from app.chat.session import ContextOverflowError
+        from app.chat.vision import VisionError, cannot_see
 
         if self.controller.engine is None:
             self._say("Load a model first: pick one in the bar above and press Load.", error=True)
@@ -462,6 +472,13 @@ class ChatPage(QWidget):
             )
         except ContextOverflowError as exc:
             return exc
+        except VisionError:  # images for a model that cannot see: name those that can
+            model = self.panel.local_engine.loaded if self.panel.local_engine else None
+            name = (model.name or model.settings.path.name) if model else "This model"
+            entries = self._core.models.entries
+            refusal = await run_blocking(lambda: cannot_see(name, entries))
+            self._say(refusal.message, error=True)
+            return None
         except (AppError, ValueError) as exc:
             self._say(str(exc), error=True)
             await self._sync(conversation_id)  # a failed start may have stored an error reply
@@ -563,13 +580,16 @@ class ChatPage(QWidget):
     # -- prompt, command, export ---------------------------------------------------------
 
     async def _show_prompt(self) -> None:
+        from app.chat.vision import content_with_images
+
         engine = self.panel.local_engine
         if engine is None:
             return
         messages = prompt_turns(self.panel.system_prompt.toPlainText(), self.transcript.messages())
         draft = self.composer.text
-        if draft.strip() and self.composer.editing is None:
-            messages.append({"role": "user", "content": draft})
+        attached = len(self.composer.attachments.attachments)
+        if (draft.strip() or attached) and self.composer.editing is None:
+            messages.append({"role": "user", "content": content_with_images(draft, attached)})
         try:
             rendered = await run_blocking(engine.render, messages)
         except AppError as exc:
@@ -636,12 +656,13 @@ class ChatPage(QWidget):
             self._say(f"The llama.cpp command for this reply{note}.")
 
     async def _write_export(self, conversation_id: int, path: Path, kind: str) -> None:
-        from app.chat.export import export_json, export_markdown
+        from app.chat.export import copy_exported_images, export_json, export_markdown
 
         def write() -> None:
             conversation, messages = self._read(conversation_id)
             export = export_markdown if kind == "markdown" else export_json
             path.write_text(export(conversation, messages), encoding="utf-8")
+            copy_exported_images(messages, self._core.chat_images, path.parent)
 
         try:
             await run_blocking(write)

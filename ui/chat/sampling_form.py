@@ -1,4 +1,5 @@
-"""Sampling settings: temperature, top-p, top-k, min-p, repeat penalty, max tokens, seed, stops."""
+"""Sampling settings: temperature, top-p, top-k, min-p, repeat penalty, max tokens, seed, stops,
+and a JSON schema that constrains replies."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from PySide6.QtGui import QIntValidator
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
+    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QSpinBox,
     QWidget,
 )
 
+from app.llm.grammar import GrammarError, parse_schema
 from app.llm.sampling import MAX_SEED, Sampling
 
 
@@ -62,6 +65,20 @@ class SamplingForm(QWidget):
         self.stop.setPlaceholderText("one a line; \\n for a newline")
         self.stop.setTabChangesFocus(True)
         self.stop.setMaximumHeight(3 * self.stop.fontMetrics().lineSpacing() + 12)
+        # A schema here makes every reply JSON valid against it (a grammar, in llama.cpp).
+        self.json_schema = QPlainTextEdit()
+        self.json_schema.setObjectName("jsonSchema")
+        self.json_schema.setPlaceholderText("empty: free text; a JSON Schema: replies match it")
+        self.json_schema.setTabChangesFocus(True)
+        self.json_schema.setMaximumHeight(5 * self.json_schema.fontMetrics().lineSpacing() + 12)
+        self.json_schema.setToolTip(
+            "A JSON Schema: each reply is constrained to JSON valid against it"
+        )
+        self.json_schema_problem = QLabel()
+        self.json_schema_problem.setObjectName("jsonSchemaProblem")
+        self.json_schema_problem.setWordWrap(True)
+        self.json_schema_problem.setVisible(False)
+        self.json_schema.textChanged.connect(self._check_schema)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Temperature", self.temperature)
@@ -72,6 +89,8 @@ class SamplingForm(QWidget):
         form.addRow("Max tokens", self.max_tokens)
         form.addRow("Seed", self.seed)
         form.addRow("Stop strings", self.stop)
+        form.addRow("JSON schema", self.json_schema)
+        form.addRow("", self.json_schema_problem)
         self.set_sampling(Sampling())
 
     def sampling(self) -> Sampling:
@@ -86,6 +105,7 @@ class SamplingForm(QWidget):
             max_tokens=self.max_tokens.value(),
             seed=int(seed) if seed else None,
             stop=_stops_from_text(self.stop.toPlainText()),
+            json_schema=self._schema_text(),
         )
 
     def set_sampling(self, sampling: Sampling) -> None:
@@ -97,6 +117,23 @@ class SamplingForm(QWidget):
         self.max_tokens.setValue(sampling.max_tokens)
         self.seed.setText("" if sampling.seed is None else str(sampling.seed))
         self.stop.setPlainText(_stops_to_text(sampling.stop))
+        self.json_schema.setPlainText(sampling.json_schema or "")
+
+    def _schema_text(self) -> str | None:
+        text = self.json_schema.toPlainText()
+        return text if text.strip() else None
+
+    def _check_schema(self) -> None:
+        """Say at once what is wrong with the schema (sending would refuse it anyway)."""
+        text = self._schema_text()
+        problem = ""
+        if text is not None:
+            try:
+                parse_schema(text)
+            except GrammarError as exc:
+                problem = str(exc)
+        self.json_schema_problem.setText(problem)
+        self.json_schema_problem.setVisible(bool(problem))
 
     def to_preset(self) -> dict[str, Any]:
         return self.sampling().to_dict()

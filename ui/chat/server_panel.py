@@ -1,5 +1,7 @@
-"""Serve on the local API: a switch that puts the loaded model behind an OpenAI-compatible
-server (`core.server`), where it listens, its URL, its queue, and a log of the requests.
+"""Serve on the local API: a switch that puts the loaded model — or, with "Serve the whole
+library", every chat model of the library, each loaded when a request names it — behind an
+OpenAI-compatible server (`core.server`), where it listens, its URL, its queue, the models
+loaded (their memory and idle time), and a log of the requests.
 
 Starting and stopping block (binding, open streams ending), so they run on workers. The
 server's thread hands each logged request to a plain deque; the panel's timer drains it and
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from app.llm.engine import LoadedModel
     from app.llm.messages import LoadSettings
     from app.serving import ModelServer, RequestLogEntry
+    from app.serving.model_pool import ModelPool, PooledModel
 
 # `app.serving.DEFAULT_HOST` / `DEFAULT_PORT`, repeated: importing app.serving (and the engine
 # modules under it) waits until the switch is used.
@@ -48,8 +51,52 @@ DEFAULT_PORT = 8080
 POLL_MS = 250  # how often the queue line and the log catch up while serving
 LOG_LINES = 500  # the log panel keeps this many requests
 LOG_VISIBLE_LINES = 8
+MODELS_EVERY_POLLS = 4  # the loaded-models table reads each engine's memory: once a second
 TITLE = "Serve on the local API"
 NO_MODEL = "Load a local model to serve it."
+NONE_LOADED = "No model loaded yet: a request naming one loads it."
+LOADED_TITLE = "Loaded models:"
+
+
+def format_pooled(model: PooledModel) -> str:
+    """Two lines of the loaded-models table, the figures indented under the name:
+
+    Qwen2.5-0.5B-Instruct-GGUF · idle 12 s
+      472 MB (estimate 320 MB) · pid 4242
+    """
+    from app.units import format_bytes
+
+    state = model.state.value
+    if model.idle_s is not None:
+        state = f"idle {_duration(model.idle_s)}"
+    elif model.waiting:
+        state += f", {model.waiting} waiting"
+    figures = []
+    if model.resident_bytes is not None:
+        memory = format_bytes(model.resident_bytes)
+        if model.estimate_bytes is not None:
+            memory += f" (estimate {format_bytes(model.estimate_bytes)})"
+        figures.append(memory)
+    elif model.estimate_bytes is not None:
+        figures.append(f"estimate {format_bytes(model.estimate_bytes)}")
+    if model.pid is not None:
+        figures.append(f"pid {model.pid}")
+    return f"{model.model_id} · {state}\n  " + " · ".join(figures or ["starting"])
+
+
+def format_pool(models: Sequence[PooledModel]) -> str:
+    """The loaded-models table (or a line saying none is loaded yet)."""
+    if not models:
+        return NONE_LOADED
+    return "\n".join([LOADED_TITLE, *(format_pooled(model) for model in models)])
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
 def format_entry(entry: RequestLogEntry) -> str:
@@ -101,6 +148,22 @@ class ServerPanel(QWidget):
         self.header.setAutoRaise(True)
 
         self.switch = QCheckBox("Serve this model (OpenAI-compatible API)")
+        self.whole_library = QCheckBox("Serve the whole library")
+        self.whole_library.setToolTip(
+            "Every chat model in the library, by its library name: a request naming one loads "
+            "it in an engine of its own. A model is never unloaded while it answers."
+        )
+        self.max_loaded = QSpinBox()
+        self.max_loaded.setRange(0, 64)
+        self.max_loaded.setSpecialValueText("as many as fit in memory")
+        self.max_loaded.setToolTip(
+            "The least recently used idle model is unloaded to make room for another"
+        )
+        self.idle_unload = QSpinBox()
+        self.idle_unload.setRange(0, 7 * 24 * 3600)
+        self.idle_unload.setSingleStep(60)
+        self.idle_unload.setSuffix(" s")
+        self.idle_unload.setSpecialValueText("never")
         self.host = QLineEdit(DEFAULT_HOST)
         self.host.setToolTip(
             "127.0.0.1: this machine only. 0.0.0.0: every network this machine is on "
@@ -127,6 +190,9 @@ class ServerPanel(QWidget):
         fields.addRow("Port", self.port)
         fields.addRow("API key", self.api_key)
         fields.addRow("Web origins", self.origins)
+        fields.addRow(self.whole_library)
+        fields.addRow("Models loaded", self.max_loaded)
+        fields.addRow("Unload idle after", self.idle_unload)
 
         # Quotes errors and model names: plain text, never HTML.
         self.status = plain_label(word_wrap=True, selectable=True, shrinkable=True)
@@ -142,6 +208,8 @@ class ServerPanel(QWidget):
         url_layout.addWidget(self.copy_button)
         self.url_row = url_row
         self.queue = plain_label()
+        # The library's loaded models, one line each (plain text: model names come from files).
+        self.loaded_models = plain_label(word_wrap=True, selectable=True, shrinkable=True)
         # A QTextEdit, not a QPlainTextEdit: only it indents the wrapped part of a line.
         self.log = QTextEdit()
         self.log.setReadOnly(True)
@@ -151,6 +219,7 @@ class ServerPanel(QWidget):
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setPointSizeF(max(6.0, self.font().pointSizeF() - 1))
         self.log.setFont(font)
+        self.loaded_models.setFont(font)
         indent = self.log.fontMetrics().horizontalAdvance("00:00:00 ")
         self._line_format = QTextBlockFormat()
         self._line_format.setLeftMargin(indent)  # wrapped parts start under the method
@@ -167,6 +236,7 @@ class ServerPanel(QWidget):
         body.addWidget(self.status)
         body.addWidget(self.url_row)
         body.addWidget(self.queue)
+        body.addWidget(self.loaded_models)
         body.addWidget(self.log)
         self.body.hide()
         layout = QVBoxLayout(self)
@@ -178,6 +248,9 @@ class ServerPanel(QWidget):
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self._refresh)
+        self._polls = 0
+
+        self.whole_library.toggled.connect(lambda _on: self._update_controls())
 
         self.header.clicked.connect(lambda: self.set_expanded(not self.expanded))
         self.switch.clicked.connect(self._switch_clicked)
@@ -247,6 +320,10 @@ class ServerPanel(QWidget):
             self.origins.setText(", ".join(origins))
             server = await run_blocking(lambda: self._core.server)
             self._listen(server)
+            pool = (
+                await run_blocking(self._library_pool) if self.whole_library.isChecked() else None
+            )
+            server.serve_library(pool)
             url = await run_blocking(
                 lambda: server.start(host, port, api_key, allowed_origins=origins)
             )
@@ -269,6 +346,10 @@ class ServerPanel(QWidget):
             if api_key
             else "Listening on this machine only."
         )
+        if pool is not None:
+            count = len(await run_blocking(pool.listing))
+            self._say(f"{self.status.text()} Serving {count} library models by name.")
+            self.loaded_models.setText(NONE_LOADED)
         self.header.setText(f"{TITLE} · on")
         self._refresh()
         self._poll.start()
@@ -286,6 +367,23 @@ class ServerPanel(QWidget):
         self._show_stopped()
         self._say("Stopped.")
         self.switched.emit(False)
+
+    def _library_pool(self) -> ModelPool:
+        """On a worker: a pool over the library's models (scanned first if no page has yet),
+        with the limits asked for."""
+        from app.serving.library_models import LibraryModels
+        from app.serving.model_pool import ModelPool, PoolLimits
+
+        core = self._core
+        if not core.models.scanned:
+            core.models.refresh()
+        limits = PoolLimits(
+            max_loaded=self.max_loaded.value() or None,
+            idle_unload_s=self.idle_unload.value() or None,
+        )
+        return ModelPool(
+            LibraryModels(lambda: core.models.entries, lambda: core.library), limits=limits
+        )
 
     def _listen(self, server: ModelServer) -> None:
         if self._server is not server:
@@ -320,6 +418,10 @@ class ServerPanel(QWidget):
         else:
             line += " · idle"
         self.queue.setText(line)
+        pool = server.pool
+        self._polls += 1
+        if pool is not None and self._polls % MODELS_EVERY_POLLS == 1:
+            self.loaded_models.setText(format_pool(pool.snapshot()))
 
     def _drain_log(self) -> None:
         if not self._arrived:
@@ -344,6 +446,8 @@ class ServerPanel(QWidget):
         self.url.clear()
         self.url_row.hide()
         self.queue.hide()
+        self.loaded_models.hide()
+        self.loaded_models.clear()
         self.header.setText(TITLE)
         self._update_controls()
 
@@ -353,15 +457,27 @@ class ServerPanel(QWidget):
 
     def _update_controls(self) -> None:
         running = self.running
-        self.switch.setEnabled(not self._changing and (running or self._model_loaded))
-        self.switch.setToolTip("" if self._model_loaded else "Load a local model first")
-        for field in (self.host, self.port, self.api_key, self.origins):
-            field.setEnabled(not running and not self._changing)
+        library = self.whole_library.isChecked()
+        servable = self._model_loaded or library
+        self.switch.setEnabled(not self._changing and (running or servable))
+        self.switch.setText(
+            "Serve the library (OpenAI-compatible API)"
+            if library
+            else "Serve this model (OpenAI-compatible API)"
+        )
+        self.switch.setToolTip("" if servable else "Load a local model first")
+        editable = not running and not self._changing
+        for field in (self.host, self.port, self.api_key, self.origins, self.whole_library):
+            field.setEnabled(editable)
+        for field in (self.max_loaded, self.idle_unload):
+            field.setEnabled(editable and library)
         self.queue.setVisible(running)
+        server = self._server
+        self.loaded_models.setVisible(running and server is not None and server.pool is not None)
         shown = self.status.text()
-        if not self._model_loaded and not running and not shown:
+        if not servable and not running and not shown:
             self._say(NO_MODEL)
-        elif self._model_loaded and shown == NO_MODEL:
+        elif servable and shown == NO_MODEL:
             self._say("")
 
     def _say(self, text: str, *, error: bool = False) -> None:

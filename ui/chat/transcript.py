@@ -9,12 +9,13 @@ stays put when the person has scrolled up to read.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from app.chat.conversations import Message, Role
+from app.chat.image_store import StoredImage
 from ui.chat.message_widget import MarkerWidget, MessageWidget
 from ui.tasks import yield_to_loop
 from ui.widgets import PlainLabel
@@ -54,6 +55,8 @@ class Transcript(QScrollArea):
         self._commands = False
         self._generation = 0
         self._pinned = True
+        # Reads a sent image's bytes for its thumbnail (the page sets the chat image store's).
+        self.read_image: Callable[[StoredImage], bytes] | None = None
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._range_changed)
@@ -163,6 +166,8 @@ class Transcript(QScrollArea):
             entry = MarkerWidget(message)
         else:
             widget = MessageWidget(message)
+            if message.images and self.read_image is not None:
+                widget.show_images(self.read_image)
             widget.set_editable(self._editable)
             widget.set_command_available(self._commands)
             widget.editRequested.connect(self.editRequested)

@@ -53,6 +53,7 @@ class DetailsPane(QWidget):
     cardShown = Signal(str)  # repo id, once the whole card is in the viewer
     failed = Signal(str)  # the message shown
     downloadRequested = Signal(object)  # a DownloadPlan, from the Files tab
+    filesRequested = Signal(object, object)  # (ModelDetails, paths) of a hub without commits
     chatRequested = Signal(object)  # the Path of a downloaded GGUF, from the Files tab
     tokenSaved = Signal()  # a token was saved from the Files tab: the hub and queue changed
 
@@ -90,6 +91,7 @@ class DetailsPane(QWidget):
 
             self._view = ModelView()
             self._view.files.downloadRequested.connect(self.downloadRequested)
+            self._view.files.filesRequested.connect(self.filesRequested)
             self._view.files.chatRequested.connect(self.chatRequested)
             self._view.files.tokenSubmitted.connect(self._token_submitted)
             self._view.files.cache_dir = self.cache_dir

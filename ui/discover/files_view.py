@@ -34,6 +34,7 @@ from app.hub.security import FileScan, RepoSecurity, ScanLevel, flagged_files, s
 from app.units import format_bytes
 from ui.badges import CELL_MARGIN, BadgeDelegate, Tone, ToneRole, badge_font, badge_size
 from ui.confirm import ask, confirmation_box
+from ui.discover.vision_mark import mark_vision
 from ui.icons import themed_icon
 from ui.style import make_notice, mark_error
 from ui.tasks import run_blocking, spawn
@@ -173,12 +174,25 @@ def _row(
 
 
 def _gguf_rows(
-    model: GgufModel, memory: MachineMemory, context: int, security: RepoSecurity | None
+    model: GgufModel,
+    memory: MachineMemory,
+    context: int,
+    security: RepoSecurity | None,
+    projector: GgufModel | None = None,
 ) -> list[QStandardItem]:
     from app.llm.fit import estimate_file_fit
+    from app.llm.projector_cost import projector_cost_of_file
 
+    # A vision model's fit counts the projector that downloads and loads with it.
+    cost = (
+        projector_cost_of_file(projector.size)
+        if projector is not None and projector.size is not None
+        else None
+    )
     fit = (
-        estimate_file_fit(model.size, model.quantization, memory, context_length=context)
+        estimate_file_fit(
+            model.size, model.quantization, memory, context_length=context, projector=cost
+        )
         if model.size is not None and not model.is_projector
         else None
     )
@@ -226,6 +240,7 @@ def build_files_model(
     security: RepoSecurity | None = None,
 ) -> QStandardItemModel:
     """A tree model: GGUF models first (best quality first), then every other file."""
+    from app.hub.projector_files import matching_projector
     from app.hub.repo_files import group_gguf_models
 
     model = QStandardItemModel(0, len(HEADERS))
@@ -233,7 +248,11 @@ def build_files_model(
     ggufs = group_gguf_models(files)
     in_gguf = {part.path for gguf in ggufs for part in gguf.parts}
     for gguf in ggufs:
-        model.appendRow(_gguf_rows(gguf, memory, context_length, security))
+        rows = _gguf_rows(
+            gguf, memory, context_length, security, matching_projector(gguf, ggufs)
+        )
+        mark_vision(rows[NAME], gguf, ggufs)  # an eye on a vision model and its projector
+        model.appendRow(rows)
     for file in files:
         if file.path not in in_gguf:
             row = _row(
@@ -388,6 +407,9 @@ class FilesView(QWidget):
     """
 
     downloadRequested = Signal(object)  # a DownloadPlan
+    # (ModelDetails, tuple of paths): files of a hub whose details name no commit (ModelScope),
+    # which the HF download queue cannot plan; the page downloads them its own way.
+    filesRequested = Signal(object, object)
     chatRequested = Signal(object)  # the Path of a downloaded GGUF (its first part)
     tokenSubmitted = Signal(str)  # a token typed into the gated notice
 
@@ -721,6 +743,9 @@ class FilesView(QWidget):
 
         target = self.selected_target()
         if self._details is None or target is None:
+            return
+        if self._details.sha is None and self._selected_paths():
+            self.filesRequested.emit(self._details, self._selected_paths())
             return
         try:
             if isinstance(target, GgufModel):

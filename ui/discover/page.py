@@ -17,9 +17,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
-from app.hub.models import SearchQuery, SortOrder
+from app.hub.models import ModelDetails, SearchQuery, SortOrder
 from ui import theme
+from ui.discover.civitai_downloads import CivitaiDownloads, is_civitai
 from ui.discover.details_pane import DetailsPane
+from ui.discover.hub_downloads import HubDownloads
+from ui.discover.hub_selector import HubSelector
 from ui.discover.result_row import ResultRowDelegate, row_height
 from ui.discover.results_model import SearchResultsModel, SearchState
 from ui.style import mark_error, set_font
@@ -81,6 +84,7 @@ class DiscoverPage(QWidget):
         set_font(self.search_field, points_delta=theme.LARGE_POINTS)
         self.search_field.setPlaceholderText("Search models  (Ctrl+K)")
         self.search_field.setClearButtonEnabled(True)
+        self.hub_selector = HubSelector(core)
         self.task_filter = _filter_combo("task", TASKS)
         self.library_filter = _filter_combo("library", LIBRARIES)
         self.license_filter = _filter_combo("license", LICENSES)
@@ -100,7 +104,7 @@ class DiscoverPage(QWidget):
         ):
             widget.setAccessibleName(name)
 
-        self.results = SearchResultsModel(lambda: self._core.hub, self)
+        self.results = SearchResultsModel(self.hub_selector.hub, self)
         self.results_view = QTableView()
         self.results_view.setModel(self.results)
         self.results_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -127,10 +131,23 @@ class DiscoverPage(QWidget):
         self.status = plain_label(word_wrap=True, shrinkable=True)  # may quote a hub's error
 
         self.details = DetailsPane(
-            lambda: self._core.hub, lambda: self._core.settings.default_context_length
+            self.hub_selector.hub, lambda: self._core.settings.default_context_length
         )
         self.details.save_token = self._core.save_token
+        self.hub_downloads = HubDownloads(core, self.hub_selector.modelscope_client, self)
+        self.details.filesRequested.connect(self._download_files)
+        self.hub_downloads.progressed.connect(self.status.setText)
+        self.hub_downloads.finished.connect(self._show_download_end)
+        # Civitai's files go to the Civitai models folder, by their own downloader.
+        self.civitai_downloads = CivitaiDownloads(core, self)
+        self.civitai_downloads.progressed.connect(self.status.setText)
+        self.civitai_downloads.finished.connect(self._show_download_end)
 
+        # The hub sits before the search field (where the query goes), not among the filters:
+        # it chooses what is searched, and the filter row keeps its width.
+        search_row = QHBoxLayout()
+        search_row.addWidget(self.hub_selector)
+        search_row.addWidget(self.search_field, 1)
         filters = QHBoxLayout()
         for widget in (
             self.task_filter,
@@ -156,7 +173,7 @@ class DiscoverPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(*(theme.PAGE_MARGIN,) * 4)
         layout.setSpacing(theme.SPACING)
-        layout.addWidget(self.search_field)
+        layout.addLayout(search_row)
         layout.addLayout(filters)
         layout.addWidget(splitter, 1)
 
@@ -171,7 +188,13 @@ class DiscoverPage(QWidget):
 
         self.search_field.textChanged.connect(self._search_timer.start)
         self.author_filter.textChanged.connect(self._search_timer.start)
-        for combo in (self.task_filter, self.library_filter, self.license_filter, self.sort_order):
+        for combo in (
+            self.hub_selector,
+            self.task_filter,
+            self.library_filter,
+            self.license_filter,
+            self.sort_order,
+        ):
             combo.currentIndexChanged.connect(self.search_now)
         self.search_field.returnPressed.connect(self.search_now)
         self.search_field.installEventFilter(self)
@@ -230,6 +253,17 @@ class DiscoverPage(QWidget):
             state == SearchState.OFFLINE and self.results.rowCount() == 0
         ):
             self.details.show_placeholder()
+
+    def _download_files(self, details: ModelDetails, paths: tuple[str, ...]) -> None:
+        """Files of a hub without commits: Civitai's or ModelScope's own downloader."""
+        if is_civitai(details):
+            self.civitai_downloads.start(details, paths)
+        else:
+            self.hub_downloads.start(details, paths)
+
+    def _show_download_end(self, message: str, is_error: bool) -> None:
+        self.status.setText(clip(message, LONG_CHARS))
+        mark_error(self.status, is_error)
 
     def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         if selected.indexes():

@@ -10,6 +10,7 @@ whole, never cut. The full id is in the row's tooltip (the model's `ToolTipRole`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
@@ -21,6 +22,8 @@ from ui import theme
 from ui.badges import GAP, Tone, badge_font, badge_size, paint_badge
 from ui.table_model import ItemRole
 from ui.widgets import clip
+
+HubRole = Qt.ItemDataRole.UserRole + 40  # the name of the hub a result comes from
 
 H_MARGIN = 8
 V_MARGIN = 5
@@ -57,11 +60,12 @@ class ResultBadge:
     tone: Tone
 
 
-def result_badges(summary: ModelSummary) -> list[ResultBadge]:
-    """The badges of one result, most telling first (the ones drawn when space is short)."""
+def result_badges(summary: ModelSummary, hub: str = "") -> list[ResultBadge]:
+    """The badges of one result, most telling first (the ones drawn when space is short);
+    `hub` (the hub's name) comes first: every result says which hub it is from."""
     from app.licenses import license_info  # on first paint: the license table stays out of startup
 
-    badges = []
+    badges = [ResultBadge(clip(short_hub_name(hub), 30), Tone.NEUTRAL)] if hub else []
     if summary.task:
         badges.append(ResultBadge(clip(summary.task, 40), Tone.ACCENT))
     info = license_info(summary.license_id)
@@ -76,6 +80,11 @@ def result_badges(summary: ModelSummary) -> list[ResultBadge]:
     badges.append(ResultBadge(compact_counted(summary.downloads, "download"), Tone.NEUTRAL))
     badges.append(ResultBadge(compact_counted(summary.likes, "like"), Tone.NEUTRAL))
     return badges
+
+
+def short_hub_name(name: str) -> str:
+    """A hub's name for a badge: "ModelScope" as it is, an endpoint URL as its host."""
+    return urlsplit(name).netloc or name if "://" in name else name
 
 
 def split_repo_id(repo_id: str) -> tuple[str, str]:
@@ -167,7 +176,8 @@ class ResultRowDelegate(QStyledItemDelegate):
             area = QRect(x, top, metrics.horizontalAdvance(by) + 1, badge_height)
             painter.drawText(area, Qt.AlignmentFlag.AlignVCenter, by)
             x = area.right() + 1 + GAP
-        for badge in result_badges(summary):
+        hub = index.data(HubRole)
+        for badge in result_badges(summary, hub if isinstance(hub, str) else ""):
             size = badge_size(metrics, badge.text)
             if x + size.width() > rect.right() + 1:
                 break  # a badge is shown whole or not at all

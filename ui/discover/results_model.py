@@ -17,7 +17,7 @@ from PySide6.QtCore import (
 from app.errors import AppError, HubUnreachableError
 from app.hub.models import ModelSummary, SearchQuery
 from ui import theme
-from ui.discover.result_row import counted
+from ui.discover.result_row import HubRole, counted
 from ui.table_model import Column, ColumnTableModel, Index
 from ui.tasks import run_blocking, spawn
 from ui.widgets import tooltip_html
@@ -109,13 +109,17 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
         self._generation = 0
         self.state = SearchState.IDLE
         self.message = ""
+        self.hub_name = ""  # the hub the current results come from (all from one hub)
 
     # -- Qt model interface ---------------------------------------------------------------
 
     def extra_data(self, item: ModelSummary, column: int, role: int) -> object:
+        if role == HubRole:
+            return self.hub_name
         if column == 0 and role == Qt.ItemDataRole.ToolTipRole:
             # The row shows the name cut at its end when narrow: the tooltip has it whole.
-            return tooltip_html(_row_tooltip(item))
+            source = f"\nfrom {self.hub_name}" if self.hub_name else ""
+            return tooltip_html(_row_tooltip(item) + source)
         if column != LICENSE_COLUMN or role not in (
             Qt.ItemDataRole.ForegroundRole,
             Qt.ItemDataRole.ToolTipRole,
@@ -157,8 +161,12 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
         return self._fetching
 
     async def _start(self, query: SearchQuery, generation: int) -> None:
+        def start() -> tuple[str, Iterator[ModelSummary]]:
+            hub = self._hub()
+            return hub.name, hub.search(query)
+
         try:
-            results = await run_blocking(lambda: self._hub().search(query))
+            hub_name, results = await run_blocking(start)
         except HubUnreachableError as exc:
             await self._show_seen_models(query, generation, exc)
             return
@@ -167,6 +175,7 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
             return
         if generation != self._generation:
             return
+        self.hub_name = hub_name
         self._results = results
         self._fetching = None
         await self._fetch_page(generation)
@@ -196,9 +205,14 @@ class SearchResultsModel(ColumnTableModel[ModelSummary]):
     async def _show_seen_models(
         self, query: SearchQuery, generation: int, error: HubUnreachableError
     ) -> None:
-        seen = await run_blocking(lambda: self._hub().seen_models(query))
+        def seen_models() -> tuple[str, list[ModelSummary]]:
+            hub = self._hub()
+            return hub.name, hub.seen_models(query)
+
+        hub_name, seen = await run_blocking(seen_models)
         if generation != self._generation:
             return
+        self.hub_name = hub_name
         self._fetching = None
         self.append_items(seen)
         noun = "model" if len(seen) == 1 else "models"

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -31,6 +32,7 @@ from app.images.params import (
     DEFAULT_SCHEDULER,
     MAX_BATCH,
     MAX_GUIDANCE,
+    MAX_HIRES_SCALE,
     MAX_SIZE,
     MAX_STEPS,
     MIN_SIZE,
@@ -41,6 +43,7 @@ from app.images.params import (
     default_size,
     size_presets,
 )
+from ui.images.lora_list import LoraList
 from ui.images.pictures import read_scaled
 from ui.style import set_font
 from ui.tasks import run_blocking, spawn
@@ -112,6 +115,41 @@ class ImageForm(QWidget):
         self.batch = QSpinBox()
         self.batch.setRange(1, MAX_BATCH)
         self.batch.setToolTip("Images to make; seeds count up from the first")
+        self.loras = LoraList()
+        self.hires_scale = QDoubleSpinBox()
+        self.hires_scale.setRange(1.0, MAX_HIRES_SCALE)
+        self.hires_scale.setSingleStep(0.25)
+        self.hires_scale.setDecimals(2)
+        self.hires_scale.setPrefix("x")
+        self.hires_scale.setSpecialValueText("Off")  # 1.0: no hires fix
+        self.hires_scale.setAccessibleName("Hires fix scale")
+        self.hires_scale.setToolTip(
+            "Generate, upscale by this much, then refine with image to image (Off: no hires fix)"
+        )
+        self.hires_strength = QDoubleSpinBox()
+        self.hires_strength.setRange(0.0, 1.0)
+        self.hires_strength.setSingleStep(0.05)
+        self.hires_strength.setDecimals(2)
+        self.hires_strength.setAccessibleName("Hires fix strength")
+        self.hires_strength.setToolTip("How much the refining pass changes (0: upscale only)")
+        self.upscaler_label = PlainLabel("Lanczos")
+        self.upscaler_label.setToolTip("How the image is upscaled before it is refined")
+        self.upscaler_button = QPushButton("Upscaler…")
+        self.upscaler_button.setAccessibleName("Choose an upscaler model")
+        self.upscaler_button.setToolTip("An ESRGAN-family .safetensors upscaler (Real-ESRGAN…)")
+        self.clear_upscaler_button = QPushButton("Lanczos")
+        self.clear_upscaler_button.setAccessibleName("Upscale with Lanczos")
+        self._upscaler: Path | None = None
+        upscaler_row = QHBoxLayout()
+        upscaler_row.setContentsMargins(0, 0, 0, 0)
+        upscaler_row.addWidget(self.upscaler_label, 1)
+        upscaler_row.addWidget(self.upscaler_button)
+        upscaler_row.addWidget(self.clear_upscaler_button)
+        hires_box = QGroupBox("Hires fix")
+        hires_form = QFormLayout(hires_box)
+        hires_form.addRow("Scale", self.hires_scale)
+        hires_form.addRow("Strength", self.hires_strength)
+        hires_form.addRow("Upscaler", upscaler_row)
 
         self.init_preview = PlainLabel()
         self.init_preview.setFixedSize(INIT_THUMBNAIL, INIT_THUMBNAIL)
@@ -153,6 +191,8 @@ class ImageForm(QWidget):
         layout.addWidget(PlainLabel("Negative prompt"))
         layout.addWidget(self.negative)
         layout.addLayout(settings)
+        layout.addWidget(self.loras)
+        layout.addWidget(hires_box)
         layout.addWidget(init_box)
 
         self.random_seed.toggled.connect(self._random_toggled)
@@ -160,6 +200,9 @@ class ImageForm(QWidget):
         self.width_box.valueChanged.connect(self._size_edited)
         self.height_box.valueChanged.connect(self._size_edited)
         self.clear_init_button.clicked.connect(lambda: self.set_init_image(None))
+        self.loras.triggerWordChosen.connect(self._add_to_prompt)
+        self.upscaler_button.clicked.connect(self._choose_upscaler)
+        self.clear_upscaler_button.clicked.connect(lambda: self.set_upscaler(None))
         self.reset()
 
     def _size_box(self, name: str) -> QSpinBox:
@@ -195,6 +238,12 @@ class ImageForm(QWidget):
             batch=self.batch.value(),
             init_image=str(self._init_image) if self._init_image is not None else None,
             strength=round(self.strength.value(), 2),
+            loras=self.loras.loras(),
+            hires_scale=0.0
+            if self.hires_scale.value() <= 1.0
+            else round(self.hires_scale.value(), 2),
+            hires_strength=round(self.hires_strength.value(), 2),
+            upscaler=str(self._upscaler) if self._upscaler is not None else None,
         )
 
     def apply(self, params: ImageParams) -> list[str]:
@@ -223,6 +272,14 @@ class ImageForm(QWidget):
         else:
             self.set_init_image(None)
             notes.append(f"its init image {Path(params.init_image).name} is not there any more")
+        notes += self.loras.set_loras(params.loras)
+        self.hires_scale.setValue(params.hires_scale or 1.0)
+        self.hires_strength.setValue(params.hires_strength)
+        upscaler = Path(params.upscaler) if params.upscaler else None
+        if upscaler is not None and not upscaler.is_file():
+            notes.append(f"its upscaler {upscaler.name} is not there: Lanczos instead")
+            upscaler = None
+        self.set_upscaler(upscaler)
         return notes
 
     def reset(self) -> None:
@@ -238,10 +295,34 @@ class ImageForm(QWidget):
         self._size_chosen = False
         self._note_size("")
         self.set_init_image(None)
+        self.loras.clear()
+        self.hires_scale.setValue(1.0)
+        self.hires_strength.setValue(defaults.hires_strength)
+        self.set_upscaler(None)
 
     def show_seed(self, seed: int) -> None:
         """The seed used last: kept in the field, so unticking Random repeats it."""
         self.seed.setText(str(seed))
+
+    def set_upscaler(self, path: Path | None) -> None:
+        """Upscale the hires fix with the model at `path` (None: Lanczos)."""
+        self._upscaler = path
+        self.upscaler_label.setText(path.stem if path is not None else "Lanczos")
+        self.clear_upscaler_button.setVisible(path is not None)
+
+    def _choose_upscaler(self) -> None:
+        name, _filter = QFileDialog.getOpenFileName(
+            self, "Choose an upscaler", "", "Upscaler (*.safetensors)"
+        )
+        if name:
+            self.set_upscaler(Path(name))
+
+    def _add_to_prompt(self, word: str) -> None:
+        """A LoRA's trigger word, added at the end of the prompt unless it is there."""
+        text = self.prompt.toPlainText().rstrip()
+        if word.lower() in text.lower():
+            return
+        self.prompt.setPlainText(f"{text}, {word}" if text else word)
 
     # -- size ----------------------------------------------------------------------------
 

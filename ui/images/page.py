@@ -10,6 +10,7 @@ reaches the screen) and shows the images it indexed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,16 +33,21 @@ from PySide6.QtWidgets import (
 from app.core import Core
 from app.engines.errors import EngineErrorKind
 from app.errors import AppError
+from app.images.choice import resolve_loras
 from app.images.engine import ImageEngineError
 from app.images.job import ImageJob, JobPhase, JobSnapshot
 from app.images.params import ImageParamsError
+from app.images.queue import ImageQueue, QueuedJob
+from app.library.sniff import ModelKind
 from ui.confirm import ask, confirmation_box
 from ui.images.form import ImageForm
 from ui.images.gallery_model import GalleryModel
 from ui.images.gallery_view import GalleryPane
+from ui.images.lora_list import AvailableLora
 from ui.images.model_picker import ImageModel, ModelPicker
 from ui.images.pictures import read_scaled
 from ui.images.preview import PreviewPane
+from ui.images.queue_panel import QueuePanel
 from ui.images.viewer import ImageViewer
 from ui.library_model import ImagePipelines, LibraryModel
 from ui.style import mark_error
@@ -57,6 +64,7 @@ if TYPE_CHECKING:
     from app.images.params import ImageParams
 
 POLL_MS = 50  # how often a running generation reaches the screen
+VARIATIONS = 10  # jobs "Queue 10 variations" adds
 CLOSE_WAIT_S = 3.0  # closing waits this long for a cancelled generation to end
 FORM_WIDTH = 380
 MODEL_SUFFIXES = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin"})
@@ -165,11 +173,23 @@ class ImagesPage(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.cancel_button)
+        self.queue_button = QPushButton("Add to queue")
+        self.queue_button.setToolTip("Queue a job with these settings; jobs run one by one")
+        self.variations_button = QPushButton(f"Queue {VARIATIONS} variations")
+        self.queue_button.setAccessibleName("Add a job to the queue")
+        self.variations_button.setAccessibleName(f"Queue {VARIATIONS} variations")
+        self.variations_button.setToolTip(
+            f"Queue {VARIATIONS} jobs with these settings, each with a new seed"
+        )
+        queue_buttons = QHBoxLayout()
+        queue_buttons.addWidget(self.queue_button, 1)
+        queue_buttons.addWidget(self.variations_button, 1)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(scroll, 1)
         left_layout.addLayout(buttons)
+        left_layout.addLayout(queue_buttons)
         needed = (
             form_content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
         )
@@ -197,7 +217,14 @@ class ImagesPage(QWidget):
         self.gallery = GalleryPane(self.gallery_model)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(top)
-        right.addWidget(self.gallery)
+        self.queue: ImageQueue | None = None  # opened on a worker (it reads the database)
+        self._queue_ended = 0
+        self.queue_panel = QueuePanel(lambda: self.queue)
+        # The gallery and the queue share the lower half (one at a time: 900x600 must fit).
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.addTab(self.gallery, "Gallery")
+        self.lower_tabs.addTab(self.queue_panel, "Queue")
+        right.addWidget(self.lower_tabs)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
         right.setChildrenCollapsible(False)
@@ -216,6 +243,9 @@ class ImagesPage(QWidget):
 
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
+        self.queue_panel.refreshed.connect(self._queue_refreshed)
+        self.queue_button.clicked.connect(lambda: spawn(self.enqueue(1)))
+        self.variations_button.clicked.connect(lambda: spawn(self.enqueue(VARIATIONS)))
         self.offer_button.clicked.connect(self._take_offer)
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -238,6 +268,7 @@ class ImagesPage(QWidget):
         self.refresh_models()
         self.gallery_model.refresh()
         spawn(self._show_count())
+        spawn(self._open_queue())
 
     # -- public --------------------------------------------------------------------------
 
@@ -352,8 +383,63 @@ class ImagesPage(QWidget):
         if folder:
             self.pick_model(Path(folder))
 
+    async def enqueue(self, count: int) -> list[QueuedJob]:
+        """Queue `count` jobs with the settings shown (1: as they are; more: each a new
+        seed); they run one by one, after any before them. Returns the jobs queued."""
+        model = self.picker.model()
+        if model is None:
+            self._say("Pick a model first (or open a file or folder).", error=True)
+            return []
+        try:
+            params = self.form.params()
+            params = await run_blocking(resolve_loras, params, self._core.library)
+        except (ImageParamsError, AppError) as exc:
+            self._say(f"Check the settings: {exc}", error=True)
+            return []
+        queue = self.queue if self.queue is not None else await self._open_queue()
+        learned = self._learned.get(str(model.path))
+        ref = replace(model.ref, family=learned[0] if learned is not None else model.family)
+        follows = not self.form.size_chosen
+        if count == 1:
+            jobs = [await run_blocking(queue.add, ref, params, size_follows_model=follows)]
+        else:
+            jobs = await run_blocking(
+                queue.add_variations, ref, params, count, size_follows_model=follows
+            )
+        self._say(f"Queued {len(jobs)} job{'s' if len(jobs) != 1 else ''}.")
+        self.queue_panel.changed()
+        return jobs
+
+    def _queue_refreshed(self, ended: int, _listed: int) -> None:
+        """Queued jobs ended: their images are in the gallery now."""
+        if ended != self._queue_ended:
+            self._queue_ended = ended
+            self.gallery_model.refresh()
+            spawn(self._show_count())
+
+    async def _open_queue(self) -> ImageQueue:
+        """The queue, opened (a job a killed app left running goes back in line) and
+        started: what was queued before a quit runs now."""
+        if self.queue is None:
+            core = self._core
+            queue = await run_blocking(
+                ImageQueue,
+                core.database,
+                lambda: core.images,
+                lambda: core.gallery,
+                on_change=self.queue_panel.changed,
+            )
+            if self.queue is None:
+                self.queue = queue
+                queue.start()
+        self.queue_panel.changed()
+        return self.queue
+
     def shutdown(self) -> None:
         """The window closes: cancel a running generation; the job indexes what it wrote."""
+        self.queue_panel.stop()
+        if self.queue is not None:  # its running job goes back in line for the next start
+            self.queue.stop(timeout=CLOSE_WAIT_S)
         self._poll.stop()
         shown, self._job = self._job, None
         job = shown.job if shown is not None else None
@@ -371,6 +457,17 @@ class ImagesPage(QWidget):
             if (model := ImageModel.from_entry(entry)) is not None
         ]
         self.picker.set_models(models)
+        self.form.loras.set_available(
+            [
+                AvailableLora(
+                    name=location.path.stem, path=location.path, family=entry.architecture
+                )
+                for entry in self.library.entries()
+                if entry.kind is ModelKind.LORA
+                and entry.unreadable is None
+                and (location := entry.usable_location) is not None
+            ]
+        )
         self.modelsListed.emit(len(models))
 
     def _model_picked(self, model: ImageModel | None) -> None:
@@ -395,6 +492,11 @@ class ImagesPage(QWidget):
         except ImageParamsError as exc:
             self._say(f"Check the settings: {exc}", error=True)
             return
+        queue = self.queue if self.queue is not None else await self._open_queue()
+        if not await run_blocking(queue.hold_if_idle):
+            # Jobs are queued or running: this one waits its turn rather than share the engine.
+            await self.enqueue(1)
+            return
         shown = _Shown(model)
         self._job = shown
         self._set_busy(True)
@@ -403,6 +505,8 @@ class ImagesPage(QWidget):
         self.generationStarted.emit()
         try:
             engine, gallery = await run_blocking(self._engine_and_gallery)
+            # <lora:name:weight> typed in the prompt: found in the library (it may scan).
+            params = await run_blocking(resolve_loras, params, self._core.library)
         except (AppError, OSError) as exc:
             await self._end(shown, JobPhase.ERROR, error_text(exc))
             return
@@ -507,6 +611,8 @@ class ImagesPage(QWidget):
         if self._job is not shown:
             return
         self._job = None
+        if self.queue is not None:
+            self.queue.release()
         self._poll.stop()
         self._set_busy(False)
         self.preview.done("Done" if caption else "")
@@ -541,7 +647,14 @@ class ImagesPage(QWidget):
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _restore(self, params: ImageParams, source: str, *, how: str = "") -> None:
+    def _restore(
+        self,
+        params: ImageParams,
+        source: str,
+        *,
+        how: str = "",
+        left_out: Mapping[str, str] | None = None,
+    ) -> None:
         notes = self.form.apply(params)
         if params.model is not None:
             listed = self.picker.find_listed(params.model)
@@ -554,6 +667,12 @@ class ImagesPage(QWidget):
         text = f"Restored the settings of {source}{how} (seed {params.seed})."
         if notes:
             text += " Note: " + "; ".join(notes) + "."
+        if left_out:
+            text += (
+                " Not carried over: "
+                + "; ".join(f"{key}: {value}" for key, value in list(left_out.items())[:12])
+                + "."
+            )
         self._say(text)
         self.settingsRestored.emit()
 
@@ -592,8 +711,8 @@ class ImagesPage(QWidget):
             kind = "PNG" if path.suffix.lower() == ".png" else "image"
             self._say(f"This {kind} has no generation settings.", offer=path)
             return
-        how = " (AUTOMATIC1111 parameters)" if metadata.source == "a1111" else ""
-        self._restore(metadata.params, path.name, how=how)
+        how = _SOURCE_WORDS.get(metadata.source, "")
+        self._restore(metadata.params, path.name, how=how, left_out=metadata.fields)
 
     def _take_offer(self) -> None:
         if self._offer is not None:
@@ -606,6 +725,14 @@ class ImagesPage(QWidget):
         self.offer_button.setVisible(offer is not None)
         if text:
             self.said.emit(text)
+
+
+# Where a dropped image's settings came from, as the status line says it.
+_SOURCE_WORDS = {
+    "a1111": " (AUTOMATIC1111 parameters)",
+    "comfyui": " (ComfyUI graph)",
+    "invokeai": " (InvokeAI metadata)",
+}
 
 
 def _dropped_file(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -1,0 +1,325 @@
+"""Anthropic's Messages API on the local server's port: `POST /v1/messages` (and
+`POST /v1/messages/count_tokens`, which coding agents use to watch their context).
+
+A request names its `model` and `max_tokens` (both required, as Anthropic's are) and gives
+`messages` (user and assistant turns, each a string or blocks), an optional `system`,
+`stop_sequences`, `temperature`, `top_p` and `top_k`. The answer is a `message` with one text
+block, `stop_reason` (`end_turn`, or `max_tokens` when the limit or the context ended it) and
+`usage`; `"stream": true` sends Anthropic's server-sent events: `message_start`,
+`content_block_start`, `ping`, `content_block_delta` (text_delta)…, `content_block_stop`,
+`message_delta` (stop_reason and usage, input tokens included), `message_stop`.
+
+Errors have Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`, with its
+types: invalid_request_error (400), authentication_error (401), permission_error (403),
+not_found_error (404), request_too_large (413), api_error (500), overloaded_error (503,
+with Retry-After while a model loads). A key is accepted as `x-api-key` or as a Bearer token.
+
+Tools: `tools` and `tool_choice` become the app's `Tools` (rendered by the model's template,
+a forced choice sampled under a grammar); the reply's calls, parsed from the model's own
+format (`app.chat.tool_calls`), come back as `tool_use` blocks with `stop_reason: "tool_use"`,
+streamed as `content_block_start` + `input_json_delta` once the reply has ended. Assistant
+`tool_use` and user `tool_result` blocks go back through the template.
+
+Not yet: image and document blocks (refused: the models read text only), and a
+`stop_sequence` stop reported as such (the engine does not say which stop string ended a
+reply, so it is reported as `end_turn`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from app.chat.tool_calls import ParsedReply, ToolCall, ToolCallStream, parse_tool_calls
+from app.chat.tools import Tools
+from app.engines.errors import EngineError
+from app.engines.supervisor import RequestHandle
+from app.errors import ChatTemplateError
+from app.llm.stats import GenerationStats
+from app.serving.anthropic_schemas import CountTokensRequest, MessagesRequest, call_input
+from app.serving.api_keys import KeyCheck, check_key
+from app.serving.generation_stream import (
+    STATUS_CLIENT_CLOSED,
+    ClosingStreamingResponse,
+    Failed,
+    Finished,
+    GenerationFailure,
+    OpenGeneration,
+    TextPiece,
+    start_generation,
+)
+from app.serving.request_body import BodyError, parse_body
+from app.serving.served_models import ModelLease, ModelSource, ServedModelError
+
+__all__ = ["AnthropicError", "anthropic_error_response", "anthropic_routes"]
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+# Anthropic's error type for each status it uses.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+class AnthropicError(Exception):
+    """An error answer in Anthropic's shape."""
+
+    def __init__(
+        self, status: int, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+    @property
+    def type(self) -> str:
+        return _ERROR_TYPES.get(self.status, "api_error")
+
+    def body(self) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": self.type, "message": self.message}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def anthropic_error_response(
+    status: int, message: str, code: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An error from outside this endpoint (the browser guard, a body too large) in
+    Anthropic's shape (its type says what `code` says)."""
+    return AnthropicError(status, message, headers=headers).response()
+
+
+# -- the endpoint ---------------------------------------------------------------------------
+
+
+def anthropic_routes(models: ModelSource, *, api_key: str | None) -> APIRouter:
+    """`POST /v1/messages` over `models`; with `api_key`, it needs the key (x-api-key or
+    Bearer)."""
+    api = _AnthropicApi(models, api_key)
+    router = APIRouter(dependencies=[Depends(api.check_access)])
+    router.add_api_route("/v1/messages", api.messages, methods=["POST"])
+    router.add_api_route("/v1/messages/count_tokens", api.count_tokens, methods=["POST"])
+    return router
+
+
+class _AnthropicApi:
+    def __init__(self, models: ModelSource, api_key: str | None) -> None:
+        self.models = models
+        self.api_key = api_key
+
+    async def check_access(self, request: Request) -> None:
+        verdict = check_key(request.headers, self.api_key, x_api_key=True)
+        if verdict is KeyCheck.MISSING:
+            raise AnthropicError(401, "x-api-key header is required.")
+        if verdict is KeyCheck.WRONG:
+            raise AnthropicError(401, "invalid x-api-key")
+
+    async def count_tokens(self, request: Request) -> dict[str, int]:
+        """How many tokens the prompt is once templated (tools included), for the model."""
+        body = await _parse(request, CountTokensRequest)
+        try:
+            messages = body.template_messages()
+            tools = body.app_tools()
+        except ValueError as exc:
+            raise AnthropicError(400, str(exc)) from None
+        try:
+            async with self.models.acquire(body.model) as lease:
+                engine = lease.engine
+                count = await anyio.to_thread.run_sync(
+                    lambda: engine.count_tokens(engine.render(messages, tools).text)
+                )
+        except ServedModelError as exc:
+            raise _model_error(exc) from None
+        except ChatTemplateError as exc:
+            raise AnthropicError(400, str(exc)) from None
+        except EngineError as exc:
+            raise AnthropicError(500, str(exc)) from None
+        return {"input_tokens": count}
+
+    async def messages(self, request: Request) -> Response:
+        body = await _parse(request, MessagesRequest)
+        try:
+            messages = body.template_messages()
+            tools = body.app_tools()
+        except ValueError as exc:  # ContentError, GrammarError, a tool_choice without tools
+            raise AnthropicError(400, str(exc)) from None
+        try:
+            async with self.models.acquire(body.model) as lease:
+                sampling = body.sampling(context_length=lease.loaded.context_length)
+                engine = lease.engine
+                opened = await _start(
+                    request, lease, lambda: engine.generate(messages, sampling, tools=tools)
+                )
+        except ServedModelError as exc:
+            raise _model_error(exc) from None
+        if opened is None:
+            return Response(status_code=STATUS_CLIENT_CLOSED)
+        offered = tools if tools is not None and tools.offered else None
+        reply = _Reply(f"msg_{uuid.uuid4().hex[:24]}", lease.model_id)
+        if body.stream:
+            return ClosingStreamingResponse(
+                _events(request, opened, reply, offered),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                background=BackgroundTask(opened.cancel_unless_done),
+            )
+        try:
+            whole = await opened.collect(request)
+        except GenerationFailure as exc:
+            raise _failure_error(exc) from None
+        if whole is None:
+            return Response(status_code=STATUS_CLIENT_CLOSED)
+        parsed = (
+            parse_tool_calls(whole.text, offered.names)
+            if offered is not None
+            else ParsedReply(whole.text)
+        )
+        return JSONResponse(reply.message(parsed, whole.stats))
+
+
+async def _start(
+    request: Request, lease: ModelLease, submit: Callable[[], RequestHandle]
+) -> OpenGeneration | None:
+    try:
+        return await start_generation(request, lease.queue, submit)
+    except GenerationFailure as exc:
+        raise _failure_error(exc) from None
+
+
+class _Reply:
+    """What every event of one message repeats."""
+
+    def __init__(self, id: str, model: str) -> None:
+        self.id = id
+        self.model = model
+
+    def message(self, parsed: ParsedReply | None, stats: GenerationStats | None) -> dict[str, Any]:
+        """The message: whole (its text and calls, and stats) or, for `message_start`, empty."""
+        content: list[dict[str, Any]] = []
+        if parsed is not None:
+            if parsed.content or not parsed.tool_calls:
+                content.append({"type": "text", "text": parsed.content})
+            content += [_tool_use(call) for call in parsed.tool_calls]
+        called = parsed is not None and bool(parsed.tool_calls)
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": _stop_reason(stats, called=called) if stats is not None else None,
+            "stop_sequence": None,
+            "usage": _usage(stats),
+        }
+
+
+def _tool_use(call: ToolCall) -> dict[str, Any]:
+    return {
+        "type": "tool_use",
+        "id": f"toolu_{uuid.uuid4().hex[:24]}",
+        "name": call.name,
+        "input": call_input(call.arguments),
+    }
+
+
+def _usage(stats: GenerationStats | None) -> dict[str, int]:
+    if stats is None:  # message_start: the prompt's size comes with the result
+        return {"input_tokens": 0, "output_tokens": 0}
+    return {
+        "input_tokens": stats.prompt_tokens or 0,
+        "output_tokens": stats.generated_tokens or 0,
+    }
+
+
+def _stop_reason(stats: GenerationStats, *, called: bool) -> str:
+    if called:
+        return "tool_use"
+    return "max_tokens" if stats.finish_reason in ("length", "context-full") else "end_turn"
+
+
+async def _events(
+    request: Request, opened: OpenGeneration, reply: _Reply, tools: Tools | None
+) -> AsyncIterator[str]:
+    """The server-sent events of one streamed message. With tools, text that may begin a
+    call is held back (`ToolCallStream`); the calls come as tool_use blocks at the end."""
+    calls = ToolCallStream(tools.names) if tools is not None else None
+    yield _event("message_start", {"type": "message_start", "message": reply.message(None, None)})
+    yield _event("content_block_start", _block_start(0, {"type": "text", "text": ""}))
+    yield _event("ping", {"type": "ping"})
+    async for item in opened.items(request):
+        if isinstance(item, TextPiece):
+            shown = calls.feed(item.text) if calls is not None else item.text
+            if shown:
+                yield _event("content_block_delta", _text_delta(shown))
+        elif isinstance(item, Finished):
+            parsed = calls.finish() if calls is not None else ParsedReply("")
+            if parsed.content:
+                yield _event("content_block_delta", _text_delta(parsed.content))
+            yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            for index, call in enumerate(parsed.tool_calls, start=1):
+                block = _tool_use(call)
+                arguments = json.dumps(block["input"], ensure_ascii=False)
+                yield _event("content_block_start", _block_start(index, block | {"input": {}}))
+                delta = {"type": "input_json_delta", "partial_json": arguments}
+                yield _event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                )
+                yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+            stop_reason = _stop_reason(item.stats, called=bool(parsed.tool_calls))
+            ended = {"stop_reason": stop_reason, "stop_sequence": None}
+            yield _event(
+                "message_delta",
+                {"type": "message_delta", "delta": ended, "usage": _usage(item.stats)},
+            )
+            yield _event("message_stop", {"type": "message_stop"})
+        elif isinstance(item, Failed):
+            yield _event("error", _failure_error(item.failure).body())
+
+
+def _block_start(index: int, block: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": dict(block)}
+
+
+def _text_delta(text: str) -> dict[str, Any]:
+    delta = {"type": "text_delta", "text": text}
+    return {"type": "content_block_delta", "index": 0, "delta": delta}
+
+
+def _event(name: str, data: Mapping[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+async def _parse(request: Request, model: type[BodyT]) -> BodyT:
+    raw = await request.body()
+    try:
+        return parse_body(raw, model)
+    except BodyError as exc:
+        raise AnthropicError(400, exc.message) from None
+
+
+def _model_error(exc: ServedModelError) -> AnthropicError:
+    retry = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    return AnthropicError(exc.status, str(exc), headers=retry)
+
+
+def _failure_error(failure: GenerationFailure) -> AnthropicError:
+    return AnthropicError(failure.kind.status, failure.message)

@@ -1,0 +1,168 @@
+"""The image queue with the real engine: jobs run in order, move, cancel, repeat with a new
+seed, fill with variations, and survive a kill -9 of the app that ran them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core import Core
+from app.images import ImageEngine, ImageParams, ModelRef, read_metadata
+from app.images.queue import ImageQueue, QueueError, QueueState
+from tests.support.cli_process import cli_environment
+from tests.support.diffusers_builder import TinyModels
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT_S = 180.0
+
+
+def params(seed: int | None = None, **changes: object) -> ImageParams:
+    values: dict[str, object] = {"prompt": "a red fox", "steps": 2, "width": 64, "height": 64}
+    return ImageParams(**(values | changes), seed=seed)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def core(hf_home: Path, data_dir: Path) -> Iterator[Core]:
+    core = Core.open()
+    yield core
+    core.close()
+
+
+@pytest.fixture
+def queue(core: Core, image_engine: ImageEngine) -> Iterator[ImageQueue]:
+    queue = ImageQueue(core.database, lambda: image_engine, lambda: core.gallery)
+    yield queue
+    queue.stop()
+
+
+def test_jobs_run_in_their_order_and_a_move_changes_it(
+    queue: ImageQueue, core: Core, image_models: TinyModels
+) -> None:
+    model = ModelRef(name="tiny", path=str(image_models.folder))
+    first, second, third = (queue.add(model, params(seed)) for seed in (11, 12, 13))
+    queue.move(third.id, 0)
+    assert [job.id for job in queue.jobs()] == [third.id, first.id, second.id]
+    changes: list[None] = []
+    queue._on_change = lambda: changes.append(None)
+    queue.start()
+    assert queue.wait_idle(TIMEOUT_S)
+    jobs = queue.jobs()
+    assert [job.state for job in jobs] == [QueueState.DONE] * 3
+    assert [job.params.seed for job in jobs] == [13, 11, 12]
+    finished = [job.finished_at or "" for job in jobs]
+    assert finished == sorted(finished)  # they ran in the order shown
+    for job in jobs:
+        (path,) = job.images
+        metadata = read_metadata(path)
+        assert metadata is not None and metadata.params.seed == job.params.seed
+    assert core.gallery.count() == 3
+    assert queue.progress() == (3, 3)
+    assert changes  # each change was reported
+
+
+def test_cancel_repeat_and_variations(queue: ImageQueue, image_models: TinyModels) -> None:
+    model = ModelRef(name="tiny", path=str(image_models.folder))
+    kept = queue.add(model, params(5, guidance=4.0))
+    dropped = queue.add(model, params(6))
+    queue.cancel(dropped.id)
+    again = queue.repeat(kept.id)
+    assert again.params.seed != kept.params.seed and again.params.seed is not None
+    assert again.params.guidance == 4.0
+    variations = queue.add_variations(model, params(1), 3)
+    assert len({job.params.seed for job in variations}) == 3  # each a new seed, recorded
+    with pytest.raises(ValueError, match="between 1 and 100"):
+        queue.add_variations(model, params(), 0)
+    queue.start()
+    assert queue.wait_idle(TIMEOUT_S)
+    states = {job.id: job.state for job in queue.jobs()}
+    assert states.pop(dropped.id) is QueueState.CANCELLED
+    assert set(states.values()) == {QueueState.DONE}
+    assert not queue.job(dropped.id).images
+    with pytest.raises(QueueError, match="cannot move"):
+        queue.move(kept.id, 0)
+    queue.clear_finished()
+    assert queue.jobs() == []
+
+
+def test_a_job_that_fails_says_why_and_the_queue_goes_on(
+    queue: ImageQueue, image_models: TinyModels, tmp_path: Path
+) -> None:
+    missing = ModelRef(name="gone", path=str(tmp_path / "gone"))
+    failed = queue.add(missing, params(1))
+    done = queue.add(ModelRef(name="tiny", path=str(image_models.folder)), params(2))
+    queue.start()
+    assert queue.wait_idle(TIMEOUT_S)
+    assert queue.job(failed.id).state is QueueState.FAILED
+    assert "does not exist" in (queue.job(failed.id).error or "")
+    assert queue.job(done.id).state is QueueState.DONE
+
+
+_CHILD = """
+import sys, time
+from app.core import Core
+from app.images.params import ImageParams, ModelRef
+from app.images.queue import ImageQueue
+
+core = Core.open()
+queue = ImageQueue(core.database, lambda: core.images, lambda: core.gallery)
+model = ModelRef(name="tiny", path=sys.argv[1])
+for seed in (21, 22, 23):
+    queue.add(model, ImageParams(prompt="a fox", steps=4, width=64, height=64, seed=seed))
+queue.start()
+time.sleep(600)
+"""
+
+
+def test_the_queue_survives_a_kill_of_the_app_and_finishes_after_a_start(
+    hf_home: Path, data_dir: Path, image_models: TinyModels, image_engine: ImageEngine
+) -> None:
+    log = data_dir.parent / "child.log"
+    with log.open("wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(image_models.folder)],
+            env=cli_environment(data_dir, hf_home),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        states: list[QueueState] = []
+        while time.monotonic() < deadline and child.poll() is None:
+            core = Core.open()
+            try:
+                # Read as they are: opening an ImageQueue would take the running job back.
+                rows = core.database.fetch_all("SELECT state FROM image_queue")
+                states = [QueueState(state) for (state,) in rows]
+            finally:
+                core.close()
+            if QueueState.RUNNING in states:
+                break
+            time.sleep(0.2)
+        assert QueueState.RUNNING in states, log.read_text(errors="replace")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+    core = Core.open()
+    try:
+        queue = ImageQueue(core.database, lambda: image_engine, lambda: core.gallery)
+        assert QueueState.RUNNING not in {job.state for job in queue.jobs()}  # back in line
+        queue.start()
+        assert queue.wait_idle(TIMEOUT_S)
+        jobs = queue.jobs()
+        queue.stop()
+        assert [job.state for job in jobs] == [QueueState.DONE] * 3
+        assert [job.params.seed for job in jobs] == [21, 22, 23]
+        assert all(len(job.images) == 1 and job.images[0].is_file() for job in jobs)
+    finally:
+        core.close()
