@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.core import Core
 from app.docs.collections import PATH_COLLECTION_PREFIX, CollectionSummary
+from app.docs.embedders import DEFAULT_EMBEDDER_SEARCH, embedder_choices
 from app.docs.indexer import IndexCancelled, IndexControl, IndexPhase, IndexProgress
 from app.errors import AppError
 from app.units import format_bytes
@@ -47,6 +51,8 @@ class DocumentsPage(QWidget):
 
     progressed = Signal(object)  # an IndexProgress, from the indexing thread
     indexFinished = Signal(str)  # the run's summary (or why it stopped)
+    attachRequested = Signal(str)  # answer in Chat from this collection
+    discoverRequested = Signal(str)  # search Discover for this (an embedding model to get)
 
     def __init__(self, core: Core) -> None:
         super().__init__()
@@ -66,17 +72,43 @@ class DocumentsPage(QWidget):
         for column in range(1, len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemSelectionChanged.connect(self._show_embedders)
 
         self.add_button = QPushButton(themed_icon("folder"), "Add folder…")
         self.update_button = QPushButton(themed_icon("refresh"), "Update index")
         self.pause_button = QPushButton(themed_icon("pause"), "Pause")
         self.stop_button = QPushButton(themed_icon("cancel"), "Stop")
         self.remove_button = QPushButton(themed_icon("delete"), "Remove")
+        self.attach_button = QPushButton(themed_icon("chat"), "Chat with it")
+        self.attach_button.setToolTip("Answer in Chat from this collection, citing its files")
+        self.attach_button.clicked.connect(self._attach_selected)
         self.add_button.clicked.connect(self._choose_folder)
         self.update_button.clicked.connect(self._update_selected)
         self.pause_button.clicked.connect(self._toggle_pause)
         self.stop_button.clicked.connect(self._stop)
         self.remove_button.clicked.connect(self._remove_selected)
+        # The selected collection's embedding model, from the library's embedding GGUFs.
+        self.embedder_picker = QComboBox()
+        self.embedder_picker.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.embedder_picker.setMinimumContentsLength(24)
+        self.embedder_picker.setToolTip(
+            "The model that finds passages by meaning as well as by words. Changing it "
+            "embeds the collection again; the same model never does."
+        )
+        self.embedder_picker.activated.connect(self._embedder_chosen)
+        embedder_label = QLabel("Embedding model:")
+        embedder_label.setBuddy(self.embedder_picker)
+        self.get_embedder_button = QPushButton(themed_icon("discover"), "Get an embedding model…")
+        self.get_embedder_button.setToolTip(
+            f'No embedding model in the library: search Discover for "{DEFAULT_EMBEDDER_SEARCH}"'
+            " (small, Apache-2.0), download a GGUF of it, and pick it here."
+        )
+        self.get_embedder_button.clicked.connect(
+            lambda: self.discoverRequested.emit(DEFAULT_EMBEDDER_SEARCH)
+        )
+        self._embedders: dict[str, Path | None] = {}  # each collection's, by name
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.hide()
@@ -87,6 +119,7 @@ class DocumentsPage(QWidget):
         for button in (self.add_button, self.update_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.attach_button)
         buttons.addWidget(self.remove_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(theme.SPACING * 2, theme.SPACING * 2, theme.SPACING * 2, 0)
@@ -94,12 +127,18 @@ class DocumentsPage(QWidget):
         layout.addWidget(
             plain_label(
                 "Folders of your files (PDF, Word, Markdown, HTML, text, code), indexed where "
-                "they are; nothing leaves this machine. Chat answers from them with numbered "
-                "sources: `modeldeck chat MODEL --docs NAME`.",
+                'they are; nothing leaves this machine. "Chat with it" answers from one with '
+                "numbered sources (or `modeldeck chat MODEL --docs NAME`).",
                 word_wrap=True,
             )
         )
         layout.addLayout(buttons)
+        embedder_row = QHBoxLayout()
+        embedder_row.addWidget(embedder_label)
+        embedder_row.addWidget(self.embedder_picker)
+        embedder_row.addWidget(self.get_embedder_button)
+        embedder_row.addStretch(1)
+        layout.addLayout(embedder_row)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -111,6 +150,16 @@ class DocumentsPage(QWidget):
 
     def refresh(self) -> None:
         spawn(self._refresh())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """The library may have gained an embedding model (a download) since: list it."""
+        super().showEvent(event)
+        self._show_embedders()
+
+    def choose_embedder(self, name: str, embedder: Path | None) -> None:
+        """Search collection `name` with `embedder` (None: words only); a new model embeds
+        the collection again now."""
+        spawn(self._choose_embedder(name, embedder))
 
     def add_folder(self, folder: Path) -> None:
         """Make a collection of `folder` (named after it) and index it."""
@@ -135,10 +184,54 @@ class DocumentsPage(QWidget):
         if folder:
             self.add_folder(Path(folder))
 
+    def _embedder_chosen(self, index: int) -> None:
+        name = self.selected_name()
+        data = self.embedder_picker.itemData(index)
+        if name is not None:
+            self.choose_embedder(name, Path(data) if data else None)
+
+    async def _choose_embedder(self, name: str, embedder: Path | None) -> None:
+        if self._embedders.get(name) == embedder:
+            return  # the same model: its vectors stand
+        try:
+            await run_blocking(self._core.documents.set_embedder, name, embedder)
+        except AppError as error:
+            self.status.setText(str(error))
+            return
+        self._embedders[name] = embedder
+        if embedder is None:
+            self.status.setText(f"{name}: searched by words only from now on.")
+            await self._refresh()
+            return
+        await self._index(name)  # embeds every chunk with the new model
+
+    def _show_embedders(self) -> None:
+        """The library's embedding models in the picker, the selected collection's chosen."""
+        name = self.selected_name()
+        current = self._embedders.get(name) if name is not None else None
+        choices = embedder_choices(self._core.models.entries)
+        picker = self.embedder_picker
+        picker.blockSignals(True)  # filling it is not a person's choice
+        picker.clear()
+        picker.addItem("None: search by words only", None)
+        for choice in choices:
+            picker.addItem(choice.name, str(choice.path))
+            picker.setItemData(picker.count() - 1, str(choice.path), Qt.ItemDataRole.ToolTipRole)
+        if current is not None and picker.findData(str(current)) < 0:
+            picker.addItem(f"{current.name} (not in the library)", str(current))
+        picker.setCurrentIndex(max(0, picker.findData(str(current)) if current else 0))
+        picker.blockSignals(False)
+        self.get_embedder_button.setVisible(not choices)
+
     def _update_selected(self) -> None:
         name = self.selected_name()
         if name is not None:
             self.index(name)
+
+    def _attach_selected(self) -> None:
+        name = self.selected_name()
+        if name is not None:
+            self.attachRequested.emit(name)
 
     def _toggle_pause(self) -> None:
         control = self._control
@@ -177,6 +270,7 @@ class DocumentsPage(QWidget):
         summaries = await run_blocking(documents.summaries)
         selected = self.selected_name()
         shown = [s for s in summaries if not s.collection.name.startswith(PATH_COLLECTION_PREFIX)]
+        self._embedders = {s.collection.name: s.collection.embedder for s in shown}
         self.table.setRowCount(len(shown))
         for row, summary in enumerate(shown):
             for column, text in enumerate(_cells(summary)):
@@ -188,6 +282,7 @@ class DocumentsPage(QWidget):
             if summary.collection.name == selected:
                 self.table.selectRow(row)
         self._update_buttons()
+        self._show_embedders()
 
     async def _add(self, folder: Path) -> None:
         documents = self._core.documents
@@ -263,6 +358,8 @@ class DocumentsPage(QWidget):
         self.add_button.setEnabled(not running)
         self.update_button.setEnabled(selected and not running)
         self.remove_button.setEnabled(selected and not running)
+        self.attach_button.setEnabled(selected)
+        self.embedder_picker.setEnabled(selected and not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
 

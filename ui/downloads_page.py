@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
+from app.downloads.sources import Hub
 from app.downloads.status import JobState
 from app.units import format_bytes, format_duration
 from ui import theme
@@ -89,7 +90,15 @@ def _model_text(job: JobStatus) -> str:
     """The repository's name first (what a person looks for), then the file, then its owner:
     a narrow column cuts the owner, never the name."""
     owner, _, name = job.repo_id.rpartition("/")
-    return f"{name}  ·  {job.label}" + (f"  ·  {owner}" if owner else "")
+    hub = _OTHER_HUBS.get(job.hub)
+    return (
+        f"{name}  ·  {job.label}"
+        + (f"  ·  {owner}" if owner else "")
+        + (f"  ·  {hub}" if hub else "")
+    )
+
+
+_OTHER_HUBS = {Hub.CIVITAI: "Civitai", Hub.MODELSCOPE: "ModelScope"}  # Hugging Face: unnamed
 
 
 COLUMNS: tuple[Column[JobStatus], ...] = (

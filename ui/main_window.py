@@ -185,6 +185,11 @@ class MainWindow(QMainWindow):
 
         return self._page(DOCUMENTS, documents_page.DocumentsPage)
 
+    def chat_from_documents(self, name: str) -> None:
+        """Go to Chat, answering from the document collection `name`."""
+        self.show_page(self.chat)
+        self.chat.attach_documents(name)
+
     @property
     def images(self) -> ImagesPage:
         """The Images page (built on first use)."""
@@ -219,6 +224,12 @@ class MainWindow(QMainWindow):
         self.show_page(self.discover)
         self.discover.focus_search()
 
+    def search_discover(self, text: str) -> None:
+        """Go to Discover and search for `text` (the Documents page's embedding model)."""
+        self.show_page(self.discover)
+        self.discover.search_field.setText(text)
+        self.discover.search_now()
+
     def _page(self, row: int, build: Callable[[Core], PageT]) -> PageT:
         page = self._built.get(row)
         if page is None:
@@ -242,6 +253,9 @@ class MainWindow(QMainWindow):
             page.panel.loadFinished.connect(self._chat_loaded)  # type: ignore[attr-defined]
         elif row == IMAGES:
             page.generationFinished.connect(self._images_generated)  # type: ignore[attr-defined]
+        elif row == DOCUMENTS:
+            page.attachRequested.connect(self.chat_from_documents)  # type: ignore[attr-defined]
+            page.discoverRequested.connect(self.search_discover)  # type: ignore[attr-defined]
         elif row == LIBRARY:
             page.chatRequested.connect(self.chat_with)  # type: ignore[attr-defined]
             page.imagesRequested.connect(self.images_with)  # type: ignore[attr-defined]

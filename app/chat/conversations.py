@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from app.chat.image_store import StoredImage
+from app.docs.citation import Citation
 from app.errors import AppError
 from app.llm.stats import GenerationStats
 from app.store import Database
@@ -148,6 +149,8 @@ class Message:
     version: int = 1
     versions: int = 1
     images: tuple[StoredImage, ...] = ()  # a user message's attached images, in order
+    # A reply from documents: the numbered sources it was given, which its [n] cite.
+    sources: tuple[Citation, ...] = ()
 
 
 class VersionNotFoundError(AppError, LookupError):
@@ -333,6 +336,19 @@ class ConversationStore:
             dropped,
             before_position=before_position,
         )
+
+    def set_sources(self, message_id: int, sources: tuple[Citation, ...]) -> None:
+        """Keep with the reply `message_id` the sources it was given (its [n] cite them).
+
+        Raises MessageNotFoundError.
+        """
+        sources_json = _dumps([source.to_json() for source in sources]) if sources else None
+        with self._db.transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE messages SET sources = ? WHERE id = ?", (sources_json, message_id)
+            )
+            if cursor.rowcount == 0:
+                raise _message_not_found(message_id)
 
     def update_content(self, message_id: int, content: str) -> None:
         """Store the text a streaming reply has so far: one UPDATE, cheap enough for every
@@ -601,7 +617,7 @@ _MESSAGE_COLUMNS = (
     "id, conversation_id, position, role, content, state, error, stats, dropped, "
     "created_at, updated_at, version, "
     "(SELECT COUNT(*) FROM reply_versions WHERE reply_versions.message_id = messages.id) + 1, "
-    "images"
+    "images, sources"
 )
 
 
@@ -620,7 +636,7 @@ def _conversation(row: tuple[Any, ...]) -> Conversation:
 
 def _message(row: tuple[Any, ...]) -> Message:
     message_id, conversation_id, position, role, content, state, error, stats, dropped, *rest = row
-    created, updated, version, versions, images = rest
+    created, updated, version, versions, images, sources = rest
     return Message(
         id=message_id,
         conversation_id=conversation_id,
@@ -636,7 +652,16 @@ def _message(row: tuple[Any, ...]) -> Message:
         version=version,
         versions=max(versions, version),
         images=_images(images),
+        sources=_sources(sources),
     )
+
+
+def _sources(text: str | None) -> tuple[Citation, ...]:
+    """A reply's citations; a malformed entry is left out, not an error."""
+    value = _loads(text)
+    if not isinstance(value, list):
+        return ()
+    return tuple(source for item in value if (source := Citation.from_json(item)) is not None)
 
 
 def _images(text: str | None) -> tuple[StoredImage, ...]:

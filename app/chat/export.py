@@ -19,6 +19,7 @@ from app.chat.conversations import (
     Role,
 )
 from app.chat.image_store import ChatImageMissingError, ChatImageStore, StoredImage
+from app.docs.citation import Citation
 from app.text import one_line
 
 FORMAT = "modeldeck.conversation"
@@ -57,6 +58,10 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
         if message.images:  # links into the image folder written beside the export
             lines += [f"![{_alt(image.name)}]({image_link(image)})" for image in message.images]
             lines.append("")
+        if message.sources:  # what the reply's [n] cite
+            lines += ["**Sources:**", ""]
+            lines += [f"- {_source_line(source)}" for source in message.sources]
+            lines.append("")
         note = _STATE_NOTES.get(message.state)
         if message.state is MessageState.ERROR:
             note = f"Error: {message.error}" if message.error else "Error."
@@ -71,8 +76,9 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
 def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
     """The conversation as a versioned JSON document (UTF-8 text, indented by 2).
 
-    Each message has role, content, state and created_at, then error, stats and dropped
-    (markers) only when it has them.
+    Each message has role, content, state and created_at, then error, stats, dropped
+    (markers), images and sources (a reply from documents: number, file, page, line_start,
+    line_end, heading, score) only when it has them.
     """
     document = {
         "format": FORMAT,
@@ -106,7 +112,15 @@ def _message_document(message: Message) -> dict[str, Any]:
             {"name": image.name, "sha256": image.sha256, "file": image_link(image)}
             for image in message.images
         ]
+    if message.sources:
+        document["sources"] = [source.to_json() for source in message.sources]
     return document
+
+
+def _source_line(source: Citation) -> str:
+    """ "[1] `/notes/report.pdf`, page 3, lines 10-24 (score 0.0328)"."""
+    path = source.path.replace("`", "'")
+    return f"[{source.number}] `{path}`, {source.location} (score {source.score:.4g})"
 
 
 IMAGE_FOLDER = "chat-images"  # beside an exported file, as beside the database

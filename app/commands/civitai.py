@@ -4,7 +4,8 @@
 models folder of its kind, resumed after any interruption and verified by its sha256, with
 its provenance beside it. `identify MODEL` looks a local file up on Civitai by its sha256 and
 records what it is. Both use the same core as the window (`app.downloads.civitai`,
-`app.hub.civitai.identify`).
+`app.hub.civitai.identify`); a pull is a job of the app's download queue, so Ctrl+C pauses it,
+the next run (or the window's Downloads page) continues it, and exit statuses are `pull`'s.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_FLAGGED = 6
-EXIT_INTERRUPTED = 130
 
 
 def register_identify(
@@ -55,49 +54,58 @@ def civitai_hub(database: Database, endpoint: str | None) -> CivitaiHub:
 
 
 def run_pull(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Download what `args` names from Civitai; hub errors propagate to the CLI's handlers."""
-    from app.downloads.civitai import FlaggedFileError, PickleRefusedError, pull_civitai
-    from app.downloads.transfer import StopRequested, StopSignal
+    """Download what `args` names from Civitai through the download queue (a job of this
+    process's own, shown in the window's Downloads too); planning errors propagate to the
+    CLI's handlers."""
+    from app.commands.foreground import download_in_foreground
+    from app.commands.pull import report_for, settle
+    from app.downloads.civitai import (
+        FlaggedFileError,
+        PickleRefusedError,
+        landed_file,
+        plan_civitai_download,
+    )
     from app.hub.civitai.settings import load_civitai_settings
 
     if len(args.patterns) > 1:
         sys.stderr.write("modeldeck: a Civitai pull takes one file name at most\n")
         return EXIT_ERROR
     hub = civitai_hub(core.database, args.endpoint)
-    shown = _Progress(out, as_json=args.json)
     try:
-        plan, path = pull_civitai(
-            hub,
-            args.repo_id,
+        model, version = hub.version(args.repo_id, revision=args.revision)
+        download = plan_civitai_download(
+            model,
+            version,
+            endpoint=hub.endpoint,
             settings=load_civitai_settings(core.database),
-            revision=args.revision,
             file_name=args.patterns[0] if args.patterns else None,
             allow_flagged=args.allow_unsafe,
-            stop=StopSignal(),
-            on_progress=shown.report,
         )
     except (PickleRefusedError, FlaggedFileError) as exc:
         sys.stderr.write(f"modeldeck: {' '.join(str(exc).split())}\n")
         return EXIT_FLAGGED
-    except (KeyboardInterrupt, StopRequested):
-        sys.stderr.write(
-            "modeldeck: interrupted: the download is paused; run the same command again "
-            "to continue.\n"
-        )
-        return EXIT_INTERRUPTED
     finally:
         hub.close()
+    report = report_for(out, as_json=args.json)
+    outcome = download_in_foreground(
+        core, download.job_plan(endpoint=hub.endpoint), poll_s=0.1, on_progress=report.progress
+    )
+    code = settle(outcome, report)
+    if code is not None:
+        return code
+    path = landed_file(download.target)
     size = path.stat().st_size
-    label = f"civitai:{plan.model.id}@{plan.version.id}"
+    label = f"civitai:{model.id}@{version.id}"
     if args.json:
         record = {
+            "event": "done",
             "hub": "civitai",
             "repo_id": label,
             "path": str(path),
             "size": size,
-            "sha256": plan.sha256,
-            "base_model": plan.version.base_model,
-            "trained_words": list(plan.version.trained_words),
+            "sha256": download.sha256,
+            "base_model": version.base_model,
+            "trained_words": list(version.trained_words),
             "state": "done",
         }
         out.write(json.dumps(record) + "\n")
@@ -128,20 +136,3 @@ def run_identify(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout)
     else:
         out.write("\n".join(provenance.lines()) + f"\nrecorded in {sidecar_path(path)}\n")
     return EXIT_OK
-
-
-class _Progress:
-    """A line at most every second (text), or nothing until the end (JSON)."""
-
-    def __init__(self, out: TextIO, *, as_json: bool) -> None:
-        self._out = out
-        self._as_json = as_json
-        self._last = time.monotonic()
-
-    def report(self, done: int) -> None:
-        now = time.monotonic()
-        if self._as_json or now - self._last < 1.0:
-            return
-        self._last = now
-        self._out.write(f"  {format_bytes(done)} so far\n")
-        self._out.flush()

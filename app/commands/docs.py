@@ -4,7 +4,9 @@
                                        a collection of files and folders, indexed in place
                                        (MODEL: an embedding GGUF; without one, words only)
     modeldeck docs list [--json]       collections with their files, chunks and sizes
-    modeldeck docs index NAME [--json] bring a collection up to date with its files
+    modeldeck docs index NAME [--embedder MODEL|none] [--json]
+                                       bring a collection up to date with its files (with
+                                       another embedding model: all embedded again)
     modeldeck docs remove NAME         forget a collection (its files are never touched)
     modeldeck chat MODEL --docs NAME|PATH --prompt ...
                                        answer from the best passages, cited as [n]
@@ -58,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     list_.add_argument("--json", action="store_true", help="print JSON")
     index = actions.add_parser("index", help="bring a collection up to date with its files")
     index.add_argument("name", metavar="NAME")
+    index.add_argument(
+        "--embedder",
+        metavar="MODEL",
+        help="search by meaning with this embedding GGUF from now on ('none': words only); "
+        "a model other than the collection's embeds it again, the same one never",
+    )
     index.add_argument("--json", action="store_true", help="print JSON")
     remove = actions.add_parser("remove", help="forget a collection (files stay)")
     remove.add_argument("name", metavar="NAME")
@@ -76,6 +84,10 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             collection = documents.add(args.name, args.paths, embedder=embedder)
             return _index(documents, collection.name, args.json, out, err)
         if args.docs_command == "index":
+            if args.embedder is not None:
+                chosen = args.embedder.strip().lower() != "none"
+                model = choose_gguf(args.embedder, core.library).path if chosen else None
+                documents.set_embedder(args.name, model)
             return _index(documents, args.name, args.json, out, err)
         if args.docs_command == "remove":
             documents.remove(args.name)

@@ -1,7 +1,8 @@
 """`modeldeck pull --hub modelscope`: files of a ModelScope model into ModelScope's own cache.
 
-The same transfer as a Hugging Face pull (resumed after any interruption, each file's sha256
-verified), into the folder the `modelscope` SDK uses (`MODELSCOPE_CACHE` honoured), so its
+A job of the same download queue as a Hugging Face pull (Ctrl+C pauses it; the next run or
+the window's Downloads page continues it from the bytes on disk; each file's sha256 verified;
+exit statuses are `pull`'s), into the folder the `modelscope` SDK uses (`MODELSCOPE_CACHE` honoured), so its
 tools see the files; the library lists them from there.
 """
 
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from typing import TYPE_CHECKING, TextIO
 
 from app.units import format_bytes
@@ -23,53 +22,42 @@ EXIT_OK = 0
 
 
 def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Pull what `args` names from ModelScope; errors propagate to the CLI's handlers."""
-    from app.downloads.modelscope import pull_modelscope
+    """Pull what `args` names from ModelScope through the download queue (a job of this
+    process's own, shown in the window's Downloads too); planning errors propagate to the
+    CLI's handlers."""
+    from app.commands.foreground import download_in_foreground
+    from app.commands.pull import report_for, settle
+    from app.downloads.modelscope import modelscope_token, plan_modelscope
     from app.hub.modelscope.api import DEFAULT_REVISION, ModelScopeClient
+    from app.hub.modelscope.layout import ModelScopeRoots, model_folder
     from app.hub.modelscope.provider import modelscope_endpoint
 
-    client = ModelScopeClient(
-        endpoint=modelscope_endpoint(args.endpoint),
-        token=os.environ.get("MODELSCOPE_API_TOKEN") or None,
+    client = ModelScopeClient(endpoint=modelscope_endpoint(args.endpoint), token=modelscope_token())
+    root = ModelScopeRoots.for_this_user().current
+    plan = plan_modelscope(
+        client, args.repo_id, args.patterns, root=root, revision=args.revision or DEFAULT_REVISION
     )
-    shown = _Progress(out, as_json=args.json)
-    pulled = pull_modelscope(
-        client,
-        args.repo_id,
-        args.patterns,
-        on_progress=shown.report,
-        revision=args.revision or DEFAULT_REVISION,
-    )
+    report = report_for(out, as_json=args.json)
+    outcome = download_in_foreground(core, plan, poll_s=0.1, on_progress=report.progress)
+    code = settle(outcome, report)
+    if code is not None:
+        return code
+    folder = model_folder(root, plan.repo_id)
+    files = [file.path for file in plan.files]
     if args.json:
         record = {
+            "event": "done",
             "hub": "modelscope",
-            "repo_id": pulled.model_id,
-            "folder": str(pulled.folder),
-            "files": list(pulled.files),
-            "size": pulled.size,
+            "repo_id": plan.repo_id,
+            "folder": str(folder),
+            "files": files,
+            "size": plan.total_size,
             "state": "done",
         }
         out.write(json.dumps(record) + "\n")
     else:
         out.write(
-            f"{pulled.model_id}: {len(pulled.files)} files, {format_bytes(pulled.size)}, "
-            f"verified, in {pulled.folder}\n"
+            f"{plan.repo_id}: {len(files)} files, {format_bytes(plan.total_size)}, "
+            f"verified, in {folder}\n"
         )
-    del core  # the library finds the files on its next scan (ModelScope's cache is a source)
     return EXIT_OK
-
-
-class _Progress:
-    """One line per file at most every second (text), or nothing until the end (JSON)."""
-
-    def __init__(self, out: TextIO, *, as_json: bool) -> None:
-        self._out = out
-        self._as_json = as_json
-        self._last = 0.0
-
-    def report(self, path: str, done: int, size: int) -> None:
-        now = time.monotonic()
-        if self._as_json or (done < size and now - self._last < 1.0):
-            return
-        self._last = now
-        self._out.write(f"  {path}: {format_bytes(done)} of {format_bytes(size)}\n")

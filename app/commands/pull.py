@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, TextIO
 from app.units import format_bytes, format_duration
 
 if TYPE_CHECKING:  # the rest is imported when a pull runs: `register` runs at every start
+    from app.commands.foreground import ForegroundDownload
     from app.core import Core
     from app.downloads.status import ErrorKind, JobStatus
     from app.hub.security import FileScan
@@ -87,11 +88,11 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Download what `args` asks for, showing progress on `out`; returns the exit status."""
     from app.commands.foreground import download_in_foreground
     from app.downloads.plan import plan_files
-    from app.downloads.status import ErrorKind, JobState
+    from app.downloads.status import ErrorKind
     from app.errors import AppError
     from app.hub.security import flagged_files
 
-    report = _JsonReport(out) if args.json else _TextReport(out)
+    report = report_for(out, as_json=args.json)
     try:
         details = core.hub.model_details(args.repo_id, revision=args.revision)
         if details.saved_at is not None:  # the hub did not answer; this is a saved copy
@@ -106,22 +107,35 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return report.flagged(refusal(details.repo_id, flagged))
 
     outcome = download_in_foreground(core, plan, poll_s=_REFRESH_S, on_progress=report.progress)
+    code = settle(outcome, report)  # paused (here or from the window), failed or refused
+    if code is not None or outcome.status is None:
+        return EXIT_ERROR if code is None else code
+    from app.downloads.cache import snapshot_folder
+
+    folder = snapshot_folder(core.settings.resolved_cache_dir(), plan.repo_id, plan.revision)
+    return report.done(outcome.status, str(folder))
+
+
+def report_for(out: TextIO, *, as_json: bool) -> _TextReport | _JsonReport:
+    """How a foreground download shows progress and failures on `out` (text or JSON lines)."""
+    return _JsonReport(out) if as_json else _TextReport(out)
+
+
+def settle(outcome: ForegroundDownload, report: _TextReport | _JsonReport) -> int | None:
+    """The exit status of a foreground download that did not complete (reported);
+    None when it completed."""
+    from app.downloads.status import ErrorKind, JobState
+
     if outcome.refused is not None:
         return report.failed(str(outcome.refused), ErrorKind.of(outcome.refused))
     status = outcome.status
-    if outcome.interrupted or status is None:
+    if outcome.interrupted or status is None or status.state is JobState.PAUSED:
         return report.paused(status)
-
     if status.state is JobState.COMPLETED:
-        from app.downloads.cache import snapshot_folder
-
-        folder = snapshot_folder(core.settings.resolved_cache_dir(), plan.repo_id, plan.revision)
-        return report.done(status, str(folder))
-    if status.state is JobState.PAUSED:  # paused from elsewhere (the window)
-        return report.paused(status)
-    kind = status.error_kind or ErrorKind.OTHER
-    message = status.error or f"the download ended {status.state}"
-    return report.failed(message, kind)
+        return None
+    return report.failed(
+        status.error or f"the download ended {status.state}", status.error_kind or ErrorKind.OTHER
+    )
 
 
 def refusal(repo_id: str, flagged: Sequence[tuple[str, FileScan]]) -> str:

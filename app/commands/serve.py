@@ -172,7 +172,10 @@ def _serve_library(
             print(f"Serving {count} library models at {url}{key_note}", file=out, flush=True)
             if origins:
                 print(f"Web pages allowed from: {', '.join(origins)}", file=err)
-            print("Each loads when a request names it (GET /v1/models lists them).", file=err)
+            if count:
+                print("Each loads when a request names it (GET /v1/models lists them).", file=err)
+            else:
+                print("The library has no chat model yet: `modeldeck pull` one.", file=err)
             print("Press Ctrl+C to stop.", file=out, flush=True)
             threading.Event().wait()  # until Ctrl+C or SIGTERM
     except KeyboardInterrupt:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.docs.embedder import Embedder, EngineEmbedder
 from app.docs.indexer import IndexControl, IndexReport, ProgressCallback, index_collection
+from app.docs.prompt import DocumentPrompt, compose_prompt
 from app.docs.retrieval import Passage, retrieve
 from app.docs.store import Collection, CollectionError, CollectionStats, DocumentStore
 from app.docs.vectors import VectorIndex
@@ -49,6 +50,17 @@ class DocumentCollections:
             raise CollectionError("A collection needs at least one file or folder")
         roots = [path.expanduser().absolute() for path in paths]
         return self.store.create(name, roots, embedder=embedder)
+
+    def set_embedder(self, name: str, embedder: Path | None) -> Collection:
+        """Choose the embedding model of the collection `name` (None: search by words only).
+
+        Nothing is embedded here: the next `index` embeds every chunk with a new model, and
+        none with the model the vectors already came from.
+        Raises:
+            CollectionError: there is no such collection.
+        """
+        self.store.set_embedder(self.store.get(name), embedder)
+        return self.store.get(name)
 
     def summaries(self) -> list[CollectionSummary]:
         return [CollectionSummary(c, self.store.stats(c)) for c in self.store.all()]
@@ -107,6 +119,28 @@ class DocumentCollections:
             embedder=embedder,
             vectors_folder=self.vectors_folder,
             limit=limit,
+        )
+
+    def compose(
+        self,
+        names: Sequence[str],
+        question: str,
+        *,
+        budget_tokens: int,
+        count_tokens: Callable[[str], int],
+        limit: int = 8,
+    ) -> DocumentPrompt:
+        """`question` with the best passages of the collections `names`, numbered, within
+        `budget_tokens` (blocks: it searches and counts tokens; call on a worker).
+
+        Raises:
+            CollectionError: a collection is not there (any more).
+            EngineError: the embedding model failed.
+        """
+        collections = [self.store.get(name) for name in names]
+        passages = self.search(collections, question, limit=limit)
+        return compose_prompt(
+            question, passages, budget_tokens=budget_tokens, count_tokens=count_tokens
         )
 
     def embedder_for(self, collection: Collection) -> Embedder | None:

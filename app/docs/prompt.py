@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.docs.chunking import Chunk
+from app.docs.citation import Citation
 from app.docs.retrieval import Passage
 
 INSTRUCTION = (
@@ -46,16 +47,21 @@ class Source:
         """ "[1] report.pdf, page 3, lines 10-24"."""
         return f"[{self.number}] {Path(self.path).name}, {self.location}"
 
+    @property
+    def citation(self) -> Citation:
+        """What the reply keeps of this source: where it is, without the text sent."""
+        return Citation(
+            self.number,
+            self.path,
+            self.page,
+            self.line_start,
+            self.line_end,
+            self.heading,
+            self.score,
+        )
+
     def to_json(self) -> dict[str, object]:
-        return {
-            "number": self.number,
-            "file": self.path,
-            "page": self.page,
-            "line_start": self.line_start,
-            "line_end": self.line_end,
-            "heading": self.heading,
-            "score": round(self.score, 6),
-        }
+        return self.citation.to_json()
 
 
 @dataclass(frozen=True)

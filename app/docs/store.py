@@ -144,6 +144,14 @@ class DocumentStore:
             )
             connection.execute("DELETE FROM doc_collections WHERE id = ?", (collection.id,))
 
+    def set_embedder(self, collection: Collection, embedder: Path | None) -> None:
+        """Record the embedding model `collection` is searched with (None: words only). Its
+        vectors stay until the next index, which makes them again with a new model."""
+        self.database.execute(
+            "UPDATE doc_collections SET embedder = ? WHERE id = ?",
+            (str(embedder) if embedder else None, collection.id),
+        )
+
     def add_roots(self, collection: Collection, roots: Iterable[Path]) -> None:
         with self.database.transaction() as connection:
             connection.executemany(

@@ -1,7 +1,9 @@
-"""Downloads into the standard Hugging Face cache that survive drops, stalls, crashes and restarts.
+"""Downloads that survive drops, stalls, crashes and restarts, from every hub, in one queue.
 
 - `plan_files`, `plan_gguf`, `plan_diffusers`: what to fetch (`DownloadPlan`); `check_plan`
   refuses any hub-provided name or hash that could leave the cache.
+- Other hubs' plans (`civitai.CivitaiDownload.job_plan`, `modelscope.plan_modelscope`) carry
+  a source (`sources`): where their files go; `placement` picks the target per hub.
 - `DownloadManager`: the persistent queue; `jobs()` gives `JobStatus` snapshots to poll.
 - `fetch_file`: one file, resumed, retried and verified (what the manager runs).
 """

@@ -8,7 +8,9 @@ crash or kill -9 continues it with a Range request; the partial is opened withou
 links (`_open_partial`); progress is reported per chunk and a `StopSignal` pauses it; only a
 file whose sha256 is the one Civitai lists is moved into place, under the name Civitai gives
 in `Content-Disposition` (checked like any hub file name), with its provenance beside it
-(`<name>.civitai.info`).
+(`<name>.civitai.info`). A download runs as a job of the app's queue: `plan_civitai_download`
+chooses the file, `CivitaiDownload.job_plan` makes the queue's plan, and the queue fetches it
+through `CivitaiTarget` (`app.downloads.placement`).
 
 Refused before any byte: a pickle (`PickleTensor`: loading it can run code; ModelDeck loads
 safetensors only), a file without a sha256 (it could not be verified), and a file the scans
@@ -17,6 +19,7 @@ flag as dangerous unless the caller allows it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -32,7 +35,8 @@ import httpx2
 from filelock import FileLock, Timeout
 
 from app.downloads.cache import ensure_inside
-from app.downloads.plan import PlannedFile
+from app.downloads.plan import DownloadPlan, PlannedFile
+from app.downloads.sources import CivitaiSource
 from app.downloads.transfer import (
     FileBusyError,
     RetryPolicy,
@@ -53,8 +57,13 @@ from app.errors import (
 from app.hub.civitai.client import CivitaiClient, civitai_id, error_for_status
 from app.hub.civitai.licenses import license_id_of
 from app.hub.civitai.models import CivitaiFile, CivitaiModel, CivitaiVersion, FileFormat
-from app.hub.civitai.provenance import CivitaiProvenance, write_sidecar
-from app.hub.civitai.provider import CivitaiHub, file_scan
+from app.hub.civitai.provenance import (
+    SIDECAR_SUFFIX,
+    CivitaiProvenance,
+    read_sidecar,
+    write_sidecar,
+)
+from app.hub.civitai.provider import file_scan
 from app.hub.civitai.settings import CivitaiSettings, FolderKind
 from app.hub.credentials import redact
 from app.hub.untrusted import UnsafeHubDataError, check_file_path
@@ -107,7 +116,113 @@ class CivitaiDownload:
 
     @property
     def partial(self) -> Path:
+        return self.target.partial
+
+    @property
+    def target(self) -> CivitaiTarget:
+        return CivitaiTarget(
+            label=self.label,
+            file_name=self.file.name,
+            size=self.file.size_bytes,
+            sha256=self.sha256,
+            folder=self.folder,
+            url=self.url,
+            provenance=self.provenance,
+        )
+
+    def job_plan(self, *, endpoint: str) -> DownloadPlan:
+        """The download queue's plan of this file (`endpoint`: Civitai's)."""
+        sha256 = self.sha256
+        return DownloadPlan(
+            repo_id=civitai_id(self.model.id, self.version.id),
+            revision=str(self.version.id),
+            label=self.file.name,
+            files=(
+                PlannedFile(
+                    path=self.file.name,
+                    size=self.file.size_bytes or 0,
+                    sha256=sha256,
+                    etag=sha256,
+                    scan=file_scan(self.file).level,
+                ),
+            ),
+            ref=None,
+            source=CivitaiSource(
+                endpoint=endpoint, folder=self.folder, url=self.url, provenance=self.provenance
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CivitaiTarget:
+    """Where one Civitai file's bytes go: `.<sha256>.incomplete` in its folder (a name that
+    does not change between runs), then the name Civitai gives, with `.civitai.info` beside."""
+
+    label: str
+    file_name: str  # as Civitai lists it; the final name comes from Content-Disposition
+    size: int | None  # approximate (Civitai lists kilobytes)
+    sha256: str
+    folder: Path
+    url: str
+    provenance: CivitaiProvenance
+
+    @classmethod
+    def of_job(cls, label: str, source: CivitaiSource, file: PlannedFile) -> CivitaiTarget:
+        """The target of a queued Civitai job (`file`: its one planned file)."""
+        assert file.sha256 is not None  # check_plan refuses a Civitai file without one
+        return cls(
+            label=label,
+            file_name=file.path,
+            size=file.size or None,
+            sha256=file.sha256,
+            folder=source.folder,
+            url=source.url,
+            provenance=source.provenance,
+        )
+
+    @property
+    def partial(self) -> Path:
         return self.folder / f".{self.sha256}.incomplete"
+
+    @property
+    def lock(self) -> Path:
+        return Path(str(self.partial) + ".lock")
+
+    def partial_size(self) -> int:
+        return _size_of(self.partial)
+
+    def is_complete(self) -> bool:
+        """Whether the file Civitai lists is in the folder with its sha256 (reads it all)."""
+        return _has_sha256(self.folder / self.file_name, self.sha256)
+
+
+def landed_file(target: CivitaiTarget) -> Path:
+    """Where a finished download of `target` is: the file beside a `.civitai.info` with its
+    sha256 (Civitai may name it otherwise than it lists it), else the listed name."""
+    for sidecar in sorted(target.folder.glob("*" + SIDECAR_SUFFIX)):
+        stem = sidecar.name.removesuffix(SIDECAR_SUFFIX)
+        for candidate in sorted(target.folder.glob(glob.escape(stem) + ".*")):
+            if candidate.name.endswith(SIDECAR_SUFFIX) or not candidate.is_file():
+                continue
+            provenance = read_sidecar(candidate)
+            if provenance is not None and (provenance.sha256 or "").lower() == target.sha256:
+                return candidate
+    return target.folder / target.file_name
+
+
+def discard_civitai_partial(target: CivitaiTarget) -> bool:
+    """Delete the partial file of `target`, unless a download is writing it right now."""
+    lock = FileLock(str(target.lock), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return False
+    try:
+        target.partial.unlink(missing_ok=True)
+    finally:
+        lock.release()
+        target.lock.unlink(missing_ok=True)
+    return True
 
 
 def plan_civitai_download(
@@ -184,7 +299,7 @@ def _file_url(file: CivitaiFile, base: str) -> str:
 
 
 def fetch_civitai_file(
-    download: CivitaiDownload,
+    download: CivitaiDownload | CivitaiTarget,
     *,
     client: CivitaiClient,
     policy: RetryPolicy | None = None,
@@ -209,19 +324,21 @@ def fetch_civitai_file(
     """
     policy = policy or RetryPolicy()
     stop = stop or StopSignal()
+    if isinstance(download, CivitaiDownload):
+        download = download.target
     folder = download.folder
-    existing = folder / download.file.name
+    existing = folder / download.file_name
     if _has_sha256(existing, download.sha256):
         write_sidecar(existing, download.provenance)
         on_progress(existing.stat().st_size)
         return existing
     folder.mkdir(parents=True, exist_ok=True)
     ensure_inside(folder, download.partial)
-    size = download.file.size_bytes
+    size = download.size
     if size is not None and free_space is not None:
         on_disk = _size_of(download.partial)
         check_free_space(folder, max(0, size - on_disk), free_space)
-    lock = FileLock(str(download.partial) + ".lock", timeout=0)
+    lock = FileLock(str(download.lock), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -251,37 +368,7 @@ def fetch_civitai_file(
         return final
     finally:
         lock.release()
-        Path(str(download.partial) + ".lock").unlink(missing_ok=True)
-
-
-def pull_civitai(
-    hub: CivitaiHub,
-    repo_id: str,
-    *,
-    settings: CivitaiSettings,
-    revision: str | None = None,
-    file_name: str | None = None,
-    allow_flagged: bool = False,
-    stop: StopSignal | None = None,
-    on_progress: Callable[[int], None] = lambda _: None,
-) -> tuple[CivitaiDownload, Path]:
-    """The whole download of `repo_id` (`civitai:ID[@VERSION]`): details, plan, transfer.
-
-    One workflow for the CLI and the window (run it on a worker thread; `stop` pauses it).
-    Returns the plan and the file's path. Raises what `plan_civitai_download` and
-    `fetch_civitai_file` raise.
-    """
-    model, version = hub.version(repo_id, revision=revision)
-    plan = plan_civitai_download(
-        model,
-        version,
-        endpoint=hub.endpoint,
-        settings=settings,
-        file_name=file_name,
-        allow_flagged=allow_flagged,
-    )
-    path = fetch_civitai_file(plan, client=hub.client, stop=stop, on_progress=on_progress)
-    return plan, path
+        download.lock.unlink(missing_ok=True)
 
 
 class _Retry(Exception):
@@ -300,7 +387,7 @@ class _Transfer:
 
     def __init__(
         self,
-        download: CivitaiDownload,
+        download: CivitaiTarget,
         client: CivitaiClient,
         policy: RetryPolicy,
         stop: StopSignal,
@@ -311,12 +398,12 @@ class _Transfer:
         self.policy = policy
         self.stop = stop
         self.on_progress = on_progress
-        size = download.file.size_bytes
+        size = download.size
         self.limit = None if size is None else size + max(_SIZE_SLACK, size // 100)
-        self.name = download.file.name
+        self.name = download.file_name
         # The HF transfer's hasher: sha256 on a helper thread, overlapping the download.
         self.planned = PlannedFile(
-            path=download.file.name,
+            path=download.file_name,
             size=size or 0,
             sha256=download.sha256,
             etag=download.sha256,
@@ -385,7 +472,7 @@ class _Transfer:
                     if self.limit is not None and self.offset + len(chunk) > self.limit:
                         raise IntegrityError(
                             f"{self.download.label}: Civitai sent more than the "
-                            f"{format_bytes(self.download.file.size_bytes or 0)} it listed.",
+                            f"{format_bytes(self.download.size or 0)} it listed.",
                             hint="Nothing was kept.",
                         )
                     handle.write(chunk)
@@ -430,7 +517,7 @@ class _Transfer:
         """The file name from `Content-Disposition`, checked; else the name Civitai listed."""
         name = content_disposition_filename(response.headers.get("Content-Disposition", ""))
         if name is None:
-            return self.download.file.name
+            return self.download.file_name
         check_file_path(name, repo_id=self.download.label)
         if "/" in name:
             raise UnsafeHubDataError(
@@ -444,7 +531,7 @@ class _Transfer:
     def _unreachable(self, detail: str) -> HubUnreachableError:
         host = urlsplit(self.download.url).netloc
         return HubUnreachableError(
-            f"Cannot reach {host} to download {self.download.file.name} ({detail}).",
+            f"Cannot reach {host} to download {self.download.file_name} ({detail}).",
             hint="Check the network; the download continues from where it stopped.",
         )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from app.downloads.cache import CachedFile, repo_folder, write_ref
+from app.downloads.placement import Placement
 from app.downloads.plan import DownloadPlan, PlannedFile, check_plan
 from app.downloads.speed import SpeedMeter
 from app.downloads.status import ErrorKind, FileState, FileStatus, JobState, JobStatus
@@ -30,8 +30,6 @@ from app.downloads.transfer import (
     StopRequested,
     StopSignal,
     check_free_space,
-    discard_partial,
-    fetch_file,
 )
 from app.errors import AppError, DiskFullError, HubUnreachableError
 from app.hub.untrusted import UnsafeHubDataError
@@ -67,6 +65,7 @@ def _for_display(plan: DownloadPlan) -> DownloadPlan:
             for f in plan.files
         ),
         ref=None,
+        source=plan.source,
     )
 
 
@@ -109,11 +108,13 @@ class _Job:
 
 
 class DownloadManager:
-    """Downloads plans into the HF cache, `concurrency` jobs at a time (a job's files in turn).
+    """Downloads plans, `concurrency` jobs at a time (a job's files in turn): into the HF
+    cache, or where the plan's source says for another hub (`app.downloads.placement`).
 
     Args:
         database: the app database; the queue lives in it.
-        endpoint: the hub new jobs download from.
+        endpoint: the Hugging Face hub new jobs download from (another hub's plan names its
+            own in its source).
         token: sent to `endpoint` only (a job queued for another endpoint goes anonymous).
         cache_dir: the HF hub cache.
         concurrency: jobs that run at once.
@@ -142,6 +143,7 @@ class DownloadManager:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self._database = database
         self._store = JobStore(database)
         self._endpoint = endpoint.rstrip("/")
         self._token = token
@@ -229,12 +231,16 @@ class DownloadManager:
                 self._changed.notify_all()
                 job_id = same.id
             else:
-                job_id, created = self._store.create(plan, endpoint=self._endpoint)
+                endpoint = self._endpoint_of(plan)
+                job_id, created = self._store.create(plan, endpoint=endpoint)
                 job = _Job(
                     id=job_id,
-                    endpoint=self._endpoint,
+                    endpoint=endpoint,
                     plan=plan,
-                    files=[self._file(plan, f, FileState.PENDING) for f in plan.files],
+                    files=[
+                        self._file(plan, index, FileState.PENDING)
+                        for index in range(len(plan.files))
+                    ],
                     state=JobState.QUEUED,
                     error=None,
                     error_kind=None,
@@ -400,30 +406,28 @@ class DownloadManager:
         self._emit()
 
     def _fetch_all(self, job: _Job, stop: StopSignal) -> None:
-        plan = job.plan
-        token = self._token if job.endpoint == self._endpoint else None
-        todo = [file for file in job.files if not self._target(job, file).is_complete()]
-        folder = repo_folder(self._cache_dir, plan.repo_id)
+        placement = self._placement(job)
+        hf_token = self._token if job.endpoint == self._endpoint else None
+        todo = [file for index, file in enumerate(job.files) if not placement.is_complete(index)]
+        folder = placement.folder
         folder.mkdir(parents=True, exist_ok=True)
-        needed = sum(file.planned.size - file.bytes_done for file in todo)
+        needed = sum(max(0, file.planned.size - file.bytes_done) for file in todo)
         check_free_space(folder, needed, self._free_space)
-        for file in job.files:
+        for index, file in enumerate(job.files):
             stop.check()
             if file.state is FileState.DONE and file not in todo:
                 continue
             with self._lock:
                 file.state = FileState.RUNNING
-            fetch_file(
-                self._target(job, file),
-                file.planned,
+            placement.fetch(
+                index,
                 endpoint=job.endpoint,
-                token=token,
+                hf_token=hf_token,
+                database=self._database,
                 policy=self._retry,
                 stop=stop,
                 on_progress=functools.partial(self._progress, job, file),
             )
-            if plan.ref:
-                write_ref(self._cache_dir, plan.repo_id, plan.ref, plan.revision)
             with self._lock:
                 file.state = FileState.DONE
                 file.bytes_done = file.planned.size
@@ -511,12 +515,16 @@ class DownloadManager:
             raise KeyError(f"no download job {job_id}")
         return job
 
+    def _endpoint_of(self, plan: DownloadPlan) -> str:
+        return self._endpoint if plan.source is None else plan.source.endpoint.rstrip("/")
+
     def _unfinished_like(self, plan: DownloadPlan) -> _Job | None:
         paths = [file.path for file in plan.files]
         for job in self._jobs.values():
             if (
                 job.state in _UNFINISHED
-                and job.endpoint == self._endpoint
+                and job.endpoint == self._endpoint_of(plan)
+                and job.plan.hub is plan.hub
                 and job.plan.repo_id == plan.repo_id
                 and job.plan.revision == plan.revision
                 and [file.planned.path for file in job.files] == paths
@@ -524,35 +532,25 @@ class DownloadManager:
                 return job
         return None
 
-    def _target(self, job: _Job, file: _File) -> CachedFile:
-        return CachedFile(
-            cache_dir=self._cache_dir,
-            repo_id=job.plan.repo_id,
-            revision=job.plan.revision,
-            path=file.planned.path,
-            etag=file.planned.etag,
-        )
+    def _placement(self, job: _Job) -> Placement:
+        return Placement(job.plan, self._cache_dir)
 
-    def _file(self, plan: DownloadPlan, planned: PlannedFile, state: FileState) -> _File:
-        target = CachedFile(
-            cache_dir=self._cache_dir,
-            repo_id=plan.repo_id,
-            revision=plan.revision,
-            path=planned.path,
-            etag=planned.etag,
-        )
-        if state is FileState.DONE or target.is_complete():
+    def _file(self, plan: DownloadPlan, index: int, state: FileState) -> _File:
+        placement = Placement(plan, self._cache_dir)
+        planned = plan.files[index]
+        if state is FileState.DONE or placement.is_complete(index):
             return _File(planned, state, planned.size)
-        return _File(planned, state, min(target.partial_size(), planned.size))
+        return _File(planned, state, min(placement.partial_size(index), planned.size))
 
     def _job_from_store(self, stored: StoredJob, resume_unfinished: bool) -> _Job:
         try:
+            if stored.unreadable is not None:
+                raise stored.unreadable
             check_plan(stored.plan)
         except UnsafeHubDataError as exc:
             return self._refused_job(stored, exc)
         files = [
-            self._file(stored.plan, planned, state)
-            for planned, state in zip(stored.plan.files, stored.file_states, strict=True)
+            self._file(stored.plan, index, state) for index, state in enumerate(stored.file_states)
         ]
         job = _Job(
             id=stored.id,
@@ -609,10 +607,11 @@ class DownloadManager:
             if other is not job and other.state in _UNFINISHED
             for file in other.files
         }
-        for file in job.files:
+        placement = self._placement(job)
+        for index, file in enumerate(job.files):
             if file.state is FileState.DONE or (job.plan.repo_id, file.planned.etag) in shared:
                 continue
-            if discard_partial(self._target(job, file)):
+            if placement.discard(index):
                 file.bytes_done = 0
 
     def _status(self, job: _Job) -> JobStatus:
@@ -627,6 +626,7 @@ class DownloadManager:
             repo_id=job.plan.repo_id,
             revision=job.plan.revision,
             label=job.plan.label,
+            hub=job.plan.hub,
             state=job.state,
             error=job.error,
             error_kind=job.error_kind,

@@ -1,32 +1,31 @@
-"""Downloads from ModelScope into ModelScope's own cache, through the app's verified transfer.
+"""Downloads from ModelScope into ModelScope's own cache, as jobs of the app's download queue.
 
-Each file goes through `fetch_file` like a Hugging Face file: resumed from a partial file with
-a stable name after any crash or kill, retried, and moved into place only when its sha256
-matches what ModelScope listed. Only the place differs (`ModelScopeTarget`): the partial file
-and the verified file wait in the SDK's own temporary folder, and the finished file lands
-where the `modelscope` SDK looks for it (`app.hub.modelscope.layout`), recorded in its `.msc`
-index so that `snapshot_download` does not fetch it again.
+`plan_modelscope` makes the queue's plan; each file then goes through `fetch_file` like a
+Hugging Face file: resumed from a partial file with a stable name after any crash or kill,
+retried, and moved into place only when its sha256 matches what ModelScope listed. Only the
+place differs (`ModelScopeTarget`): the partial file and the verified file wait in the SDK's
+own temporary folder, and the finished file lands where the `modelscope` SDK looks for it
+(`app.hub.modelscope.layout`), recorded in its `.msc` index so that `snapshot_download` does
+not fetch it again.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.downloads.cache import ensure_inside
-from app.downloads.plan import PlannedFile
-from app.downloads.transfer import RetryPolicy, StopSignal, check_free_space, fetch_file
+from app.downloads.plan import DownloadPlan, PlannedFile, check_plan
+from app.downloads.sources import ModelScopeSource
 from app.errors import RepoFileNotFoundError
 from app.hub.models import RepoFile
 from app.hub.modelscope.api import DEFAULT_REVISION, ModelScopeClient, ModelScopeFile
 from app.hub.modelscope.layout import (
     TEMPORARY_FOLDER,
-    ModelScopeRoots,
     cached_paths,
     model_folder,
     record_file,
@@ -41,9 +40,6 @@ from app.hub.untrusted import (
     check_size,
 )
 
-ProgressCallback = Callable[[str, int, int], None]
-"""Called with (file path, bytes of it on disk, its size) after every chunk."""
-
 
 @dataclass(frozen=True, kw_only=True)
 class ModelScopeTarget:
@@ -54,6 +50,20 @@ class ModelScopeTarget:
     path: str  # in the repository
     sha256: str
     file_revision: str  # the commit ModelScope lists for the file (what `.msc` records)
+
+    @classmethod
+    def of_job(
+        cls, model_id: str, source: ModelScopeSource, index: int, file: PlannedFile
+    ) -> ModelScopeTarget:
+        """The target of the `index`-th file of a queued ModelScope job."""
+        assert file.sha256 is not None  # check_plan refuses a ModelScope file without one
+        return cls(
+            root=source.root,
+            model_id=model_id,
+            path=file.path,
+            sha256=file.sha256,
+            file_revision=source.file_revisions[index],
+        )
 
     def __post_init__(self) -> None:
         check_repo_id(self.model_id)
@@ -131,14 +141,16 @@ class ModelScopeTarget:
         record_file(self.folder, self.model_id, self.path, self.file_revision)
 
 
-@dataclass(frozen=True, kw_only=True)
-class ModelScopePull:
-    """What a pull put into ModelScope's cache."""
+def modelscope_token() -> str | None:
+    """The ModelScope SDK's token (`MODELSCOPE_API_TOKEN`), sent to ModelScope only."""
+    return os.environ.get("MODELSCOPE_API_TOKEN") or None
 
-    model_id: str
-    folder: Path
-    files: tuple[str, ...]
-    size: int
+
+def modelscope_file_url(source: ModelScopeSource, model_id: str, path: str) -> str:
+    """The download URL of one file of a queued job."""
+    return ModelScopeClient(endpoint=source.endpoint).file_url(
+        model_id, path, revision=source.revision
+    )
 
 
 def choose_files(files: Sequence[ModelScopeFile], patterns: Sequence[str]) -> list[ModelScopeFile]:
@@ -174,33 +186,28 @@ def choose_files(files: Sequence[ModelScopeFile], patterns: Sequence[str]) -> li
     return [file for file in files if file.path in chosen]
 
 
-def pull_modelscope(
+def plan_modelscope(
     client: ModelScopeClient,
     model_id: str,
     patterns: Sequence[str] = (),
     *,
-    roots: ModelScopeRoots | None = None,
-    policy: RetryPolicy | None = None,
-    stop: StopSignal | None = None,
-    on_progress: ProgressCallback | None = None,
+    root: Path,
     revision: str = DEFAULT_REVISION,
-) -> ModelScopePull:
-    """Download the chosen files of `model_id` into ModelScope's cache (resumed, verified).
+) -> DownloadPlan:
+    """The download queue's plan of the files `patterns` name (`choose_files`), into the
+    SDK's cache under `root`.
 
     Raises:
         RepoNotFoundError, RepoFileNotFoundError, GatedRepoError, HubUnreachableError,
-        RateLimitedError, HubResponseError: from the listing or the transfer.
+        RateLimitedError, HubResponseError: from the listing.
         UnsafeHubDataError: a listed name, size or hash the cache cannot safely hold, or a
             file without a sha256 (it could not be verified, so it is not fetched).
-        IntegrityError: a file's bytes did not match its sha256 (nothing of it is kept).
-        DiskFullError: not enough free space for what is missing.
     """
-    roots = roots or ModelScopeRoots.for_this_user()
     model_id = check_repo_id(model_id)
     listed = client.walk_files(model_id, revision=revision)
-    chosen = choose_files(listed, patterns)
-    targets: list[tuple[ModelScopeTarget, PlannedFile]] = []
-    for file in chosen:
+    files: list[PlannedFile] = []
+    revisions: list[str] = []
+    for file in choose_files(listed, patterns):
         path = check_file_path(file.path, repo_id=model_id)
         if file.sha256 is None:
             raise UnsafeHubDataError(
@@ -211,47 +218,24 @@ def pull_modelscope(
             )
         sha256 = check_sha256(file.sha256, repo_id=model_id)
         size = check_size(file.size, repo_id=model_id, path=path)
-        target = ModelScopeTarget(
-            root=roots.current,
-            model_id=model_id,
-            path=path,
-            sha256=sha256,
-            file_revision=file.revision or revision,
-        )
-        targets.append((target, PlannedFile(path=path, size=size, sha256=sha256, etag=sha256)))
-    missing = sum(
-        planned.size - target.partial_size()
-        for target, planned in targets
-        if not target.is_complete()
-    )
-    roots.current.mkdir(parents=True, exist_ok=True)
-    check_free_space(roots.current, missing, lambda folder: shutil.disk_usage(folder).free)
-    for target, planned in targets:
-        fetch_file(
-            target,
-            planned,
+        files.append(PlannedFile(path=path, size=size, sha256=sha256, etag=sha256))
+        revisions.append(file.revision or revision)
+    label = ", ".join(patterns) if patterns else "all files"
+    plan = DownloadPlan(
+        repo_id=model_id,
+        revision=revision,
+        label=label,
+        files=tuple(files),
+        ref=None,
+        source=ModelScopeSource(
             endpoint=client.endpoint,
-            token=client.token,
-            policy=policy or RetryPolicy(),
-            stop=stop or StopSignal(),
-            on_progress=_reporter(planned, on_progress),
-            url=client.file_url(model_id, planned.path, revision=revision),
-        )
-    folder = model_folder(roots.current, model_id)
-    return ModelScopePull(
-        model_id=model_id,
-        folder=folder,
-        files=tuple(planned.path for _, planned in targets),
-        size=sum(planned.size for _, planned in targets),
+            root=root,
+            revision=revision,
+            file_revisions=tuple(revisions),
+        ),
     )
-
-
-def _reporter(file: PlannedFile, on_progress: ProgressCallback | None) -> Callable[[int], None]:
-    def report(done: int) -> None:
-        if on_progress is not None:
-            on_progress(file.path, done, file.size)
-
-    return report
+    check_plan(plan)
+    return plan
 
 
 def _is_regular_file(path: Path) -> bool:

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from app.downloads.sources import CivitaiSource, Hub, HubSource, ModelScopeSource
 from app.errors import RepoFileNotFoundError
 from app.hub.models import ModelDetails, RepoFile
 from app.hub.projector_files import matching_projector
@@ -53,6 +54,12 @@ class DownloadPlan:
     label: str  # e.g. "Q4_K_M", "fp16", "all files"
     files: tuple[PlannedFile, ...]
     ref: str | None = "main"  # branch or tag written to refs/; None when a sha was asked for
+    # Another hub's files and where they go (app.downloads.sources); None: the HF cache.
+    source: HubSource | None = None
+
+    @property
+    def hub(self) -> Hub:
+        return Hub.HF if self.source is None else self.source.hub
 
     @property
     def total_size(self) -> int:
@@ -372,8 +379,11 @@ def check_plan(plan: DownloadPlan) -> None:
     Raises:
         UnsafeHubDataError: naming the first thing that is refused.
     """
-    repo_id = check_repo_id(plan.repo_id)
-    _canonical(plan.revision, check_commit(plan.revision, repo_id=repo_id), repo_id)
+    repo_id = _check_job_id(plan)
+    if plan.source is None:
+        _canonical(plan.revision, check_commit(plan.revision, repo_id=repo_id), repo_id)
+    else:
+        _check_source(plan, repo_id)
     if plan.ref is not None:
         check_ref(plan.ref, repo_id=repo_id)
     if not isinstance(plan.label, str) or not _is_utf8(plan.label):
@@ -388,6 +398,13 @@ def check_plan(plan: DownloadPlan) -> None:
     for file in plan.files:
         path = check_file_path(file.path, repo_id=repo_id)
         check_size(file.size, repo_id=repo_id, path=path)
+        if file.sha256 is None and plan.source is not None:
+            raise UnsafeHubDataError(
+                f"{repo_id}: no sha256 for {shown(path)}, so it could not be verified.",
+                repo_id=repo_id,
+                field="sha256",
+                value=None,
+            )
         if file.sha256 is not None:
             _canonical(file.sha256, check_sha256(file.sha256, repo_id=repo_id), repo_id)
             if file.etag != file.sha256:
@@ -458,3 +475,53 @@ def _is_utf8(text: str) -> bool:
 def _collision_key(path: str) -> str:
     """Paths that name the same file on a case-insensitive, normalizing file system match."""
     return unicodedata.normalize("NFC", path).casefold()
+
+
+_CIVITAI_JOB_ID = re.compile(r"civitai:\d{1,18}@\d{1,18}")
+
+
+def _check_job_id(plan: DownloadPlan) -> str:
+    """The plan's repository id, checked as its hub names them (`civitai:ID@VERSION`)."""
+    if not isinstance(plan.source, CivitaiSource):
+        return check_repo_id(plan.repo_id)
+    if isinstance(plan.repo_id, str) and _CIVITAI_JOB_ID.fullmatch(plan.repo_id):
+        return plan.repo_id
+    raise UnsafeHubDataError(
+        f"{shown(plan.repo_id)} is not a Civitai model version.",
+        repo_id=str(plan.repo_id)[:80],
+        field="repo_id",
+        value=plan.repo_id,
+    )
+
+
+def _check_source(plan: DownloadPlan, repo_id: str) -> None:
+    """What a plan from another hub must hold: a revision, one file (Civitai) without a
+    folder in its name, or one listed commit per file (ModelScope)."""
+    check_ref(plan.revision, repo_id=repo_id)
+    source = plan.source
+    if isinstance(source, CivitaiSource):
+        if not source.url.startswith(source.endpoint.rstrip("/") + "/"):
+            raise UnsafeHubDataError(  # the API key goes with it: never to another site
+                f"{repo_id}: the download address {shown(source.url)} is not on "
+                f"{shown(source.endpoint)}.",
+                repo_id=repo_id,
+                field="url",
+                value=source.url,
+            )
+        if len(plan.files) != 1 or "/" in plan.files[0].path:
+            raise UnsafeHubDataError(
+                f"{repo_id}: a Civitai download is one file without a folder in its name.",
+                repo_id=repo_id,
+                field="files",
+                value=None,
+            )
+    elif isinstance(source, ModelScopeSource):
+        if len(source.file_revisions) != len(plan.files):
+            raise UnsafeHubDataError(
+                f"{repo_id}: the ModelScope download lists no commit for some files.",
+                repo_id=repo_id,
+                field="file_revisions",
+                value=None,
+            )
+        for revision in source.file_revisions:
+            check_ref(revision, repo_id=repo_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.downloads.sources import Hub
 from app.errors import (
     DiskFullError,
     GatedRepoError,
@@ -86,6 +87,7 @@ class JobStatus:
     files: tuple[FileStatus, ...]
     created_at: str  # ISO 8601, UTC
     finished_at: str | None
+    hub: Hub = Hub.HF  # where it downloads from (its repo_id and revision are that hub's)
 
     @property
     def fraction(self) -> float:

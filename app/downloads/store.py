@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from app.downloads.plan import DownloadPlan, PlannedFile
+from app.downloads.sources import Hub, source_from_json, source_to_json
 from app.downloads.status import ErrorKind, FileState, JobState
 from app.hub.security import ScanLevel
+from app.hub.untrusted import UnsafeHubDataError
 from app.store import Database
 
 
@@ -24,6 +26,7 @@ class StoredJob:
     error_kind: ErrorKind | None
     created_at: str
     finished_at: str | None
+    unreadable: UnsafeHubDataError | None = None  # its saved source cannot be read
 
 
 def now_iso() -> str:
@@ -43,7 +46,7 @@ class JobStore:
         with self._db.transaction() as connection:
             cursor = connection.execute(
                 "INSERT INTO download_jobs (endpoint, repo_id, revision, ref, label, state, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "created_at, hub, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     endpoint,
                     plan.repo_id,
@@ -52,6 +55,8 @@ class JobStore:
                     plan.label,
                     JobState.QUEUED,
                     created,
+                    plan.hub,
+                    None if plan.source is None else source_to_json(plan.source),
                 ),
             )
             job_id = cursor.lastrowid
@@ -80,9 +85,11 @@ class JobStore:
         jobs = []
         for row in self._db.fetch_all(
             "SELECT id, endpoint, repo_id, revision, ref, label, state, error, error_kind, "
-            "created_at, finished_at FROM download_jobs ORDER BY id"
+            "created_at, finished_at, hub, source FROM download_jobs ORDER BY id"
         ):
-            job_id, endpoint, repo_id, revision, ref, label, state, error, kind, created, done = row
+            job_id, endpoint, repo_id, revision, ref, label, state, error, kind, created, done = (
+                row[:11]
+            )
             entries = files.get(job_id, [])
             plan = DownloadPlan(
                 repo_id=repo_id,
@@ -91,6 +98,12 @@ class JobStore:
                 files=tuple(planned for planned, _ in entries),
                 ref=ref,
             )
+            hub, source = row[11:]
+            unreadable: UnsafeHubDataError | None = None
+            try:
+                plan = replace(plan, source=source_from_json(_hub(hub), source, about=repo_id))
+            except UnsafeHubDataError as exc:  # the manager shows the job as refused
+                unreadable = exc
             jobs.append(
                 StoredJob(
                     id=job_id,
@@ -102,6 +115,7 @@ class JobStore:
                     error_kind=_error_kind(kind),
                     created_at=created,
                     finished_at=done,
+                    unreadable=unreadable,
                 )
             )
         return jobs
@@ -154,3 +168,12 @@ def _error_kind(text: str | None) -> ErrorKind | None:
         return ErrorKind(text)
     except ValueError:
         return ErrorKind.OTHER
+
+
+def _hub(text: str | None) -> Hub:
+    try:
+        return Hub(text or Hub.HF)
+    except ValueError:
+        raise UnsafeHubDataError(
+            f"a download from an unknown hub {text!r}.", repo_id="", field="hub", value=text
+        ) from None

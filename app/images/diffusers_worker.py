@@ -35,6 +35,7 @@ import gc
 import io
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -723,6 +724,8 @@ def _load_upscaler(path: Path, device: str, key: tuple[str, str]) -> _Upscaler:
         raise EngineFailure(
             EngineErrorKind.BAD_INPUT, f"cannot read {path.name}: {error}"
         ) from None
+    if "model.0.weight" in state:  # the original ESRGAN code's names (4x-UltraSharp, …)
+        state = _rrdb_from_esrgan_names(state)
     try:
         if "conv_first.weight" in state:
             net, scale, multiple, architecture = _rrdb_net(state)
@@ -739,6 +742,42 @@ def _load_upscaler(path: Path, device: str, key: tuple[str, str]) -> _Upscaler:
     net.eval().requires_grad_(False)
     net.to(device=device, dtype=torch.float32)
     return _Upscaler(key, net, scale, architecture, path.stem, device, multiple)
+
+
+_ESRGAN_BLOCK = re.compile(r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$")
+_ESRGAN_NAMES = {
+    "model.0": "conv_first",
+    "model.3": "conv_up1",
+    "model.6": "conv_up2",
+    "model.8": "conv_hr",
+    "model.10": "conv_last",
+}
+
+
+def _rrdb_from_esrgan_names(state: dict[str, Any]) -> dict[str, Any]:
+    """An x4 RRDBNet's tensors under the original ESRGAN code's names, renamed to BasicSR's
+    (`model.1.sub.N.RDBk.convj.0` -> `body.N.rdbk.convj`, the last `model.1.sub.*` ->
+    `conv_body`, `model.3/6/8/10` -> the upsampling and output convs).
+
+    Raises:
+        ValueError: a tensor these names do not cover.
+    """
+    blocks = [int(match[1]) for name in state if (match := _ESRGAN_BLOCK.match(name))]
+    trunk = max(blocks, default=-1) + 1  # the conv after the blocks
+    renamed: dict[str, Any] = {}
+    for name, tensor in state.items():
+        if match := _ESRGAN_BLOCK.match(name):
+            block, rdb, conv, kind = match.groups()
+            renamed[f"body.{block}.rdb{rdb}.conv{conv}.{kind}"] = tensor
+            continue
+        prefix, _, kind = name.rpartition(".")
+        if prefix == f"model.1.sub.{trunk}":
+            renamed[f"conv_body.{kind}"] = tensor
+        elif prefix in _ESRGAN_NAMES:
+            renamed[f"{_ESRGAN_NAMES[prefix]}.{kind}"] = tensor
+        else:
+            raise ValueError(f"unexpected tensor {name[:80]!r} in an ESRGAN model")
+    return renamed
 
 
 def _compact_net(state: dict[str, Any]) -> tuple[Any, int, int, str]:

@@ -212,6 +212,10 @@ class LlamaWorker:
             "n_ctx": settings.context_length,
             "n_gpu_layers": settings.gpu_layers,
             "n_threads": settings.threads,
+            # The prompt's threads too, as llama.cpp's own -t sets both: left alone,
+            # llama-cpp-python uses every core for them, and two engines side by side (the
+            # server's model pool) then spin against each other.
+            "n_threads_batch": settings.threads,
             "flash_attn": settings.flash_attention,
             "type_k": kv_type,
             "type_v": kv_type,
@@ -332,6 +336,7 @@ class LlamaWorker:
                 (generated - 1) / decode_seconds if generated > 1 and decode_seconds > 0 else None
             ),
             finish_reason=finish_reason,
+            stop_string=reply.stop_string,
             seed=seed,
         )
         return Generated(stats)
@@ -435,6 +440,11 @@ class _ReplyText:
         self._last_flush = 0.0
         self._stopped = False
         self.tokens = 0
+
+    @property
+    def stop_string(self) -> str | None:
+        """The stop string that ended the reply, if one did."""
+        return self._stops.matched
 
     def add(self, piece: bytes) -> bool:
         """Add one token's bytes; True when a stop string ended the reply."""

@@ -26,6 +26,8 @@ class GenerationStats:
     tokens_per_second: float | None = None
     duration_s: float | None = None
     finish_reason: str | None = None  # e.g. 'stop', 'length', 'cancelled'
+    # The stop string that ended the reply (APIs report it); not kept with a conversation.
+    stop_string: str | None = None
     seed: int | None = None  # the sampling seed, so the reply can be made again
     model: str | None = None  # the name of the model that wrote the reply
     settings: Mapping[str, Any] = field(default_factory=dict)  # the sampling settings used

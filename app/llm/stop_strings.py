@@ -18,15 +18,17 @@ class StopStrings:
         self._stops = tuple(stop for stop in stops if stop)
         self._longest = max((len(stop) for stop in self._stops), default=0)
         self._held = ""
+        self.matched: str | None = None  # the stop string that ended the reply, once one has
 
     def feed(self, text: str) -> tuple[str, bool]:
         if not self._stops:
             return text, False
         buffer = self._held + text
-        found = [index for stop in self._stops if (index := buffer.find(stop)) >= 0]
+        found = [(index, stop) for stop in self._stops if (index := buffer.find(stop)) >= 0]
         if found:
             self._held = ""
-            return buffer[: min(found)], True
+            index, self.matched = min(found)
+            return buffer[:index], True
         keep = self._partial_stop_length(buffer)
         self._held = buffer[len(buffer) - keep :] if keep else ""
         return buffer[: len(buffer) - keep], False

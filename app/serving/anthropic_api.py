@@ -4,10 +4,11 @@
 A request names its `model` and `max_tokens` (both required, as Anthropic's are) and gives
 `messages` (user and assistant turns, each a string or blocks), an optional `system`,
 `stop_sequences`, `temperature`, `top_p` and `top_k`. The answer is a `message` with one text
-block, `stop_reason` (`end_turn`, or `max_tokens` when the limit or the context ended it) and
-`usage`; `"stream": true` sends Anthropic's server-sent events: `message_start`,
-`content_block_start`, `ping`, `content_block_delta` (text_delta)…, `content_block_stop`,
-`message_delta` (stop_reason and usage, input tokens included), `message_stop`.
+block, `stop_reason` (`end_turn`; `stop_sequence` with the one that matched; `max_tokens`
+when the limit or the context ended it) and `usage`; `"stream": true` sends Anthropic's
+server-sent events: `message_start`, `content_block_start`, `ping`, `content_block_delta`
+(text_delta)…, `content_block_stop`, `message_delta` (stop_reason and usage, input tokens
+included), `message_stop`.
 
 Errors have Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`, with its
 types: invalid_request_error (400), authentication_error (401), permission_error (403),
@@ -20,16 +21,14 @@ format (`app.chat.tool_calls`), come back as `tool_use` blocks with `stop_reason
 streamed as `content_block_start` + `input_json_delta` once the reply has ended. Assistant
 `tool_use` and user `tool_result` blocks go back through the template.
 
-Not yet: image and document blocks (refused: the models read text only), and a
-`stop_sequence` stop reported as such (the engine does not say which stop string ended a
-reply, so it is reported as `end_turn`).
+Not yet: image and document blocks (refused: the models read text only).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -173,7 +172,7 @@ class _AnthropicApi:
         if opened is None:
             return Response(status_code=STATUS_CLIENT_CLOSED)
         offered = tools if tools is not None and tools.offered else None
-        reply = _Reply(f"msg_{uuid.uuid4().hex[:24]}", lease.model_id)
+        reply = _Reply(f"msg_{uuid.uuid4().hex[:24]}", lease.model_id, body.stop_sequences)
         if body.stream:
             return ClosingStreamingResponse(
                 _events(request, opened, reply, offered),
@@ -207,9 +206,21 @@ async def _start(
 class _Reply:
     """What every event of one message repeats."""
 
-    def __init__(self, id: str, model: str) -> None:
+    def __init__(self, id: str, model: str, stop_sequences: Sequence[str]) -> None:
         self.id = id
         self.model = model
+        self.stop_sequences = frozenset(stop_sequences)
+
+    def ending(self, stats: GenerationStats, *, called: bool) -> dict[str, str | None]:
+        """`stop_reason` and `stop_sequence`: a call, one of the request's stop sequences,
+        the token limit (or the context's end), or the model's own end of turn."""
+        if called:
+            return {"stop_reason": "tool_use", "stop_sequence": None}
+        if stats.stop_string is not None and stats.stop_string in self.stop_sequences:
+            return {"stop_reason": "stop_sequence", "stop_sequence": stats.stop_string}
+        if stats.finish_reason in ("length", "context-full"):
+            return {"stop_reason": "max_tokens", "stop_sequence": None}
+        return {"stop_reason": "end_turn", "stop_sequence": None}
 
     def message(self, parsed: ParsedReply | None, stats: GenerationStats | None) -> dict[str, Any]:
         """The message: whole (its text and calls, and stats) or, for `message_start`, empty."""
@@ -219,14 +230,18 @@ class _Reply:
                 content.append({"type": "text", "text": parsed.content})
             content += [_tool_use(call) for call in parsed.tool_calls]
         called = parsed is not None and bool(parsed.tool_calls)
+        ending = (
+            self.ending(stats, called=called)
+            if stats is not None
+            else {"stop_reason": None, "stop_sequence": None}
+        )
         return {
             "id": self.id,
             "type": "message",
             "role": "assistant",
             "model": self.model,
             "content": content,
-            "stop_reason": _stop_reason(stats, called=called) if stats is not None else None,
-            "stop_sequence": None,
+            **ending,
             "usage": _usage(stats),
         }
 
@@ -247,12 +262,6 @@ def _usage(stats: GenerationStats | None) -> dict[str, int]:
         "input_tokens": stats.prompt_tokens or 0,
         "output_tokens": stats.generated_tokens or 0,
     }
-
-
-def _stop_reason(stats: GenerationStats, *, called: bool) -> str:
-    if called:
-        return "tool_use"
-    return "max_tokens" if stats.finish_reason in ("length", "context-full") else "end_turn"
 
 
 async def _events(
@@ -284,8 +293,7 @@ async def _events(
                     {"type": "content_block_delta", "index": index, "delta": delta},
                 )
                 yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
-            stop_reason = _stop_reason(item.stats, called=bool(parsed.tool_calls))
-            ended = {"stop_reason": stop_reason, "stop_sequence": None}
+            ended = reply.ending(item.stats, called=bool(parsed.tool_calls))
             yield _event(
                 "message_delta",
                 {"type": "message_delta", "delta": ended, "usage": _usage(item.stats)},

@@ -10,6 +10,9 @@ another model then waits up to `busy_wait_s` for one to finish, and is refused w
 `ModelsBusyError` (503 with Retry-After) after that. `idle_unload_s` unloads models that have
 answered nothing for that long.
 
+One engine process is kept started ahead with no model (`keep_spare`), so that a load skips
+starting a process and importing llama.cpp (seconds of the time to the first token).
+
 Everything but `snapshot` and the counters runs on the server's event loop; blocking work
 (resolving a name, planning, loading, stopping a child) runs on worker threads, and loads run
 one at a time so that each plan sees the memory the previous one took.

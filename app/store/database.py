@@ -246,6 +246,16 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN images TEXT;  -- JSON: [{sha256, name, suffix}]; NULL: none
     """,
+    # 12: download jobs from every hub (app.downloads.sources): the hub, and for one other
+    # than Hugging Face, where its files go and how they are fetched.
+    """
+    ALTER TABLE download_jobs ADD COLUMN hub TEXT NOT NULL DEFAULT 'hf';
+    ALTER TABLE download_jobs ADD COLUMN source TEXT;  -- JSON: CivitaiSource | ModelScopeSource
+    """,
+    # 13: the sources a reply from documents was given (app.docs.citation), so its [n] open.
+    """
+    ALTER TABLE messages ADD COLUMN sources TEXT;  -- JSON: [Citation]; NULL: none
+    """,
 )
 
 

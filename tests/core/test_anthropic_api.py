@@ -136,6 +136,12 @@ def test_max_tokens_and_stop_sequences_map_to_the_engine(
     )
     assert stopped.content[0].type == "text"
     assert stopped.content[0].text == SCRIPTED_REPLY[: SCRIPTED_REPLY.index("fox")]
+    assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", "fox")
+    with client.messages.stream(
+        model=MODEL, max_tokens=100, messages=HELLO, stop_sequences=["zebra", "fox"]
+    ) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "fox")
 
 
 def test_a_streamed_message_joins_to_the_reply(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from app.store import Database
 from tests.core.conftest import Cli
 from tests.support.civitai_server import CivitaiServer, ServedFile
 from tests.support.cli_process import REPO_ROOT, cli_environment
@@ -143,3 +144,10 @@ def test_pull_killed_with_sigkill_continues_where_it_stopped(
     assert civitai.requests_to("/cdn/")[-1].range == "bytes=80000-"
     assert (folder / "animeCheckpoint_v1.safetensors").read_bytes() == CHECKPOINT
     assert not partial.exists()
+    # One job in the app's download queue: the second run adopted the one the killed run left.
+    database = Database(cli.data_dir / "modeldeck.sqlite3")
+    try:
+        jobs = database.fetch_all("SELECT hub, repo_id, state FROM download_jobs")
+    finally:
+        database.close()
+    assert jobs == [("civitai", "civitai:1@10", "completed")]

@@ -36,6 +36,10 @@ def upscalers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "compact": write_compact_upscaler(root / "compact-x2.safetensors", scale=2),
         "rrdb4": write_rrdb_upscaler(root / "rrdb-x4.safetensors", scale=4),
         "rrdb2": write_rrdb_upscaler(root / "rrdb-x2.safetensors", scale=2),
+        "esrgan": write_rrdb_upscaler(
+            root / "esrgan-x4.safetensors", scale=4, blocks=2, esrgan_names=True
+        ),
+        "esrgan-basicsr": write_rrdb_upscaler(root / "same-x4.safetensors", scale=4, blocks=2),
     }
 
 
@@ -69,6 +73,14 @@ def test_both_layouts_upscale_and_tiles_match_one_pass(
     assert int(difference.max()) <= 1  # the seams borrow enough of their neighbours
     four = upscale(image_engine, source, upscalers["rrdb4"], tmp_path / "x4.png", tile=16)
     assert (four.width, four.height, four.architecture) == (160, 112, "RRDBNet")
+    # The original ESRGAN code's names load as the same net as BasicSR's (same weights).
+    old = upscale(image_engine, source, upscalers["esrgan"], tmp_path / "old.png", tile=4096)
+    new = upscale(
+        image_engine, source, upscalers["esrgan-basicsr"], tmp_path / "new.png", tile=4096
+    )
+    assert (old.width, old.architecture) == (160, "RRDBNet")
+    with Image.open(old.path) as a, Image.open(new.path) as b:
+        assert a.tobytes() == b.tobytes()
     two = upscale(image_engine, source, upscalers["rrdb2"], tmp_path / "x2.png", tile=20)
     assert (two.width, two.height, two.model_scale) == (80, 56, 2)
     # A scale other than the model's: the model's output resized to it.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from app.store import Database
 from tests.core.conftest import Cli
 from tests.support.cli_process import REPO_ROOT, cli_environment
 from tests.support.modelscope_server import ModelScopeServer
@@ -110,3 +111,10 @@ def test_a_killed_pull_continues_where_it_stopped(
     assert ranges == [None, "bytes=200000-"]
     assert (cache / "models" / "Qwen" / "Tiny-GGUF" / FILE).read_bytes() == WEIGHTS
     assert not partial.exists()
+    # One job in the app's download queue: the second run adopted the one the killed run left.
+    database = Database(data_dir / "modeldeck.sqlite3")
+    try:
+        jobs = database.fetch_all("SELECT hub, repo_id, state FROM download_jobs")
+    finally:
+        database.close()
+    assert jobs == [("modelscope", MODEL, "completed")]

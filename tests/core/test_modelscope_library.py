@@ -6,7 +6,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from app.downloads.modelscope import pull_modelscope
+from app.downloads import DownloadManager, JobState
+from app.downloads.modelscope import plan_modelscope
 from app.downloads.transfer import RetryPolicy
 from app.hub.modelscope.api import ModelScopeClient
 from app.hub.modelscope.layout import ModelScopeRoots
@@ -65,7 +66,15 @@ def test_a_modelscope_download_shows_in_the_library(tmp_path: Path, database: Da
     with ModelScopeServer() as server:
         server.add_model("org/Tiny-GGUF", {"tiny-Q4_K_M.gguf": weights, "README.md": b"#"})
         client = ModelScopeClient(endpoint=server.url)
-        pull_modelscope(client, "org/Tiny-GGUF", roots=roots, policy=RetryPolicy(delays=(0,)))
+        plan = plan_modelscope(client, "org/Tiny-GGUF", root=roots.current)
+        queue = DownloadManager(
+            database,
+            endpoint="http://127.0.0.1:9",
+            cache_dir=tmp_path / "hf",
+            retry=RetryPolicy(delays=(0,)),
+        )
+        with queue:
+            assert queue.wait(queue.enqueue(plan), timeout=30).state is JobState.COMPLETED
 
     (entry,) = _library(tmp_path, database, roots).scan()
     assert entry.repo_ids == ("org/Tiny-GGUF",)

@@ -11,6 +11,8 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.core import Core
+from app.downloads import JobState
+from app.downloads.sources import Hub
 from app.hub.choice import HubKind
 from tests.gui.conftest import select_repo
 from tests.gui.test_discover import add_gguf_repo, search
@@ -87,14 +89,23 @@ def test_the_hub_selector_switches_search_details_and_downloads(
     row = next(r for r in range(files.rowCount()) if files.item(r, 0).text().endswith(".gguf"))
     view.files.tree.setCurrentIndex(files.index(row, 0))
     assert view.files.download_button.isEnabled()
-    with qtbot.waitSignal(page.hub_downloads.finished, timeout=60_000) as ended:
-        view.files.download_button.click()
-    message, is_error = ended.args
-    assert not is_error, message
-    assert "sha256 verified" in message and "ModelScope" in page.status.text()
+    view.files.download_button.click()
+    # A job of the window's one queue: the Downloads page shows it finish.
+    downloads = window.downloads
+    qtbot.waitUntil(lambda: downloads.model.rowCount() == 1, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (job := downloads.model.job(0)) is not None and job.state is JobState.COMPLETED,
+        timeout=60_000,
+    )
+    job = downloads.model.job(0)
+    assert job is not None and job.hub is Hub.MODELSCOPE and job.repo_id == "Qwen/Qwen-Tiny-GGUF"
+    assert "Queued Qwen/Qwen-Tiny-GGUF" in window.statusBar().currentMessage()
     folder = Path(os.environ["MODELSCOPE_CACHE"]) / "models" / "Qwen" / "Qwen-Tiny-GGUF"
     assert (folder / "qwen-tiny-Q4_K_M.gguf").read_bytes() == b"GGUF" + bytes(3000)
-    assert any("Qwen/Qwen-Tiny-GGUF" in e.repo_ids for e in core.models.entries)
+    qtbot.waitUntil(  # the Library scans again when a download completes
+        lambda: any("Qwen/Qwen-Tiny-GGUF" in e.repo_ids for e in core.models.entries),
+        timeout=10_000,
+    )
 
     # Back to Hugging Face: its results again, from its own hub.
     page.hub_selector.select(HubKind.HUGGING_FACE)

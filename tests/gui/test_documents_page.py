@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.docs.indexer import IndexPhase, IndexProgress
+from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from ui.documents_page import DocumentsPage
 from ui.main_window import MainWindow
 
@@ -111,3 +112,32 @@ def _visible_box() -> QMessageBox | None:
         (w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()),
         None,
     )
+
+
+def test_chat_with_a_collection_sends_numbered_sources(
+    qtbot: QtBot, window: MainWindow, page: DocumentsPage, folder: Path, ggufs: ScriptedGgufs
+) -> None:
+    from tests.gui.test_chat_page import REPLY_TIMEOUT_MS, load, send
+
+    with qtbot.wait_signal(page.indexFinished, timeout=30_000):
+        page.add_folder(folder)
+    qtbot.wait_until(lambda: page.table.rowCount() == 1)
+    page.table.selectRow(0)
+    page.attach_button.click()
+    chat = window.chat
+    assert window.pages.currentWidget() is chat
+    assert chat.attached_documents == "Recipes _2024_"
+    load(qtbot, chat, ggufs.scripted_4k)
+    with qtbot.wait_signal(chat.replyFinished, timeout=REPLY_TIMEOUT_MS):
+        send(qtbot, chat, "How often do I stir pot 3?")
+    messages = chat.transcript.messages()
+    question, reply = messages[-2], messages[-1]
+    assert reply.content == SCRIPTED_REPLY
+    # The message as sent, sources and all, is what the transcript keeps and shows.
+    assert question.content.endswith("Question: How often do I stir pot 3?")
+    assert "[1] dish3.md, lines 1-3" in question.content
+    assert "Stir the pot 3 times." in question.content
+    chat.attach_documents(None)
+    with qtbot.wait_signal(chat.replyFinished, timeout=REPLY_TIMEOUT_MS):
+        send(qtbot, chat, "And without documents?")
+    assert chat.transcript.messages()[-2].content == "And without documents?"

@@ -185,3 +185,26 @@ def test_the_hires_fix_settings_round_trip_through_the_form(
     notes = form.apply(params)
     assert form.params().hires_scale == 2.0
     assert notes == ["its upscaler x4.safetensors is not there: Lanczos instead"]
+
+
+def test_a_gallery_image_is_upscaled_into_the_gallery(
+    qtbot: QtBot, window: MainWindow, images: ImagesPage, image_models: TinyModels, tmp_path: Path
+) -> None:
+    from tests.support.upscaler_builder import write_compact_upscaler
+
+    window.images_with(image_models.folder)
+    assert generate(qtbot, images) == "done", images.status.text()
+    made = images.gallery_model.image(0)
+    assert made is not None
+    model = write_compact_upscaler(tmp_path / "compact-x2.safetensors", scale=2)
+    images.form.set_upscaler(model)  # the hires fix's upscaler is the one used
+    menu = images.gallery.menu_for(0)
+    assert images.gallery.upscale_action in menu.actions()
+    with qtbot.waitSignal(images.upscaled, timeout=TIMEOUT_MS) as upscaled:
+        images.gallery.upscale_action.trigger()
+    path = upscaled.args[0]
+    assert path.name == f"{made.path.stem}-upscaled.png"
+    first = images.gallery_model.image(0)
+    assert first is not None and first.path == path
+    assert (first.width, first.height) == (made.width * 2, made.height * 2)
+    assert "Upscaled" in images.status.text()

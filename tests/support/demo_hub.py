@@ -417,6 +417,36 @@ def _broken_card_repo(server: HubServer) -> str:
 CHAT_REPO = "demo-org/Tiny-Chat-GGUF"
 CHAT_FILE = "Tiny-Chat-F32.gguf"
 PIPELINE_REPO = "demo-org/Tiny-SD-Pipeline"
+# Found by the Documents page's "Get an embedding model" search (app.docs.embedders).
+EMBEDDER_REPO = "demo-org/Tiny-nomic-embed-text-GGUF"
+EMBEDDER_FILE = "tiny-nomic-embed-text-F32.gguf"
+
+_EMBEDDER_CARD = """---
+license: apache-2.0
+pipeline_tag: feature-extraction
+library_name: gguf
+tags:
+- gguf
+- sentence-similarity
+- demo
+---
+
+# Tiny embed text (demo)
+
+A two-block llama with random weights and mean pooling: a stand-in for nomic-embed-text that
+loads in a blink. Download it, then pick it as a collection's embedding model in Documents.
+"""
+
+
+def seed_embedder_repo(server: HubServer, folder: Path) -> str:
+    """Serve a tiny embedding GGUF (real: llama.cpp embeds with it) as `EMBEDDER_REPO`."""
+    from app.tiny_gguf import write_embedding_gguf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_embedding_gguf(folder / EMBEDDER_FILE, file_type=0)
+    files: dict[str, bytes | Path] = {".gitattributes": _GITATTRIBUTES, EMBEDDER_FILE: path}
+    server.add_repo(EMBEDDER_REPO, files, card=_EMBEDDER_CARD, downloads=3_870, likes=41)
+    return EMBEDDER_REPO
 
 _CHAT_CARD = """---
 license: apache-2.0
@@ -467,6 +497,7 @@ def seed_runnable_repos(server: HubServer, folder: Path) -> RunnableRepos:
     card = _CHAT_CARD.format(reply=SCRIPTED_REPLY, file=CHAT_FILE)
     files: dict[str, bytes | Path] = {".gitattributes": _GITATTRIBUTES, CHAT_FILE: chat_path}
     server.add_repo(CHAT_REPO, files, card=card, downloads=1_204, likes=17)
+    seed_embedder_repo(server, folder)
 
     pipeline_folder = folder / "tiny-sd-pipeline"
     if not (pipeline_folder / "model_index.json").is_file():

@@ -4,7 +4,9 @@
   (PReLU, conv) pairs, a last conv to 3 x scale² channels for the pixel shuffle);
 - `write_rrdb_upscaler`: BasicSR's RRDBNet (`conv_first`, `body.N.rdbM.convK`, `conv_body`,
   `conv_up1`, `conv_up2`, `conv_hr`, `conv_last`); scale 4 takes RGB, scale 2 takes the input
-  folded by a pixel unshuffle (12 channels).
+  folded by a pixel unshuffle (12 channels); `esrgan_names=True` writes the x4 net under the
+  original ESRGAN code's names (`model.0`, `model.1.sub.N.RDBk.convj.0`, `model.3`…), as
+  many popular upscalers (4x-UltraSharp) still ship.
 
 Importing this module imports torch: tests only.
 """
@@ -50,6 +52,7 @@ def write_rrdb_upscaler(
     growth: int = 4,
     blocks: int = 1,
     seed: int = 0,
+    esrgan_names: bool = False,
 ) -> Path:
     """A random RRDBNet (scale 4 or 2); returns `path`."""
     g = torch.Generator().manual_seed(seed)
@@ -65,5 +68,28 @@ def write_rrdb_upscaler(
     for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
         _conv(tensors, name, features, features, g)
     _conv(tensors, "conv_last", 3, features, g)
+    if esrgan_names:
+        tensors = _esrgan_names(tensors, blocks)
     save_file(tensors, str(path))
     return path
+
+
+def _esrgan_names(tensors: dict[str, torch.Tensor], blocks: int) -> dict[str, torch.Tensor]:
+    outer = {
+        "conv_first": "model.0",
+        "conv_body": f"model.1.sub.{blocks}",
+        "conv_up1": "model.3",
+        "conv_up2": "model.6",
+        "conv_hr": "model.8",
+        "conv_last": "model.10",
+    }
+    renamed = {}
+    for name, tensor in tensors.items():
+        module, _, kind = name.rpartition(".")
+        if module.startswith("body."):
+            _, block, rdb, conv = module.split(".")
+            module = f"model.1.sub.{block}.RDB{rdb[3:]}.conv{conv[4:]}.0"
+        else:
+            module = outer[module]
+        renamed[f"{module}.{kind}"] = tensor
+    return renamed

@@ -12,11 +12,17 @@ view renders finished blocks once and re-renders only the short unfinished tail.
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Set
 from dataclasses import dataclass
 
 from app.hub.card_html import render_card_html
 
 COPY_CODE_PREFIX = "modeldeck:copy-code/"
+CITATION_PREFIX = "modeldeck:cite/"  # a reply's [n]: opens source n
+_CITES = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_TAG = re.compile(r"(<[^>]*>)")
+_LITERAL_TAGS = frozenset(["a", "pre", "code"])  # text in these is never a citation
 
 
 @dataclass(frozen=True)
@@ -101,11 +107,13 @@ def copy_code_url(index: int) -> str:
     return f"{COPY_CODE_PREFIX}{index}"
 
 
-def render_html(text: str, *, first_code: int = 0) -> tuple[str, int]:
+def render_html(
+    text: str, *, first_code: int = 0, citations: Set[int] = frozenset()
+) -> tuple[str, int]:
     """Safe HTML for `text`, and how many code blocks it holds.
 
     Code blocks are numbered from `first_code` in their Copy links, so a message rendered in
-    pieces keeps one numbering.
+    pieces keeps one numbering. Each [n] of prose whose n is in `citations` links to source n.
     """
     parts: list[str] = []
     index = first_code
@@ -114,8 +122,39 @@ def render_html(text: str, *, first_code: int = 0) -> tuple[str, int]:
             parts.append(_code_html(segment, index))
             index += 1
         elif segment.text.strip():
-            parts.append(render_card_html(segment.text))
+            prose = render_card_html(segment.text)
+            parts.append(link_citations(prose, citations) if citations else prose)
     return "".join(parts), index - first_code
+
+
+def citation_url(number: int) -> str:
+    return f"{CITATION_PREFIX}{number}"
+
+
+def link_citations(fragment: str, citations: Set[int]) -> str:
+    """`fragment` (safe HTML) with each [n] of its text, n in `citations`, a link to source n.
+
+    Only text between tags changes (brackets are never escaped, digits never are), and text
+    inside links and code stays as it is.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        numbers = [part.strip() for part in match.group(1).split(",")]
+        if not all(int(number) in citations for number in numbers):
+            return match.group(0)
+        links = ", ".join(f'<a href="{citation_url(int(n))}">{n}</a>' for n in numbers)
+        return f"[{links}]"
+
+    pieces = _TAG.split(fragment)
+    literal = 0  # how deep inside <a>, <pre> or <code> the text is
+    for index, piece in enumerate(pieces):
+        if index % 2:  # a tag
+            name = piece.strip("</>").split(maxsplit=1)[0].lower() if piece.strip("</>") else ""
+            if name in _LITERAL_TAGS and not piece.endswith("/>"):
+                literal = max(0, literal + (-1 if piece.startswith("</") else 1))
+        elif not literal and "[" in piece:
+            pieces[index] = _CITES.sub(link, piece)
+    return "".join(pieces)
 
 
 def _code_html(segment: Segment, index: int) -> str:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QFrame, QSizePolicy, QWidget
 
 from app.hub.links import SAFE_SCHEMES
 from ui.chat.markdown import (
+    CITATION_PREFIX,
     COPY_CODE_PREFIX,
     code_blocks,
     render_html,
@@ -77,6 +78,7 @@ class MessageBody(InertTextBrowser):
 
     codeCopied = Signal(int)  # the index of the code block put on the clipboard
     linkOpened = Signal(str)  # a safe URL opened in the system browser
+    citationClicked = Signal(int)  # a reply's [n] was clicked: open source n
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -99,7 +101,15 @@ class MessageBody(InertTextBrowser):
         self._tail_plain = -1  # characters of the tail shown as plain text; -1: as Markdown
         self._plain_block = 0  # characters in the last plain block
         self._plain_format = QTextCharFormat()
+        self._citations: frozenset[int] = frozenset()  # the n whose [n] are links
         self._fit_height()
+
+    def set_citations(self, numbers: frozenset[int]) -> None:
+        """Make each [n] with n in `numbers` a link (`citationClicked`); shown text is redrawn."""
+        if numbers != self._citations:
+            self._citations = numbers
+            if self._text:
+                self.show_text(self._text)
 
     @property
     def text(self) -> str:
@@ -125,7 +135,9 @@ class MessageBody(InertTextBrowser):
         cut = stable_end(text, self._committed)
         if cut > self._committed:
             self._remove_tail()
-            html, codes = render_html(text[self._committed : cut], first_code=self._codes)
+            html, codes = render_html(
+                text[self._committed : cut], first_code=self._codes, citations=self._citations
+            )
             self._append_html(html)
             self._committed, self._codes = cut, self._codes + codes
             self._tail_start = self._end()
@@ -133,7 +145,9 @@ class MessageBody(InertTextBrowser):
         tail = text[self._committed :]
         if len(tail) <= TAIL_MARKDOWN_LIMIT:
             self._remove_tail()
-            self._append_html(render_html(tail, first_code=self._codes)[0])
+            self._append_html(
+                render_html(tail, first_code=self._codes, citations=self._citations)[0]
+            )
         else:
             if self._tail_plain < 0:
                 self._remove_tail()
@@ -147,7 +161,9 @@ class MessageBody(InertTextBrowser):
         """The reply ended: render a long plain tail as Markdown after all (unless huge)."""
         if self._tail_plain >= 0 and len(self._text) - self._committed <= FINISH_MARKDOWN_LIMIT:
             self._remove_tail()
-            html, codes = render_html(self._text[self._committed :], first_code=self._codes)
+            html, codes = render_html(
+                self._text[self._committed :], first_code=self._codes, citations=self._citations
+            )
             self._append_html(html)
             self._committed, self._codes = len(self._text), self._codes + codes
             self._tail_plain = -1
@@ -246,6 +262,10 @@ class MessageBody(InertTextBrowser):
             index = target.removeprefix(COPY_CODE_PREFIX)
             if index.isdigit():
                 self.copy_code(int(index))
+        elif target.startswith(CITATION_PREFIX):
+            number = target.removeprefix(CITATION_PREFIX)
+            if number.isdigit():
+                self.citationClicked.emit(int(number))
         elif url.scheme().lower() in SAFE_SCHEMES:
             QDesktopServices.openUrl(url)
             self.linkOpened.emit(target)

@@ -24,6 +24,7 @@ from app.chat.conversations import Message, MessageState, Role
 from app.chat.image_store import StoredImage
 from ui.chat.attachments import ThumbnailRow, show_stored_images
 from ui.chat.message_body import MessageBody
+from ui.chat.sources_view import SourcesView
 from ui.style import mark_error, set_font
 from ui.tasks import spawn
 from ui.widgets import PlainLabel, tooltip_html
@@ -106,6 +107,7 @@ class MessageWidget(QFrame):
     commandRequested = Signal(int)  # message id: show the llama.cpp command of this reply
     versionRequested = Signal(int, int)  # message id, the version to show
     copied = Signal(str)  # what went to the clipboard, for the status line
+    citationRequested = Signal(object)  # a Citation of this reply, to open
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -174,6 +176,8 @@ class MessageWidget(QFrame):
         self.images.hide()
         layout.addWidget(self.images)
         layout.addWidget(self.body)
+        self.sources = SourcesView()  # a reply from documents: its numbered sources
+        layout.addWidget(self.sources)
         layout.addWidget(self.note)
         layout.addLayout(footer)
         layout.addWidget(self.command)
@@ -185,6 +189,9 @@ class MessageWidget(QFrame):
         self.edit_button.clicked.connect(lambda: self.editRequested.emit(self._message.id))
         self.command_button.clicked.connect(lambda: self.commandRequested.emit(self._message.id))
         self.body.codeCopied.connect(lambda index: self.copied.emit(f"code block {index + 1}"))
+        self.body.citationClicked.connect(self._open_citation)
+        self.sources.citationClicked.connect(self._open_citation)
+        self._show_sources()
         self.body.show_text(message.content)
         self._show_outcome()
 
@@ -215,6 +222,9 @@ class MessageWidget(QFrame):
     def set_message(self, message: Message) -> None:
         """Show a newer state of the same message (a reply that finished, an edit)."""
         was_streaming = self._message.state is MessageState.STREAMING
+        if message.sources != self._message.sources:
+            self._message = message
+            self._show_sources()
         if message.content != self.body.text:
             if was_streaming:
                 self.body.stream(message.content)
@@ -285,6 +295,16 @@ class MessageWidget(QFrame):
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self._message.content)
         self.copied.emit("message")
+
+    def _show_sources(self) -> None:
+        sources = self._message.sources
+        self.sources.show_sources(sources)
+        self.body.set_citations(frozenset(source.number for source in sources))
+
+    def _open_citation(self, number: int) -> None:
+        citation = next((s for s in self._message.sources if s.number == number), None)
+        if citation is not None:
+            self.citationRequested.emit(citation)
 
 
 class MarkerWidget(QWidget):

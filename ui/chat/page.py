@@ -48,6 +48,7 @@ from ui.chat.composer import Composer
 from ui.chat.conversation_list import ConversationList
 from ui.chat.model_panel import ModelPanel
 from ui.chat.prompt_dialog import PromptDialog
+from ui.chat.source_viewer import SourceViewer, open_citation
 from ui.chat.transcript import Transcript
 from ui.chat.welcome import Welcome
 from ui.style import mark_error, set_font
@@ -57,6 +58,8 @@ from ui.widgets import LONG_CHARS, PlainLabel, clip, let_shrink
 if TYPE_CHECKING:
     from app.chat.conversations import Conversation
     from app.chat.session import ContextOverflowError, Overflow, Reply
+    from app.chat.vision import ImageAttachment
+    from app.docs.citation import Citation
     from ui.library_model import LibraryModel
 
 POLL_MS = 50  # how often a streaming reply reaches the screen
@@ -65,6 +68,8 @@ SYSTEM_PROMPT_PAUSE_MS = 600  # typing in the system prompt is stored after this
 PANEL_AUTO_SHOW_PX = 1050
 PAGE_MARGIN = 6
 CLOSE_WAIT_S = 3.0  # closing waits this long for a stopped reply to be stored
+# Tokens kept free beside the sources, the reply and the template's own (role markers, BOS).
+DOCUMENTS_MARGIN_TOKENS = 96
 
 
 def prompt_turns(
@@ -95,6 +100,7 @@ class ChatPage(QWidget):
     replyStarted = Signal(int)  # the id of the reply message being written
     replyFinished = Signal(str)  # its final state: "complete", "cancelled", "interrupted"…
     conversationShown = Signal(int)  # a conversation id (-1: none) once it is on screen
+    citationOpened = Signal(object)  # a Citation, once opened (in the viewer or another app)
     exported = Signal(str)  # the path of a file written by Export
     said = Signal(str)  # each line shown in the status line
     discoverRequested = Signal()  # the welcome's "Find a model": the window shows Discover
@@ -109,6 +115,9 @@ class ChatPage(QWidget):
         self._reply: Reply | None = None
         self._reply_conversation: int | None = None
         self._starting = False
+        # A document collection the answers draw on (the Documents page attaches one).
+        self.attached_documents: str | None = None
+        self.source_viewer = SourceViewer(self)  # where a cited text file opens
         # Which engine answers, and starting replies with it: shared with the model panel.
         self.controller = ChatController(
             lambda: core.conversations, lambda: core.llm, lambda: core.chat_images
@@ -196,6 +205,9 @@ class ChatPage(QWidget):
             lambda mid, number: spawn(self._choose_version(mid, number))
         )
         self.transcript.copied.connect(lambda what: self._say(f"Copied the {what}."))
+        self.transcript.citationRequested.connect(
+            lambda citation: spawn(self.open_citation(citation))
+        )
         self.panel.engineChanged.connect(lambda _engine: self._update_controls())
         self.panel.loadFinished.connect(self._load_finished)
         self.panel.unloaded.connect(self._update_controls)
@@ -419,16 +431,69 @@ class ChatPage(QWidget):
     def _send_requested(self, text: str) -> None:
         editing = self.composer.editing
         images = self.composer.attachments.attachments
+        if self.attached_documents is not None and editing is None:
+            spawn(self._send_with_documents(text, images, self.attached_documents))
+            return
         request = Send(text, images) if editing is None else EditAndResend(editing, text)
         spawn(self._start_reply(request, sent_text=text))
+
+    def attach_documents(self, name: str | None) -> None:
+        """Answer from the collection `name` (None: from nothing): each message is sent with
+        the collection's best passages as numbered sources, which the reply cites as [n]."""
+        self.attached_documents = name
+        self._say(f"Answers draw on the documents of {name!r}, cited as [n]." if name else "")
+
+    async def _send_with_documents(
+        self, text: str, images: tuple[ImageAttachment, ...], name: str
+    ) -> None:
+        """Send `text` with the passages of `name` that fit beside the reply; the message as
+        sent (sources included) is what the transcript shows, so the chunks sent are seen."""
+        local = self.panel.local_engine
+        loaded = local.loaded if local is not None else None
+        try:
+            max_tokens = self.panel.sampling.sampling().max_tokens
+        except ValueError:
+            max_tokens = 512
+        context = loaded.context_length if loaded is not None else 4096
+        budget = max(0, context - max_tokens - DOCUMENTS_MARGIN_TOKENS)
+        count = local.count_tokens if local is not None and loaded is not None else _estimate_tokens
+        try:
+            composed = await run_blocking(
+                self._core.documents.compose,
+                [name],
+                text,
+                budget_tokens=budget,
+                count_tokens=count,
+            )
+        except AppError as exc:
+            self._say(str(exc), error=True)
+            return
+        citations = tuple(source.citation for source in composed.sources)
+        await self._start_reply(Send(composed.text, images), sent_text=text, sources=citations)
+
+    async def open_citation(self, citation: Citation) -> None:
+        """Open a reply's source [n]: this app's viewer at its lines, or the system's app."""
+        problem = await open_citation(self.source_viewer, citation)
+        if problem is not None:
+            self._say(problem, error=True)
+            return
+        self._say(f"Opened source [{citation.number}]: {citation.label()}.")
+        self.citationOpened.emit(citation)
 
     def _edit_requested(self, message_id: int) -> None:
         entry = self.transcript.entry(message_id)
         if entry is not None and self._reply is None:
             self.composer.start_edit(message_id, entry.message.content)
 
-    async def _start_reply(self, request: ReplyRequest, *, sent_text: str | None = None) -> None:
-        """Start a reply; when the conversation outgrows the context, ask before dropping."""
+    async def _start_reply(
+        self,
+        request: ReplyRequest,
+        *,
+        sent_text: str | None = None,
+        sources: tuple[Citation, ...] = (),
+    ) -> None:
+        """Start a reply; when the conversation outgrows the context, ask before dropping.
+        `sources` (a question from documents) are kept with the reply, which cites them."""
         from app.chat.session import ContextOverflowError, Overflow
 
         if self._starting or self._reply is not None:
@@ -436,10 +501,10 @@ class ChatPage(QWidget):
         self._starting = True
         self._update_controls()
         try:
-            outcome = await self._try_start(request, sent_text, Overflow.ASK)
+            outcome = await self._try_start(request, sent_text, Overflow.ASK, sources)
             if isinstance(outcome, ContextOverflowError):
                 if await self._ask_drop_oldest(outcome):
-                    await self._try_start(request, sent_text, Overflow.DROP_OLDEST)
+                    await self._try_start(request, sent_text, Overflow.DROP_OLDEST, sources)
                 elif self._conversation_id is not None:
                     self._say(outcome.message + " Nothing was sent.", error=True)
                     await self._sync(self._conversation_id)
@@ -448,7 +513,11 @@ class ChatPage(QWidget):
             self._update_controls()
 
     async def _try_start(
-        self, request: ReplyRequest, sent_text: str | None, overflow: Overflow
+        self,
+        request: ReplyRequest,
+        sent_text: str | None,
+        overflow: Overflow,
+        sources: tuple[Citation, ...] = (),
     ) -> ContextOverflowError | None:
         from app.chat.session import ContextOverflowError
         from app.chat.vision import VisionError, cannot_see
@@ -485,6 +554,8 @@ class ChatPage(QWidget):
             return None
         reply = started.reply
         self._reply, self._reply_conversation = reply, conversation_id
+        if sources:  # before the reply is shown, so its [n] are links from the first word
+            await run_blocking(self._core.conversations.set_sources, reply.message_id, sources)
         if sent_text is not None:
             self.composer.clear_sent(sent_text)
         self.panel.save_preset()  # the settings that answered are this model's from now on
@@ -693,3 +764,8 @@ class ChatPage(QWidget):
         mark_error(self.status, error)
         if text:
             self.said.emit(text)
+
+
+def _estimate_tokens(text: str) -> int:
+    """A remote model's tokens, guessed (about four characters each in English)."""
+    return len(text) // 4 + 1

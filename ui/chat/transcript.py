@@ -33,6 +33,7 @@ class Transcript(QScrollArea):
     commandRequested = Signal(int)  # message id
     versionRequested = Signal(int, int)  # message id, the version to show
     copied = Signal(str)  # what went to the clipboard
+    citationRequested = Signal(object)  # a reply's Citation, to open
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -174,6 +175,7 @@ class Transcript(QScrollArea):
             widget.commandRequested.connect(self.commandRequested)
             widget.versionRequested.connect(self.versionRequested)
             widget.copied.connect(self.copied)
+            widget.citationRequested.connect(self.citationRequested)
             entry = widget
         self._entries[message.id] = entry
         self._order.insert(index, message.id)

@@ -17,11 +17,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import Core
-from app.hub.models import ModelDetails, SearchQuery, SortOrder
+from app.hub.models import SearchQuery, SortOrder
 from ui import theme
-from ui.discover.civitai_downloads import CivitaiDownloads, is_civitai
 from ui.discover.details_pane import DetailsPane
-from ui.discover.hub_downloads import HubDownloads
+from ui.discover.hub_plans import HubDownloadPlanner
 from ui.discover.hub_selector import HubSelector
 from ui.discover.result_row import ResultRowDelegate, row_height
 from ui.discover.results_model import SearchResultsModel, SearchState
@@ -134,14 +133,12 @@ class DiscoverPage(QWidget):
             self.hub_selector.hub, lambda: self._core.settings.default_context_length
         )
         self.details.save_token = self._core.save_token
-        self.hub_downloads = HubDownloads(core, self.hub_selector.modelscope_client, self)
-        self.details.filesRequested.connect(self._download_files)
-        self.hub_downloads.progressed.connect(self.status.setText)
-        self.hub_downloads.finished.connect(self._show_download_end)
-        # Civitai's files go to the Civitai models folder, by their own downloader.
-        self.civitai_downloads = CivitaiDownloads(core, self)
-        self.civitai_downloads.progressed.connect(self.status.setText)
-        self.civitai_downloads.finished.connect(self._show_download_end)
+        # Civitai's and ModelScope's files are asked for by path; once planned they join the
+        # window's one download queue, as a Hugging Face plan does.
+        self.hub_plans = HubDownloadPlanner(core, self.hub_selector.modelscope_client, self)
+        self.details.filesRequested.connect(self.hub_plans.start)
+        self.hub_plans.planned.connect(self.details.downloadRequested)
+        self.hub_plans.failed.connect(self._show_download_error)
 
         # The hub sits before the search field (where the query goes), not among the filters:
         # it chooses what is searched, and the filter row keeps its width.
@@ -254,16 +251,9 @@ class DiscoverPage(QWidget):
         ):
             self.details.show_placeholder()
 
-    def _download_files(self, details: ModelDetails, paths: tuple[str, ...]) -> None:
-        """Files of a hub without commits: Civitai's or ModelScope's own downloader."""
-        if is_civitai(details):
-            self.civitai_downloads.start(details, paths)
-        else:
-            self.hub_downloads.start(details, paths)
-
-    def _show_download_end(self, message: str, is_error: bool) -> None:
+    def _show_download_error(self, message: str) -> None:
         self.status.setText(clip(message, LONG_CHARS))
-        mark_error(self.status, is_error)
+        mark_error(self.status, True)
 
     def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         if selected.indexes():

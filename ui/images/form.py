@@ -304,6 +304,11 @@ class ImageForm(QWidget):
         """The seed used last: kept in the field, so unticking Random repeats it."""
         self.seed.setText(str(seed))
 
+    @property
+    def upscaler(self) -> Path | None:
+        """The upscaler model chosen for the hires fix (None: Lanczos)."""
+        return self._upscaler
+
     def set_upscaler(self, path: Path | None) -> None:
         """Upscale the hires fix with the model at `path` (None: Lanczos)."""
         self._upscaler = path

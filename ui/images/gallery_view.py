@@ -35,6 +35,7 @@ class GalleryPane(QWidget):
     openRequested = Signal(object)  # a GalleryImage
     reuseRequested = Signal(object)
     initRequested = Signal(object)
+    upscaleRequested = Signal(object)
     deleteRequested = Signal(object)
     openFolderRequested = Signal()
 
@@ -89,6 +90,7 @@ class GalleryPane(QWidget):
         self.open_action = self.menu.addAction("Open")
         self.reuse_action = self.menu.addAction("Reuse these settings")
         self.init_action = self.menu.addAction("Use as init image")
+        self.upscale_action = self.menu.addAction("Upscale…")
         self.menu.addSeparator()
         self.delete_action = self.menu.addAction("Delete…")
         self._acting_on: GalleryImage | None = None
@@ -96,6 +98,7 @@ class GalleryPane(QWidget):
             (self.open_action, self.openRequested),
             (self.reuse_action, self.reuseRequested),
             (self.init_action, self.initRequested),
+            (self.upscale_action, self.upscaleRequested),
             (self.delete_action, self.deleteRequested),
         ):
             action.triggered.connect(self._emitter(signal.emit))

@@ -57,6 +57,7 @@ from ui.widgets import PlainLabel
 if TYPE_CHECKING:
     import asyncio
 
+    from app.engines.protocol import Event
     from app.engines.supervisor import RequestHandle
     from app.images.engine import ImageEngine
     from app.images.gallery import Gallery, GalleryImage
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 POLL_MS = 50  # how often a running generation reaches the screen
 VARIATIONS = 10  # jobs "Queue 10 variations" adds
 CLOSE_WAIT_S = 3.0  # closing waits this long for a cancelled generation to end
+UPSCALE_WAIT_S = 3600.0  # a large image on a CPU, tile by tile
 FORM_WIDTH = 380
 MODEL_SUFFIXES = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -130,6 +132,7 @@ class ImagesPage(QWidget):
     imagesAdded = Signal(int)  # images indexed in the gallery
     generationFinished = Signal(str)  # how it ended: "done", "cancelled" or "error" (JobPhase)
     settingsRestored = Signal()  # the form shows an image's parameters
+    upscaled = Signal(object)  # the Path of an upscaled copy, indexed in the gallery
     counted = Signal(int)  # the gallery's size, after each count
     said = Signal(str)  # each line shown in the status line
 
@@ -256,6 +259,7 @@ class ImagesPage(QWidget):
         self.gallery.openRequested.connect(self.open_image)
         self.gallery.reuseRequested.connect(self.reuse)
         self.gallery.initRequested.connect(self.use_as_init)
+        self.gallery.upscaleRequested.connect(lambda image: spawn(self.upscale(image)))
         self.gallery.deleteRequested.connect(lambda image: spawn(self.delete(image)))
         self.gallery.openFolderRequested.connect(lambda: spawn(self.open_folder()))
         self.gallery_model.failed.connect(lambda text: self._say(text, error=True))
@@ -322,6 +326,45 @@ class ImagesPage(QWidget):
         path = image if isinstance(image, Path) else image.path
         self.form.set_init_image(path)
         self._say(f"The next image starts from {path.name} (strength sets how much changes).")
+
+    async def upscale(self, image: GalleryImage, model: Path | None = None) -> None:
+        """Make a larger copy of `image` with an upscaler model (the hires fix's, else one
+        chosen now), tiled in the image engine, and add it to the gallery."""
+        from app.engines.protocol import EventKind
+
+        model = model or self.form.upscaler
+        if model is None:
+            name, _filter = QFileDialog.getOpenFileName(
+                self, "Choose an upscaler", "", "Upscaler (*.safetensors)"
+            )
+            if not name:
+                return
+            model = Path(name)
+        output = image.path.with_name(f"{image.path.stem}-upscaled.png")
+        number = 2
+        while output.exists():
+            output = image.path.with_name(f"{image.path.stem}-upscaled-{number}.png")
+            number += 1
+        self._say(f"Upscaling {image.path.name} with {model.stem}…")
+        core = self._core
+
+        def run() -> Event:
+            return core.images.upscale(image.path, model=model, output=output).wait(UPSCALE_WAIT_S)
+
+        try:
+            outcome = await run_blocking(run)
+            if outcome.kind is not EventKind.RESULT:
+                self._say(error_text(ImageEngineError.from_event(outcome)), error=True)
+                return
+            row = await run_blocking(core.gallery.add_file, output)
+        except (AppError, OSError, TimeoutError) as exc:
+            self._say(error_text(exc), error=True)
+            return
+        self.gallery_model.prepend([row])
+        self.imagesAdded.emit(1)
+        spawn(self._show_count())
+        self._say(f"Upscaled {image.path.name} to {row.width}x{row.height}: {output.name}.")
+        self.upscaled.emit(output)
 
     def open_image(self, image: GalleryImage) -> None:
         """Show `image` large, with its parameters."""

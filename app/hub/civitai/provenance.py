@@ -112,9 +112,18 @@ def read_sidecar(model_file: Path) -> CivitaiProvenance | None:
         with open(path, "rb") as handle:
             raw = handle.read(_MAX_SIDECAR_BYTES + 1)
         data = parse_untrusted_json(raw, max_bytes=_MAX_SIDECAR_BYTES, what=str(path))
-        version = parse.version(data)
+        return provenance_from_json(data)
     except (OSError, UntrustedJsonError, ValueError):
         return None
+
+
+def provenance_from_json(data: object) -> CivitaiProvenance:
+    """Provenance from parsed JSON in the sidecar's shape (`CivitaiProvenance.to_json`).
+
+    Raises:
+        ValueError: `data` is not a model version.
+    """
+    version = parse.version(data)
     files = [file for file in version.files if file.sha256]
     license_id = data.get("modeldeckLicense") if isinstance(data, dict) else None
     return CivitaiProvenance.of(
