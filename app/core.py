@@ -195,7 +195,7 @@ class Core:
             if self._server is None:
                 from app.serving import ModelServer
 
-                self._server = ModelServer(llm)
+                self._server = ModelServer(llm, documents=lambda: self.documents)
             return self._server
 
     @property

@@ -337,18 +337,25 @@ class ConversationStore:
             before_position=before_position,
         )
 
-    def set_sources(self, message_id: int, sources: tuple[Citation, ...]) -> None:
-        """Keep with the reply `message_id` the sources it was given (its [n] cite them).
+    def set_turn_sources(self, reply_id: int, sources: tuple[Citation, ...]) -> None:
+        """Keep `sources` with the reply `reply_id` and with the question it answers (the
+        user message before it, which quotes them), so the [n] of both open them.
 
         Raises MessageNotFoundError.
         """
         sources_json = _dumps([source.to_json() for source in sources]) if sources else None
         with self._db.transaction() as connection:
-            cursor = connection.execute(
-                "UPDATE messages SET sources = ? WHERE id = ?", (sources_json, message_id)
+            row = connection.execute(
+                "SELECT conversation_id, position FROM messages WHERE id = ?", (reply_id,)
+            ).fetchone()
+            if row is None:
+                raise _message_not_found(reply_id)
+            connection.execute(
+                "UPDATE messages SET sources = ? WHERE id = ? OR id = ("
+                "SELECT id FROM messages WHERE conversation_id = ? AND position < ? "
+                "AND role = 'user' ORDER BY position DESC LIMIT 1)",
+                (sources_json, reply_id, row[0], row[1]),
             )
-            if cursor.rowcount == 0:
-                raise _message_not_found(message_id)
 
     def update_content(self, message_id: int, content: str) -> None:
         """Store the text a streaming reply has so far: one UPDATE, cheap enough for every

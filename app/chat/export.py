@@ -58,7 +58,7 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
         if message.images:  # links into the image folder written beside the export
             lines += [f"![{_alt(image.name)}]({image_link(image)})" for image in message.images]
             lines.append("")
-        if message.sources:  # what the reply's [n] cite
+        if message.sources and message.role is Role.ASSISTANT:  # what the reply's [n] cite
             lines += ["**Sources:**", ""]
             lines += [f"- {_source_line(source)}" for source in message.sources]
             lines.append("")

@@ -77,6 +77,15 @@ def image_from_data_uri(uri: str, name: str) -> ImageAttachment:
     header, comma, payload = uri.partition(",")
     if not header.lower().startswith("data:") or not comma or ";base64" not in header.lower():
         raise VisionError(f"{name} is not a base64 data: URI.")
+    return image_from_base64(payload, name)
+
+
+def image_from_base64(payload: str, name: str) -> ImageAttachment:
+    """An image sent inline as bare base64 (Ollama's `images`, Anthropic's image blocks).
+
+    Raises:
+        VisionError: data that is not valid base64, or more than `MAX_IMAGE_BYTES`.
+    """
     if len(payload) > (MAX_IMAGE_BYTES // 3 + 1) * 4:
         raise VisionError(f"{name} is larger than {MAX_IMAGE_BYTES // 2**20} MiB.")
     try:

@@ -284,9 +284,7 @@ def _documents(
     if args.system:
         frame.insert(0, {"role": "system", "content": args.system})
     overhead = engine.count_tokens(engine.render(frame).text)
-    budget = (
-        loaded.loaded.context_length - sampling.max_tokens - overhead - PROMPT_MARGIN_TOKENS
-    )
+    budget = loaded.loaded.context_length - sampling.max_tokens - overhead - PROMPT_MARGIN_TOKENS
     return compose_for_chat(
         core, collections, args.prompt, budget_tokens=budget, count_tokens=engine.count_tokens
     )

@@ -74,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="FILE_OR_NAME[:WEIGHT]",
         help="stack a LoRA (a .safetensors path or a library name) at a weight (1); "
-        "repeatable; <lora:name:weight> in the prompt works too",
+        "repeatable; <lora:name:weight> in the prompt works too; when the prompt has none of "
+        "its trigger words (from its metadata or its Civitai .civitai.info) they are listed",
     )
     image.add_argument(
         "--hires",
@@ -141,6 +142,7 @@ def run(
         return _fail(err, str(exc), EXIT_NOT_FOUND)
     except AppError as exc:
         return _fail(err, str(exc), EXIT_ERROR)
+    _note_trigger_words(params, err)
 
     own_engine = engine is None
     if engine is None:
@@ -234,9 +236,7 @@ def _params(args: argparse.Namespace) -> ImageParams:
         strength=args.strength,
         hires_scale=args.hires or 0.0,
         hires_strength=args.hires_strength,
-        upscaler=(
-            str(args.upscale_model.expanduser().absolute()) if args.upscale_model else None
-        ),
+        upscaler=(str(args.upscale_model.expanduser().absolute()) if args.upscale_model else None),
     )
 
 
@@ -249,6 +249,20 @@ def _size(text: str) -> tuple[int, int]:
         return int(width), int(height)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size like 512x768: {text!r}") from None
+
+
+def _note_trigger_words(params: ImageParams, err: TextIO) -> None:
+    """For each LoRA whose trigger words the prompt lacks, a line listing them (from its
+    metadata and its Civitai sidecar): a LoRA trained on a word often does little without
+    it."""
+    from app.images.lora_words import lora_trigger_words, missing_trigger_words
+
+    for lora in params.loras:
+        if not lora.path:
+            continue
+        words = missing_trigger_words(params.prompt, lora_trigger_words(Path(lora.path)))
+        if words:
+            err.write(f"LoRA {lora.name} answers to: {', '.join(words)} (not in the prompt)\n")
 
 
 def _fail(err: TextIO, message: str, status: int) -> int:

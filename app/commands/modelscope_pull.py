@@ -2,8 +2,8 @@
 
 A job of the same download queue as a Hugging Face pull (Ctrl+C pauses it; the next run or
 the window's Downloads page continues it from the bytes on disk; each file's sha256 verified;
-exit statuses are `pull`'s), into the folder the `modelscope` SDK uses (`MODELSCOPE_CACHE` honoured), so its
-tools see the files; the library lists them from there.
+exit statuses are `pull`'s), into the folder the `modelscope` SDK uses (`MODELSCOPE_CACHE`
+honoured), so its tools see the files; the library lists them from there.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from app.core import Core
+    from app.serving import ModelServer
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 API_KEY_ENV = "MODELDECK_API_KEY"
@@ -105,7 +106,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if args.max_loaded is not None or args.idle_unload is not None:
         return _fail(err, "--max-loaded and --idle-unload apply without MODEL only.", EXIT_USAGE)
     engine = core.llm
-    server = ModelServer(engine)
+    server = ModelServer(engine, documents=lambda: core.documents)
     try:
         model, plan = plan_model(core, engine, args, err=err)
         with _interrupt_on_sigterm():
@@ -114,6 +115,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             loaded = server.load(plan.settings)
             key_note = " (API key required)" if server.requires_key else ""
             print(f"Serving {server.model_id} at {url}{key_note}", file=out, flush=True)
+            _print_api_urls(server, out)
             if origins:
                 print(f"Web pages allowed from: {', '.join(origins)}", file=err)
             print(f"Loaded {model.name}: {loaded.placement}, context {loaded.context_length:,}",
@@ -162,7 +164,7 @@ def _serve_library(
         limits=limits,
         options=options,
     )
-    server = ModelServer(core.llm)
+    server = ModelServer(core.llm, documents=lambda: core.documents)
     server.serve_library(pool)
     try:
         with _interrupt_on_sigterm():
@@ -170,6 +172,7 @@ def _serve_library(
             count = len(pool.listing())
             key_note = " (API key required)" if server.requires_key else ""
             print(f"Serving {count} library models at {url}{key_note}", file=out, flush=True)
+            _print_api_urls(server, out)
             if origins:
                 print(f"Web pages allowed from: {', '.join(origins)}", file=err)
             if count:
@@ -188,6 +191,14 @@ def _serve_library(
         server.stop()
     print("Stopped.", file=err)
     return EXIT_OK
+
+
+def _print_api_urls(server: ModelServer, out: TextIO) -> None:
+    """Each API's base URL, for the client a person uses (OpenAI's is the line above too)."""
+    urls = server.api_urls()
+    if urls is not None:
+        for line in urls.lines():
+            print(f"  {line}", file=out, flush=True)
 
 
 @contextlib.contextmanager

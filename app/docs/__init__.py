@@ -11,5 +11,7 @@ by vectors, quoted into a prompt as numbered sources.
     indexer     incremental indexing (new, changed, deleted), with pause and cancel
     retrieval   BM25 + vectors, fused by reciprocal rank
     prompt      the question with numbered sources, within the context's budget
+    citation    a reply's sources as kept with it, and where each opens
+    embedders   which library models can embed, and the one to suggest
     collections the service the CLI and the window use
 """

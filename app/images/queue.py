@@ -6,10 +6,13 @@ app database so a queue filled before quitting — or before a crash — finishe
 runner thread takes the first queued job, marks it running, runs it as an `ImageJob` (the
 same workflow as `modeldeck image`) and records how it ended. A job found "running" when the
 queue opens was cut off by a killed app: it goes back to "queued" at its place and runs again
-(its seed was fixed when it was added, so it makes the same images).
+(its seed was fixed when it was added, so it makes the same images); each image is recorded
+as it is made, so a batch cut off after some of its images makes only the rest.
 
 Follow it with `on_change` (called on the changing thread, with nothing: read `jobs()`), and
-`current()`, the running `ImageJob`, whose `snapshot()` a screen polls for steps.
+`current()`, the running `ImageJob`, whose `snapshot()` a screen polls for steps. A job added
+with `watch=True` (the page's Generate) is followed by its id: `watched(id)` gives its
+`ImageJob` once it starts (or why it could not start), however soon it ends.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any
 from app.errors import AppError
 from app.images.engine import ImageEngine
 from app.images.gallery import Gallery
-from app.images.job import ImageJob, JobPhase
+from app.images.job import ImageJob, JobPhase, JobUpdate
+from app.images.messages import GeneratedImage
 from app.images.params import ImageParams, ModelRef
 from app.store import Database
 
@@ -101,7 +105,10 @@ class ImageQueue:
         self._current: ImageJob | None = None
         self._current_id: int | None = None
         self._stopping = False
-        self._held = False  # a generation outside the queue has the engine
+        # Jobs added with `watch=True`: None till they start, then their ImageJob (or why
+        # they could not start), kept until `unwatch`.
+        self._watched: dict[int, ImageJob | AppError | OSError | None] = {}
+        self._cancelled: set[int] = set()  # cancelled after being claimed, before they ran
         self._started = False  # `start` was called: jobs added later run too
         self._thread: threading.Thread | None = None
         self._recover()
@@ -136,13 +143,32 @@ class ImageQueue:
 
     # -- changing ----------------------------------------------------------------------------
 
+    def watched(self, job_id: int) -> ImageJob | AppError | OSError | None:
+        """The `ImageJob` running (or that ran) job `job_id`, added with `watch=True`; the
+        error when it could not start (no engine); None while it waits its turn."""
+        with self._lock:
+            return self._watched.get(job_id)
+
+    def unwatch(self, job_id: int) -> None:
+        """Stop keeping job `job_id`'s `ImageJob` for `watched`."""
+        with self._lock:
+            self._watched.pop(job_id, None)
+
     def add(
-        self, model: ModelRef, params: ImageParams, *, size_follows_model: bool = False
+        self,
+        model: ModelRef,
+        params: ImageParams,
+        *,
+        size_follows_model: bool = False,
+        watch: bool = False,
     ) -> QueuedJob:
-        """Queue one job at the end (its seed is fixed now, so it is recorded)."""
+        """Queue one job at the end (its seed is fixed now, so it is recorded). With `watch`,
+        `watched(job.id)` gives its `ImageJob` once it starts."""
         params = params.with_seed()
         now = _now()
-        with self._database.transaction() as connection:
+        # Under the lock: the runner (which picks jobs under it) cannot start this one
+        # before it is marked as watched.
+        with self._lock, self._database.transaction() as connection:
             (last,) = connection.execute(
                 "SELECT COALESCE(MAX(position), 0) FROM image_queue"
             ).fetchone()
@@ -159,6 +185,8 @@ class ImageQueue:
                 ),
             )
             job_id = int(cursor.lastrowid or 0)
+            if watch:
+                self._watched[job_id] = None
         self._changed(wake=True)
         return self.job(job_id)
 
@@ -224,21 +252,27 @@ class ImageQueue:
                 )
         self._changed()
 
-    def cancel(self, job_id: int) -> None:
-        """Cancel a queued job, or stop the running one after its current step.
+    def cancel(self, job_id: int) -> QueueState:
+        """Cancel a queued job, or stop the running one after its current step; the state it
+        was in (QUEUED: it never ran, and is CANCELLED now).
 
         Raises:
             QueueError: no such job.
         """
-        job = self.job(job_id)
-        if job.state is QueueState.QUEUED:
-            self._finish(job_id, QueueState.CANCELLED)
-            return
-        if job.state is QueueState.RUNNING:
-            with self._lock:
+        with self._lock:  # the runner claims jobs under it: the state cannot change meanwhile
+            job = self.job(job_id)
+            if job.state is QueueState.RUNNING or self._current_id == job_id:
                 running = self._current if self._current_id == job_id else None
-            if running is not None:
-                running.cancel()  # the runner records CANCELLED when it ends
+                if running is not None:
+                    running.cancel()  # the runner records CANCELLED when it ends
+                else:  # claimed, its ImageJob not made yet: `_run_one` cancels it
+                    self._cancelled.add(job_id)
+                return QueueState.RUNNING
+            if job.state is QueueState.QUEUED:
+                self._record_end(job_id, QueueState.CANCELLED)
+        if job.state is QueueState.QUEUED:
+            self._changed()
+        return job.state
 
     def clear_finished(self) -> None:
         """Forget the jobs that ended (their images stay in the gallery)."""
@@ -287,22 +321,6 @@ class ImageQueue:
             time.sleep(0.05)
         return False
 
-    def hold_if_idle(self) -> bool:
-        """Keep the engine for a generation outside the queue: True (the queue starts no job
-        until `release`) when nothing runs or waits; False when something does (queue the
-        generation instead, so two never share the engine's one loaded model)."""
-        with self._lock:
-            if self._held or self._current_id is not None or self._next() is not None:
-                return False
-            self._held = True
-            return True
-
-    def release(self) -> None:
-        """The generation outside the queue ended: queued jobs may run."""
-        with self._lock:
-            self._held = False
-            self._lock.notify_all()
-
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -312,10 +330,7 @@ class ImageQueue:
                 if job is None:  # nothing left: the next `add` starts a runner again
                     self._thread = None
                     return
-                if self._held:
-                    self._lock.wait(0.5)
-                    continue
-                self._current_id = job.id  # claimed: `hold_if_idle` sees it at once
+                self._current_id = job.id  # claimed: `cancel` sees it at once
             self._run_one(job)
 
     def _next(self) -> QueuedJob | None:
@@ -330,29 +345,56 @@ class ImageQueue:
             "UPDATE image_queue SET state = ? WHERE id = ? AND state = ?",
             (QueueState.RUNNING.value, queued.id, QueueState.QUEUED.value),
         )
+        # Images a run that a kill or a quit cut off made already: this run makes the rest.
+        made = [str(path) for path in queued.images]
+        params = _rest_of_batch(queued.params, len(made))
+        if params is None:  # all made; only the end was not recorded
+            with self._lock:
+                self._current_id = None
+            self._finish(queued.id, QueueState.DONE, images=made)
+            return
         try:
             engine, gallery = self._engine(), self._gallery()
         except (AppError, OSError) as error:
             with self._lock:
                 self._current_id = None
+                self._cancelled.discard(queued.id)
+                if queued.id in self._watched:
+                    self._watched[queued.id] = error
             self._finish(queued.id, QueueState.FAILED, error=str(error))
             return
+
+        def record(update: JobUpdate) -> None:
+            """Each image, saved as it is made (one small commit): a run cut off by a kill
+            resumes after it instead of making it again."""
+            if isinstance(update, GeneratedImage):
+                made.append(str(update.path))
+                self._database.execute(
+                    "UPDATE image_queue SET images = ? WHERE id = ?", (json.dumps(made), queued.id)
+                )
+
         job = ImageJob(
             engine,
             gallery,
             queued.model,
-            queued.params,
+            params,
             size_follows_model=queued.size_follows_model,
+            on_update=record,
         )
         with self._lock:
             self._current, self._current_id = job, queued.id
+            if queued.id in self._watched:
+                self._watched[queued.id] = job
+            if queued.id in self._cancelled:
+                self._cancelled.discard(queued.id)
+                job.cancel()  # it ends CANCELLED before asking anything of the engine
         self._changed()
         job.start()
         snapshot = job.wait()
         with self._lock:
             self._current, self._current_id = None, None
             stopping = self._stopping
-        images = [str(image.path) for image in snapshot.images]
+        images = made
         if snapshot.phase is JobPhase.DONE:
             self._finish(queued.id, QueueState.DONE, images=images)
         elif snapshot.phase is JobPhase.CANCELLED and stopping:
@@ -386,11 +428,21 @@ class ImageQueue:
         error: str | None = None,
         images: list[str] | None = None,
     ) -> None:
+        self._record_end(job_id, state, error=error, images=images)
+        self._changed()
+
+    def _record_end(
+        self,
+        job_id: int,
+        state: QueueState,
+        *,
+        error: str | None = None,
+        images: list[str] | None = None,
+    ) -> None:
         self._database.execute(
             "UPDATE image_queue SET state = ?, error = ?, images = ?, finished_at = ? WHERE id = ?",
             (state.value, error, json.dumps(images or []), _now(), job_id),
         )
-        self._changed()
 
     def _changed(self, *, wake: bool = False) -> None:
         if wake:
@@ -399,6 +451,16 @@ class ImageQueue:
                 self._lock.notify_all()
         if self._on_change is not None:
             self._on_change()
+
+
+def _rest_of_batch(params: ImageParams, made: int) -> ImageParams | None:
+    """`params` for the images of its batch after the first `made` (the same seeds they
+    would have had); None when none is left."""
+    if made <= 0:
+        return params
+    if made >= params.batch:
+        return None
+    return replace(params.for_image(made), batch=params.batch - made)
 
 
 def _job(row: tuple[Any, ...]) -> QueuedJob:

@@ -40,15 +40,17 @@ class LoadSettings(Payload):
 
     def to_args(self) -> dict[str, Any]:
         # `embedding` only when set: a chat's recorded settings stay as they were.
-        return {
-            "path": str(self.path),
-            "context_length": self.context_length,
-            "gpu_layers": self.gpu_layers,
-            "threads": self.threads,
-            "flash_attention": self.flash_attention,
-            "kv_cache_type": self.kv_cache_type,
-        } | ({"embedding": True} if self.embedding else {}) | (
-            {"projector": str(self.projector)} if self.projector is not None else {}
+        return (
+            {
+                "path": str(self.path),
+                "context_length": self.context_length,
+                "gpu_layers": self.gpu_layers,
+                "threads": self.threads,
+                "flash_attention": self.flash_attention,
+                "kv_cache_type": self.kv_cache_type,
+            }
+            | ({"embedding": True} if self.embedding else {})
+            | ({"projector": str(self.projector)} if self.projector is not None else {})
         )
 
 

@@ -21,14 +21,19 @@ format (`app.chat.tool_calls`), come back as `tool_use` blocks with `stop_reason
 streamed as `content_block_start` + `input_json_delta` once the reply has ended. Assistant
 `tool_use` and user `tool_result` blocks go back through the template.
 
-Not yet: image and document blocks (refused: the models read text only).
+Images: `image` blocks with a base64 source reach a vision model (one served with its
+projector) as OpenAI's `image_url` parts do; to a text model they are a 400
+invalid_request_error, and so are malformed base64, bytes that are not an image, and a `url`
+source (nothing is fetched). Document blocks are refused; a body's
+`"modeldeck": {"documents": "NAME"}` answers from a document collection instead, with the
+sources on the message (`request_documents`).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -40,11 +45,12 @@ from starlette.background import BackgroundTask
 from app.chat.tool_calls import ParsedReply, ToolCall, ToolCallStream, parse_tool_calls
 from app.chat.tools import Tools
 from app.engines.errors import EngineError
-from app.engines.supervisor import RequestHandle
 from app.errors import ChatTemplateError
 from app.llm.stats import GenerationStats
 from app.serving.anthropic_schemas import CountTokensRequest, MessagesRequest, call_input
+from app.serving.api_context import ApiContext, Endpoints
 from app.serving.api_keys import KeyCheck, check_key
+from app.serving.error_answers import ErrorAnswer
 from app.serving.generation_stream import (
     STATUS_CLIENT_CLOSED,
     ClosingStreamingResponse,
@@ -53,10 +59,12 @@ from app.serving.generation_stream import (
     GenerationFailure,
     OpenGeneration,
     TextPiece,
-    start_generation,
 )
 from app.serving.request_body import BodyError, parse_body
-from app.serving.served_models import ModelLease, ModelSource, ServedModelError
+from app.serving.request_documents import (
+    Sourced,
+)
+from app.serving.served_models import ServedModelError
 
 __all__ = ["AnthropicError", "anthropic_error_response", "anthropic_routes"]
 
@@ -76,16 +84,8 @@ _ERROR_TYPES = {
 }
 
 
-class AnthropicError(Exception):
+class AnthropicError(ErrorAnswer):
     """An error answer in Anthropic's shape."""
-
-    def __init__(
-        self, status: int, message: str, *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
 
     @property
     def type(self) -> str:
@@ -93,9 +93,6 @@ class AnthropicError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"type": "error", "error": {"type": self.type, "message": self.message}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def anthropic_error_response(
@@ -109,20 +106,19 @@ def anthropic_error_response(
 # -- the endpoint ---------------------------------------------------------------------------
 
 
-def anthropic_routes(models: ModelSource, *, api_key: str | None) -> APIRouter:
-    """`POST /v1/messages` over `models`; with `api_key`, it needs the key (x-api-key or
+def anthropic_routes(context: ApiContext) -> APIRouter:
+    """`POST /v1/messages` over `context`; with an API key, it needs the key (x-api-key or
     Bearer)."""
-    api = _AnthropicApi(models, api_key)
+    api = _AnthropicApi(context)
     router = APIRouter(dependencies=[Depends(api.check_access)])
     router.add_api_route("/v1/messages", api.messages, methods=["POST"])
     router.add_api_route("/v1/messages/count_tokens", api.count_tokens, methods=["POST"])
     return router
 
 
-class _AnthropicApi:
-    def __init__(self, models: ModelSource, api_key: str | None) -> None:
-        self.models = models
-        self.api_key = api_key
+class _AnthropicApi(Endpoints):
+    def refusal(self, status: int, message: str, *, param: str | None = None) -> AnthropicError:
+        return AnthropicError(status, message)
 
     async def check_access(self, request: Request) -> None:
         verdict = check_key(request.headers, self.api_key, x_api_key=True)
@@ -157,27 +153,28 @@ class _AnthropicApi:
         body = await _parse(request, MessagesRequest)
         try:
             messages = body.template_messages()
+            images = body.images()
             tools = body.app_tools()
-        except ValueError as exc:  # ContentError, GrammarError, a tool_choice without tools
+        except ValueError as exc:  # Content/Vision/GrammarError, a tool_choice without tools
             raise AnthropicError(400, str(exc)) from None
         try:
             async with self.models.acquire(body.model) as lease:
                 sampling = body.sampling(context_length=lease.loaded.context_length)
-                engine = lease.engine
-                opened = await _start(
-                    request, lease, lambda: engine.generate(messages, sampling, tools=tools)
-                )
+                opened, sourced = await self.start_chat(
+                    request, lease, messages, sampling, tools=tools, images=images,
+                    fields=body.modeldeck,
+                )  # fmt: skip
         except ServedModelError as exc:
             raise _model_error(exc) from None
         if opened is None:
             return Response(status_code=STATUS_CLIENT_CLOSED)
         offered = tools if tools is not None and tools.offered else None
-        reply = _Reply(f"msg_{uuid.uuid4().hex[:24]}", lease.model_id, body.stop_sequences)
+        reply = _Reply(f"msg_{uuid.uuid4().hex[:24]}", lease.model_id, body.stop_sequences, sourced)
         if body.stream:
             return ClosingStreamingResponse(
                 _events(request, opened, reply, offered),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers},
                 background=BackgroundTask(opened.cancel_unless_done),
             )
         try:
@@ -191,25 +188,23 @@ class _AnthropicApi:
             if offered is not None
             else ParsedReply(whole.text)
         )
-        return JSONResponse(reply.message(parsed, whole.stats))
-
-
-async def _start(
-    request: Request, lease: ModelLease, submit: Callable[[], RequestHandle]
-) -> OpenGeneration | None:
-    try:
-        return await start_generation(request, lease.queue, submit)
-    except GenerationFailure as exc:
-        raise _failure_error(exc) from None
+        return JSONResponse(reply.message(parsed, whole.stats), headers=reply.headers)
 
 
 class _Reply:
     """What every event of one message repeats."""
 
-    def __init__(self, id: str, model: str, stop_sequences: Sequence[str]) -> None:
+    def __init__(
+        self, id: str, model: str, stop_sequences: Sequence[str], sourced: Sourced | None
+    ) -> None:
         self.id = id
         self.model = model
         self.stop_sequences = frozenset(stop_sequences)
+        self.sourced = sourced  # the documents' passages sent with the question
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.sourced.headers() if self.sourced is not None else {}
 
     def ending(self, stats: GenerationStats, *, called: bool) -> dict[str, str | None]:
         """`stop_reason` and `stop_sequence`: a call, one of the request's stop sequences,
@@ -235,7 +230,7 @@ class _Reply:
             if stats is not None
             else {"stop_reason": None, "stop_sequence": None}
         )
-        return {
+        message = {
             "id": self.id,
             "type": "message",
             "role": "assistant",
@@ -244,6 +239,9 @@ class _Reply:
             **ending,
             "usage": _usage(stats),
         }
+        if self.sourced is not None:  # in message_start too: a stream says it first
+            message["modeldeck"] = self.sourced.field()
+        return message
 
 
 def _tool_use(call: ToolCall) -> dict[str, Any]:

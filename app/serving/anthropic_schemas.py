@@ -5,8 +5,9 @@ Content is a string or a list of blocks: `text`; in an assistant turn, `tool_use
 model made: id, name, input); in a user turn, `tool_result` (the answer to a call: its
 `tool_use_id` and content). Calls and results go to the template as transformers passes them
 (`tool_calls` on the assistant message, `role: "tool"` messages), so a template that knows
-tools renders them its own way (`app.chat.tools`). Image and document blocks are refused:
-the models served here read text.
+tools renders them its own way (`app.chat.tools`). In a user turn, `image` blocks with a
+`base64` source go to a vision model (a marker where the block is, `app.chat.vision`); a
+`url` source is refused (this server fetches nothing), and so are document blocks.
 
 `tools` are `{name, description, input_schema}`; `tool_choice` is `auto`, `any` (a call is
 required), `tool` (that one function) or `none`.
@@ -20,9 +21,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.chat.tools import NO_PARAMETERS, FunctionTool, ToolChoice, ToolChoiceMode, Tools
+from app.chat.vision import ImageAttachment, VisionError, image_from_base64
 from app.llm.grammar import grammar_for_schema
 from app.llm.sampling import Sampling
-from app.serving.schemas import MAX_MESSAGES, MAX_MODEL_NAME_CHARS, MAX_STOP_CHARS, MAX_TOP_K
+from app.llm.vision import IMAGE_MARKER, neutralize_markers
+from app.serving.request_documents import ModeldeckFields
+from app.serving.sampler_fields import MAX_TOP_K
+from app.serving.schemas import MAX_MESSAGES, MAX_MODEL_NAME_CHARS, MAX_STOP_CHARS
 
 __all__ = ["ContentError", "CountTokensRequest", "MessagesRequest", "call_input"]
 
@@ -58,6 +63,34 @@ class TextBlock(BaseModel):
     text: str
 
 
+class ImageSource(BaseModel):
+    model_config = _BODY
+
+    type: str  # "base64" is read; "url" and "file" are refused
+    media_type: str | None = None
+    data: str | None = None
+
+
+class ImageBlock(BaseModel):
+    model_config = _BODY
+
+    type: Literal["image"]
+    source: ImageSource
+
+    def attachment(self, name: str) -> ImageAttachment:
+        """The image's bytes (decoded to pixels only in the engine).
+
+        Raises:
+            VisionError: a source other than base64, or malformed base64.
+        """
+        if self.source.type != "base64" or self.source.data is None:
+            raise VisionError(
+                f"{name} has a {self.source.type!r} source; send images as base64 "
+                "(fetching URLs is off)."
+            )
+        return image_from_base64(self.source.data, name)
+
+
 class OtherBlock(BaseModel):
     """A block the models cannot read here (image, document…): refused."""
 
@@ -84,7 +117,7 @@ class ToolResultBlock(BaseModel):
     is_error: bool = False
 
 
-Block = TextBlock | ToolUseBlock | ToolResultBlock | OtherBlock
+Block = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | OtherBlock
 
 
 class Message(BaseModel):
@@ -101,13 +134,15 @@ class Message(BaseModel):
             ContentError: a block that is neither text nor a tool call or result.
         """
         if isinstance(self.content, str):
-            return [{"role": self.role, "content": self.content}]
+            return [{"role": self.role, "content": neutralize_markers(self.content)}]
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
         results: list[dict[str, Any]] = []
         for block in self.content:
             if isinstance(block, TextBlock):
-                texts.append(block.text)
+                texts.append(neutralize_markers(block.text))
+            elif isinstance(block, ImageBlock) and self.role == "user":
+                texts.append(IMAGE_MARKER)  # where the image goes (`images`)
             elif isinstance(block, ToolUseBlock) and self.role == "assistant":
                 calls.append(
                     {
@@ -166,6 +201,21 @@ class CountTokensRequest(BaseModel):
         turns = [message for turn in self.messages for message in turn.template_messages()]
         return [{"role": "system", "content": system}, *turns] if system else turns
 
+    def images(self) -> list[ImageAttachment]:
+        """The user turns' image blocks, in prompt order ("image 1", "image 2"… in errors).
+
+        Raises:
+            VisionError: an image given by URL, or malformed base64.
+        """
+        blocks = [
+            block
+            for turn in self.messages
+            if turn.role == "user" and not isinstance(turn.content, str)
+            for block in turn.content
+            if isinstance(block, ImageBlock)
+        ]
+        return [block.attachment(f"image {index}") for index, block in enumerate(blocks, 1)]
+
     def app_tools(self) -> Tools | None:
         """The tools and choice (None: no tools, the reply is text).
 
@@ -201,6 +251,7 @@ class MessagesRequest(CountTokensRequest):
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
     stream: bool = False
+    modeldeck: ModeldeckFields | None = None  # documents to answer from (`request_documents`)
 
     def sampling(self, *, context_length: int) -> Sampling:
         values: dict[str, Any] = {

@@ -26,6 +26,9 @@ says `"stream": true`. Errors have OpenAI's shape, `{"error": {"message", "type"
 
 Chat replies honour `response_format` (JSON, enforced by a grammar) and `tools`: calls are
 parsed from the model's output, or forced by a grammar (`structured_fields`, `tool_replies`).
+Images come as `image_url` parts with data: URIs (a vision model only). A body's
+`"modeldeck": {"documents": "NAME"}` answers the last user message from that document
+collection, with the sources in the answer (`request_documents`).
 
 `max_tokens` larger than the context is clamped, not refused (OpenAI answers 400): clients
 written for hosted models send limits no local context has, and the reply then simply ends
@@ -37,6 +40,7 @@ cancels its generation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
@@ -45,7 +49,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -55,24 +58,29 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.chat.tools import Tools
-from app.engines.errors import EngineError
-from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
-from app.errors import ChatTemplateError
-from app.llm.messages import Generated
 from app.llm.sampling import Sampling
 from app.llm.stats import GenerationStats
+from app.serving.api_context import ApiContext, Endpoints
 from app.serving.browser_guard import BrowserGuard
 from app.serving.dialects import add_dialects, error_response
-from app.serving.engine_queue import EngineQueue, Generation, ServerClosingError
+from app.serving.engine_queue import EngineQueue
+from app.serving.error_answers import ErrorAnswer
 from app.serving.generation_stream import (
-    CANCEL_WAIT_S,
     STATUS_CLIENT_CLOSED,
-    note,
-    unless_disconnected,
+    FailureKind,
+    Finished,
+    GenerationFailure,
+    OpenGeneration,
+    TextPiece,
+    start_generation,
 )
 from app.serving.openai_errors import ApiError
 from app.serving.request_body import MAX_BODY_BYTES, BodyError, parse_body
+from app.serving.request_documents import (
+    DocumentSource,
+    Sourced,
+)
 from app.serving.request_log import RequestLog, RequestLogEntry
 from app.serving.schemas import (
     COMPLETION_DEFAULT_MAX_TOKENS,
@@ -98,6 +106,7 @@ def create_api(
     log: RequestLog,
     allowed_origins: Collection[str] = (),
     loopback_only: bool = True,
+    documents: Callable[[], DocumentSource] | None = None,
 ) -> FastAPI:
     """The ASGI app answering from `models` (one generation at a time per model, through
     each lease's queue).
@@ -109,8 +118,10 @@ def create_api(
             `app.settings.validate_origins`); none by default.
         loopback_only: the server listens on loopback only, so the Host header must name
             this machine.
+        documents: the document collections a request may name (`request_documents`).
     """
-    api = _Api(models, api_key=api_key)
+    context = ApiContext(models, api_key, documents)
+    api = _Api(context)
     app = FastAPI(
         title="ModelDeck",
         docs_url=None,
@@ -126,8 +137,8 @@ def create_api(
     router.add_api_route("/chat/completions", api.chat_completions, methods=["POST"])
     router.add_api_route("/completions", api.completions, methods=["POST"])
     app.include_router(router, prefix="/v1")
-    add_dialects(app, models, api_key=api_key)  # Ollama's and Anthropic's APIs
-    app.add_exception_handler(ApiError, _api_error)
+    add_dialects(app, context)  # Ollama's, Anthropic's, embeddings
+    app.add_exception_handler(ErrorAnswer, _error_answer)  # each API's own shape
     app.add_exception_handler(ServedModelError, _served_model_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
@@ -158,17 +169,28 @@ class _Reply:
     model: str
     include_usage: bool
     tools: Tools | None = None  # tools offered to the model: its reply is parsed for calls
+    sourced: Sourced | None = None  # the documents' passages sent with the question
 
     @classmethod
     def new(
-        cls, kind: str, model: str, *, include_usage: bool, tools: Tools | None = None
+        cls,
+        kind: str,
+        model: str,
+        *,
+        include_usage: bool,
+        tools: Tools | None = None,
+        sourced: Sourced | None = None,
     ) -> _Reply:
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
         offered = tools if tools is not None and tools.offered else None
         return cls(
             kind, f"{prefix}-{uuid.uuid4().hex[:24]}", int(time.time()), model, include_usage,
-            offered,
+            offered, sourced,
         )  # fmt: skip
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.sourced.headers() if self.sourced is not None else {}
 
     def _envelope(self, object_: str) -> dict[str, Any]:
         return {"id": self.id, "object": object_, "created": self.created, "model": self.model}
@@ -190,7 +212,10 @@ class _Reply:
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
             envelope = self._envelope("text_completion")
-        return {**envelope, "choices": [choice], "usage": _usage(result)}
+        answer = {**envelope, "choices": [choice], "usage": _usage(result)}
+        if self.sourced is not None:
+            answer["modeldeck"] = self.sourced.field()
+        return answer
 
     def chunk(
         self, text: str | None = None, *, finish: str | None = None, role: bool = False
@@ -208,6 +233,8 @@ class _Reply:
         chunk = {**envelope, "choices": [choice]}
         if self.include_usage:
             chunk["usage"] = None
+        if role and self.sourced is not None:  # the first chunk says what was sent
+            chunk["modeldeck"] = self.sourced.field()
         return chunk
 
     def delta_chunk(self, delta: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,15 +266,14 @@ def _dumps(document: Mapping[str, Any]) -> str:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
-class _Api:
+class _Api(Endpoints):
     """The endpoints, over the served models (`ModelSource.acquire` gives each request its
     model's engine and queue)."""
 
-    def __init__(self, models: ModelSource, *, api_key: str | None) -> None:
-        self.models = models
-        self.api_key = api_key
-
     # -- checks, in the order a request meets them ---------------------------------------
+
+    def refusal(self, status: int, message: str, *, param: str | None = None) -> ApiError:
+        return ApiError(status, message, param=param)
 
     async def check_access(self, request: Request) -> None:
         """The API key, when the server has one (the browser guard has checked Host and
@@ -308,17 +334,19 @@ class _Api:
             raise ApiError(400, str(exc), param="messages") from None
         schema, tools = _structured_output(body)
         async with self.models.acquire(body.model) as lease:
-            if images and not lease.loaded.vision:
-                raise ApiError(
-                    400, f"{lease.model_id} can't see images: it has no vision projector.",
-                    param="messages",
-                )  # fmt: skip
+            self.check_sees(lease, images)
             sampling = self.sampling(body, lease, default_max_tokens=None)
             sampling = replace(sampling, json_schema=schema)
+            sourced = await self.with_documents(
+                body.modeldeck, messages, lease, max_tokens=sampling.max_tokens, tools=tools
+            )
+            if sourced is not None:
+                messages = sourced.messages
             engine = lease.engine
             reply = _Reply.new(
-                "chat", lease.model_id, include_usage=body.include_usage, tools=tools
-            )
+                "chat", lease.model_id, include_usage=body.include_usage, tools=tools,
+                sourced=sourced,
+            )  # fmt: skip
             return await self._answer(
                 request,
                 lambda: engine.generate(messages, sampling, tools=tools, images=images),
@@ -350,111 +378,58 @@ class _Api:
         *,
         queue: EngineQueue,
     ) -> Response:
-        """Queue the generation, and answer once its first event is in: an error as an error,
-        anything else as a stream or, at its end, one JSON answer."""
-
-        async def first_event() -> tuple[Generation, Event]:
-            generation = await queue.start(submit)
-            try:
-                return generation, await generation.next_event()
-            except asyncio.CancelledError:
-                generation.cancel()
-                raise
-
+        """Queue the generation, and answer once its first event is in (`generation_stream`):
+        an error as an error, anything else as a stream or, at its end, one JSON answer."""
         try:
-            opened = await unless_disconnected(request, first_event())
-        except ChatTemplateError as exc:
-            raise ApiError(400, str(exc), param=prompt_param) from None
-        except ServerClosingError:
-            raise _stopping() from None
-        except EngineError as exc:
-            raise _engine_error(exc.kind, str(exc), prompt_param) from None
+            opened = await start_generation(request, queue, submit)
+        except GenerationFailure as exc:
+            raise _failure_error(exc, prompt_param) from None
         if opened is None:
-            return _client_left(request)
-        generation, first = opened
-        if first.terminal and first.kind is not EventKind.RESULT:
-            _note_outcome(request, first)
-            raise _terminal_error(first, prompt_param)
+            return Response(status_code=STATUS_CLIENT_CLOSED)
         if stream:
             return EventSourceResponse(
-                _stream(request, generation, first, reply),
+                _stream(request, opened, reply),
                 sep="\n",
-                background=BackgroundTask(_cancel_unless_done, generation),
+                headers=reply.headers,
+                background=BackgroundTask(opened.cancel_unless_done),
             )
-        return await self._collect(request, generation, first, reply, prompt_param)
-
-    async def _collect(
-        self,
-        request: Request,
-        generation: Generation,
-        first: Event,
-        reply: _Reply,
-        prompt_param: str,
-    ) -> Response:
-        parts: list[str] = []
-
-        async def to_the_end() -> Event:
-            event = first
-            try:
-                while not event.terminal:
-                    if event.kind is EventKind.CHUNK:
-                        parts.append(event.text)
-                    event = await generation.next_event()
-            except asyncio.CancelledError:
-                generation.cancel()
-                raise
-            return event
-
-        outcome = await unless_disconnected(request, to_the_end())
-        if outcome is None:
-            _note_outcome(request, await generation.finish(CANCEL_WAIT_S))
+        try:
+            whole = await opened.collect(request)
+        except GenerationFailure as exc:
+            raise _failure_error(exc, prompt_param) from None
+        if whole is None:
             return Response(status_code=STATUS_CLIENT_CLOSED)
-        _note_outcome(request, outcome)
-        if outcome.kind is not EventKind.RESULT:
-            raise _terminal_error(outcome, prompt_param)
-        return JSONResponse(reply.answer("".join(parts), _result(outcome)))
+        return JSONResponse(reply.answer(whole.text, whole.stats), headers=reply.headers)
 
 
-async def _stream(
-    request: Request, generation: Generation, first: Event, reply: _Reply
-) -> AsyncIterator[str]:
-    """The SSE lines of one generation; a client that leaves cancels it (sse-starlette
-    cancels this generator, and the `finally` stops the engine)."""
-    event = first
+async def _stream(request: Request, opened: OpenGeneration, reply: _Reply) -> AsyncIterator[str]:
+    """The SSE lines of one generation. The first line is sent with the first item, so a
+    client that leaves at any line closes `items`, which stops the engine."""
     deltas = ToolDeltas(reply.tools) if reply.tools is not None else None
-    try:
-        if reply.kind == "chat":
-            yield _dumps(reply.chunk(role=True))
-        while True:
-            if event.kind is EventKind.CHUNK:
-                text = event.text
-                if text and deltas is not None:
-                    for delta in deltas.feed(text):
+    started = False
+    async with contextlib.aclosing(opened.items(request)) as items:
+        async for item in items:
+            if not started and reply.kind == "chat":
+                yield _dumps(reply.chunk(role=True))
+            started = True
+            if isinstance(item, TextPiece):
+                if deltas is not None:
+                    for delta in deltas.feed(item.text):
                         yield _dumps(reply.delta_chunk(delta))
-                elif text:
-                    yield _dumps(reply.chunk(text))
-            elif event.kind is EventKind.RESULT:
-                finish = _finish_reason(_result(event))
+                else:
+                    yield _dumps(reply.chunk(item.text))
+            elif isinstance(item, Finished):
+                finish = _finish_reason(item.stats)
                 if deltas is not None:
                     for delta in deltas.finish():
                         yield _dumps(reply.delta_chunk(delta))
                     finish = FINISH_TOOL_CALLS if deltas.called else finish
                 yield _dumps(reply.chunk(finish=finish))
                 if reply.include_usage:
-                    yield _dumps(reply.usage_chunk(_result(event)))
+                    yield _dumps(reply.usage_chunk(item.stats))
                 yield "[DONE]"
-                return
-            elif event.terminal:
-                yield _dumps(_terminal_error(event, None).body())
-                return
-            event = await generation.next_event()
-    finally:
-        outcome = generation.outcome
-        if outcome is None:  # the client left (or the server is stopping)
-            generation.cancel()
-            with anyio.CancelScope(shield=True):
-                outcome = await generation.finish(CANCEL_WAIT_S)
-        _note_outcome(request, outcome)
+            else:
+                yield _dumps(_failure_error(item.failure, None).body())
 
 
 def _structured_output(body: ChatCompletionRequest) -> tuple[str | None, Tools | None]:
@@ -471,29 +446,6 @@ def _structured_output(body: ChatCompletionRequest) -> tuple[str | None, Tools |
     return schema, tools
 
 
-def _cancel_unless_done(generation: Generation) -> None:
-    """After a stream: stop a generation whose stream never started (the client left at once)."""
-    if generation.outcome is None:
-        generation.cancel()
-
-
-def _client_left(request: Request) -> Response:
-    note(request, tokens=None, outcome="cancelled")
-    return Response(status_code=STATUS_CLIENT_CLOSED)
-
-
-def _note_outcome(request: Request, event: Event | None) -> None:
-    """Note how the engine ended a generation (None: it did not say in time)."""
-    if event is None or event.kind is EventKind.CANCELLED:
-        note(request, tokens=None, outcome="cancelled")
-    elif event.kind is EventKind.RESULT:
-        result = _result(event)
-        tokens = result.generated_tokens or 0
-        note(request, tokens=tokens, outcome=_finish_reason(result))
-    else:
-        note(request, tokens=None, outcome="error")
-
-
 async def _parse(request: Request, model: type[BodyT]) -> BodyT:
     """The JSON body as `model`; 400 in OpenAI's words when it is not JSON or not valid."""
     raw = await request.body()
@@ -507,37 +459,25 @@ def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _stopping() -> ApiError:
-    return ApiError(503, "The server is stopping.", type="server_error", code="server_stopping")
-
-
-def _engine_error(kind: str, message: str, prompt_param: str | None) -> ApiError:
-    if kind == "context-full":
+def _failure_error(failure: GenerationFailure, prompt_param: str | None) -> ApiError:
+    """A generation that gave no reply, in OpenAI's words."""
+    kind, message = failure.kind, failure.message
+    if kind is FailureKind.CONTEXT_FULL:
         return ApiError(400, message, param=prompt_param, code="context_length_exceeded")
-    if kind == "not-loaded":
+    if kind is FailureKind.BAD_PROMPT:
+        return ApiError(400, message, param=prompt_param)
+    code = failure.engine_kind.replace("-", "_")  # "bad_input", "engine_stopped"…
+    if kind is FailureKind.BAD_INPUT:  # an image that is not one, or for a text model
+        return ApiError(400, message, param=prompt_param, code=code)
+    if kind is FailureKind.STOPPING:
+        return ApiError(503, message, type="server_error", code="server_stopping")
+    if kind is FailureKind.NOT_LOADED:
         return ApiError(503, message, type="server_error", code="model_not_loaded")
-    if kind in ("bad-input", "no-vision"):  # an image that is not one, or for a text model
-        return ApiError(400, message, param=prompt_param, code=kind.replace("-", "_"))
-    return ApiError(500, message, type="server_error", code=kind.replace("-", "_"))
+    return ApiError(500, message, type="server_error", code=code)
 
 
-def _terminal_error(event: Event, prompt_param: str | None) -> ApiError:
-    """The error answer for a generation that ended other than with a RESULT."""
-    failure = event.failure
-    if event.kind is EventKind.CANCELLED:
-        return _stopping()
-    if event.kind is EventKind.STOPPED:
-        return ApiError(500, failure.message, type="server_error", code="engine_stopped")
-    return _engine_error(failure.kind, failure.message, prompt_param)
-
-
-def _result(event: Event) -> GenerationStats:
-    """What a RESULT event says of the generation (token counts, why it stopped)."""
-    return event.expect(Generated).stats
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+async def _error_answer(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ErrorAnswer)
     return exc.response()
 
 

@@ -1,7 +1,8 @@
 """The APIs the local server speaks beside OpenAI's chat, on the same port: Ollama's
 (/api/...), Anthropic's (/v1/messages), and OpenAI's embeddings (/v1/embeddings).
 
-`create_api` includes their routes and handlers from here. Errors raised outside an
+`create_api` includes their routes from here (their errors are `ErrorAnswer`s, which it
+answers in each one's shape). Errors raised outside an
 endpoint — the browser guard's refusals, a body over the size limit, an unknown method —
 are worded by `error_response` in the shape of the API the request's path belongs to, so an
 Ollama client reads `{"error": ...}` and an Anthropic client `{"type": "error", ...}`; any
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
-from app.serving.anthropic_api import AnthropicError, anthropic_error_response, anthropic_routes
+from app.serving.anthropic_api import anthropic_error_response, anthropic_routes
+from app.serving.api_context import ApiContext
 from app.serving.embeddings_api import embeddings_routes
-from app.serving.ollama_api import OllamaError, ollama_error_response, ollama_routes
-from app.serving.served_models import ModelSource
+from app.serving.ollama_api import ollama_error_response, ollama_routes
 
 __all__ = ["add_dialects", "error_response"]
 
@@ -31,18 +32,16 @@ _SHAPES: tuple[tuple[str, ErrorShape], ...] = (
 )
 
 
-def add_dialects(app: FastAPI, models: ModelSource, *, api_key: str | None) -> None:
-    """Add the Ollama, Anthropic and embeddings endpoints, answering from `models`, to
-    `app` (embeddings errors are OpenAI's `ApiError`, which `create_api` handles)."""
+def add_dialects(app: FastAPI, context: ApiContext) -> None:
+    """Add the Ollama, Anthropic and embeddings endpoints, answering from `context`, to
+    `app`."""
     routers: tuple[APIRouter, ...] = (
-        ollama_routes(models, api_key=api_key),
-        anthropic_routes(models, api_key=api_key),
-        embeddings_routes(models, api_key=api_key),
+        ollama_routes(context),
+        anthropic_routes(context),
+        embeddings_routes(context),
     )
     for router in routers:
         app.include_router(router)
-    app.add_exception_handler(OllamaError, _ollama_error)
-    app.add_exception_handler(AnthropicError, _anthropic_error)
 
 
 def error_response(
@@ -58,13 +57,3 @@ def error_response(
         if path == prefix.rstrip("/") or path.startswith(prefix):
             return shape(status, message, code, headers)
     return None
-
-
-async def _ollama_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, OllamaError)
-    return exc.response()
-
-
-async def _anthropic_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AnthropicError)
-    return exc.response()

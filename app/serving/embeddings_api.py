@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.engines.errors import EngineError, EngineErrorKind
 from app.llm.messages import Embedded
+from app.serving.api_context import ApiContext
 from app.serving.api_keys import KeyCheck, check_key
 from app.serving.openai_errors import ApiError
 from app.serving.request_body import BodyError, parse_body
 from app.serving.schemas import MAX_MODEL_NAME_CHARS
-from app.serving.served_models import ModelSource
 
 __all__ = ["MAX_EMBEDDING_INPUTS", "EmbeddingsRequest", "embeddings_routes"]
 
@@ -49,8 +49,9 @@ class EmbeddingsRequest(BaseModel):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
-def embeddings_routes(models: ModelSource, *, api_key: str | None) -> APIRouter:
-    """`POST /v1/embeddings` over `models`; with `api_key`, it needs the key (Bearer)."""
+def embeddings_routes(context: ApiContext) -> APIRouter:
+    """`POST /v1/embeddings` over `context`; with an API key, it needs the key (Bearer)."""
+    models, api_key = context.models, context.api_key
 
     async def check_access(request: Request) -> None:
         verdict = check_key(request.headers, api_key)

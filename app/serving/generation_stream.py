@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
+from app.chat.vision import VisionError
 from app.engines.errors import EngineError
 from app.engines.protocol import Event, EventKind
 from app.engines.supervisor import RequestHandle
@@ -58,6 +59,7 @@ class FailureKind(Enum):
     """Why a generation gave no reply, in the terms every API maps to a status."""
 
     BAD_PROMPT = "bad-prompt"  # the chat template refused the messages: 400
+    BAD_INPUT = "bad-input"  # an image that is not one, or images for a model that can't see: 400
     CONTEXT_FULL = "context-full"  # the prompt is longer than the context: 400
     NOT_LOADED = "not-loaded"  # no model: 503
     STOPPING = "stopping"  # the server is stopping: 503
@@ -68,6 +70,7 @@ class FailureKind(Enum):
     def status(self) -> int:
         return {
             FailureKind.BAD_PROMPT: 400,
+            FailureKind.BAD_INPUT: 400,
             FailureKind.CONTEXT_FULL: 400,
             FailureKind.NOT_LOADED: 503,
             FailureKind.STOPPING: 503,
@@ -154,7 +157,7 @@ class OpenGeneration:
             raise failure_of(outcome)
         return Reply("".join(parts), stats_of(outcome))
 
-    async def items(self, request: Request) -> AsyncIterator[StreamItem]:
+    async def items(self, request: Request) -> AsyncGenerator[StreamItem, None]:
         """The reply as it comes, ending with `Finished` or `Failed`. Closing the iterator
         early (the client left) stops the generation."""
         generation, event = self.generation, self.first
@@ -206,6 +209,8 @@ async def start_generation(
         opened = await unless_disconnected(request, first_event())
     except ChatTemplateError as exc:
         raise GenerationFailure(FailureKind.BAD_PROMPT, str(exc)) from None
+    except VisionError as exc:  # images that cannot be placed in the rendered prompt
+        raise GenerationFailure(FailureKind.BAD_INPUT, str(exc), engine_kind="bad-input") from None
     except ServerClosingError:
         raise GenerationFailure(FailureKind.STOPPING, "The server is stopping.") from None
     except EngineError as exc:
@@ -307,4 +312,6 @@ def _engine_failure(kind: str, message: str) -> GenerationFailure:
         return GenerationFailure(FailureKind.CONTEXT_FULL, message, engine_kind=kind)
     if kind == "not-loaded":
         return GenerationFailure(FailureKind.NOT_LOADED, message, engine_kind=kind)
+    if kind in ("bad-input", "no-vision"):
+        return GenerationFailure(FailureKind.BAD_INPUT, message, engine_kind=kind)
     return GenerationFailure(FailureKind.ENGINE_FAILED, message, engine_kind=kind)

@@ -9,6 +9,11 @@ with no messages (or an empty prompt) only loads the model (`done_reason: "load"
 Errors have Ollama's shape, `{"error": "message"}`, with the status Ollama uses (400 for a
 bad body, 401 for a key, 404 for an unknown model, 503 while loading, with Retry-After).
 
+`images` (base64, on a chat message or a generation) reach a vision model (one served with its
+projector) as OpenAI's `image_url` parts do; to a text model, with `raw`, or as malformed
+base64 or bytes that are not an image, they are a 400. `"modeldeck": {"documents": "NAME"}`
+answers from a document collection; the last line carries the sources (`request_documents`).
+
 `format` ("json", or a JSON schema) constrains the reply by a grammar (`Sampling.json_schema`).
 `tools` (OpenAI's shape, as Ollama takes them) are rendered by the model's template; the
 reply's calls come back as `message.tool_calls` (arguments as objects), streamed in one line
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -34,10 +39,11 @@ from starlette.background import BackgroundTask
 
 from app.chat.tool_calls import ParsedReply, ToolCall, ToolCallStream, parse_tool_calls
 from app.chat.tools import Tools
+from app.chat.vision import content_with_images
 from app.engines.errors import EngineError, EngineErrorKind
-from app.engines.supervisor import RequestHandle
 from app.llm.grammar import grammar_for_schema_text
 from app.llm.stats import GenerationStats
+from app.serving.api_context import ApiContext, Endpoints
 from app.serving.api_keys import KeyCheck, check_key
 from app.serving.generation_stream import (
     STATUS_CLIENT_CLOSED,
@@ -48,7 +54,6 @@ from app.serving.generation_stream import (
     OpenGeneration,
     StreamItem,
     TextPiece,
-    start_generation,
 )
 from app.serving.model_pool import ModelPool
 from app.serving.ollama_models import described, shown, timestamp
@@ -63,6 +68,9 @@ from app.serving.ollama_schemas import (
     ollama_error_response,
 )
 from app.serving.request_body import BodyError, parse_body
+from app.serving.request_documents import (
+    Sourced,
+)
 from app.serving.served_models import ListedModel, ModelLease, ModelSource, ServedModelError
 
 __all__ = ["OLLAMA_API_VERSION", "OllamaError", "ollama_error_response", "ollama_routes"]
@@ -80,9 +88,10 @@ BodyT = TypeVar("BodyT", bound=BaseModel)
 # -- the endpoints --------------------------------------------------------------------------
 
 
-def ollama_routes(models: ModelSource, *, api_key: str | None) -> APIRouter:
-    """The Ollama endpoints over `models`; with `api_key`, each needs it as a Bearer token."""
-    api = _OllamaApi(models, api_key)
+def ollama_routes(context: ApiContext) -> APIRouter:
+    """The Ollama endpoints over `context`; with an API key, each needs it as a Bearer
+    token."""
+    api = _OllamaApi(context)
     router = APIRouter(prefix="/api", dependencies=[Depends(api.check_access)])
     router.add_api_route("/version", api.version, methods=["GET"])
     router.add_api_route("/tags", api.tags, methods=["GET"])
@@ -94,11 +103,7 @@ def ollama_routes(models: ModelSource, *, api_key: str | None) -> APIRouter:
     return router
 
 
-class _OllamaApi:
-    def __init__(self, models: ModelSource, api_key: str | None) -> None:
-        self.models = models
-        self.api_key = api_key
-
+class _OllamaApi(Endpoints):
     async def check_access(self, request: Request) -> None:
         verdict = check_key(request.headers, self.api_key)
         if verdict is KeyCheck.MISSING:
@@ -134,49 +139,55 @@ class _OllamaApi:
         arrived = time.perf_counter()
         body = await _parse(request, ChatBody)
         messages = [message.as_template_message() for message in body.messages]
+        images = body.images()
         tools = body.app_tools()
         async with self._lease(body.model) as lease:
             self._keep_alive(lease.model_id, body.keep_alive)
             if not messages:
                 return _loaded_answer(lease, "chat", arrived, self._unloads(body.keep_alive))
             sampling = body.sampling(lease.loaded.context_length)
-            engine = lease.engine
-            opened = await self._start(
-                request, lease, lambda: engine.generate(messages, sampling, tools=tools)
-            )
-        shape = _Shape(
-            "chat", lease.model_id, tools if tools is not None and tools.offered else None
-        )
+            opened, sourced = await self.start_chat(
+                request, lease, messages, sampling, tools=tools, images=images,
+                fields=body.modeldeck,
+            )  # fmt: skip
+        offered = tools if tools is not None and tools.offered else None
+        shape = _Shape("chat", lease.model_id, offered, sourced)
         return await _answer(request, opened, shape, body.stream, arrived)
 
     async def generate(self, request: Request) -> Response:
         arrived = time.perf_counter()
         body = await _parse(request, GenerateBody)
-        if body.images:
-            raise OllamaError(400, "This model reads text only; the request has images.")
+        images = body.decoded_images()
+        if images and body.raw:
+            raise OllamaError(400, "images need the model's template: they cannot go raw.")
         if body.suffix:
             raise OllamaError(400, f"{body.model} does not support insert (suffix).")
         async with self._lease(body.model) as lease:
             self._keep_alive(lease.model_id, body.keep_alive)
-            if not body.prompt:
+            if not body.prompt and not images:
                 return _loaded_answer(lease, "generate", arrived, self._unloads(body.keep_alive))
+            self.check_sees(lease, images)
             sampling = body.sampling(lease.loaded.context_length)
-            engine, prompt = lease.engine, body.prompt
+            engine, prompt = lease.engine, body.prompt or ""
+            sourced: Sourced | None = None
             if body.raw:
+                if body.modeldeck is not None and body.modeldeck.documents is not None:
+                    raise OllamaError(400, "documents need the model's template: not with raw.")
                 schema = sampling.json_schema
                 grammar = grammar_for_schema_text(schema) if schema is not None else None
-                opened = await self._start(
+                opened = await self.start(
                     request,
                     lease,
                     lambda: engine.generate_from_prompt(prompt, sampling, grammar=grammar),
                 )
             else:
                 system = [{"role": "system", "content": body.system}] if body.system else []
-                messages = [*system, {"role": "user", "content": prompt}]
-                opened = await self._start(
-                    request, lease, lambda: engine.generate(messages, sampling)
+                user = {"role": "user", "content": content_with_images(prompt, len(images))}
+                messages = [*system, user]
+                opened, sourced = await self.start_chat(
+                    request, lease, messages, sampling, images=images, fields=body.modeldeck
                 )
-        shape = _Shape("generate", lease.model_id)
+        shape = _Shape("generate", lease.model_id, None, sourced)
         return await _answer(request, opened, shape, body.stream, arrived)
 
     async def embed(self, request: Request) -> Response:
@@ -229,13 +240,8 @@ class _OllamaApi:
         if keep_alive is not None and isinstance(self.models, ModelPool):
             self.models.keep_alive(model_id, keep_alive_seconds(keep_alive))
 
-    async def _start(
-        self, request: Request, lease: ModelLease, submit: Callable[[], RequestHandle]
-    ) -> OpenGeneration | None:
-        try:
-            return await start_generation(request, lease.queue, submit)
-        except GenerationFailure as exc:
-            raise _failure_error(exc) from None
+    def refusal(self, status: int, message: str, *, param: str | None = None) -> OllamaError:
+        return OllamaError(status, message)
 
 
 class _Lease:
@@ -296,10 +302,21 @@ def _loaded_answer(lease: ModelLease, kind: str, arrived: float, unloads: bool) 
 class _Shape:
     """The lines of one chat or generation in Ollama's words."""
 
-    def __init__(self, kind: str, model_id: str, tools: Tools | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        model_id: str,
+        tools: Tools | None = None,
+        sourced: Sourced | None = None,
+    ) -> None:
         self.kind = kind
         self.model_id = model_id
         self.tools = tools  # offered to the model: its reply is parsed for calls
+        self.sourced = sourced  # the documents' passages sent with the question
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.sourced.headers() if self.sourced is not None else {}
 
     def part(self, text: str, *, done: bool, calls: Sequence[ToolCall] = ()) -> dict[str, Any]:
         line: dict[str, Any] = {"model": self.model_id, "created_at": _now()}
@@ -331,7 +348,7 @@ class _Shape:
         generated = stats.generated_tokens or 0
         speed = stats.tokens_per_second
         eval_s = (generated - 1) / speed if speed and generated > 1 else 0.0
-        return self.part(text, done=True, calls=calls) | {
+        line = self.part(text, done=True, calls=calls) | {
             "done_reason": _DONE_REASONS.get(stats.finish_reason or "stop", "stop"),
             "total_duration": _ns(time.perf_counter() - arrived),
             "load_duration": 0,
@@ -340,6 +357,9 @@ class _Shape:
             "eval_count": generated,
             "eval_duration": _ns(eval_s),
         }
+        if self.sourced is not None:
+            line["modeldeck"] = self.sourced.field()
+        return line
 
 
 async def _answer(
@@ -355,6 +375,7 @@ async def _answer(
         return ClosingStreamingResponse(
             _lines(request, opened, shape, arrived),
             media_type="application/x-ndjson",
+            headers=shape.headers,
             background=BackgroundTask(opened.cancel_unless_done),
         )
     try:
@@ -364,7 +385,9 @@ async def _answer(
     if reply is None:
         return Response(status_code=STATUS_CLIENT_CLOSED)
     parsed = shape.parsed(reply.text)
-    return JSONResponse(shape.last(parsed.content, reply.stats, arrived, parsed.tool_calls))
+    return JSONResponse(
+        shape.last(parsed.content, reply.stats, arrived, parsed.tool_calls), headers=shape.headers
+    )
 
 
 async def _lines(

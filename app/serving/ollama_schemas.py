@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.chat.tools import Tools
+from app.chat.vision import ImageAttachment, VisionError, content_with_images, image_from_base64
 from app.llm.grammar import JSON_OBJECT_SCHEMA
 from app.llm.sampling import Sampling
-from app.serving.schemas import MAX_MESSAGES, MAX_MODEL_NAME_CHARS, MAX_STOP_CHARS, MAX_TOP_K
+from app.serving.error_answers import ErrorAnswer
+from app.serving.request_documents import ModeldeckFields
+from app.serving.sampler_fields import SamplerFields
+from app.serving.schemas import MAX_MESSAGES, MAX_MODEL_NAME_CHARS, MAX_STOP_CHARS
 from app.serving.structured_fields import ToolsField, tools_of
 
 __all__ = [
@@ -37,25 +41,18 @@ __all__ = [
 
 MAX_STOP_STRINGS = 16
 MAX_EMBED_INPUTS = 2048
+MAX_IMAGES = 16  # per message (each costs hundreds of prompt tokens)
 
 _BODY = ConfigDict(extra="ignore", allow_inf_nan=False)
 ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_NAME_CHARS)]
 StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
 
 
-class OllamaError(Exception):
+class OllamaError(ErrorAnswer):
     """An error answer in Ollama's shape."""
 
-    def __init__(
-        self, status: int, message: str, *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.message}, status_code=self.status, headers=self.headers)
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message}
 
 
 def ollama_error_response(
@@ -93,17 +90,9 @@ def keep_alive_seconds(value: float | str) -> float:
     return float(number) * _UNIT_SECONDS[unit]
 
 
-class OllamaOptions(BaseModel):
+class OllamaOptions(SamplerFields):
     """The sampler's part of Ollama's `options` (the rest is ignored)."""
 
-    model_config = _BODY
-
-    temperature: float | None = Field(default=None, ge=0)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
-    min_p: float | None = Field(default=None, ge=0, le=1)
-    repeat_penalty: float | None = Field(default=None, gt=0)
-    seed: int | None = None
     num_predict: int | None = None
     stop: Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)] | None = None
 
@@ -129,18 +118,9 @@ class OllamaOptions(BaseModel):
                 is a `GrammarError`, a ValueError).
         """
         limit = self.num_predict if self.num_predict and self.num_predict > 0 else context_length
-        values: dict[str, Any] = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "min_p": self.min_p,
-            "repeat_penalty": self.repeat_penalty,
-            "seed": self.seed,
-        }
-        given = {name: value for name, value in values.items() if value is not None}
         stop = tuple(text for text in self.stop or () if text)
         return Sampling(
-            **given,
+            **self.sampler_values(),
             max_tokens=max(1, min(limit, context_length)),
             stop=stop,
             json_schema=json_schema,
@@ -158,6 +138,7 @@ class _GenerationBody(BaseModel):
     format: Format = None
     options: OllamaOptions | None = None
     keep_alive: KeepAlive = None
+    modeldeck: ModeldeckFields | None = None  # documents to answer from (`request_documents`)
 
     def sampling(self, context_length: int) -> Sampling:
         """The options as `Sampling`, with `format` as its JSON schema ("json": any object)."""
@@ -186,21 +167,32 @@ class MessageToolCall(BaseModel):
     function: CallFunction
 
 
+def decoded_images(encoded: Sequence[str]) -> list[ImageAttachment]:
+    """Ollama's base64 `images` as attachments ("image 1", "image 2"… in errors).
+
+    Raises:
+        OllamaError: 400, an image whose base64 is malformed or too large.
+    """
+    try:
+        return [image_from_base64(data, f"image {index}") for index, data in enumerate(encoded, 1)]
+    except VisionError as exc:
+        raise OllamaError(400, str(exc)) from None
+
+
 class ChatMessage(BaseModel):
     model_config = _BODY
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
-    images: list[str] | None = None
+    images: Annotated[list[str], Field(max_length=MAX_IMAGES)] | None = None
     tool_calls: list[MessageToolCall] | None = None
     tool_name: str | None = None  # a tool message: the tool that answered
 
     def as_template_message(self) -> dict[str, Any]:
-        """The message as a chat template reads it (calls and results as transformers
-        passes them, see `app.chat.tools`)."""
-        if self.images:
-            raise OllamaError(400, "This model reads text only; a message has images.")
-        message: dict[str, Any] = {"role": self.role, "content": self.content or ""}
+        """The message as a chat template reads it (a marker per image before the text, see
+        `app.chat.vision`; calls and results as transformers passes them, `app.chat.tools`)."""
+        content = content_with_images(self.content or "", len(self.images or ()))
+        message: dict[str, Any] = {"role": self.role, "content": content}
         if self.tool_calls:
             message["tool_calls"] = [
                 {
@@ -218,6 +210,11 @@ class ChatBody(_GenerationBody):
     messages: Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)] = []
     tools: ToolsField = None  # OpenAI's shape; Ollama's client always sends a list
 
+    def images(self) -> list[ImageAttachment]:
+        """Every message's images, in order (as their markers come in the prompt)."""
+        encoded = [image for message in self.messages for image in message.images or ()]
+        return decoded_images(encoded)
+
     def app_tools(self) -> Tools | None:
         """The tools the model may call (Ollama has no tool_choice: the model decides)."""
         try:
@@ -231,7 +228,10 @@ class GenerateBody(_GenerationBody):
     system: str | None = None
     suffix: str | None = None
     raw: bool = False
-    images: list[str] | None = None
+    images: Annotated[list[str], Field(max_length=MAX_IMAGES)] | None = None
+
+    def decoded_images(self) -> list[ImageAttachment]:
+        return decoded_images(self.images or ())
 
 
 class EmbedBody(BaseModel):

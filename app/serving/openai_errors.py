@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from app.serving.error_answers import ErrorAnswer
 
 __all__ = ["ApiError"]
 
 
-class ApiError(Exception):
+class ApiError(ErrorAnswer):
     """An error answer in OpenAI's shape."""
 
     def __init__(
@@ -24,13 +24,10 @@ class ApiError(Exception):
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        super().__init__(status, message, headers=headers)
         self.type = type
         self.param = param
         self.code = code
-        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         return {
@@ -41,6 +38,3 @@ class ApiError(Exception):
                 "code": self.code,
             }
         }
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.chat.vision import ImageAttachment, image_from_data_uri
 from app.llm.sampling import Sampling
 from app.llm.vision import IMAGE_MARKER, neutralize_markers
+from app.serving.request_documents import ModeldeckFields
+from app.serving.sampler_fields import SamplerFields
 from app.serving.structured_fields import (
     MessageToolCall,
     ResponseFormat,
@@ -33,8 +35,6 @@ MAX_STOP_CHARS = 1024
 # Far more turns than any context holds; a bound that says so before a template walks them.
 MAX_MESSAGES = 10_000
 MAX_MODEL_NAME_CHARS = 1024
-# llama.cpp takes top_k as a 32-bit int.
-MAX_TOP_K = 2**31 - 1
 
 # Every body model: unknown fields ignored, numbers finite.
 _BODY = ConfigDict(extra="ignore", allow_inf_nan=False)
@@ -137,22 +137,14 @@ StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
 Stop = StopString | Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)] | None
 
 
-class SamplingFields(BaseModel):
+class SamplingFields(SamplerFields):
     """The sampling fields shared by both endpoints."""
-
-    model_config = _BODY
 
     model: Annotated[str, Field(max_length=MAX_MODEL_NAME_CHARS)] | None = None  # None: loaded
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
-    min_p: float | None = Field(default=None, ge=0, le=1)
-    repeat_penalty: float | None = Field(default=None, gt=0)
-    seed: int | None = None
     stop: Stop = None
     n: int = 1
 
@@ -183,16 +175,8 @@ class SamplingFields(BaseModel):
         requested = self.max_tokens or self.max_completion_tokens or default_max_tokens
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
         stop = tuple(text for text in stops if text)  # an empty stop string would end at once
-        values: dict[str, Any] = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "min_p": self.min_p,
-            "repeat_penalty": self.repeat_penalty,
-            "seed": self.seed,
-        }
-        given = {name: value for name, value in values.items() if value is not None}
-        return Sampling(**given, max_tokens=max(1, min(requested, context_length)), stop=stop)
+        limit = max(1, min(requested, context_length))
+        return Sampling(**self.sampler_values(), max_tokens=limit, stop=stop)
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -200,6 +184,7 @@ class ChatCompletionRequest(SamplingFields):
     response_format: ResponseFormat | None = None  # see `structured_fields`
     tools: ToolsField = None
     tool_choice: ToolChoiceField = None
+    modeldeck: ModeldeckFields | None = None  # documents to answer from (`request_documents`)
 
 
 class CompletionRequest(SamplingFields):

@@ -17,7 +17,8 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,27 @@ if TYPE_CHECKING:
     import uvicorn
 
     from app.serving.model_pool import ModelPool
+    from app.serving.request_documents import DocumentSource
     from app.serving.served_models import ModelSource
+
+
+@dataclass(frozen=True)
+class ApiUrls:
+    """The base URLs clients are given: OpenAI's ends in /v1; Ollama's and Anthropic's
+    clients add /api/... and /v1/messages to the bare root."""
+
+    openai: str
+    ollama: str
+    anthropic: str
+
+    def lines(self) -> list[str]:
+        """ "OpenAI    http://127.0.0.1:8080/v1" …, for a terminal or a tooltip."""
+        return [
+            f"OpenAI     {self.openai}",
+            f"Ollama     {self.ollama}",
+            f"Anthropic  {self.anthropic}",
+        ]
+
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -60,8 +81,15 @@ class ModelServer:
         log_size: how many requests the log keeps.
     """
 
-    def __init__(self, engine: LocalChatEngine, *, log_size: int = 500) -> None:
+    def __init__(
+        self,
+        engine: LocalChatEngine,
+        *,
+        log_size: int = 500,
+        documents: Callable[[], DocumentSource] | None = None,
+    ) -> None:
         self.served = ServedEngine(engine)
+        self.documents = documents  # the collections requests may name (`request_documents`)
         self.log = RequestLog(log_size)
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
@@ -88,6 +116,14 @@ class ModelServer:
             return None
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}/v1"
+
+    def api_urls(self) -> ApiUrls | None:
+        """The base URL each kind of client takes; None when stopped."""
+        url = self.url
+        if url is None:
+            return None
+        root = url.removesuffix("/v1")
+        return ApiUrls(openai=url, ollama=root, anthropic=root)
 
     @property
     def host(self) -> str:
@@ -215,6 +251,7 @@ class ModelServer:
                     log=self.log,
                     allowed_origins=origins,
                     loopback_only=_is_loopback(addresses[0][1]),  # the address it binds
+                    documents=self.documents,
                 )
                 server = uvicorn.Server(
                     uvicorn.Config(

@@ -184,7 +184,11 @@ def test_errors_have_anthropics_shape(scripted: ModelServer, http: httpx.Client)
     assert error["type"] == "invalid_request_error" and "max_tokens" in error["message"]
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "x"}}
     pictured = {"model": MODEL, "max_tokens": 9, "messages": [{"role": "user", "content": [image]}]}
-    assert "text only" in _error(http.post("/v1/messages", json=pictured), 400)["message"]
+    assert "malformed" in _error(http.post("/v1/messages", json=pictured), 400)["message"]
+    source = {"type": "base64", "media_type": "image/png", "data": "aGk="}  # valid base64
+    seen = {"type": "image", "source": source}
+    pictured = {"model": MODEL, "max_tokens": 9, "messages": [{"role": "user", "content": [seen]}]}
+    assert "can't see images" in _error(http.post("/v1/messages", json=pictured), 400)["message"]
     unknown = {"model": "claude-opus", "max_tokens": 9, "messages": HELLO}
     assert _error(http.post("/v1/messages", json=unknown), 404)["type"] == "not_found_error"
     rebound = http.post("/v1/messages", json=unknown, headers={"host": "attacker.example"})

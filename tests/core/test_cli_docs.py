@@ -63,9 +63,7 @@ def test_a_collection_with_an_embedding_model(cli: Cli, folder: Path, ggufs: Scr
     # The same model again embeds nothing; another embeds every chunk; "none": words only.
     same = cli.run("docs", "index", "house", "--embedder", str(ggufs.embedder), "--json")
     assert json.loads(same.stdout)["chunks_embedded"] == 0, same
-    other = cli.run(
-        "docs", "index", "house", "--embedder", str(ggufs.embedder_unpooled), "--json"
-    )
+    other = cli.run("docs", "index", "house", "--embedder", str(ggufs.embedder_unpooled), "--json")
     assert json.loads(other.stdout)["chunks_embedded"] == report["chunks_added"], other
     words = cli.run("docs", "index", "house", "--embedder", "none", "--json")
     assert words.returncode == 0, words

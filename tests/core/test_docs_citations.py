@@ -113,46 +113,53 @@ def test_a_composed_source_becomes_the_citation_kept() -> None:
 def test_a_reply_keeps_its_sources_and_exports_them(database: Database) -> None:
     store = ConversationStore(database)
     conversation = store.create("Recipes")
+    store.append_message(conversation.id, "user", "Hello")  # an earlier turn: not cited
+    store.append_message(conversation.id, "assistant", "Hi [1]")
     store.append_message(conversation.id, "user", "How often do I stir? (with sources)")
     reply = store.append_message(conversation.id, "assistant", "", state=MessageState.STREAMING)
-    store.set_sources(reply.id, (REPORT, RECIPE))
+    store.set_turn_sources(reply.id, (REPORT, RECIPE))
     store.finish_message(reply.id, content="Three times [2].", state=MessageState.COMPLETE)
-    question, answer = store.messages(conversation.id)
-    assert question.sources == ()
-    assert answer.sources == (REPORT, RECIPE)
+    hello, hi, question, answer = store.messages(conversation.id)
+    assert hello.sources == hi.sources == ()
+    assert question.sources == answer.sources == (REPORT, RECIPE)  # the question quotes them
     # A regenerated reply answers from the same sources.
     store.new_version(reply.id)
-    assert store.messages(conversation.id)[1].sources == (REPORT, RECIPE)
+    assert store.messages(conversation.id)[3].sources == (REPORT, RECIPE)
     store.finish_message(reply.id, content="Thrice [2].", state=MessageState.COMPLETE)
 
     messages = store.messages(conversation.id)
     document = json.loads(export_json(store.get(conversation.id), messages))
-    assert "sources" not in document["messages"][0]
-    assert document["messages"][1]["sources"] == [
-        {
-            "number": 1,
-            "file": "/notes/report.pdf",
-            "page": 3,
-            "line_start": 10,
-            "line_end": 24,
-            "heading": "Results",
-            "score": 0.0328,
-        },
-        {
-            "number": 2,
-            "file": "/notes/dish3.md",
-            "page": None,
-            "line_start": 4,
-            "line_end": 6,
-            "heading": "Stew",
-            "score": 0.0161,
-        },
-    ]
+    assert "sources" not in document["messages"][1]
+    assert (
+        document["messages"][2]["sources"]
+        == document["messages"][3]["sources"]
+        == [
+            {
+                "number": 1,
+                "file": "/notes/report.pdf",
+                "page": 3,
+                "line_start": 10,
+                "line_end": 24,
+                "heading": "Results",
+                "score": 0.0328,
+            },
+            {
+                "number": 2,
+                "file": "/notes/dish3.md",
+                "page": None,
+                "line_start": 4,
+                "line_end": 6,
+                "heading": "Stew",
+                "score": 0.0161,
+            },
+        ]
+    )
     markdown = export_markdown(store.get(conversation.id), messages)
     assert "**Sources:**\n\n- [1] `/notes/report.pdf`, page 3, lines 10-24 (score 0.0328)\n" in (
         markdown
     )
     assert "- [2] `/notes/dish3.md`, lines 4-6 (score 0.0161)" in markdown
+    assert markdown.count("**Sources:**") == 1  # under the reply; the question quotes them
 
 
 def test_a_malformed_stored_source_list_is_no_sources(database: Database) -> None:
@@ -169,4 +176,4 @@ def test_sources_for_a_deleted_reply_are_refused(database: Database) -> None:
     from app.chat.conversations import MessageNotFoundError
 
     with pytest.raises(MessageNotFoundError):
-        ConversationStore(database).set_sources(12345, (REPORT,))
+        ConversationStore(database).set_turn_sources(12345, (REPORT,))

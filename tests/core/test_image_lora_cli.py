@@ -16,6 +16,7 @@ from app.images import read_metadata
 from app.images.engine import ImageEngine
 from app.images.png_metadata import A1111_KEY, png_text_chunks
 from app.library.sniff import ModelKind
+from tests.core.test_image_lora_words import civitai_sidecar
 from tests.support.diffusers_builder import TinyModels
 from tests.support.lora_builder import kohya_metadata, write_kohya_lora, write_peft_lora
 
@@ -39,6 +40,7 @@ def test_loras_by_option_and_by_prompt_tag_are_stacked_and_recorded(
     folder.mkdir()
     write_kohya_lora(folder / "ink.safetensors", seed=1, metadata=kohya_metadata(tags={"ink": 5}))
     moss = write_peft_lora(tmp_path / "moss.safetensors", seed=2)
+    civitai_sidecar(moss, ["mossy style", "green moss"])  # it came from Civitai
     target = tmp_path / "fox.png"
     core = Core.open()
     try:
@@ -68,6 +70,9 @@ def test_loras_by_option_and_by_prompt_tag_are_stacked_and_recorded(
     err = capsys.readouterr().err
     assert status == 0, err
     assert "LoRA ink at 0.7, LoRA moss at 0.5" in err
+    # The prompt has none of their trigger words: the metadata's, and the Civitai page's.
+    assert "LoRA ink answers to: ink (not in the prompt)" in err
+    assert "LoRA moss answers to: mossy style, green moss (not in the prompt)" in err
     document = json.loads(out)
     assert document["params"]["prompt"] == "a red fox"
     metadata = read_metadata(target)

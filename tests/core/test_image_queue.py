@@ -3,6 +3,7 @@ seed, fill with variations, and survive a kill -9 of the app that ran them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from app.core import Core
 from app.images import ImageEngine, ImageParams, ModelRef, read_metadata
+from app.images.job import ImageJob, JobPhase
 from app.images.queue import ImageQueue, QueueError, QueueState
 from tests.support.cli_process import cli_environment
 from tests.support.diffusers_builder import TinyModels
@@ -105,6 +107,54 @@ def test_a_job_that_fails_says_why_and_the_queue_goes_on(
     assert queue.job(done.id).state is QueueState.DONE
 
 
+def test_a_watched_job_gives_its_image_job_and_a_cancel_before_it_runs_ends_it(
+    queue: ImageQueue, image_models: TinyModels, tmp_path: Path
+) -> None:
+    model = ModelRef(name="tiny", path=str(image_models.folder))
+    ahead = queue.add(model, params(1))
+    watched = queue.add(model, params(2), watch=True)
+    waiting = queue.add(model, params(3), watch=True)
+    unwatched = queue.add(model, params(4))
+    assert queue.watched(watched.id) is None  # not started: the queue was not started
+    assert queue.watched(unwatched.id) is None
+    assert queue.cancel(waiting.id) is QueueState.QUEUED  # it never ran
+    queue.start()
+    assert queue.wait_idle(TIMEOUT_S)
+    job = queue.watched(watched.id)
+    assert isinstance(job, ImageJob)  # kept after it ended, for a page that polls late
+    assert job.snapshot().phase is JobPhase.DONE
+    assert [image.path for image in job.snapshot().images] == list(queue.job(watched.id).images)
+    assert queue.watched(waiting.id) is None and queue.job(waiting.id).state is (
+        QueueState.CANCELLED
+    )
+    assert queue.job(ahead.id).state is QueueState.DONE
+    queue.unwatch(watched.id)
+    assert queue.watched(watched.id) is None
+
+    # A running job cancelled through the queue ends CANCELLED; a watched job whose engine
+    # cannot be had says why.
+    long = queue.add(model, params(5, steps=500), watch=True)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not isinstance(started := queue.watched(long.id), ImageJob) or not (
+        started.snapshot().steps_seen
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert queue.cancel(long.id) is QueueState.RUNNING
+    assert queue.wait_idle(TIMEOUT_S)
+    assert queue.job(long.id).state is QueueState.CANCELLED
+
+    def no_engine() -> ImageEngine:
+        raise OSError("no engine here")
+
+    queue._engine = no_engine
+    broken = queue.add(model, params(6), watch=True)
+    assert queue.wait_idle(TIMEOUT_S)
+    error = queue.watched(broken.id)
+    assert isinstance(error, OSError) and "no engine here" in str(error)
+    assert queue.job(broken.id).state is QueueState.FAILED
+
+
 _CHILD = """
 import sys, time
 from app.core import Core
@@ -164,5 +214,75 @@ def test_the_queue_survives_a_kill_of_the_app_and_finishes_after_a_start(
         assert [job.state for job in jobs] == [QueueState.DONE] * 3
         assert [job.params.seed for job in jobs] == [21, 22, 23]
         assert all(len(job.images) == 1 and job.images[0].is_file() for job in jobs)
+    finally:
+        core.close()
+
+
+_BATCH_CHILD = """
+import sys, time
+from app.core import Core
+from app.images.params import ImageParams, ModelRef
+from app.images.queue import ImageQueue
+
+core = Core.open()
+queue = ImageQueue(core.database, lambda: core.images, lambda: core.gallery)
+model = ModelRef(name="tiny", path=sys.argv[1])
+queue.add(model, ImageParams(prompt="a fox", steps=40, width=64, height=64, seed=31, batch=3))
+queue.start()
+time.sleep(600)
+"""
+
+
+def test_a_batch_cut_off_by_a_kill_makes_only_the_rest_after_a_start(
+    hf_home: Path, data_dir: Path, image_models: TinyModels, image_engine: ImageEngine
+) -> None:
+    log = data_dir.parent / "child.log"
+    with log.open("wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _BATCH_CHILD, str(image_models.folder)],
+            env=cli_environment(data_dir, hf_home),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        made: list[str] = []
+        while time.monotonic() < deadline and child.poll() is None:
+            core = Core.open()
+            try:  # read as it is: opening an ImageQueue would take the running job back
+                row = core.database.fetch_one("SELECT state, images FROM image_queue")
+            finally:
+                core.close()
+            if row is not None and row[0] == QueueState.RUNNING.value:
+                made = json.loads(row[1])
+                if made:
+                    break
+            time.sleep(0.1)
+        assert made, log.read_text(errors="replace")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+    core = Core.open()
+    try:
+        queue = ImageQueue(core.database, lambda: image_engine, lambda: core.gallery)
+        (cut,) = queue.jobs()
+        assert cut.state is QueueState.QUEUED and 1 <= len(cut.images) < 3
+        queue.start()
+        assert queue.wait_idle(TIMEOUT_S)
+        (job,) = queue.jobs()
+        queue.stop()
+        assert job.state is QueueState.DONE, job.error
+        assert job.images[: len(cut.images)] == cut.images  # kept, not made again
+        assert len(job.images) == 3 and all(path.is_file() for path in job.images)
+        seeds = []
+        for path in job.images:
+            metadata = read_metadata(path)
+            assert metadata is not None
+            seeds.append(metadata.params.seed)
+        assert seeds == [31, 32, 33]  # the seeds the whole batch would have had
+        assert core.gallery.count() == 3
     finally:
         core.close()

@@ -257,7 +257,11 @@ def test_bad_bodies_are_400_in_ollamas_shape(scripted: ModelServer, http: httpx.
     bad_option = {"model": MODEL, "messages": HELLO, "options": {"temperature": -1}}
     assert "temperature" in _error(http.post("/api/chat", json=bad_option), 400)
     images = {"model": MODEL, "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}
-    assert "text only" in _error(http.post("/api/chat", json=images), 400)
+    assert "can't see images" in _error(http.post("/api/chat", json=images), 400)
+    generated = {"model": MODEL, "prompt": "x", "images": ["aGk="]}
+    assert "can't see images" in _error(http.post("/api/generate", json=generated), 400)
+    images["messages"][0]["images"] = ["not base64!"]
+    assert "malformed" in _error(http.post("/api/chat", json=images), 400)
     assert _error(http.post("/api/generate", json={"model": "nope", "prompt": "x"}), 404)
 
 

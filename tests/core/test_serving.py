@@ -587,10 +587,16 @@ def test_modeldeck_serve_answers_until_ctrl_c(
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        printed = [process.stdout.readline() for _ in range(2)]
+        printed = [process.stdout.readline() for _ in range(5)]
         assert printed[0].startswith(f"Serving Scripted-Q8_0.gguf at http://127.0.0.1:{port}/v1")
         assert "API key required" in printed[0]
-        assert printed[1].strip() == "Press Ctrl+C to stop."
+        root = f"http://127.0.0.1:{port}"  # each API's base URL, for its own clients
+        assert [line.split() for line in printed[1:4]] == [
+            ["OpenAI", f"{root}/v1"],
+            ["Ollama", root],
+            ["Anthropic", root],
+        ]
+        assert printed[4].strip() == "Press Ctrl+C to stop."
         url = f"http://127.0.0.1:{port}/v1"
         with openai.OpenAI(base_url=url, api_key=KEY, max_retries=0) as client:
             answer = client.chat.completions.create(model="Scripted-Q8_0", messages=HELLO)

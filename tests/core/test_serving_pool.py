@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
+import ollama
 import openai
 import psutil
 import pytest
@@ -393,6 +394,11 @@ def test_modeldeck_serve_without_a_model_serves_the_library(
         printed = process.stdout.readline()
         assert printed.startswith("Serving ") and f"at http://127.0.0.1:{port}/v1" in printed
         url = f"http://127.0.0.1:{port}/v1"
+        urls = [process.stdout.readline().split() for _ in range(3)]
+        root = f"http://127.0.0.1:{port}"
+        assert urls == [["OpenAI", url], ["Ollama", root], ["Anthropic", root]]
+        with ollama.Client(host=root, timeout=60) as ollama_client:  # the URL printed works
+            assert ollama_client.chat(model=SCRIPTED, messages=HELLO).message.content
         with openai.OpenAI(base_url=url, api_key="unused", max_retries=0) as client:
             ids = {model.id for model in client.models.list().data}
             assert {SCRIPTED, ENDLESS} <= ids
@@ -420,3 +426,22 @@ def test_pool_flags_need_the_library_mode(
     bad = _serve(data_dir, hf_home, "--max-loaded", "0")
     _, stderr = bad.communicate(timeout=30)
     assert bad.returncode == 2 and "At least one model" in stderr
+
+
+def test_an_embedding_model_named_in_a_request_loads_for_vectors(
+    tmp_path: Path, database: Database, ggufs: ScriptedGgufs, running: list[ModelServer]
+) -> None:
+    library = Library(database, hf_cache_dir=tmp_path / "hub", app_folders=AppFolders())
+    assert not library.import_paths([ggufs.scripted, ggufs.embedder]).rejected
+    server, pool = serve_pool(library, PoolLimits())
+    running.append(server)
+    assert server.url is not None
+    with client_of(server) as client:
+        answer = client.embeddings.create(model="Tiny-Embedder-F16", input=["hello", "world"])
+        assert answer.model == "Tiny-Embedder-F16"
+        assert [len(item.embedding) for item in answer.data] == [64, 64]
+        assert chat(client, SCRIPTED) == SCRIPTED_REPLY  # a chat model beside it
+    with ollama.Client(host=server.url.removesuffix("/v1"), timeout=60) as ollama_client:
+        embedded = ollama_client.embed(model="Tiny-Embedder-F16", input="hello")
+        assert len(embedded.embeddings) == 1 and len(embedded.embeddings[0]) == 64
+    assert "Tiny-Embedder-F16" in pids(pool)

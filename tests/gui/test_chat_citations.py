@@ -16,6 +16,7 @@ from app.docs.citation import Citation
 from app.tiny_gguf import write_scripted_gguf
 from ui.chat.markdown import citation_url, render_html
 from ui.chat.message_body import MessageBody
+from ui.chat.message_widget import MessageWidget
 from ui.chat.page import ChatPage
 from ui.main_window import MainWindow
 
@@ -110,7 +111,19 @@ def test_clicking_a_citation_opens_the_viewer_at_the_cited_lines(
     assert editor.viewport().rect().contains(editor.cursorRect(cursor).center())
     assert editor.isReadOnly()
 
-    # The sources list opens it too; a file gone since says so and nothing else changes.
+    # The question's list of sources opens it too (and has no second list under it).
+    viewer.hide()
+    question = chat.transcript.entry(chat.transcript.messages()[-2].id)
+    assert isinstance(question, MessageWidget) and not question.sources.isVisible()
+    with qtbot.wait_signal(chat.citationOpened, timeout=10_000):
+        qtbot.mouseClick(
+            question.body.viewport(),
+            Qt.MouseButton.LeftButton,
+            pos=_anchor_point(question.body, citation_url(1)),
+        )
+    assert viewer.highlighted_lines() == (PASSAGE_LINE, PASSAGE_LINE + 3)
+
+    # The list under the reply; a file gone since says so and nothing else changes.
     viewer.hide()
     with qtbot.wait_signal(chat.citationOpened, timeout=10_000):
         widget.sources.linkActivated.emit(citation_url(1))

@@ -104,6 +104,9 @@ def test_serving_the_loaded_model_while_chatting(
     url = panel.url.text()
     assert url == server.url and server.port != 0
     assert panel.url.isReadOnly() and panel.url_row.isVisible()
+    root = url.removesuffix("/v1")  # Ollama's and Anthropic's clients add their own paths
+    assert panel.other_urls.isVisible()
+    assert panel.other_urls.text() == f"Ollama: {root}\nAnthropic: {root}"
     assert not panel.host.isEnabled() and not panel.port.isEnabled()
     panel.copy_button.click()
     assert QGuiApplication.clipboard().text() == url

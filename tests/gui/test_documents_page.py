@@ -64,25 +64,30 @@ def test_a_folder_is_added_and_indexed(qtbot: QtBot, page: DocumentsPage, folder
 def test_pause_resume_and_stop(
     qtbot: QtBot, page: DocumentsPage, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reading = threading.Event()
-    go_on = threading.Event()
+    # The first two files are held while being read, until the test let them go: so the
+    # run is surely mid-way at each click, however the threads are scheduled.
+    reading = [threading.Event(), threading.Event()]
+    go_on = [threading.Event(), threading.Event()]
     relay = page._relay
 
-    def hold_first_file(progress: IndexProgress) -> None:  # on the indexing thread
+    def hold_two_files(progress: IndexProgress) -> None:  # on the indexing thread
         relay(progress)
-        if progress.phase is IndexPhase.READING and not reading.is_set():
-            reading.set()
-            go_on.wait(30)  # until the test has pressed Pause
+        held = sum(event.is_set() for event in reading)
+        if progress.phase is IndexPhase.READING and held < len(reading):
+            reading[held].set()
+            go_on[held].wait(30)  # until the test has pressed Pause
 
-    monkeypatch.setattr(page, "_relay", hold_first_file)
+    monkeypatch.setattr(page, "_relay", hold_two_files)
     page.add_folder(folder)
-    qtbot.wait_until(reading.is_set, timeout=30_000)
+    qtbot.wait_until(reading[0].is_set, timeout=30_000)
     assert page.indexing and page.stop_button.isEnabled() and not page.add_button.isEnabled()
     page.pause_button.click()
-    go_on.set()
+    go_on[0].set()
     assert page.pause_button.text() == "Resume" and page.status.text().startswith("Paused")
-    page.pause_button.click()  # resume, and pause again at once: the run waits between files
-    page.pause_button.click()
+    page.pause_button.click()  # resume: the next file is read…
+    qtbot.wait_until(reading[1].is_set, timeout=30_000)
+    page.pause_button.click()  # …and pause again: the run waits after it
+    go_on[1].set()
     with qtbot.wait_signal(page.indexFinished, timeout=30_000) as finished:
         page.stop_button.click()  # a stop also wakes a paused run
     assert "stopped; what was indexed is kept" in finished.args[0]

@@ -15,6 +15,7 @@ from pytestqt.qtbot import QtBot
 from app.core import Core
 from app.images import ImageEngine, read_metadata
 from app.images.loras import LoraRef
+from tests.core.test_image_lora_words import civitai_sidecar
 from tests.gui.test_images_page import drop, generate, set_form
 from tests.support.diffusers_builder import TinyModels
 from tests.support.lora_builder import kohya_metadata, write_kohya_lora
@@ -73,6 +74,27 @@ def test_a_library_lora_is_stacked_weighed_and_its_trigger_word_offered(
 
     row.remove.click()
     assert loras.loras() == ()
+
+
+def test_trigger_words_from_a_civitai_sidecar_are_offered_first(
+    qtbot: QtBot, images: ImagesPage, tmp_path: Path
+) -> None:
+    # A LoRA downloaded from Civitai: its page's trained words are in the sidecar beside it.
+    lora = write_kohya_lora(
+        tmp_path / "moss.safetensors", seed=2, metadata=kohya_metadata(tags={"moss": 4})
+    )
+    civitai_sidecar(lora, ["mossy style", "green moss"])
+    loras = images.form.loras
+    loras.add(LoraRef(name="moss", path=str(lora)))
+
+    def offered() -> list[str]:
+        buttons = (loras.words.itemAt(index).widget() for index in range(loras.words.count()))
+        return [button.text() for button in buttons if button is not None]  # type: ignore[attr-defined]
+
+    qtbot.waitUntil(lambda: offered() == ["mossy style", "green moss", "moss"], timeout=10_000)
+    images.form.prompt.setPlainText("a stone")
+    loras.words.itemAt(0).widget().click()  # type: ignore[union-attr]
+    assert images.form.prompt.toPlainText() == "a stone, mossy style"
 
 
 def test_restoring_an_image_finds_its_loras_by_name_and_says_what_did_not_come(
@@ -144,10 +166,16 @@ def test_ten_variations_are_queued_and_run_with_the_queue_shown(
     images.variations_button.click()
     panel = images.queue_panel
     qtbot.waitUntil(lambda: panel.jobs.count() == 10, timeout=20_000)
-    # Generate while the queue runs: the job waits its turn in the queue.
-    images.generate_button.click()
-    qtbot.waitUntil(lambda: panel.jobs.count() == 11, timeout=20_000)
-    assert images.status.text() == "Queued 1 job."
+    # Generate while the queue runs: its job waits its turn in the queue, and the page
+    # follows it from there.
+    with qtbot.waitSignal(images.generationFinished, timeout=TIMEOUT_MS) as finished:
+        images.generate_button.click()
+        qtbot.waitUntil(lambda: panel.jobs.count() == 11, timeout=20_000)
+        assert images.generating and not images.generate_button.isEnabled()
+        qtbot.waitUntil(
+            lambda: images.preview.progress.format() == "Waiting in the queue…", timeout=5_000
+        )
+    assert finished.args == ["done"], images.status.text()
     qtbot.waitUntil(lambda: panel.progress.value() == 11, timeout=TIMEOUT_MS)
     assert panel.summary.text() == "0 jobs waiting, 11 finished"
     queue = images.queue

@@ -448,6 +448,7 @@ def seed_embedder_repo(server: HubServer, folder: Path) -> str:
     server.add_repo(EMBEDDER_REPO, files, card=_EMBEDDER_CARD, downloads=3_870, likes=41)
     return EMBEDDER_REPO
 
+
 _CHAT_CARD = """---
 license: apache-2.0
 pipeline_tag: text-generation

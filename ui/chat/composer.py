@@ -193,9 +193,7 @@ class Composer(QWidget):
 
     def _choose_images(self) -> None:
         suffixes = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
-        names, _ = QFileDialog.getOpenFileNames(
-            self, "Attach images", "", f"Images ({suffixes})"
-        )
+        names, _ = QFileDialog.getOpenFileNames(self, "Attach images", "", f"Images ({suffixes})")
         if names:
             self.attachments.add_files(Path(name) for name in names)
 

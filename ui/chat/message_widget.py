@@ -298,7 +298,8 @@ class MessageWidget(QFrame):
 
     def _show_sources(self) -> None:
         sources = self._message.sources
-        self.sources.show_sources(sources)
+        # Under the reply; the question quotes them already (its [n] are links too).
+        self.sources.show_sources(sources if self._message.role is Role.ASSISTANT else ())
         self.body.set_citations(frozenset(source.number for source in sources))
 
     def _open_citation(self, number: int) -> None:

@@ -555,7 +555,7 @@ class ChatPage(QWidget):
         reply = started.reply
         self._reply, self._reply_conversation = reply, conversation_id
         if sources:  # before the reply is shown, so its [n] are links from the first word
-            await run_blocking(self._core.conversations.set_sources, reply.message_id, sources)
+            await run_blocking(self._core.conversations.set_turn_sources, reply.message_id, sources)
         if sent_text is not None:
             self.composer.clear_sent(sent_text)
         self.panel.save_preset()  # the settings that answered are this model's from now on

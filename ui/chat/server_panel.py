@@ -207,6 +207,9 @@ class ServerPanel(QWidget):
         url_layout.addWidget(self.url, 1)
         url_layout.addWidget(self.copy_button)
         self.url_row = url_row
+        # Ollama's and Anthropic's clients take the bare root (they add /api/… and /v1/…).
+        self.other_urls = plain_label(word_wrap=True, selectable=True, shrinkable=True)
+        self.other_urls.setToolTip("The base URLs for Ollama and Anthropic clients")
         self.queue = plain_label()
         # The library's loaded models, one line each (plain text: model names come from files).
         self.loaded_models = plain_label(word_wrap=True, selectable=True, shrinkable=True)
@@ -235,6 +238,7 @@ class ServerPanel(QWidget):
         body.addLayout(fields)
         body.addWidget(self.status)
         body.addWidget(self.url_row)
+        body.addWidget(self.other_urls)
         body.addWidget(self.queue)
         body.addWidget(self.loaded_models)
         body.addWidget(self.log)
@@ -338,6 +342,10 @@ class ServerPanel(QWidget):
         self.url.setText(url)
         self.url.setCursorPosition(0)
         self.url_row.show()
+        urls = server.api_urls()
+        if urls is not None:
+            self.other_urls.setText(f"Ollama: {urls.ollama}\nAnthropic: {urls.anthropic}")
+            self.other_urls.show()
         everywhere = host in ("0.0.0.0", "::")
         self._say(
             "Listening on every network: other machines use this machine's address."
@@ -445,6 +453,8 @@ class ServerPanel(QWidget):
         self.switch.setChecked(False)
         self.url.clear()
         self.url_row.hide()
+        self.other_urls.clear()
+        self.other_urls.hide()
         self.queue.hide()
         self.loaded_models.hide()
         self.loaded_models.clear()

@@ -248,9 +248,7 @@ def build_files_model(
     ggufs = group_gguf_models(files)
     in_gguf = {part.path for gguf in ggufs for part in gguf.parts}
     for gguf in ggufs:
-        rows = _gguf_rows(
-            gguf, memory, context_length, security, matching_projector(gguf, ggufs)
-        )
+        rows = _gguf_rows(gguf, memory, context_length, security, matching_projector(gguf, ggufs))
         mark_vision(rows[NAME], gguf, ggufs)  # an eye on a vision model and its projector
         model.appendRow(rows)
     for file in files:

@@ -1,5 +1,6 @@
 """The LoRAs stacked on a generation, each with its weight, and the trigger words they were
-trained with, offered for the prompt.
+trained with (from their Civitai page when a `.civitai.info` sidecar is beside the file, and
+from the file's metadata), offered for the prompt.
 
 LoRAs come from the library (its own kind, "LoRA") or from a file opened here; the engine
 checks that each fits the model (a LoRA for another family is refused with both named).
@@ -185,15 +186,18 @@ class LoraList(QGroupBox):
 
     async def _read_trigger_words(self, row: _LoraRow, path: Path) -> None:
         from app.errors import CheckpointError
+        from app.images.lora_words import civitai_trigger_words, merge_trigger_words
         from app.library.sniff import sniff
 
         try:
             checkpoint = await run_blocking(sniff, path)
+            # Its Civitai page's words (the sidecar a download from Civitai wrote), first.
+            civitai = await run_blocking(civitai_trigger_words, path)
         except (CheckpointError, OSError):
             return  # the engine says what is wrong with it when it is used
         if row not in self._rows or checkpoint.lora is None:
             return
-        row.trigger_words = checkpoint.lora.trigger_words
+        row.trigger_words = merge_trigger_words(civitai, checkpoint.lora.trigger_words)
         if checkpoint.family and not row.lora.family:
             row.lora = replace(row.lora, family=checkpoint.family)
             row.label.setText(f"{row.lora.name} ({checkpoint.family})")

@@ -1,11 +1,12 @@
 """Images: pick a diffusion model, describe the image, Generate; watch it form; keep every
 image in a gallery that can make any of them again.
 
-The engine (`core.images`) runs diffusers in a child process. Each press of Generate is an
+The engine (`core.images`) runs diffusers in a child process. Each press of Generate adds a
+job to the image queue (`app.images.queue`), which runs it, after any before it, as an
 `ImageJob` (`app.images.job`, the same one `modeldeck image` runs): it starts the engine,
 loads the model, generates and indexes the images in the gallery (`core.gallery`) on a thread
-of its own. The page only starts it, polls its snapshot every `POLL_MS` (only the latest step
-reaches the screen) and shows the images it indexed.
+of its own. The page follows that job by its id (`ImageQueue.watched`), polls its snapshot
+every `POLL_MS` (only the latest step reaches the screen) and shows the images it indexed.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from app.images.choice import resolve_loras
 from app.images.engine import ImageEngineError
 from app.images.job import ImageJob, JobPhase, JobSnapshot
 from app.images.params import ImageParamsError
-from app.images.queue import ImageQueue, QueuedJob
+from app.images.queue import ImageQueue, QueuedJob, QueueError, QueueState
 from app.library.sniff import ModelKind
 from ui.confirm import ask, confirmation_box
 from ui.images.form import ImageForm
@@ -59,8 +60,7 @@ if TYPE_CHECKING:
 
     from app.engines.protocol import Event
     from app.engines.supervisor import RequestHandle
-    from app.images.engine import ImageEngine
-    from app.images.gallery import Gallery, GalleryImage
+    from app.images.gallery import GalleryImage
     from app.images.messages import PipelineLoaded
     from app.images.params import ImageParams
 
@@ -112,7 +112,8 @@ class _Shown:
     """One press of Generate as the page follows it: its job, and what reached the screen."""
 
     model: ImageModel
-    job: ImageJob | None = None  # None until the engine and the gallery are at hand
+    queued: int | None = None  # its id in the queue, once added
+    job: ImageJob | None = None  # None until the queue starts it
     engine_was_running: bool = True
     cancelled: bool = False
     phase: JobPhase | None = None
@@ -309,10 +310,22 @@ class ImagesPage(QWidget):
         if shown is None:
             return
         shown.cancelled = True
-        if shown.job is not None:
-            shown.job.cancel()
         self.cancel_button.setEnabled(False)
         self.preview.busy("Cancelling…")
+        if shown.job is not None:
+            shown.job.cancel()
+        elif shown.queued is not None and self.queue is not None:
+            spawn(self._cancel_waiting(shown, self.queue, shown.queued))
+
+    async def _cancel_waiting(self, shown: _Shown, queue: ImageQueue, job_id: int) -> None:
+        """Cancel a job that had not started when Cancel was pressed (it may start now)."""
+        try:
+            before = await run_blocking(queue.cancel, job_id)
+        except QueueError as exc:
+            await self._end(shown, JobPhase.ERROR, str(exc))
+            return
+        if before is QueueState.QUEUED:  # it never ran: nothing more will come
+            await self._end(shown, JobPhase.CANCELLED, "Cancelled.")
 
     def reuse(self, image: GalleryImage) -> None:
         """Fill the form with the settings that made `image` (its model too, when listed)."""
@@ -426,9 +439,10 @@ class ImagesPage(QWidget):
         if folder:
             self.pick_model(Path(folder))
 
-    async def enqueue(self, count: int) -> list[QueuedJob]:
+    async def enqueue(self, count: int, *, watch: bool = False) -> list[QueuedJob]:
         """Queue `count` jobs with the settings shown (1: as they are; more: each a new
-        seed); they run one by one, after any before them. Returns the jobs queued."""
+        seed); they run one by one, after any before them. Returns the jobs queued. With
+        `watch` (one job: Generate), the queue keeps its `ImageJob` for the page to follow."""
         model = self.picker.model()
         if model is None:
             self._say("Pick a model first (or open a file or folder).", error=True)
@@ -439,17 +453,25 @@ class ImagesPage(QWidget):
         except (ImageParamsError, AppError) as exc:
             self._say(f"Check the settings: {exc}", error=True)
             return []
-        queue = self.queue if self.queue is not None else await self._open_queue()
+        try:
+            queue = self.queue if self.queue is not None else await self._open_queue()
+        except (AppError, OSError) as exc:
+            self._say(error_text(exc), error=True)
+            return []
         learned = self._learned.get(str(model.path))
         ref = replace(model.ref, family=learned[0] if learned is not None else model.family)
         follows = not self.form.size_chosen
         if count == 1:
-            jobs = [await run_blocking(queue.add, ref, params, size_follows_model=follows)]
+            job = await run_blocking(
+                lambda: queue.add(ref, params, size_follows_model=follows, watch=watch)
+            )
+            jobs = [job]
         else:
             jobs = await run_blocking(
                 queue.add_variations, ref, params, count, size_follows_model=follows
             )
-        self._say(f"Queued {len(jobs)} job{'s' if len(jobs) != 1 else ''}.")
+        if not watch:  # a watched job's progress is on the preview
+            self._say(f"Queued {len(jobs)} job{'s' if len(jobs) != 1 else ''}.")
         self.queue_panel.changed()
         return jobs
 
@@ -524,6 +546,8 @@ class ImagesPage(QWidget):
     # -- generating ----------------------------------------------------------------------
 
     async def _generate(self) -> None:
+        """Generate adds a job to the queue and follows it: at once when nothing else
+        waits, else after the jobs before it."""
         if self._job is not None:
             return
         model = self.picker.model()
@@ -531,45 +555,25 @@ class ImagesPage(QWidget):
             self._say("Pick a model first (or open a file or folder).", error=True)
             return
         try:
-            params = self.form.params()
+            self.form.params()
         except ImageParamsError as exc:
             self._say(f"Check the settings: {exc}", error=True)
-            return
-        queue = self.queue if self.queue is not None else await self._open_queue()
-        if not await run_blocking(queue.hold_if_idle):
-            # Jobs are queued or running: this one waits its turn rather than share the engine.
-            await self.enqueue(1)
             return
         shown = _Shown(model)
         self._job = shown
         self._set_busy(True)
         self._say("")
         self.preview.set_caption("")
+        self.preview.busy("Starting…")
         self.generationStarted.emit()
-        try:
-            engine, gallery = await run_blocking(self._engine_and_gallery)
-            # <lora:name:weight> typed in the prompt: found in the library (it may scan).
-            params = await run_blocking(resolve_loras, params, self._core.library)
-        except (AppError, OSError) as exc:
-            await self._end(shown, JobPhase.ERROR, error_text(exc))
+        jobs = await self.enqueue(1, watch=True)
+        if not jobs:  # the settings or the queue failed: `enqueue` said why
+            await self._end(shown, JobPhase.ERROR, self.status.text())
             return
-        if shown.cancelled:  # before anything was asked of the engine
-            await self._end(shown, JobPhase.CANCELLED, "Cancelled.")
-            return
-        learned = self._learned.get(str(model.path))
-        family = learned[0] if learned is not None else model.family
-        shown.engine_was_running = engine.process.alive
-        shown.job = ImageJob(
-            engine,
-            gallery,
-            replace(model.ref, family=family),
-            params,
-            size_follows_model=not self.form.size_chosen,
-        ).start()
+        shown.queued = jobs[0].id
+        if shown.cancelled and self.queue is not None:  # pressed while it was being added
+            await self._cancel_waiting(shown, self.queue, jobs[0].id)
         self._poll.start()
-
-    def _engine_and_gallery(self) -> tuple[ImageEngine, Gallery]:
-        return self._core.images, self._core.gallery
 
     def _model_loaded(self, model: ImageModel, info: PipelineLoaded) -> None:
         family, default = info.family, info.default_size
@@ -582,10 +586,21 @@ class ImagesPage(QWidget):
 
     def _poll_job(self) -> None:
         shown = self._job
-        job = shown.job if shown is not None else None
-        if shown is None or job is None:
+        if shown is None or shown.queued is None or self.queue is None:
             self._poll.stop()
             return
+        job = shown.job
+        if job is None:
+            started = self.queue.watched(shown.queued)
+            if started is None:  # it waits its turn
+                self.preview.busy("Waiting in the queue…")
+                return
+            if not isinstance(started, ImageJob):  # the engine could not be had
+                self._poll.stop()
+                spawn(self._end(shown, JobPhase.ERROR, error_text(started)))
+                return
+            shown.job = job = started
+            shown.engine_was_running = job.engine.process.alive
         snapshot = job.snapshot()
         if snapshot.loaded is not None and not shown.loaded:
             shown.loaded = True
@@ -654,8 +669,8 @@ class ImagesPage(QWidget):
         if self._job is not shown:
             return
         self._job = None
-        if self.queue is not None:
-            self.queue.release()
+        if self.queue is not None and shown.queued is not None:
+            self.queue.unwatch(shown.queued)
         self._poll.stop()
         self._set_busy(False)
         self.preview.done("Done" if caption else "")
