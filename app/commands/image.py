@@ -97,9 +97,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="hires fix: an ESRGAN-family .safetensors upscaler (default: Lanczos)",
     )
     image.add_argument("--out", type=Path, metavar="FILE", help="write the PNG here (.png)")
-    image.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best here")
-    image.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
-    image.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_engine_arguments(image)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--device`, `--threads` and `--json`: what every image-engine command takes."""
+    parser.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best here")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
 def run(

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
@@ -90,7 +90,7 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from app.chat.model_choice import ModelChoiceError
     from app.commands.chat import plan_model
     from app.errors import AppError, SettingsError
-    from app.serving import ModelServer, ServingError, UnprotectedBindError, check_bind_address
+    from app.serving import ModelServer, ServingError, check_bind_address
     from app.settings import validate_origins
 
     err = sys.stderr
@@ -106,34 +106,21 @@ def run(core: Core, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if args.max_loaded is not None or args.idle_unload is not None:
         return _fail(err, "--max-loaded and --idle-unload apply without MODEL only.", EXIT_USAGE)
     engine = core.llm
-    server = ModelServer(engine, documents=lambda: core.documents)
     try:
         model, plan = plan_model(core, engine, args, err=err)
-        with _interrupt_on_sigterm():
-            # Listening first: a client that comes during the load is told to retry (503).
-            url = server.start(args.host, args.port, api_key, allowed_origins=origins)
-            loaded = server.load(plan.settings)
-            key_note = " (API key required)" if server.requires_key else ""
-            print(f"Serving {server.model_id} at {url}{key_note}", file=out, flush=True)
-            _print_api_urls(server, out)
-            if origins:
-                print(f"Web pages allowed from: {', '.join(origins)}", file=err)
-            print(f"Loaded {model.name}: {loaded.placement}, context {loaded.context_length:,}",
-                  file=err)  # fmt: skip
-            print("Press Ctrl+C to stop.", file=out, flush=True)
-            threading.Event().wait()  # until Ctrl+C or SIGTERM
-    except KeyboardInterrupt:
-        pass
-    except UnprotectedBindError as exc:
-        return _fail(err, str(exc), EXIT_USAGE)
     except ModelChoiceError as exc:
         return _fail(err, str(exc), EXIT_NOT_FOUND)
     except AppError as exc:
         return _fail(err, str(exc), EXIT_ERROR)
-    finally:
-        server.stop()
-    print("Stopped.", file=err)
-    return EXIT_OK
+    server = ModelServer(engine, documents=lambda: core.documents)
+
+    def load() -> tuple[str, str]:
+        loaded = server.load(plan.settings)
+        return f"{server.model_id}", (
+            f"Loaded {model.name}: {loaded.placement}, context {loaded.context_length:,}"
+        )
+
+    return _serve_until_stopped(server, args, api_key, origins, load, out=out)
 
 
 def _serve_library(
@@ -145,8 +132,7 @@ def _serve_library(
     out: TextIO,
 ) -> int:
     """Serve every chat model of the library, each loaded when a request names it."""
-    from app.errors import AppError
-    from app.serving import ModelServer, UnprotectedBindError
+    from app.serving import ModelServer
     from app.serving.library_models import LibraryModels
     from app.serving.model_pool import ModelPool, PoolLimits, PoolLoadOptions
 
@@ -166,25 +152,53 @@ def _serve_library(
     )
     server = ModelServer(core.llm, documents=lambda: core.documents)
     server.serve_library(pool)
+
+    def listing() -> tuple[str, str]:
+        count = len(pool.listing())
+        if count:
+            note = "Each loads when a request names it (GET /v1/models lists them)."
+        else:
+            note = "The library has no chat model yet: `modeldeck pull` one."
+        return f"{count} library models", note
+
+    return _serve_until_stopped(server, args, api_key, origins, listing, out=out)
+
+
+def _serve_until_stopped(
+    server: ModelServer,
+    args: argparse.Namespace,
+    api_key: str | None,
+    origins: tuple[str, ...],
+    ready: Callable[[], tuple[str, str]],
+    *,
+    out: TextIO,
+) -> int:
+    """Listen, let `ready` load what it must (it returns what is served and a line for stderr),
+    then serve until Ctrl+C or SIGTERM; returns the exit status."""
+    from app.chat.model_choice import ModelChoiceError
+    from app.errors import AppError
+    from app.serving import UnprotectedBindError
+
+    err = sys.stderr
     try:
         with _interrupt_on_sigterm():
+            # Listening first: a client that comes during a load is told to retry (503).
             url = server.start(args.host, args.port, api_key, allowed_origins=origins)
-            count = len(pool.listing())
+            served, note = ready()
             key_note = " (API key required)" if server.requires_key else ""
-            print(f"Serving {count} library models at {url}{key_note}", file=out, flush=True)
+            print(f"Serving {served} at {url}{key_note}", file=out, flush=True)
             _print_api_urls(server, out)
             if origins:
                 print(f"Web pages allowed from: {', '.join(origins)}", file=err)
-            if count:
-                print("Each loads when a request names it (GET /v1/models lists them).", file=err)
-            else:
-                print("The library has no chat model yet: `modeldeck pull` one.", file=err)
+            print(note, file=err)
             print("Press Ctrl+C to stop.", file=out, flush=True)
             threading.Event().wait()  # until Ctrl+C or SIGTERM
     except KeyboardInterrupt:
         pass
     except UnprotectedBindError as exc:
         return _fail(err, str(exc), EXIT_USAGE)
+    except ModelChoiceError as exc:
+        return _fail(err, str(exc), EXIT_NOT_FOUND)
     except AppError as exc:
         return _fail(err, str(exc), EXIT_ERROR)
     finally:

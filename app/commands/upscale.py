@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from app.commands.image import add_engine_arguments
+
 if TYPE_CHECKING:
     from app.core import Core
     from app.images.engine import ImageEngine
@@ -42,9 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     upscale.add_argument("--out", type=Path, metavar="FILE", help="the PNG to write")
     upscale.add_argument("--tile", type=int, default=256, help="tile side in source pixels")
-    upscale.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best")
-    upscale.add_argument("--threads", type=int, help="CPU threads (default: one per core)")
-    upscale.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_engine_arguments(upscale)
 
 
 def run(

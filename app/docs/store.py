@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -342,26 +343,22 @@ class DocumentStore:
         return [(row[0], row[1]) for row in joined]
 
     def _collections_of(self, chunk_ids: Sequence[int]) -> dict[int, int]:
-        if not chunk_ids:
-            return {}
-        marks = ",".join("?" * len(chunk_ids))
-        rows = self.database.fetch_all(
-            "SELECT c.id, f.collection_id FROM doc_chunks c JOIN doc_files f ON f.id = c.file_id "
-            f"WHERE c.id IN ({marks})",
-            tuple(chunk_ids),
-        )
-        return {row[0]: row[1] for row in rows}
+        return {row[0]: row[1] for row in self._chunk_rows("f.collection_id", chunk_ids)}
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        rows = self._chunk_rows("f.path, c.text, c.heading, c.page, c.line_start, c.line_end", ids)
+        return {row[0]: StoredChunk(*row) for row in rows}
+
+    def _chunk_rows(self, columns: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The id and `columns` (`c.` of the chunk, `f.` of its file) of each chunk in `ids`."""
         if not ids:
-            return {}
+            return []
         marks = ",".join("?" * len(ids))
-        rows = self.database.fetch_all(
-            "SELECT c.id, f.path, c.text, c.heading, c.page, c.line_start, c.line_end "
-            f"FROM doc_chunks c JOIN doc_files f ON f.id = c.file_id WHERE c.id IN ({marks})",
+        return self.database.fetch_all(
+            f"SELECT c.id, {columns} FROM doc_chunks c JOIN doc_files f ON f.id = c.file_id "
+            f"WHERE c.id IN ({marks})",
             tuple(ids),
         )
-        return {row[0]: StoredChunk(*row) for row in rows}
 
     def _collection(self, row: tuple[object, ...]) -> Collection:
         collection_id = int(str(row[0]))

@@ -28,6 +28,7 @@ from app.errors import (
     RepoFileNotFoundError,
     RepoNotFoundError,
 )
+from app.hub.bounded_body import read_at_most
 from app.hub.card import parse_card
 from app.hub.credentials import redact
 from app.hub.endpoint import DEFAULT_ENDPOINT
@@ -209,7 +210,12 @@ class HuggingFaceHub:
         with get_session().stream(
             "GET", url, headers=headers, params={"blobs": True, "securityStatus": True}
         ) as answer:
-            body = _read_at_most(answer, MAX_MODEL_INFO_BYTES, what=f"description of {repo_id}")
+            body = read_at_most(
+                answer,
+                MAX_MODEL_INFO_BYTES,
+                too_large=f"The hub's description of {repo_id} is larger than "
+                f"{format_bytes(MAX_MODEL_INFO_BYTES)}; ModelDeck does not read it.",
+            )
         response = httpx2.Response(
             answer.status_code, headers=answer.headers, content=body, request=answer.request
         )
@@ -426,26 +432,6 @@ def _repo_security(info: ModelInfo) -> RepoSecurity | None:
 
 def _whole_number(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _read_at_most(response: httpx2.Response, limit: int, *, what: str) -> bytes:
-    """The body of a streamed `response`, or `HubResponseError` once it passes `limit` bytes."""
-    too_large = HubResponseError(
-        f"The hub's {what} is larger than {format_bytes(limit)}; ModelDeck does not read it.",
-        status=response.status_code,
-        hint="The hub is broken or hostile.",
-    )
-    declared = response.headers.get("Content-Length", "")
-    if declared.strip().isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _card_data(info: ModelInfo) -> dict[str, Any]:

@@ -81,7 +81,7 @@ from app.images.params import (
 from app.images.pixels import open_image
 from app.images.png_metadata import ImageMetadata, save_png
 from app.images.single_file import config_folder, family_config
-from app.library.sniff import CheckpointFormat, ModelKind, sniff
+from app.library.sniff import Checkpoint, CheckpointFormat, ModelKind, sniff
 from app.text import one_line
 
 PREVIEW_MAX_SIDE = 64
@@ -693,6 +693,25 @@ class _Upscaler:
     multiple: int  # a tile's sides must be a multiple of this (RRDBNet x2 / x1 unshuffle)
 
 
+def _sniffed_not_pickle(path: Path, what: str) -> Checkpoint:
+    """What `path` holds, read from its header; a pickle is refused before anything loads it.
+
+    Raises:
+        EngineFailure: BAD_INPUT (unreadable header) or PICKLE.
+    """
+    try:
+        checkpoint = sniff(path)
+    except CheckpointError as error:
+        raise EngineFailure(EngineErrorKind.BAD_INPUT, str(error)) from None
+    if checkpoint.format is CheckpointFormat.PICKLE:
+        raise EngineFailure(
+            EngineErrorKind.PICKLE,
+            f"{path.name} is a pickle file: loading one can run any code hidden in it, so "
+            f"ModelDeck does not. Use a .safetensors version of this {what}.",
+        )
+    return checkpoint
+
+
 def _load_upscaler(path: Path, device: str, key: tuple[str, str]) -> _Upscaler:
     """An ESRGAN-family upscaler from a safetensors file: Real-ESRGAN's SRVGGNetCompact
     (`body.N.*`) or BasicSR's RRDBNet (`conv_first`, `body.N.rdbM.convK`, `conv_up1`…).
@@ -706,16 +725,7 @@ def _load_upscaler(path: Path, device: str, key: tuple[str, str]) -> _Upscaler:
 
     if not path.is_file():
         raise EngineFailure(EngineErrorKind.NOT_FOUND, f"upscaler {path} does not exist")
-    try:
-        checkpoint = sniff(path)
-    except CheckpointError as error:
-        raise EngineFailure(EngineErrorKind.BAD_INPUT, str(error)) from None
-    if checkpoint.format is CheckpointFormat.PICKLE:
-        raise EngineFailure(
-            EngineErrorKind.PICKLE,
-            f"{path.name} is a pickle file: loading one can run any code hidden in it, so "
-            "ModelDeck does not. Use a .safetensors version of this upscaler.",
-        )
+    checkpoint = _sniffed_not_pickle(path, "upscaler")
     if checkpoint.format is not CheckpointFormat.SAFETENSORS:
         raise EngineFailure(EngineErrorKind.BAD_INPUT, f"{path.name} is not a safetensors file")
     try:
@@ -972,16 +982,7 @@ def _checked_lora(lora: LoraRef, loaded: _Loaded) -> LoraRef:
     path = Path(lora.path).expanduser()
     if not path.is_file():
         raise EngineFailure(EngineErrorKind.BAD_INPUT, f"LoRA file {path} does not exist")
-    try:
-        checkpoint = sniff(path)
-    except CheckpointError as error:
-        raise EngineFailure(EngineErrorKind.BAD_INPUT, str(error)) from None
-    if checkpoint.format is CheckpointFormat.PICKLE:
-        raise EngineFailure(
-            EngineErrorKind.PICKLE,
-            f"{path.name} is a pickle file: loading one can run any code hidden in it, so "
-            "ModelDeck does not. Use a .safetensors version of this LoRA.",
-        )
+    checkpoint = _sniffed_not_pickle(path, "LoRA")
     header = checkpoint.lora
     if checkpoint.kind is not ModelKind.LORA or header is None:
         raise EngineFailure(

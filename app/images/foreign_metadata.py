@@ -21,7 +21,7 @@ walked a bounded number of steps.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.images.params import MAX_SEED, ImageParams, ImageParamsError
 from app.untrusted_json import UntrustedJsonError, parse_untrusted_json
@@ -109,7 +109,7 @@ def parse_comfyui_prompt(text: str) -> tuple[ImageParams, dict[str, str], str | 
     _take_number(values, "steps", inputs.get("steps"), left)
     _take_number(values, "guidance", inputs.get("cfg"), left)
     seed = inputs.get("seed", inputs.get("noise_seed"))
-    if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED:
+    if _is_int(seed) and 0 <= seed <= MAX_SEED:
         values["seed"] = seed
     elif seed is not None:
         left["Seed"] = f"{_short(seed)} (beyond the 32-bit seeds ModelDeck and A1111 use)"
@@ -173,7 +173,7 @@ def parse_invokeai_metadata(text: str) -> tuple[ImageParams, dict[str, str], str
         if _is_int(document.get(side)):
             values[side] = document[side]
     seed = document.get("seed")
-    if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED:
+    if _is_int(seed) and 0 <= seed <= MAX_SEED:
         values["seed"] = seed
     scheduler = document.get("scheduler")
     scheduler_name = scheduler if isinstance(scheduler, str) else None
@@ -339,7 +339,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

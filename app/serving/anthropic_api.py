@@ -40,7 +40,6 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
 
 from app.chat.tool_calls import ParsedReply, ToolCall, ToolCallStream, parse_tool_calls
 from app.chat.tools import Tools
@@ -52,14 +51,14 @@ from app.serving.api_context import ApiContext, Endpoints
 from app.serving.api_keys import KeyCheck, check_key
 from app.serving.error_answers import ErrorAnswer
 from app.serving.generation_stream import (
-    STATUS_CLIENT_CLOSED,
-    ClosingStreamingResponse,
     Failed,
     Finished,
     GenerationFailure,
     OpenGeneration,
     TextPiece,
+    answer_generation,
 )
+from app.serving.generation_stream import Reply as GeneratedReply
 from app.serving.request_body import BodyError, parse_body
 from app.serving.request_documents import (
     Sourced,
@@ -166,29 +165,27 @@ class _AnthropicApi(Endpoints):
                 )  # fmt: skip
         except ServedModelError as exc:
             raise _model_error(exc) from None
-        if opened is None:
-            return Response(status_code=STATUS_CLIENT_CLOSED)
         offered = tools if tools is not None and tools.offered else None
         reply = _Reply(f"msg_{uuid.uuid4().hex[:24]}", lease.model_id, body.stop_sequences, sourced)
-        if body.stream:
-            return ClosingStreamingResponse(
-                _events(request, opened, reply, offered),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers},
-                background=BackgroundTask(opened.cancel_unless_done),
+
+        def whole(generated: GeneratedReply) -> Response:
+            parsed = (
+                parse_tool_calls(generated.text, offered.names)
+                if offered is not None
+                else ParsedReply(generated.text)
             )
-        try:
-            whole = await opened.collect(request)
-        except GenerationFailure as exc:
-            raise _failure_error(exc) from None
-        if whole is None:
-            return Response(status_code=STATUS_CLIENT_CLOSED)
-        parsed = (
-            parse_tool_calls(whole.text, offered.names)
-            if offered is not None
-            else ParsedReply(whole.text)
+            return JSONResponse(reply.message(parsed, generated.stats), headers=reply.headers)
+
+        return await answer_generation(
+            request,
+            opened,
+            stream=body.stream,
+            lines=lambda opened: _events(request, opened, reply, offered),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers},
+            whole=whole,
+            error=_failure_error,
         )
-        return JSONResponse(reply.message(parsed, whole.stats), headers=reply.headers)
 
 
 class _Reply:

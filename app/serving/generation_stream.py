@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
 import anyio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from app.chat.vision import VisionError
@@ -43,6 +44,7 @@ __all__ = [
     "Reply",
     "StreamItem",
     "TextPiece",
+    "answer_generation",
     "note",
     "note_outcome",
     "start_generation",
@@ -241,6 +243,37 @@ class ClosingStreamingResponse(StreamingResponse):
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+
+async def answer_generation(
+    request: Request,
+    opened: OpenGeneration | None,
+    *,
+    stream: bool,
+    lines: Callable[[OpenGeneration], AsyncIterator[str]],
+    media_type: str,
+    headers: Mapping[str, str],
+    whole: Callable[[Reply], Response],
+    error: Callable[[GenerationFailure], Exception],
+) -> Response:
+    """The answer to an opened generation: its `lines` as a stream, or `whole` of the collected
+    reply; a `GenerationFailure` raised as the API's `error`, and 499 when the client left."""
+    if opened is None:
+        return Response(status_code=STATUS_CLIENT_CLOSED)
+    if stream:
+        return ClosingStreamingResponse(
+            lines(opened),
+            media_type=media_type,
+            headers=dict(headers),
+            background=BackgroundTask(opened.cancel_unless_done),
+        )
+    try:
+        reply = await opened.collect(request)
+    except GenerationFailure as exc:
+        raise error(exc) from None
+    if reply is None:
+        return Response(status_code=STATUS_CLIENT_CLOSED)
+    return whole(reply)
 
 
 async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T | None:

@@ -35,7 +35,6 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from starlette.background import BackgroundTask
 
 from app.chat.tool_calls import ParsedReply, ToolCall, ToolCallStream, parse_tool_calls
 from app.chat.tools import Tools
@@ -46,15 +45,15 @@ from app.llm.stats import GenerationStats
 from app.serving.api_context import ApiContext, Endpoints
 from app.serving.api_keys import KeyCheck, check_key
 from app.serving.generation_stream import (
-    STATUS_CLIENT_CLOSED,
-    ClosingStreamingResponse,
     Failed,
     Finished,
     GenerationFailure,
     OpenGeneration,
     StreamItem,
     TextPiece,
+    answer_generation,
 )
+from app.serving.generation_stream import Reply as GeneratedReply
 from app.serving.model_pool import ModelPool
 from app.serving.ollama_models import described, shown, timestamp
 from app.serving.ollama_schemas import (
@@ -369,24 +368,22 @@ async def _answer(
     stream: bool,
     arrived: float,
 ) -> Response:
-    if opened is None:
-        return Response(status_code=STATUS_CLIENT_CLOSED)
-    if stream:
-        return ClosingStreamingResponse(
-            _lines(request, opened, shape, arrived),
-            media_type="application/x-ndjson",
+    def whole(reply: GeneratedReply) -> Response:
+        parsed = shape.parsed(reply.text)
+        return JSONResponse(
+            shape.last(parsed.content, reply.stats, arrived, parsed.tool_calls),
             headers=shape.headers,
-            background=BackgroundTask(opened.cancel_unless_done),
         )
-    try:
-        reply = await opened.collect(request)
-    except GenerationFailure as exc:
-        raise _failure_error(exc) from None
-    if reply is None:
-        return Response(status_code=STATUS_CLIENT_CLOSED)
-    parsed = shape.parsed(reply.text)
-    return JSONResponse(
-        shape.last(parsed.content, reply.stats, arrived, parsed.tool_calls), headers=shape.headers
+
+    return await answer_generation(
+        request,
+        opened,
+        stream=stream,
+        lines=lambda opened: _lines(request, opened, shape, arrived),
+        media_type="application/x-ndjson",
+        headers=shape.headers,
+        whole=whole,
+        error=_failure_error,
     )
 
 

@@ -19,9 +19,12 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from keyring.errors import PasswordDeleteError
 
+from app.chat.local import LocalChatEngine
 from app.hub.huggingface import HuggingFaceHub
+from app.serving import ModelServer
 from app.store import Database
 from tests.support.hub_server import HubServer
+from tests.support.served import local_engine, started_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_TOKEN = "hf_SECRETsecret1234567890"
@@ -142,3 +145,19 @@ class Cli:
 def cli(data_dir: Path, hf_home: Path) -> Cli:
     """A `modeldeck` runner sharing this test's data folder and HF_HOME."""
     return Cli(data_dir=data_dir, hf_home=hf_home)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalChatEngine]:
+    """One real engine for a module of local-API tests (modules that mean another engine
+    define their own `engine`)."""
+    with local_engine() as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def server(engine: LocalChatEngine) -> Iterator[ModelServer]:
+    """One local API server for the module, on a free port, without a key and with no model
+    loaded: tests ask for theirs with `tests.support.served.serving`."""
+    with started_server(engine) as server:
+        yield server

@@ -17,6 +17,7 @@ from app.chat.local import LocalChatEngine
 from app.llm.messages import LoadSettings
 from app.serving import ModelServer, RequestLogEntry
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
+from tests.support.served import chat_models, root_url, serving
 from tests.support.tool_gguf import write_piece_scripted_gguf
 from tests.support.waiting import wait_until
 
@@ -29,42 +30,17 @@ KEY = "sk-local-test-key"
 
 @pytest.fixture(scope="module")
 def models(ggufs: ScriptedGgufs) -> dict[str, LoadSettings]:
-    return {
-        "scripted": LoadSettings(path=ggufs.scripted, context_length=512, threads=1),
-        "endless": LoadSettings(path=ggufs.endless, context_length=8192, threads=1),
-    }
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalChatEngine]:
-    engine = LocalChatEngine()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
-def server(engine: LocalChatEngine) -> Iterator[ModelServer]:
-    server = ModelServer(engine)
-    server.start(port=0)
-    yield server
-    server.stop()
-
-
-def _use(server: ModelServer, settings: LoadSettings) -> ModelServer:
-    loaded = server.served.loaded
-    if loaded is None or loaded.settings != settings:
-        server.load(settings)
-    return server
+    return chat_models(ggufs)
 
 
 @pytest.fixture
 def scripted(server: ModelServer, models: dict[str, LoadSettings]) -> ModelServer:
-    return _use(server, models["scripted"])
+    return serving(server, models["scripted"])
 
 
 @pytest.fixture
 def root(server: ModelServer) -> str:
-    return f"http://127.0.0.1:{server.port}"
+    return root_url(server)
 
 
 @pytest.fixture
@@ -232,7 +208,7 @@ def test_an_api_key_is_required_when_set(engine: LocalChatEngine, scripted: Mode
 def test_a_client_leaving_mid_stream_stops_the_generation(
     server: ModelServer, models: dict[str, LoadSettings], http: httpx.Client
 ) -> None:
-    _use(server, models["endless"])
+    serving(server, models["endless"])
     since = time.time()
     body = {"model": "endless.gguf", "max_tokens": 8000, "messages": HELLO, "stream": True}
     with http.stream("POST", "/v1/messages", json=body) as response:
@@ -269,7 +245,7 @@ GET_TIME: anthropic.types.ToolParam = {
 def roomy(server: ModelServer, ggufs: ScriptedGgufs) -> ModelServer:
     """The scripted model with a 4k context: tool descriptions are long in its byte-level
     vocabulary."""
-    return _use(server, LoadSettings(path=ggufs.scripted_4k, context_length=4096, threads=1))
+    return serving(server, LoadSettings(path=ggufs.scripted_4k, context_length=4096, threads=1))
 
 
 def test_a_forced_tool_choice_is_a_tool_use_block(
@@ -352,7 +328,7 @@ def test_auto_parses_the_models_own_call(
     pieces = ["Checking. ", "<tool_call>\n", '{"name": "get_time", ', '"arguments": ']
     pieces += ['{"zone": "CET"}}', "\n</tool_call>"]
     path = write_piece_scripted_gguf(tmp_path / "Tool-Caller.gguf", pieces, context_length=4096)
-    _use(server, LoadSettings(path=path, context_length=4096, threads=1))
+    serving(server, LoadSettings(path=path, context_length=4096, threads=1))
     message = client.messages.create(
         model="Tool-Caller.gguf", max_tokens=200, messages=HELLO, tools=[GET_TIME]
     )

@@ -3,8 +3,6 @@ provenance (downloaded, or found by Identify), read from the `.civitai.info` bes
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,22 +25,9 @@ from app.library.other_apps import AppFolders
 from app.licenses import CommercialUse, license_info
 from app.store import Database
 from tests.support.civitai_server import CivitaiServer, ServedFile
+from tests.support.tiny_lora import tiny_kohya_lora
 
-
-def tiny_lora() -> bytes:
-    """A real (tiny) kohya-style LoRA safetensors file, which the library's sniffer reads."""
-    names = ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
-             "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"]  # fmt: skip
-    header = {
-        name: {"dtype": "F32", "shape": [2], "data_offsets": [8 * i, 8 * i + 8]}
-        for i, name in enumerate(names)
-    }
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + b"\x01" * 16
-
-
-LORA = tiny_lora()
+LORA = tiny_kohya_lora()
 
 
 @pytest.fixture

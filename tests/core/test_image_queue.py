@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from app.core import Core
 from app.images import ImageEngine, ImageParams, ModelRef, read_metadata
 from app.images.job import ImageJob, JobPhase
 from app.images.queue import ImageQueue, QueueError, QueueState
+from app.store import Database
 from tests.support.cli_process import cli_environment
 from tests.support.diffusers_builder import TinyModels
 
@@ -155,6 +156,44 @@ def test_a_watched_job_gives_its_image_job_and_a_cancel_before_it_runs_ends_it(
     assert queue.job(broken.id).state is QueueState.FAILED
 
 
+def _kill_the_app_once(
+    script: str,
+    image_models: TinyModels,
+    data_dir: Path,
+    hf_home: Path,
+    ready: Callable[[Database], bool],
+) -> None:
+    """Run `script` as the app would (its own process and data folder), read the database as
+    it is until `ready` (opening an ImageQueue would take the running job back), then kill the
+    app with SIGKILL: no handler, no cleanup. Fails with the app's stderr if never ready."""
+    log = data_dir.parent / "child.log"
+    with log.open("wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, str(image_models.folder)],
+            env=cli_environment(data_dir, hf_home),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        seen = False
+        while not seen and time.monotonic() < deadline and child.poll() is None:
+            core = Core.open()
+            try:
+                seen = ready(core.database)
+            finally:
+                core.close()
+            if not seen:
+                time.sleep(0.1)
+        assert seen, log.read_text(errors="replace")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+
+
 _CHILD = """
 import sys, time
 from app.core import Core
@@ -174,35 +213,11 @@ time.sleep(600)
 def test_the_queue_survives_a_kill_of_the_app_and_finishes_after_a_start(
     hf_home: Path, data_dir: Path, image_models: TinyModels, image_engine: ImageEngine
 ) -> None:
-    log = data_dir.parent / "child.log"
-    with log.open("wb") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(image_models.folder)],
-            env=cli_environment(data_dir, hf_home),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        states: list[QueueState] = []
-        while time.monotonic() < deadline and child.poll() is None:
-            core = Core.open()
-            try:
-                # Read as they are: opening an ImageQueue would take the running job back.
-                rows = core.database.fetch_all("SELECT state FROM image_queue")
-                states = [QueueState(state) for (state,) in rows]
-            finally:
-                core.close()
-            if QueueState.RUNNING in states:
-                break
-            time.sleep(0.2)
-        assert QueueState.RUNNING in states, log.read_text(errors="replace")
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(10)
+    def running(database: Database) -> bool:
+        rows = database.fetch_all("SELECT state FROM image_queue")
+        return QueueState.RUNNING in [QueueState(state) for (state,) in rows]
+
+    _kill_the_app_once(_CHILD, image_models, data_dir, hf_home, running)
     core = Core.open()
     try:
         queue = ImageQueue(core.database, lambda: image_engine, lambda: core.gallery)
@@ -236,35 +251,11 @@ time.sleep(600)
 def test_a_batch_cut_off_by_a_kill_makes_only_the_rest_after_a_start(
     hf_home: Path, data_dir: Path, image_models: TinyModels, image_engine: ImageEngine
 ) -> None:
-    log = data_dir.parent / "child.log"
-    with log.open("wb") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-c", _BATCH_CHILD, str(image_models.folder)],
-            env=cli_environment(data_dir, hf_home),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        made: list[str] = []
-        while time.monotonic() < deadline and child.poll() is None:
-            core = Core.open()
-            try:  # read as it is: opening an ImageQueue would take the running job back
-                row = core.database.fetch_one("SELECT state, images FROM image_queue")
-            finally:
-                core.close()
-            if row is not None and row[0] == QueueState.RUNNING.value:
-                made = json.loads(row[1])
-                if made:
-                    break
-            time.sleep(0.1)
-        assert made, log.read_text(errors="replace")
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(10)
+    def some_made(database: Database) -> bool:
+        row = database.fetch_one("SELECT state, images FROM image_queue")
+        return row is not None and row[0] == QueueState.RUNNING.value and bool(json.loads(row[1]))
+
+    _kill_the_app_once(_BATCH_CHILD, image_models, data_dir, hf_home, some_made)
     core = Core.open()
     try:
         queue = ImageQueue(core.database, lambda: image_engine, lambda: core.gallery)

@@ -23,6 +23,7 @@ from app.serving.model_pool import PoolLimits
 from app.store import Database
 from tests.core.test_serving_pool import serve_pool
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
+from tests.support.served import chat_models, root_url, serving
 from tests.support.tool_gguf import write_piece_scripted_gguf
 from tests.support.waiting import wait_until
 
@@ -35,45 +36,21 @@ KEY = "sk-local-test-key"
 
 @pytest.fixture(scope="module")
 def models(ggufs: ScriptedGgufs) -> dict[str, LoadSettings]:
-    return {
-        "scripted": LoadSettings(path=ggufs.scripted, context_length=512, threads=1),
-        "endless": LoadSettings(path=ggufs.endless, context_length=8192, threads=1),
+    return chat_models(ggufs) | {
         "embedder": LoadSettings(
             path=ggufs.embedder, context_length=256, threads=1, embedding=True
         ),
     }
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalChatEngine]:
-    engine = LocalChatEngine()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
-def server(engine: LocalChatEngine, models: dict[str, LoadSettings]) -> Iterator[ModelServer]:
-    server = ModelServer(engine)
-    server.start(port=0)
-    yield server
-    server.stop()
-
-
-def _use(server: ModelServer, settings: LoadSettings) -> ModelServer:
-    loaded = server.served.loaded
-    if loaded is None or loaded.settings != settings:
-        server.load(settings)
-    return server
-
-
 @pytest.fixture
 def scripted(server: ModelServer, models: dict[str, LoadSettings]) -> ModelServer:
-    return _use(server, models["scripted"])
+    return serving(server, models["scripted"])
 
 
 @pytest.fixture
 def root(server: ModelServer) -> str:
-    return f"http://127.0.0.1:{server.port}"
+    return root_url(server)
 
 
 @pytest.fixture
@@ -229,7 +206,7 @@ def test_version(scripted: ModelServer, http: httpx.Client) -> None:
 def test_embed_gives_the_engines_vectors(
     server: ModelServer, models: dict[str, LoadSettings], client: ollama.Client
 ) -> None:
-    _use(server, models["embedder"])
+    serving(server, models["embedder"])
     texts = ["the quick brown fox", "a lazy dog"]
     answer = client.embed(model="Tiny-Embedder-F16.gguf", input=texts)
     expected = server.served.engine.embed(texts)
@@ -241,7 +218,7 @@ def test_embed_gives_the_engines_vectors(
     single = client.embed(model="Tiny-Embedder-F16.gguf", input=texts[0])
     assert list(single.embeddings[0]) == pytest.approx(expected.vectors[0], rel=1e-5, abs=1e-7)
     # A chat model loaded for chat has no vectors to give: a clear 400, not a crash.
-    _use(server, models["scripted"])
+    serving(server, models["scripted"])
     with pytest.raises(ollama.ResponseError) as refused:
         client.embed(model=MODEL, input="hello")
     assert refused.value.status_code == 400
@@ -297,7 +274,7 @@ def test_an_api_key_is_required_when_set(engine: LocalChatEngine, scripted: Mode
 def test_a_client_leaving_mid_stream_stops_the_generation(
     server: ModelServer, models: dict[str, LoadSettings], http: httpx.Client
 ) -> None:
-    _use(server, models["endless"])
+    serving(server, models["endless"])
     since = time.time()
     body = {"model": "endless.gguf", "messages": HELLO, "options": {"num_predict": 8000}}
     with http.stream("POST", "/api/chat", json=body) as response:
@@ -354,7 +331,7 @@ def caller_settings(tmp_path_factory: pytest.TempPathFactory) -> LoadSettings:
 
 @pytest.fixture
 def caller(server: ModelServer, caller_settings: LoadSettings) -> ModelServer:
-    return _use(server, caller_settings)
+    return serving(server, caller_settings)
 
 
 def test_tool_calls_come_back_in_ollamas_shape(caller: ModelServer, client: ollama.Client) -> None:

@@ -34,8 +34,10 @@ from app.serving import (
 )
 from app.serving.engine_queue import EngineQueue
 from tests.core.conftest import REPO_ROOT
+from tests.support.cli_process import killed_if_left, stopped_by
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.llama_server import free_port
+from tests.support.served import chat_models, openai_client, serving
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -47,55 +49,24 @@ KEY = "sk-local-test-key"
 
 @pytest.fixture(scope="module")
 def models(ggufs: ScriptedGgufs) -> dict[str, LoadSettings]:
-    scripted, endless = ggufs.scripted, ggufs.endless
-    # One thread: these models need no more, and on a busy two-core machine llama.cpp's
-    # threads would wait on each other.
-    return {
-        "scripted": LoadSettings(path=scripted, context_length=512, threads=1),
-        "endless": LoadSettings(path=endless, context_length=8192, threads=1),
-    }
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalChatEngine]:
-    engine = LocalChatEngine()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
-def server(engine: LocalChatEngine, models: dict[str, LoadSettings]) -> Iterator[ModelServer]:
-    """One server for the module, on a free port, without a key."""
-    server = ModelServer(engine)
-    server.start(port=0)
-    server.load(models["scripted"])
-    yield server
-    server.stop()
-
-
-def _use(server: ModelServer, settings: LoadSettings) -> ModelServer:
-    loaded = server.served.loaded
-    if loaded is None or loaded.settings != settings:
-        server.load(settings)
-    return server
+    return chat_models(ggufs)
 
 
 @pytest.fixture
 def scripted(server: ModelServer, models: dict[str, LoadSettings]) -> ModelServer:
     """The module's server, answering every chat with SCRIPTED_REPLY (context 512)."""
-    return _use(server, models["scripted"])
+    return serving(server, models["scripted"])
 
 
 @pytest.fixture
 def endless(server: ModelServer, models: dict[str, LoadSettings]) -> ModelServer:
     """The module's server with a model that repeats its reply until stopped (context 8192)."""
-    return _use(server, models["endless"])
+    return serving(server, models["endless"])
 
 
 @pytest.fixture
 def client(server: ModelServer) -> Iterator[openai.OpenAI]:
-    assert server.url is not None
-    with openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0) as client:
+    with openai_client(server) as client:
         yield client
 
 
@@ -585,7 +556,7 @@ def test_modeldeck_serve_answers_until_ctrl_c(
         data_dir, hf_home, str(model), "--port", str(port), "--ctx", "512",
         env={"MODELDECK_API_KEY": KEY},
     )  # fmt: skip
-    try:
+    with killed_if_left(process):
         assert process.stdout is not None
         printed = [process.stdout.readline() for _ in range(5)]
         assert printed[0].startswith(f"Serving Scripted-Q8_0.gguf at http://127.0.0.1:{port}/v1")
@@ -601,12 +572,7 @@ def test_modeldeck_serve_answers_until_ctrl_c(
         with openai.OpenAI(base_url=url, api_key=KEY, max_retries=0) as client:
             answer = client.chat.completions.create(model="Scripted-Q8_0", messages=HELLO)
         assert answer.choices[0].message.content == SCRIPTED_REPLY
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = stopped_by(process, signal.SIGINT)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
 
@@ -615,15 +581,10 @@ def test_modeldeck_serve_stops_on_sigterm(
     data_dir: Path, hf_home: Path, models: dict[str, LoadSettings]
 ) -> None:
     process = _serve(data_dir, hf_home, str(models["scripted"].path), "--port", "0")
-    try:
+    with killed_if_left(process):
         assert process.stdout is not None
         assert process.stdout.readline().startswith("Serving Scripted-Q8_0.gguf at http://")
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = stopped_by(process, signal.SIGTERM)
     assert process.returncode == 0, stderr
 
 

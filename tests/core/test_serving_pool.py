@@ -25,6 +25,7 @@ from app.serving.library_models import LibraryModels, servable_models
 from app.serving.model_pool import ModelPool, PooledState, PoolLimits, PoolLoadOptions
 from app.store import Database
 from tests.core.test_serving import _serve
+from tests.support.cli_process import killed_if_left, stopped_by
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.llama_server import free_port
 from tests.support.waiting import wait_until
@@ -389,7 +390,7 @@ def test_modeldeck_serve_without_a_model_serves_the_library(
         core.close()
     port = free_port()
     process = _serve(data_dir, hf_home, "--port", str(port), "--ctx", "512", "--max-loaded", "1")
-    try:
+    with killed_if_left(process):
         assert process.stdout is not None
         printed = process.stdout.readline()
         assert printed.startswith("Serving ") and f"at http://127.0.0.1:{port}/v1" in printed
@@ -404,12 +405,7 @@ def test_modeldeck_serve_without_a_model_serves_the_library(
             assert {SCRIPTED, ENDLESS} <= ids
             assert chat(client, SCRIPTED) == SCRIPTED_REPLY
             assert chat(client, ENDLESS, max_tokens=3) == SCRIPTED_REPLY[:3]
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = stopped_by(process, signal.SIGINT)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     children = [p for p in psutil.process_iter(["ppid"]) if p.info["ppid"] == process.pid]

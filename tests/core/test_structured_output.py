@@ -28,6 +28,7 @@ from app.llm.sampling import Sampling
 from app.serving import ModelServer
 from app.serving.schemas import ChatMessage
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
+from tests.support.served import openai_client, serving
 from tests.support.tool_gguf import write_piece_scripted_gguf
 
 pytestmark = pytest.mark.slow
@@ -111,27 +112,8 @@ def models(ggufs: ScriptedGgufs, tmp_path_factory: pytest.TempPathFactory) -> di
     }
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LocalChatEngine]:
-    engine = LocalChatEngine()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
-def server(engine: LocalChatEngine) -> Iterator[ModelServer]:
-    server = ModelServer(engine)
-    server.start(port=0)
-    yield server
-    server.stop()
-
-
 def _serving(server: ModelServer, path: Path) -> ModelServer:
-    settings = LoadSettings(path=path, context_length=4096, threads=1)
-    loaded = server.served.loaded
-    if loaded is None or loaded.settings != settings:
-        server.load(settings)
-    return server
+    return serving(server, LoadSettings(path=path, context_length=4096, threads=1))
 
 
 @pytest.fixture
@@ -146,8 +128,7 @@ def caller(server: ModelServer, models: dict[str, Path]) -> ModelServer:
 
 @pytest.fixture
 def client(server: ModelServer) -> Iterator[openai.OpenAI]:
-    assert server.url is not None
-    with openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0) as client:
+    with openai_client(server) as client:
         yield client
 
 

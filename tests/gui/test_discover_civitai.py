@@ -4,8 +4,6 @@ verified, and listed in the Library with its provenance."""
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,25 +17,13 @@ from app.hub.choice import HubKind
 from tests.gui.test_discover import search
 from tests.gui.test_library_page import select_named, shown_names
 from tests.support.civitai_server import CivitaiServer, ServedFile
+from tests.support.tiny_lora import tiny_kohya_lora
 from ui.discover.result_row import HubRole
 from ui.discover.results_model import SearchState
 from ui.library_page import RowAction
 from ui.main_window import MainWindow
 
-
-def tiny_lora() -> bytes:
-    names = ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
-             "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"]  # fmt: skip
-    header = {
-        name: {"dtype": "F32", "shape": [2], "data_offsets": [8 * i, 8 * i + 8]}
-        for i, name in enumerate(names)
-    }
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + b"\x01" * 16
-
-
-LORA = tiny_lora()
+LORA = tiny_kohya_lora()
 
 
 @pytest.fixture

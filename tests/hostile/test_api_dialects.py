@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from app.chat.local import LocalChatEngine
 from app.serving import ModelServer
 from app.serving.request_body import MAX_BODY_BYTES
+from tests.hostile.request_bodies import MANGLES, json_documents, mangled
+from tests.support.served import started_server
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +53,7 @@ SHAPES: dict[str, Callable[[object], bool]] = {
 def unloaded() -> Iterator[ModelServer]:
     """A server with no model: a valid body is answered 503 (404 for show), nothing runs."""
     engine = LocalChatEngine()
-    with ModelServer(engine) as server:
-        server.start(port=0)
+    with started_server(engine) as server:
         yield server
     assert engine.pid is None  # nothing ever reached an engine
 
@@ -63,36 +64,25 @@ def http(unloaded: ModelServer) -> Iterator[httpx.Client]:
         yield http
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "model",
-                    "messages",
-                    "role",
-                    "content",
-                    "prompt",
-                    "input",
-                    "options",
-                    "format",
-                    "tools",
-                    "max_tokens",
-                    "system",
-                    "type",
-                    "keep_alive",
-                    "stream",
-                    "tool_choice",
-                ]
-            )
-            | st.text(max_size=5),
-            children,
-            max_size=6,
-        )
-    ),
-    max_leaves=30,
+json_values = json_documents(
+    [
+        "model",
+        "messages",
+        "role",
+        "content",
+        "prompt",
+        "input",
+        "options",
+        "format",
+        "tools",
+        "max_tokens",
+        "system",
+        "type",
+        "keep_alive",
+        "stream",
+        "tool_choice",
+    ],
+    max_keys=6,
 )
 
 
@@ -100,18 +90,12 @@ json_values = st.recursive(
 @given(
     path=st.sampled_from(list(SHAPES)),
     document=json_values,
-    mangle=st.sampled_from(["json", "nan", "truncate", "bytes"]),
+    mangle=MANGLES,
 )
 def test_any_body_gets_its_apis_error_never_a_500(
     unloaded: ModelServer, path: str, document: object, mangle: str
 ) -> None:
-    raw = json.dumps(document).encode()
-    if mangle == "nan":
-        raw = raw.replace(b"0", b"NaN").replace(b"1", b"1e999")
-    elif mangle == "truncate":
-        raw = raw[: len(raw) // 2]
-    elif mangle == "bytes":
-        raw = raw.replace(b"a", b"\xff")
+    raw = mangled(document, mangle)
     with httpx.Client(base_url=f"http://127.0.0.1:{unloaded.port}", timeout=30) as http:
         response = http.post(path, content=raw, headers={"content-type": "application/json"})
     assert response.status_code in (400, 404, 503), response.text

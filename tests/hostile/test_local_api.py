@@ -19,7 +19,6 @@ import httpx2
 import openai
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from app.chat.local import LocalChatEngine
 from app.errors import SettingsError
@@ -31,8 +30,11 @@ from app.settings import Settings, load_settings, save_settings
 from app.store import Database
 from tests.core.test_serving import _serve as serve_command
 from tests.hostile.bounds import within_bounds
+from tests.hostile.request_bodies import MANGLES, json_documents, mangled
+from tests.support.cli_process import killed_if_left, stopped_by
 from tests.support.gguf_builder import SCRIPTED_REPLY, ScriptedGgufs
 from tests.support.llama_server import free_port
+from tests.support.served import started_server
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -362,43 +364,23 @@ def test_a_hostile_body_is_parsed_or_refused_within_bounds(name: str) -> None:
     assert ("JSON values" in str(outcome.error)) is counted
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(
-            st.sampled_from(
-                ["messages", "role", "content", "model", "max_tokens", "stop", "n", "x"]
-            )
-            | st.text(max_size=5),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=30,
+json_values = json_documents(
+    ["messages", "role", "content", "model", "max_tokens", "stop", "n", "x"], max_keys=5
 )
 
 
 @pytest.fixture(scope="module")
 def unloaded() -> Iterator[ModelServer]:
     """A server with no model: a valid body is answered 503, so nothing generates."""
-    engine = LocalChatEngine()
-    with ModelServer(engine) as server:
-        server.start(port=0)
+    with started_server(LocalChatEngine()) as server:
         yield server
 
 
-@given(document=json_values, mangle=st.sampled_from(["json", "nan", "truncate", "bytes"]))
+@given(document=json_values, mangle=MANGLES)
 def test_any_body_gets_an_openai_error_or_an_answer_never_a_500(
     unloaded: ModelServer, document: object, mangle: str
 ) -> None:
-    raw = json.dumps(document).encode()
-    if mangle == "nan":
-        raw = raw.replace(b"0", b"NaN").replace(b"1", b"1e999")
-    elif mangle == "truncate":
-        raw = raw[: len(raw) // 2]
-    elif mangle == "bytes":
-        raw = raw.replace(b"a", b"\xff")
+    raw = mangled(document, mangle)
     assert unloaded.url is not None
     with httpx2.Client(base_url=unloaded.url, timeout=30) as http:
         response = http.post(
@@ -443,18 +425,13 @@ def test_modeldeck_serve_allows_only_the_origins_it_is_given(
         tmp_path, str(model.path), "--port", str(port), "--ctx", "512",
         "--allow-origin", ALLOWED, "--allow-origin", "https://app.example",
     )  # fmt: skip
-    try:
+    with killed_if_left(process):
         assert process.stdout is not None
         assert process.stdout.readline().startswith("Serving Scripted-Q8_0.gguf at")
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}/v1", timeout=30) as http:
             allowed = http.get("/models", headers={"origin": "https://app.example"})
             evil = http.post("/chat/completions", content="{}", headers=FORM_POST)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stderr = stopped_by(process, signal.SIGINT)
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert _error(evil, 403)["code"] == "origin_not_allowed"
     assert process.returncode == 0 and "Traceback" not in stderr

@@ -24,10 +24,11 @@ import threading
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from tests.support.fake_hub_http import FakeHubHttp
 
 __all__ = ["CivitaiServer", "ServedFile", "autov2"]
 
@@ -129,7 +130,7 @@ class _Faults:
     answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
 
-class CivitaiServer:
+class CivitaiServer(FakeHubHttp):
     """Start with `with CivitaiServer() as civitai:`; `civitai.url` is its endpoint."""
 
     def __init__(self, *, token: str = "civitai-test-token") -> None:
@@ -137,32 +138,8 @@ class CivitaiServer:
         self._models: dict[int, _Model] = {}
         self._lock = threading.Lock()
         self._faults = _Faults()
-        self._released = threading.Event()  # ends every stall (set when the server stops)
-        self.stopped = False
         self.requests: list[RecordedRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._released.set()
-        self.stopped = True  # kept-alive connections get no answer either
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self))
 
     # -- content --------------------------------------------------------------------------------
 

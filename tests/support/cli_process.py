@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -22,3 +26,22 @@ def cli_environment(data_dir: Path, hf_home: Path) -> dict[str, str]:
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "PYTHONPATH": str(REPO_ROOT),
     }
+
+
+@contextmanager
+def killed_if_left(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """`process`, killed (and reaped) if it is still running when the block ends, so a failed
+    assertion never leaves a server behind."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def stopped_by(process: subprocess.Popen[str], signum: signal.Signals) -> str:
+    """Send `signum` (Ctrl+C is SIGINT) and wait up to 30 s for the exit; returns stderr."""
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    return stderr

@@ -26,10 +26,11 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.fake_hub_http import FakeHubHttp
 
 __all__ = ["ModelScopeServer", "MsRequest"]
 
@@ -61,7 +62,7 @@ class MsRequest:
     headers: dict[str, str]
 
 
-class ModelScopeServer:
+class ModelScopeServer(FakeHubHttp):
     """A ModelScope test server. Use as a context manager; `url` is its endpoint."""
 
     def __init__(self, *, token: str | None = None, listing_cap: int = 3000) -> None:
@@ -73,31 +74,7 @@ class ModelScopeServer:
         self._retry_after = "1"
         self._lock = threading.Lock()
         self._raw: tuple[str, bytes, int] | None = None
-        self._released = threading.Event()
-        self.stopped = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._released.set()
-        self.stopped = True  # kept-alive connections end too, like a hub that went away
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler_for(self))
 
     # -- content and faults -----------------------------------------------------------------
 

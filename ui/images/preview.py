@@ -11,7 +11,9 @@ from app.images.messages import StepProgress
 from ui.style import set_font
 from ui.widgets import PlainLabel
 
-MIN_SIDE = 256
+# Small enough that a 900x600 window holds the preview, the gallery with its thumbnails, and
+# the queue buttons under the form.
+MIN_SIDE = 224
 
 
 class PreviewPane(QWidget):

@@ -40,6 +40,7 @@ from app.errors import (
     RepoFileNotFoundError,
     RepoNotFoundError,
 )
+from app.hub.bounded_body import read_at_most
 from app.hub.credentials import redact
 from app.hub.untrusted import check_repo_id, shown
 from app.text import first_line, one_line
@@ -330,7 +331,12 @@ class ModelScopeClient:
                 timeout=self._timeout,
                 follow_redirects=False,
             ) as response:
-                body = _read_at_most(response, MAX_JSON_BYTES, what=what)
+                body = read_at_most(
+                    response,
+                    MAX_JSON_BYTES,
+                    too_large=f"ModelScope's {what} is larger than {MAX_JSON_BYTES >> 20} MB; "
+                    "ModelDeck does not read it.",
+                )
                 if response.status_code >= 400:
                     raise self._status_error(response, repo_id=repo_id, body=body)
         except HubError:
@@ -404,25 +410,6 @@ class ModelScopeClient:
 def _quoted_id(model_id: str) -> str:
     owner, _, name = check_repo_id(model_id).partition("/")
     return f"{quote(owner, safe='')}/{quote(name, safe='')}"
-
-
-def _read_at_most(response: httpx2.Response, limit: int, *, what: str) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    too_large = HubResponseError(
-        f"ModelScope's {what} is larger than {limit >> 20} MB; ModelDeck does not read it.",
-        status=response.status_code,
-        hint="The hub is broken or hostile.",
-    )
-    if declared.strip().isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _message_of(body: bytes) -> str:
